@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything Warren needs to build and test on Debian 12, from Debian's archive only.
+# Idempotent: packages already present are skipped, and `apt-get update` runs at most once per call
+# (and not at all when nothing is missing).
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config git clang clang-format libclang-rt-14-dev
+  # libraries (see docs/overview.md: one library per concern)
+  libboost-dev libboost-system-dev libssl-dev libseccomp-dev libcgroup-dev libsqlite3-dev sqlite3
+  nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev python3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "setup: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"

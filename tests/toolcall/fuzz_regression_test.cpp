@@ -1,0 +1,37 @@
+// Replays every input the fuzzer kept (tests/toolcall/fuzz_corpus/): each must parse or fail
+// cleanly, the same way whole and in small chunks, in both modes.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "test_util.hpp"
+
+namespace warren::toolcall {
+namespace {
+
+TEST(FuzzRegressions, CorpusInputsParseTheSameWholeAndChunked) {
+  const std::filesystem::path dir = std::string(WARREN_SOURCE_DIR) + "/tests/toolcall/fuzz_corpus";
+  std::size_t inputs = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string data = testing::read_file(entry.path());
+    ++inputs;
+    for (Mode mode : {Mode::Thinking, Mode::Chat}) {
+      for (bool lenient : {false, true}) {
+        const auto whole = testing::parse(data, testing::options(mode, lenient));
+        for (std::size_t chunk : {1u, 3u, 17u}) {
+          const auto cut = testing::parse(data, testing::options(mode, lenient), chunk);
+          ASSERT_EQ(whole.ok(), cut.ok()) << entry.path();
+          if (whole.ok()) {
+            EXPECT_EQ(to_json(*whole), to_json(*cut)) << entry.path();
+          } else {
+            EXPECT_EQ(whole.error().message, cut.error().message) << entry.path();
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GE(inputs, 5u) << "the corpus should hold the seed inputs at least";
+}
+
+}  // namespace
+}  // namespace warren::toolcall
