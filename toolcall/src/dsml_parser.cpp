@@ -527,24 +527,20 @@ class DsmlParser final : public StreamParser {
         i = lt + 1;
         continue;
       }
+      if (!value_bytes(s.substr(0, lt))) return false;
+      consume(lt);
       std::size_t n = 0;
       if (closes_param) {
         bool bad = false;
-        n = closing_tag_length(s.substr(lt), t, offset(lt), bad);
-        if (bad) return false;
-        if (n == 0) {  // undecided: wait with the tag unconsumed
-          if (!value_bytes(s.substr(0, lt))) return false;
-          consume(lt);
-          return false;
-        }
+        n = closing_tag_length(s.substr(lt), t, offset(0), bad);
+        if (bad || n == 0) return false;  // n == 0: undecided, wait with the tag unconsumed
       } else {
         warn("parameter '" + param_name_ + "' not closed before </" + std::string(dialect_.marker) +
                  "invoke>",
-             offset(lt));
+             offset(0));
       }
-      if (!value_bytes(s.substr(0, lt))) return false;
-      end_param(offset(lt));
-      consume(lt + n);
+      end_param(offset(0));
+      consume(n);
       state_ = State::InInvoke;
       expected_newlines_ = closes_param ? 1 : 0;
       return true;
@@ -696,27 +692,23 @@ class DsmlParser final : public StreamParser {
         return true;
       }
     }
-    bool truncated = false;
-    const std::size_t bad = find_bad_utf8(bytes, truncated);
-    if (bad != std::string_view::npos) {
-      if (!recoverable("invalid UTF-8 in parameter '" + param_name_ + "'", offset(bad)))
-        return false;
-      std::string fixed;
-      std::string_view rest = bytes;
-      // Replace each malformed byte by U+FFFD.
-      while (!rest.empty()) {
-        bool t = false;
-        const std::size_t b = find_bad_utf8(rest, t);
-        if (b == std::string_view::npos) {
-          fixed.append(rest);
-          break;
-        }
-        fixed.append(rest.substr(0, b));
-        fixed.append("\xEF\xBF\xBD");
-        rest.remove_prefix(b + 1);
+    // `bytes` starts at the head of the input, so offset(k) is the offset of bytes[k].
+    std::string fixed;
+    for (std::size_t pos = 0;;) {
+      bool truncated = false;
+      const std::size_t bad = find_bad_utf8(bytes.substr(pos), truncated);
+      if (bad == std::string_view::npos) {
+        if (pos > 0) fixed.append(bytes.substr(pos));
+        break;
       }
-      return value_bytes(fixed);
+      // Lenient: each malformed byte becomes U+FFFD, with a warning of its own.
+      if (!recoverable("invalid UTF-8 in parameter '" + param_name_ + "'", offset(pos + bad)))
+        return false;
+      fixed.append(bytes.substr(pos, bad));
+      fixed.append("\xEF\xBF\xBD");
+      pos += bad + 1;
     }
+    if (!fixed.empty()) bytes = fixed;
     if (!param_is_string_ || deferring_) raw_value_.append(bytes);
     if (param_is_string_) {
       scratch_.clear();
