@@ -18,10 +18,7 @@
 //     recoveries listed in dsml.md and reports each as a Warning event.
 #include "dsml_parser.hpp"
 
-#include <random>
-
-#include "json_check.hpp"
-#include "python_json.hpp"
+#include "call_builder.hpp"
 #include "text_scan.hpp"
 
 namespace warren::toolcall::detail {
@@ -48,9 +45,11 @@ std::string display(std::string_view token) {
 class DsmlParser final : public StreamParser {
  public:
   DsmlParser(const DsmlDialect& dialect, const ParserOptions& options, EventSink& sink)
-      : dialect_(dialect), lenient_(options.lenient), tools_(options.tools), sink_(sink) {
+      : dialect_(dialect),
+        lenient_(options.lenient),
+        sink_(sink),
+        calls_(sink, options.tools, options.lenient, options.id_seed) {
     state_ = options.mode == Mode::Thinking ? State::Reasoning : State::Content;
-    id_state_ = options.id_seed ? options.id_seed : std::random_device{}() * 0x9E3779B97F4A7C15ULL;
   }
 
   void feed(std::string_view bytes) override {
@@ -147,7 +146,6 @@ class DsmlParser final : public StreamParser {
   void emit(EventKind kind, std::string_view text, std::uint64_t at = 0) {
     Event e{kind, text};
     e.offset = at;
-    if (kind == EventKind::ArgumentsDelta) e.index = call_index_;
     sink_.on_event(e);
   }
   void emit_text(std::string_view text) {
@@ -182,7 +180,7 @@ class DsmlParser final : public StreamParser {
 
   void done() {
     state_ = State::Done;
-    emit(EventKind::Done, call_index_ >= 0 ? "tool_calls" : "stop");
+    emit(EventKind::Done, calls_.count() > 0 ? "tool_calls" : "stop");
   }
 
   // ---- free text: reasoning and content --------------------------------------------------
@@ -445,7 +443,7 @@ class DsmlParser final : public StreamParser {
       const std::size_t n = closing_tag_length(s, t, at, bad);
       if (bad || n == 0) return false;
       consume(n);
-      finish_call();
+      calls_.finish_call(offset(0));
       state_ = State::InBlock;
       expected_newlines_ = 1;
       return true;
@@ -456,7 +454,7 @@ class DsmlParser final : public StreamParser {
                              (t.kind == TokenKind::Block && t.closing) || t.kind == TokenKind::Eos;
     if (ends_invoke && lenient_) {
       warn("invoke not closed with </" + std::string(dialect_.marker) + "invoke>", at);
-      finish_call();
+      calls_.finish_call(offset(0));
       state_ = State::InBlock;
       expected_newlines_ = 0;
       return true;  // the tag is read again in the block
@@ -475,7 +473,7 @@ class DsmlParser final : public StreamParser {
     if (find_bad_utf8(h.name, truncated) != std::string_view::npos)
       return fail("invalid UTF-8 in a tool name", offset(0));
     consume(h.length);
-    begin_call(h.name);
+    calls_.begin_call(h.name);
     state_ = State::InInvoke;
     expected_newlines_ = 2;
     return true;
@@ -492,7 +490,7 @@ class DsmlParser final : public StreamParser {
     if (h.string_flag < 0)
       warn("parameter '" + h.name + "' has no string attribute; read as a string", offset(0));
     consume(h.length);
-    begin_param(h.name, h.string_flag != 0, offset(0));
+    calls_.begin_param(h.name, h.string_flag != 0);
     state_ = State::ParamValue;
     return true;
   }
@@ -535,11 +533,11 @@ class DsmlParser final : public StreamParser {
         n = closing_tag_length(s.substr(lt), t, offset(0), bad);
         if (bad || n == 0) return false;  // n == 0: undecided, wait with the tag unconsumed
       } else {
-        warn("parameter '" + param_name_ + "' not closed before </" + std::string(dialect_.marker) +
-                 "invoke>",
+        warn("parameter '" + calls_.param_name() + "' not closed before </" +
+                 std::string(dialect_.marker) + "invoke>",
              offset(0));
       }
-      end_param(offset(0));
+      calls_.end_param(offset(0));
       consume(n);
       state_ = State::InInvoke;
       expected_newlines_ = closes_param ? 1 : 0;
@@ -590,9 +588,9 @@ class DsmlParser final : public StreamParser {
       case State::ParamValue:
         if (!recoverable("the completion ended inside a tool call", at)) return;
         if (state_ != State::InvokeHeader) {
-          call_errors_.push_back("the completion ended before this call was complete");
-          if (state_ == State::ParamValue) end_param(at);
-          finish_call();
+          calls_.add_error("the completion ended before this call was complete");
+          if (state_ == State::ParamValue) calls_.end_param(at);
+          calls_.finish_call(at);
         }
         break;
       default:
@@ -601,191 +599,32 @@ class DsmlParser final : public StreamParser {
     done();
   }
 
-  // ---- calls and their arguments ---------------------------------------------------------
+  // ---- values ----------------------------------------------------------------------------
 
-  std::string next_id() {
-    // splitmix64: ids need to be unique within a conversation, not secret.
-    static constexpr char kAlphabet[] =
-        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    std::string id = "call_";
-    for (int i = 0; i < 24; ++i) {
-      std::uint64_t z = (id_state_ += 0x9E3779B97F4A7C15ULL);
-      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-      z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-      id += kAlphabet[(z ^ (z >> 31)) % 62];
-    }
-    return id;
-  }
-
-  void begin_call(const std::string& name) {
-    ++call_index_;
-    call_id_ = next_id();
-    call_name_ = name;
-    call_errors_.clear();
-    param_names_.clear();
-    args_.clear();
-    deferring_ = false;
-    if (tools_ && !tools_->contains(name)) {
-      call_errors_ = tools_->check_arguments(name, Json::object());  // "unknown tool ..."
-    }
-    Event e{EventKind::ToolCallBegin};
-    e.index = call_index_;
-    e.id = call_id_;
-    e.name = call_name_;
-    sink_.on_event(e);
-  }
-
-  // The parser keeps its own copy of the arguments only when it needs them at the end of the call:
-  // to check them against a schema, or to unwrap a lone `arguments` parameter.
-  void emit_args(std::string_view fragment) {
-    if (deferring_) {
-      args_.append(fragment);
-      return;
-    }
-    if (tools_) args_.append(fragment);
-    emit(EventKind::ArgumentsDelta, fragment);
-  }
-
-  void begin_param(const std::string& name, bool is_string, std::uint64_t at) {
-    (void)at;
-    for (const std::string& seen : param_names_) {
-      if (seen == name) {
-        call_errors_.push_back("duplicate parameter '" + name + "'");
-        break;
-      }
-    }
-    // Lenient: a call whose only parameter is `arguments` holding the real object is unwrapped
-    // at the end of the call, so its deltas wait until then.
-    if (param_names_.empty() && lenient_ && name == "arguments") {
-      deferring_ = true;
-    } else if (deferring_) {
-      deferring_ = false;
-      emit(EventKind::ArgumentsDelta, args_);
-      if (!tools_) args_.clear();
-    }
-    param_name_ = name;
-    param_is_string_ = is_string;
-    raw_value_.clear();
-    scratch_.assign(param_names_.empty() ? "{" : ", ");
-    append_json_string(name, scratch_);
-    scratch_ += ": ";
-    if (is_string) scratch_ += '"';
-    param_names_.push_back(name);
-    emit_args(scratch_);
-  }
-
-  // Raw bytes of the current value. String values stream out escaped; JSON values are kept whole
-  // to be checked when the parameter closes.
+  // Raw bytes of the current value; they start at the head of the input, so offset(k) is the
+  // offset of bytes[k]. Lenient mode replaces each malformed UTF-8 byte by U+FFFD.
   bool value_bytes(std::string_view bytes) {
-    if (bytes.empty()) return true;
-    if (param_is_string_ && !deferring_) {
-      // Hot path: text that needs no escaping goes out as it is; the rest is escaped, and UTF-8
-      // is checked on the way in both cases.
-      const std::size_t plain = json_plain_prefix(bytes);
-      if (plain == bytes.size()) {
-        emit_args(bytes);
-        return true;
-      }
-      scratch_.assign(bytes.substr(0, plain));
-      if (append_json_string_body_checked(bytes.substr(plain), scratch_)) {
-        emit_args(scratch_);
-        return true;
-      }
-    }
-    // `bytes` starts at the head of the input, so offset(k) is the offset of bytes[k].
+    if (calls_.value(bytes)) return true;
     std::string fixed;
     for (std::size_t pos = 0;;) {
       bool truncated = false;
       const std::size_t bad = find_bad_utf8(bytes.substr(pos), truncated);
       if (bad == std::string_view::npos) {
-        if (pos > 0) fixed.append(bytes.substr(pos));
+        fixed.append(bytes.substr(pos));
         break;
       }
-      // Lenient: each malformed byte becomes U+FFFD, with a warning of its own.
-      if (!recoverable("invalid UTF-8 in parameter '" + param_name_ + "'", offset(pos + bad)))
+      if (!recoverable("invalid UTF-8 in parameter '" + calls_.param_name() + "'",
+                       offset(pos + bad)))
         return false;
       fixed.append(bytes.substr(pos, bad));
       fixed.append("\xEF\xBF\xBD");
       pos += bad + 1;
     }
-    if (!fixed.empty()) bytes = fixed;
-    if (!param_is_string_ || deferring_) raw_value_.append(bytes);
-    if (param_is_string_) {
-      scratch_.clear();
-      append_json_string_body(bytes, scratch_);
-      emit_args(scratch_);
-    }
-    return true;
-  }
-
-  // `at`: where the value ends, for warnings.
-  void end_param(std::uint64_t at) {
-    if (param_is_string_) {
-      emit_args("\"");
-      return;
-    }
-    std::string repaired;
-    const JsonCheck check = check_json(raw_value_, lenient_ ? &repaired : nullptr);
-    if (check.valid) {
-      if (check.repairs)
-        warn("parameter '" + param_name_ + "': repaired " + std::to_string(check.repairs) +
-                 " bad escape(s) or control character(s) in a JSON value",
-             at);
-      emit_args(check.repairs ? std::string_view(repaired) : std::string_view(raw_value_));
-      return;
-    }
-    const std::size_t first = raw_value_.find_first_not_of(" \t\r\n");
-    const char lead = first == std::string::npos ? '\0' : raw_value_[first];
-    if (lenient_ && lead != '{' && lead != '[' && lead != '"') {
-      warn("parameter '" + param_name_ + "': string=\"false\" value is not JSON; read as a string",
-           at);
-      scratch_.clear();
-      append_json_string(raw_value_, scratch_);
-      emit_args(scratch_);
-      return;
-    }
-    call_errors_.push_back("parameter '" + param_name_ + "': invalid JSON value (" + check.problem +
-                           " at byte " + std::to_string(check.at) + ")");
-    emit_args(raw_value_);
-  }
-
-  void finish_call() {
-    emit_args(param_names_.empty() ? "{}" : "}");
-    if (deferring_) {
-      deferring_ = false;
-      unwrap_lone_arguments();
-      emit(EventKind::ArgumentsDelta, args_);
-    }
-    if (tools_ && call_errors_.empty()) {
-      const Json parsed = Json::parse(args_, nullptr, false);
-      if (!parsed.is_discarded()) call_errors_ = tools_->check_arguments(call_name_, parsed);
-    }
-    Event e{EventKind::ToolCallEnd};
-    e.index = call_index_;
-    e.errors = call_errors_;
-    sink_.on_event(e);
-  }
-
-  // {"arguments": {...}} where the tool has no `arguments` parameter: the object is the call's
-  // real arguments (a client replayed them as an object; see dsml.md).
-  void unwrap_lone_arguments() {
-    if (param_names_.size() != 1) return;
-    if (tools_) {
-      const Json* schema = tools_->schema_for(call_name_);
-      if (schema && schema->contains("properties") && (*schema)["properties"].contains("arguments"))
-        return;
-    }
-    const std::size_t first = raw_value_.find_first_not_of(" \t\r\n");
-    if (first == std::string::npos || raw_value_[first] != '{') return;
-    if (!check_json(raw_value_).valid) return;
-    const std::size_t last = raw_value_.find_last_not_of(" \t\r\n");
-    args_.assign(raw_value_, first, last - first + 1);
-    warn("unwrapped a lone 'arguments' parameter holding the call's arguments", offset(0));
+    return calls_.value(fixed);
   }
 
   const DsmlDialect& dialect_;
   const bool lenient_;
-  const std::shared_ptr<const ToolSet> tools_;
   EventSink& sink_;
   State state_;
   bool finishing_ = false;
@@ -800,22 +639,10 @@ class DsmlParser final : public StreamParser {
   int gap_newlines_ = 0;
   bool gap_other_ = false;
   int expected_newlines_ = 1;
-  bool in_junk_ = false;
-  std::vector<std::string>
-      warned_variants_;  // lenient: skipping text between tags (already warned)
+  bool in_junk_ = false;  // lenient: skipping text between tags (already warned)
+  std::vector<std::string> warned_variants_;
 
-  // The call being parsed.
-  int call_index_ = -1;
-  std::string call_id_, call_name_;
-  std::vector<std::string> call_errors_;
-  std::vector<std::string> param_names_;
-  std::string param_name_;
-  bool param_is_string_ = true;
-  bool deferring_ = false;
-  std::string args_;       // the arguments JSON emitted so far
-  std::string raw_value_;  // the current value as written (JSON values, or while deferring)
-  std::string scratch_;
-  std::uint64_t id_state_;
+  CallBuilder calls_;
 };
 
 }  // namespace

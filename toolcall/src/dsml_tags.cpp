@@ -190,38 +190,26 @@ TagHeader parse_parameter_header(std::string_view s, bool lenient, bool at_end) 
     return header_need_more();
   if (open != Match::Token) return header_problem("expected name=\"...\" in the parameter tag");
   const std::size_t name_start = pos + 6;
-  // The name is the shortest text followed by `" string="true">` or `" string="false">`.
-  constexpr std::string_view kFlag = "\" string=\"";
-  for (std::size_t at = region.find(kFlag, name_start); at != std::string_view::npos;
-       at = region.find(kFlag, at + 1)) {
-    const std::string_view flag = region.substr(at + kFlag.size());
-    for (auto [word, value] :
-         {std::pair{std::string_view("true\">"), 1}, std::pair{std::string_view("false\">"), 0}}) {
-      const Match m = prefix_match(flag, word, complete);
-      if (m == Match::NeedMore) return header_need_more();
-      if (m == Match::Token) {
-        TagHeader h;
-        h.match = Match::Token;
-        h.name = std::string(region.substr(name_start, at - name_start));
-        h.string_flag = value;
-        h.length = at + kFlag.size() + word.size();
-        return h;
-      }
-    }
+  // The tag ends at the first '>', so the decision never depends on where the input was cut.
+  // (Names holding '"' or '>' are not supported; no tool has one.)
+  const std::size_t gt = region.find('>', name_start);
+  if (gt == std::string_view::npos)
+    return complete ? header_problem("parameter tag not closed with '>'") : header_need_more();
+  const std::string_view attrs = region.substr(name_start, gt - name_start);
+  const std::size_t quote = attrs.find('"');
+  TagHeader h;
+  h.match = Match::Token;
+  h.length = gt + 1;
+  h.name = std::string(attrs.substr(0, quote));
+  const std::string_view after = quote == std::string_view::npos ? "" : attrs.substr(quote);
+  if (after == "\" string=\"true\"") {
+    h.string_flag = 1;
+  } else if (after == "\" string=\"false\"") {
+    h.string_flag = 0;
+  } else if (!(lenient && after == "\"")) {  // lenient: `name="x">` without the attribute
+    return header_problem("expected string=\"true\" or string=\"false\" in the parameter tag");
   }
-  const std::size_t close = region.find("\">", name_start);
-  if (close == std::string_view::npos)
-    return complete ? header_problem("parameter tag not closed with '\">'") : header_need_more();
-  // Lenient: a parameter without the string attribute, `name="x">`.
-  if (lenient &&
-      region.substr(name_start, close - name_start).find('"') == std::string_view::npos) {
-    TagHeader h;
-    h.match = Match::Token;
-    h.name = std::string(region.substr(name_start, close - name_start));
-    h.length = close + 2;
-    return h;
-  }
-  return header_problem("expected string=\"true\" or string=\"false\" in the parameter tag");
+  return h;
 }
 
 }  // namespace warren::toolcall::detail
