@@ -37,9 +37,9 @@ int run_encode(const EncodeFlags& f) {
   std::string error;
   auto text = read_input(f.input, error);
   if (!text) return fail("encode", error);
-  tc::Json request = tc::Json::parse(*text, nullptr, false);
-  if (request.is_discarded()) return fail("encode", "the request is not valid JSON");
-  auto parsed = tc::chat_request_from_json(request);
+  auto request = tc::parse_json(*text);
+  if (!request) return fail("encode", "the request is not usable: " + request.error().message);
+  auto parsed = tc::chat_request_from_json(*request);
   if (!parsed) return fail("encode", parsed.error().message);
   tc::EncodeOptions options;
   options.mode = mode_from(f.mode);
@@ -92,10 +92,12 @@ int run_parse(const ParseFlags& f) {
   if (!f.tools.empty()) {
     auto text = read_input(f.tools, error);
     if (!text) return fail("parse", error);
-    tc::Json tools = tc::Json::parse(*text, nullptr, false);
-    if (tools.is_discarded()) return fail("parse", f.tools + " is not valid JSON");
-    if (tools.is_object() && tools.contains("tools")) tools = tools["tools"];
-    auto set = tc::ToolSet::from_json(tools);
+    auto parsed = tc::parse_json(*text);
+    if (!parsed) return fail("parse", f.tools + ": " + parsed.error().message);
+    const tc::Json& tools = *parsed;
+    // By reference: copying a JSON subtree recurses, and the file is not trusted.
+    const tc::Json& list = tools.is_object() && tools.contains("tools") ? tools["tools"] : tools;
+    auto set = tc::ToolSet::from_json(list);
     if (!set) return fail("parse", f.tools + ": " + set.error().message);
     options.tools = std::make_shared<const tc::ToolSet>(std::move(*set));
   }
@@ -107,11 +109,7 @@ int run_parse(const ParseFlags& f) {
   EventPrinter printer(builder);
   tc::EventSink& sink = f.events ? static_cast<tc::EventSink&>(printer) : builder;
   auto parser = codec->make_parser(options, sink);
-  const std::string_view all = *completion;
-  const std::size_t step = f.chunk_bytes ? f.chunk_bytes : all.size() + 1;
-  for (std::size_t at = 0; at < all.size() && !parser->failed(); at += step)
-    parser->feed(all.substr(at, step));
-  parser->finish();
+  tc::feed_all(*parser, *completion, f.chunk_bytes);
   std::fflush(stdout);
   if (builder.error()) return fail("parse", builder.error()->message);
   if (!f.events) write_stdout(dump(tc::to_json(builder.message()), 2) + "\n");

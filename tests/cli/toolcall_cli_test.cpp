@@ -65,7 +65,9 @@ TEST(Cli, EncodeJsonAndEffort) {
 TEST(Cli, EncodeRejectsBadInputWithOneLine) {
   const Outcome r = warren("toolcall encode", "{not json");
   EXPECT_EQ(r.status, 1);
-  EXPECT_EQ(r.err, "warren toolcall encode: the request is not valid JSON\n");
+  EXPECT_EQ(r.err,
+            "warren toolcall encode: the request is not usable: invalid JSON: expected a "
+            "string key at byte 1\n");
   EXPECT_EQ(r.out, "");
   const Outcome bad_role = warren("toolcall encode", R"([{"role": "robot"}])");
   EXPECT_EQ(bad_role.status, 1);
@@ -128,6 +130,15 @@ TEST(Cli, ParseChecksCallsAgainstTools) {
   EXPECT_EQ(
       missing.err,
       "warren toolcall parse: cannot read /nonexistent/tools.json: No such file or directory\n");
+}
+
+TEST(Cli, DeeplyNestedToolsFileIsAnErrorNotACrash) {
+  const std::string tools = ::testing::TempDir() + "/deep_" + std::to_string(getpid()) + ".json";
+  std::ofstream(tools) << "{\"tools\": [{\"name\": \"f\", \"parameters\": "
+                       << std::string(200000, '[') << std::string(200000, ']') << "}]}";
+  const Outcome r = warren("toolcall parse --tools " + tools, kCompletion);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, "warren toolcall parse: " + tools + ": JSON nested deeper than 512 levels\n");
 }
 
 TEST(Cli, BadFlagsExitTwo) {

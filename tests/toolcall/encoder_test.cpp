@@ -208,6 +208,68 @@ TEST(Encoder, ContentPartsAreJoined) {
             "<｜begin▁of▁sentence｜><｜User｜>a\nb<｜Assistant｜></think>");
 }
 
+// Details where the reference's Python semantics show through (found by comparing with a
+// transcription of the reference encoder).
+TEST(Encoder, ReferenceQuirks) {
+  // Tools on a user message are dropped by the reference's merge: thinking is still dropped.
+  EXPECT_EQ(encode_json(R"([{"role": "user", "content": "q1"},
+    {"role": "assistant", "reasoning_content": "r1", "content": "a1"},
+    {"role": "user", "content": "q2", "tools": [{"type": "function", "function": {"name": "f"}}]}])",
+                        Mode::Thinking),
+            "<｜begin▁of▁sentence｜><｜User｜>q1<｜Assistant｜></think>a1<｜end▁of▁sentence｜>"
+            "<｜User｜>q2<｜Assistant｜><think>");
+  // A null tool result and a reminder without content are written as Python's None.
+  EXPECT_EQ(encode_json(R"([{"role": "user", "content": "q"}, {"role": "tool", "content": null},
+                            {"role": "latest_reminder"}])",
+                        Mode::Chat),
+            "<｜begin▁of▁sentence｜><｜User｜>q\n\n<tool_result>None</tool_result>"
+            "<｜Assistant｜></think><｜latest_reminder｜>None");
+  // An empty response_format is falsy: not rendered.
+  EXPECT_EQ(
+      encode_json(R"([{"role": "system", "content": "S", "response_format": {}}])", Mode::Chat),
+      "<｜begin▁of▁sentence｜>S");
+  // No messages: BOS alone, even with effort max.
+  EXPECT_EQ(encode_json("[]", Mode::Thinking, Effort::Max), "<｜begin▁of▁sentence｜>");
+  // A call id given inside `function` orders the results too.
+  EXPECT_NE(encode_json(R"([{"role": "user", "content": "q"},
+    {"role": "assistant", "tool_calls": [{"function": {"id": "a", "name": "f", "arguments": "{}"}},
+                                         {"function": {"id": "b", "name": "g", "arguments": "{}"}}]},
+    {"role": "tool", "tool_call_id": "b", "content": "B"},
+    {"role": "tool", "tool_call_id": "a", "content": "A"}])",
+                        Mode::Chat)
+                .find("<tool_result>A</tool_result>\n\n<tool_result>B</tool_result>"),
+            std::string::npos);
+}
+
+TEST(Encoder, DeeplyNestedJsonIsRefusedNotCrashed) {
+  std::string deep(150000, '[');
+  deep.append(150000, ']');
+  // Two members: growing an ordered object copies the first, and copies recurse.
+  const std::string request = R"({"tools": [{"type": "function", "function": {"name": "f",
+    "parameters": )" + deep + R"(, "description": "d"}}], "messages": []})";
+  auto parsed = parse_json(request);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.error().message, "JSON nested deeper than 512 levels");
+  EXPECT_EQ(parse_json("{\"a\": [1,]}").error().message,
+            "invalid JSON: expected a JSON value at byte 9");
+  std::string ok(500, '[');
+  ok.append(500, ']');
+  auto fine = parse_json(R"({"messages": [], "tools": [{"name": "f", "parameters": )" + ok + "}]}");
+  ASSERT_TRUE(fine.ok());
+  EXPECT_TRUE(chat_request_from_json(*fine).ok());
+  // Arguments are JSON text inside the request: they are checked the same way.
+  const Json req = {
+      {"messages",
+       {{{"role", "assistant"},
+         {"tool_calls",
+          {{{"function", {{"name", "f"}, {"arguments", "{\"a\": " + deep + ", \"b\": 1}"}}}}}}}}}};
+  auto request_ok = chat_request_from_json(req);
+  ASSERT_TRUE(request_ok.ok());
+  auto prompt = make_codec(Format::V4)->encode(*request_ok, EncodeOptions{});
+  ASSERT_FALSE(prompt.ok());
+  EXPECT_EQ(prompt.error().message, "tool call 'f': arguments JSON nested deeper than 512 levels");
+}
+
 TEST(Encoder, BadRequestsAreOneLineErrorsNamingTheField) {
   EXPECT_EQ(encode_error(R"([{"role": "robot", "content": "x"}])").message,
             "messages[0].role: unknown role 'robot' (expected system, user, assistant, tool, "

@@ -42,8 +42,8 @@ TEST(FuzzRegressions, CorpusInputsReplayAsTheFuzzerRanThem) {
     if (data.empty()) continue;
     const unsigned control = static_cast<unsigned char>(data[0]);
     const std::string_view text = std::string_view(data).substr(1);
-    const ParserOptions o = testing::options((control & 1) ? Mode::Chat : Mode::Thinking,
-                                             (control & 2) != 0);
+    const ParserOptions o =
+        testing::options((control & 1) ? Mode::Chat : Mode::Thinking, (control & 2) != 0);
     const auto whole = testing::parse(text, o);
     const auto cut = testing::parse(text, o, 1 + (control >> 2));
     ASSERT_EQ(whole.ok(), cut.ok()) << entry.path();

@@ -54,10 +54,25 @@ TEST(HostileInput, HundredThousandLevelsOfNesting) {
       "properties": {"v": {"type": "array", "items": {"type": "array"}}}}}])"));
   ParserOptions o = options(Mode::Chat);
   o.tools = std::make_shared<const ToolSet>(std::move(*tools));
-  const auto m = must_parse(call_with("false", deep), o);
+  const auto m = must_parse(call_with("false", deep), options(Mode::Chat));
   ASSERT_EQ(m.tool_calls.size(), 1u);
   EXPECT_TRUE(m.tool_calls[0].errors.empty());
   EXPECT_EQ(m.tool_calls[0].arguments.size(), deep.size() + 7);
+  // Against a schema, arguments that deep are refused for that call.
+  EXPECT_EQ(must_parse(call_with("false", deep), o).tool_calls[0].errors,
+            std::vector<std::string>{"arguments: JSON nested deeper than 512 levels"});
+
+  // A sibling after the deep value: checking it against a schema must not copy it.
+  const std::string two =
+      "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\n"
+      "<｜DSML｜parameter name=\"v\" string=\"false\">" +
+      deep +
+      "</｜DSML｜parameter>\n<｜DSML｜parameter name=\"w\" string=\"true\">x"
+      "</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>";
+  const auto sibling = must_parse(two, o);
+  EXPECT_EQ(sibling.tool_calls[0].errors,
+            std::vector<std::string>{"arguments: JSON nested deeper than 512 levels"});
+  EXPECT_TRUE(must_parse(two, options(Mode::Chat)).tool_calls[0].errors.empty());
 
   deep.pop_back();  // unbalanced: a per-call error, not a crash
   const auto broken = must_parse(call_with("false", deep), options(Mode::Chat, true));
@@ -93,6 +108,18 @@ TEST(HostileInput, OversizedTagsAreRejectedNotBuffered) {
                  options(Mode::Chat));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().message, "invoke tag not closed with '\">' (at byte 42)");
+}
+
+TEST(HostileInput, ThousandsOfParametersInOneCall) {
+  std::string text = "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\n";
+  for (int i = 0; i < 20000; ++i)
+    text += "<｜DSML｜parameter name=\"p" + std::to_string(i % 10000) +
+            "\" string=\"false\">1</｜DSML｜parameter>\n";
+  text += "</｜DSML｜invoke>\n</｜DSML｜tool_calls>";
+  const auto m = must_parse(text, options(Mode::Chat));
+  ASSERT_EQ(m.tool_calls.size(), 1u);
+  EXPECT_EQ(m.tool_calls[0].errors.size(), 10000u);  // every name repeats once
+  EXPECT_EQ(m.tool_calls[0].errors[0], "duplicate parameter 'p0'");
 }
 
 TEST(HostileInput, ManyCallsAndEmptyChunks) {

@@ -129,9 +129,9 @@ TEST(StreamParser, StreamEndingInTwoChunksKeepsCallsAndNoTrailingAngle) {
   }
   const Recorder angle = stream({"Hi <", "｜end▁of▁sentence｜>"}, options(Mode::Chat));
   EXPECT_EQ(angle.text_of(EventKind::ContentDelta), "Hi ");
-  const Recorder real_angle = stream({"1 <", " 2"}, options(Mode::Chat));
+  const Recorder real_angle = stream({"1 <", " 2<", "｜end▁of▁sentence｜>"}, options(Mode::Chat));
   EXPECT_EQ(real_angle.text_of(EventKind::ContentDelta), "1 < 2");
-  const Recorder last_angle = stream({"a <"}, options(Mode::Chat));
+  const Recorder last_angle = stream({"a <"}, options(Mode::Chat, /*lenient=*/true));
   EXPECT_EQ(last_angle.text_of(EventKind::ContentDelta), "a <");
 }
 

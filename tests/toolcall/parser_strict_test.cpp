@@ -53,16 +53,50 @@ TEST(StrictParser, ChatModeHasNoReasoning) {
   EXPECT_TRUE(m.tool_calls.empty());
 }
 
-TEST(StrictParser, EndOfSentenceIsOptionalAtTheEnd) {
-  EXPECT_EQ(must_parse("r</think>c", options(Mode::Thinking)).content, "c");
+TEST(StrictParser, EndOfSentenceIsRequiredUnlessTheTurnEndsInToolCalls) {
+  // As the reference: a turn that ends in content needs the token; a tool-call block does not.
+  EXPECT_EQ(parse_error("r</think>c").message,
+            "missing <｜end▁of▁sentence｜> at the end of the completion (--lenient accepts text "
+            "without it) (at byte 10)");
+  EXPECT_TRUE(parse_error("", Mode::Chat).message.starts_with("missing <｜end▁of▁sentence｜> at"));
   EXPECT_EQ(must_parse("c" + kBlock, options(Mode::Chat)).tool_calls.size(), 2u);
+  // Lenient mode takes the end of input for the token, silently (serving engines strip it).
+  const auto m = must_parse("r</think>c", options(Mode::Thinking, true));
+  EXPECT_EQ(m.content, "c");
+  EXPECT_TRUE(m.warnings.empty());
 }
 
 TEST(StrictParser, EmptyBlockAndEmptyTurn) {
   EXPECT_TRUE(must_parse("\n\n<｜DSML｜tool_calls>\n</｜DSML｜tool_calls>", options(Mode::Chat))
                   .tool_calls.empty());
-  const auto m = must_parse("", options(Mode::Chat));
-  EXPECT_EQ(m.content, "");
+  EXPECT_EQ(must_parse(std::string(kEos), options(Mode::Chat)).content, "");
+}
+
+// The reference stops reading a block at the end of the text, so completions cut at these points
+// are accepted; at others they are not.
+TEST(StrictParser, EarlyEndsTheReferenceAccepts) {
+  const std::string head = "hi\n\n<｜DSML｜tool_calls";
+  EXPECT_EQ(must_parse(head, options(Mode::Chat)).content, "hi");
+  const std::string invoke = head + ">\n<｜DSML｜invoke name=\"x\">";
+  for (const std::string& ok :
+       {invoke + "\n", invoke + "\n\n",
+        invoke + "\n<｜DSML｜parameter name=\"a\" string=\"true\">v</｜DSML｜parameter>\n",
+        invoke + "\n<｜DSML｜parameter name=\"a\" string=\"true\">v</｜DSML｜parameter>\n"
+                 "</｜DSML｜invoke"}) {
+    const auto m = must_parse(ok, options(Mode::Chat));
+    ASSERT_EQ(m.tool_calls.size(), 1u) << ok;
+    EXPECT_EQ(m.tool_calls[0].name, "x");
+    EXPECT_TRUE(m.tool_calls[0].errors.empty());
+    EXPECT_EQ(m.tool_calls[0].arguments,
+              ok.find("\"a\"") == std::string::npos ? "{}" : "{\"a\": \"v\"}");
+  }
+  for (const std::string& bad :
+       {head + ">", head + ">\n", invoke, invoke + "\n\n\n",
+        invoke + "\n<｜DSML｜parameter name=\"a\" string=\"true\">v</｜DSML｜parameter>",
+        invoke + "\n<｜DSML｜parameter name=\"a\" string=\"true\">v",
+        invoke + "\n</｜DSML｜invoke>", invoke + "\n</｜DSML｜invoke>\n"}) {
+    EXPECT_FALSE(parse(bad, options(Mode::Chat)).ok()) << bad;
+  }
 }
 
 TEST(StrictParser, ParameterValuesAreRaw) {
@@ -112,7 +146,8 @@ TEST(StrictParser, BlockMustStartOnANewParagraph) {
 
 TEST(StrictParser, VariantMarkupIsPlainTextInStrictMode) {
   // The reference only knows the exact marker: ASCII bars are ordinary text.
-  const auto m = must_parse("\n\n<|DSML|tool_calls>\n</|DSML|tool_calls>", options(Mode::Chat));
+  const auto m = must_parse("\n\n<|DSML|tool_calls>\n</|DSML|tool_calls>" + std::string(kEos),
+                            options(Mode::Chat));
   EXPECT_EQ(m.content, "\n\n<|DSML|tool_calls>\n</|DSML|tool_calls>");
   // Doubled bars contain the exact marker, so they are rejected.
   EXPECT_EQ(parse_error("\n\n<｜｜DSML｜｜tool_calls>", Mode::Chat).message,
@@ -151,9 +186,11 @@ TEST(StrictParser, MalformedTagsAreErrors) {
   const std::string no_name = "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke id=\"f\">\n";
   EXPECT_EQ(parse_error(no_name, Mode::Chat).message,
             "expected name=\"...\" in the invoke tag (at byte 42)");
-  const std::string unclosed = "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\n";
+  const std::string unclosed =
+      "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\n<｜DSML｜parameter name=\"x\" "
+      "string=\"true\">abc";
   EXPECT_EQ(parse_error(unclosed, Mode::Chat).message,
-            "the completion ended inside a tool call (at byte 53)");
+            "the completion ended inside a tool call (at byte 100)");
 }
 
 TEST(StrictParser, PerCallErrorsKeepTheOtherCalls) {

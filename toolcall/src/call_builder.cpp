@@ -41,6 +41,7 @@ void CallBuilder::begin_call(const std::string& name) {
   name_ = name;
   errors_.clear();
   param_names_.clear();
+  param_set_.clear();
   args_.clear();
   deferring_ = false;
   if (tools_ && !tools_->contains(name)) errors_ = tools_->check_arguments(name, Json::object());
@@ -65,12 +66,16 @@ void CallBuilder::emit_args(std::string_view fragment) {
 }
 
 void CallBuilder::begin_param(const std::string& name, bool is_string) {
-  for (const std::string& seen : param_names_) {
-    if (seen == name) {
-      errors_.push_back("duplicate parameter '" + name + "'");
-      break;
-    }
+  // A linear scan is fastest for the few parameters calls have; past 32 a set keeps a hostile
+  // completion with thousands of parameters linear.
+  bool duplicate = false;
+  if (param_names_.size() < 32) {
+    for (const std::string& seen : param_names_) duplicate = duplicate || seen == name;
+  } else {
+    if (param_set_.empty()) param_set_.insert(param_names_.begin(), param_names_.end());
+    duplicate = !param_set_.insert(name).second;
   }
+  if (duplicate) errors_.push_back("duplicate parameter '" + name + "'");
   if (param_names_.empty() && lenient_ && name == "arguments") {
     deferring_ = true;
   } else if (deferring_) {
@@ -157,8 +162,12 @@ void CallBuilder::finish_call(std::uint64_t at) {
     sink_.on_event(e);
   }
   if (tools_ && errors_.empty()) {
-    const Json parsed = Json::parse(args_, nullptr, false);
-    if (!parsed.is_discarded()) errors_ = tools_->check_arguments(name_, parsed);
+    auto parsed = parse_json(args_);
+    if (parsed) {
+      errors_ = tools_->check_arguments(name_, *parsed);
+    } else {
+      errors_.push_back("arguments: " + parsed.error().message);
+    }
   }
   Event e{EventKind::ToolCallEnd};
   e.index = index_;

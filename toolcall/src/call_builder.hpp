@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "warren/toolcall/toolcall.hpp"
@@ -47,6 +48,7 @@ class CallBuilder {
   std::string id_, name_;
   std::vector<std::string> errors_;
   std::vector<std::string> param_names_;
+  std::unordered_set<std::string> param_set_;  // filled once a call has many parameters
   std::string param_name_;
   bool param_is_string_ = true;
   // Lenient: the deltas of a call whose first parameter is `arguments` wait for the call's end.

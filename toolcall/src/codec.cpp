@@ -68,14 +68,18 @@ void MessageBuilder::on_event(const Event& e) {
   }
 }
 
+void feed_all(StreamParser& parser, std::string_view text, std::size_t chunk_bytes) {
+  if (chunk_bytes == 0) chunk_bytes = text.size() + 1;
+  for (std::size_t at = 0; at < text.size() && !parser.failed(); at += chunk_bytes)
+    parser.feed(text.substr(at, chunk_bytes));
+  parser.finish();
+}
+
 Result<ParsedMessage> parse_completion(const Codec& codec, std::string_view completion,
                                        const ParserOptions& options, std::size_t chunk_bytes) {
   MessageBuilder builder;
   auto parser = codec.make_parser(options, builder);
-  if (chunk_bytes == 0) chunk_bytes = completion.size() + 1;
-  for (std::size_t at = 0; at < completion.size() && !parser->failed(); at += chunk_bytes)
-    parser->feed(completion.substr(at, chunk_bytes));
-  parser->finish();
+  feed_all(*parser, completion, chunk_bytes);
   if (builder.error()) return *builder.error();
   return std::move(builder.message());
 }

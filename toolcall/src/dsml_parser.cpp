@@ -395,7 +395,9 @@ class DsmlParser final : public StreamParser {
   std::size_t closing_tag_length(std::string_view s, const Token& t, std::uint64_t at, bool& bad) {
     bad = false;
     if (s.size() <= t.length) {
-      if (finishing_) bad = !recoverable("input ends inside a closing tag", at);
+      // The reference accepts a completion that ends with "</｜DSML｜invoke" (no '>').
+      const bool accepted = t.kind == TokenKind::Invoke;
+      if (finishing_ && !accepted) bad = !recoverable("input ends inside a closing tag", at);
       return finishing_ ? s.size() : 0;
     }
     if (s[t.length] != '>') {
@@ -444,7 +446,8 @@ class DsmlParser final : public StreamParser {
       if (bad || n == 0) return false;
       consume(n);
       calls_.finish_call(offset(0));
-      state_ = State::InBlock;
+      // Input that ends inside "</｜DSML｜invoke" ends the block there, as the reference reads it.
+      state_ = n <= t.length ? State::AfterBlock : State::InBlock;
       expected_newlines_ = 1;
       return true;
     }
@@ -572,18 +575,37 @@ class DsmlParser final : public StreamParser {
   }
 
   // The end of input in each state.
+  // The end of input in each state. Where the reference parser accepts a completion that stops
+  // early, so does strict mode: a turn without tool calls needs the end-of-sentence token, but a
+  // tool-call block may stop right after its start tag, after a complete invoke header, after a
+  // closed parameter (each followed by its newline), or inside </｜DSML｜invoke.
   void finish_state() {
     const std::uint64_t at = offset(0);
     switch (state_) {
       case State::Reasoning:
         if (!recoverable("missing </think>: the completion ended inside reasoning", at)) return;
         break;
+      case State::Content:
+        // Serving engines often strip the token: lenient mode takes the end of input for it.
+        if (!lenient_) {
+          fail("missing " + std::string(dialect_.eos) +
+                   " at the end of the completion (--lenient accepts text without it)",
+               at);
+          return;
+        }
+        break;
       case State::BlockOpen:
+        break;  // `\n\n<｜DSML｜tool_calls` and nothing more: an empty block
       case State::InBlock:
         if (!recoverable("tool-call block not closed at the end of the completion", at)) return;
         break;
-      case State::InvokeHeader:
       case State::InInvoke:
+        if (!in_junk_ && !gap_other_ && gap_newlines_ >= 1 && gap_newlines_ <= expected_newlines_) {
+          calls_.finish_call(at);
+          break;
+        }
+        [[fallthrough]];
+      case State::InvokeHeader:
       case State::ParamHeader:
       case State::ParamValue:
         if (!recoverable("the completion ended inside a tool call", at)) return;

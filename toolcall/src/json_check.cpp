@@ -1,5 +1,6 @@
 #include "json_check.hpp"
 
+#include <algorithm>
 #include <vector>
 
 #include "python_json.hpp"
@@ -228,6 +229,28 @@ class Checker {
 };
 
 }  // namespace
+
+std::size_t json_text_depth(std::string_view text) {
+  std::size_t depth = 0, deepest = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
 
 JsonCheck check_json(std::string_view text, std::string* repaired) {
   return Checker(text, repaired).run();

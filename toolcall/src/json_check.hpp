@@ -20,4 +20,7 @@ struct JsonCheck {
 // nothing needed fixing) and the result describes the repaired text.
 JsonCheck check_json(std::string_view text, std::string* repaired = nullptr);
 
+// The deepest nesting of '[' and '{' in `text` (strings skipped), without checking anything else.
+std::size_t json_text_depth(std::string_view text);
+
 }  // namespace warren::toolcall::detail

@@ -222,6 +222,18 @@ void append_python_json(const Json& root, std::string& out) {
   }
 }
 
+bool nests_deeper_than(const Json& root, std::size_t limit) {
+  std::vector<std::pair<const Json*, std::size_t>> stack{{&root, 1}};
+  while (!stack.empty()) {
+    const auto [v, depth] = stack.back();
+    stack.pop_back();
+    if (!v->is_structured()) continue;
+    if (depth > limit) return true;
+    for (const Json& child : *v) stack.emplace_back(&child, depth + 1);
+  }
+  return false;
+}
+
 std::string python_json(const Json& value) {
   std::string out;
   append_python_json(value, out);

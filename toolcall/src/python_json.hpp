@@ -25,6 +25,11 @@ bool append_json_string_body_checked(std::string_view text, std::string& out);
 // Length of the longest prefix of `text` that is valid UTF-8 and needs no escaping.
 std::size_t json_plain_prefix(std::string_view text);
 
+// Requests and tool definitions are JSON trees that get copied, and nlohmann copies recurse; they
+// are refused past this depth (Python's json module itself stops near 1,000).
+inline constexpr std::size_t kMaxJsonDepth = 512;
+bool nests_deeper_than(const Json& value, std::size_t limit);
+
 // Python's repr() of a float: shortest round-trip digits, fixed notation for 1e-4 <= |x| < 1e16.
 void append_python_float(double value, std::string& out);
 

@@ -2,6 +2,7 @@
 // path of the offending field, e.g. "messages[2].tool_calls[0].function: missing 'name'".
 #include <string>
 
+#include "json_check.hpp"
 #include "python_json.hpp"
 #include "warren/toolcall/toolcall.hpp"
 
@@ -21,6 +22,15 @@ constexpr RoleName kRoles[] = {
 
 std::string type_name(const Json& v) {
   return v.type_name();
+}
+
+// Python truthiness, which decides whether the reference renders an optional field.
+bool is_truthy(const Json& v) {
+  if (v.is_null()) return false;
+  if (v.is_boolean()) return v.get<bool>();
+  if (v.is_number()) return v.get<double>() != 0.0;
+  if (v.is_string() || v.is_array() || v.is_object()) return !v.empty();
+  return true;
 }
 
 // Content may be a string, null, or an array of parts ({type: text, text}). Text parts are joined
@@ -84,6 +94,8 @@ Result<ToolCall> read_tool_call(const Json& v, const std::string& path) {
   call.id = *id;
   const Json* fn = v.contains("function") ? &v["function"] : nullptr;
   if (!fn || !fn->is_object()) return Error{path + ": missing 'function' object"};
+  if (call.id.empty() && fn->contains("id") && (*fn)["id"].is_string())
+    call.id = (*fn)["id"].get<std::string>();  // some clients put the id here
   if (!fn->contains("name") || !(*fn)["name"].is_string())
     return Error{path + ".function: missing 'name'"};
   call.name = (*fn)["name"].get<std::string>();
@@ -124,6 +136,11 @@ Result<Message> read_message(const Json& m, const std::string& path) {
     if (!content) return content.error();
     msg.content = std::move(*content);
   }
+  // The reference formats a missing value with str.format, which writes None.
+  const bool null_content = !m.contains("content") || m["content"].is_null();
+  if ((msg.role == Role::Tool && m.contains("content") && null_content) ||
+      (msg.role == Role::LatestReminder && null_content))
+    msg.content = "None";
   if (m.contains("reasoning_content") && !m["reasoning_content"].is_null()) {
     auto reasoning = optional_string(m, "reasoning_content", path);
     if (!reasoning) return reasoning.error();
@@ -146,7 +163,7 @@ Result<Message> read_message(const Json& m, const std::string& path) {
     if (!tools) return tools.error();
     msg.tools = std::move(*tools);
   }
-  if (m.contains("response_format") && !m["response_format"].is_null())
+  if (m.contains("response_format") && is_truthy(m["response_format"]))
     msg.response_format = m["response_format"];
   if (m.contains("task") && !m["task"].is_null()) {
     auto task = optional_string(m, "task", path);
@@ -162,6 +179,18 @@ Result<Message> read_message(const Json& m, const std::string& path) {
 
 }  // namespace
 
+Result<Json> parse_json(std::string_view text) {
+  // nlohmann parses without recursion, but its ordered objects copy their members when they
+  // grow, and copies recurse: the depth is checked on the text first.
+  if (detail::json_text_depth(text) > detail::kMaxJsonDepth)
+    return Error{"JSON nested deeper than " + std::to_string(detail::kMaxJsonDepth) + " levels"};
+  const detail::JsonCheck check = detail::check_json(text);
+  if (!check.valid)
+    return Error{"invalid JSON: " + check.problem + " at byte " + std::to_string(check.at),
+                 check.at};
+  return Json::parse(text);
+}
+
 std::string_view role_name(Role role) {
   for (const auto& r : kRoles)
     if (r.role == role) return r.name;
@@ -169,6 +198,10 @@ std::string_view role_name(Role role) {
 }
 
 Result<ChatRequest> chat_request_from_json(const Json& request) {
+  // Copies of a JSON value recurse: refuse nesting that could exhaust the stack before copying.
+  if (detail::nests_deeper_than(request, detail::kMaxJsonDepth))
+    return Error{"request: JSON nested deeper than " + std::to_string(detail::kMaxJsonDepth) +
+                 " levels"};
   ChatRequest out;
   const Json* messages = &request;
   if (request.is_object()) {

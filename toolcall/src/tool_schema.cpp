@@ -137,6 +137,9 @@ void check(const Json& v, const Json& schema, const std::string& path, int depth
 
 Result<ToolSet> ToolSet::from_json(const Json& tools) {
   if (!tools.is_array()) return Error{"tools: expected an array of tool definitions"};
+  if (detail::nests_deeper_than(tools, detail::kMaxJsonDepth))
+    return Error{"tools: JSON nested deeper than " + std::to_string(detail::kMaxJsonDepth) +
+                 " levels"};
   ToolSet set;
   for (std::size_t i = 0; i < tools.size(); ++i) {
     const Json& t = tools[i];

@@ -150,10 +150,12 @@ Result<std::string> encode_v4_tool_calls(const std::vector<ToolCall>& calls) {
     const ToolCall& call = calls[i];
     // Arguments are decoded from their JSON string; text that is not JSON is kept whole under
     // an "arguments" key, as the reference encoder does.
-    Json args = Json::parse(call.arguments, nullptr, false);
-    if (args.is_discarded()) {
-      args = Json::object({{"arguments", call.arguments}});
-    } else if (!args.is_object()) {
+    auto parsed = parse_json(call.arguments);
+    if (!parsed && call.arguments.size() > 0 &&
+        parsed.error().message.starts_with("JSON nested deeper"))
+      return Error{"tool call '" + call.name + "': arguments " + parsed.error().message};
+    Json args = parsed ? std::move(*parsed) : Json::object({{"arguments", call.arguments}});
+    if (!args.is_object()) {
       return Error{"tool call '" + call.name + "': arguments must be a JSON object"};
     }
     if (i) out += '\n';
@@ -201,15 +203,17 @@ Result<std::string> encode_v4(const ChatRequest& request, const EncodeOptions& o
   sort_tool_results(turns);
 
   // Rule 3.
-  const bool any_tools = std::any_of(messages->begin(), messages->end(),
-                                     [](const Message& m) { return !m.tools.empty(); });
+  // Tools count where the reference keeps them: merging rebuilds user and tool messages without.
+  const bool any_tools = std::any_of(messages->begin(), messages->end(), [](const Message& m) {
+    return !m.tools.empty() && m.role != Role::User && m.role != Role::Tool;
+  });
   const bool drop = options.drop_thinking && !any_tools;
   if (thinking && drop) turns = drop_thinking(std::move(turns));
   const std::ptrdiff_t last_user = last_user_index(turns);
 
   // Rule 4.
   std::string out(v4::kBos);
-  if (thinking && options.effort == Effort::Max) out += v4::kReasoningEffortMax;
+  if (thinking && options.effort == Effort::Max && !turns.empty()) out += v4::kReasoningEffortMax;
   for (std::size_t i = 0; i < turns.size(); ++i) {
     const Turn& turn = turns[i];
     const Message* m = turn.message;

@@ -91,6 +91,10 @@ struct EncodeOptions {
   bool drop_thinking = true;  // drop reasoning before the last user turn (never when tools exist)
 };
 
+// Parses untrusted JSON text: refuses nesting deeper than 512 levels (copies of deeper values
+// would exhaust the stack) and reports where invalid text goes wrong.
+Result<Json> parse_json(std::string_view text);
+
 // Reads an OpenAI Chat Completions request ({messages, tools}) or a bare message array.
 Result<ChatRequest> chat_request_from_json(const Json& request);
 
@@ -217,6 +221,10 @@ class Codec {
 };
 
 std::unique_ptr<Codec> make_codec(Format format);
+
+// Feeds `text` in pieces of `chunk_bytes` (0: in one piece) until the parser fails, then
+// finishes it.
+void feed_all(StreamParser& parser, std::string_view text, std::size_t chunk_bytes = 0);
 
 // Whole-text parse: the stream parser fed in one piece (or `chunk_bytes` at a time).
 Result<ParsedMessage> parse_completion(const Codec& codec, std::string_view completion,
