@@ -13,9 +13,10 @@
 //   - What stays unconsumed is bounded (a tag header of at most kMaxHeaderBytes, or a marker's
 //     length): values and text stream through, so memory is linear in the input at worst (values
 //     of string="false" parameters are collected to be checked as JSON).
-//   - Strict mode accepts exactly what the reference parser accepts; everything else is an Error
-//     event naming the problem and its byte offset, and nothing follows it. Lenient mode makes the
-//     recoveries listed in dsml.md and reports each as a Warning event.
+//   - Strict mode accepts what the reference parser accepts (docs/toolcall.md lists the few
+//     deliberate differences); everything else is an Error event naming the problem and its byte
+//     offset, and nothing follows it. Lenient mode makes the recoveries listed in dsml.md and
+//     reports each as a Warning event.
 #include "dsml_parser.hpp"
 
 #include "call_builder.hpp"
