@@ -9,7 +9,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git clang clang-format libclang-rt-14-dev
   # libraries (see docs/overview.md: one library per concern)
   libboost-dev libboost-system-dev libssl-dev libseccomp-dev libcgroup-dev libsqlite3-dev sqlite3
-  nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
+  nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libexpected-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3
 )

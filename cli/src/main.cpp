@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "sandbox_commands.hpp"
 #include "toolcall_commands.hpp"
 
 namespace {
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
 
   int exit_code = 0;
   warren::cli::add_toolcall_commands(app, exit_code);
+  warren::cli::add_sandbox_commands(app, exit_code);
 
   try {
     app.parse(argc, argv);

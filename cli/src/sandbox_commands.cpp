@@ -1,0 +1,160 @@
+#include "sandbox_commands.hpp"
+
+#include <csignal>
+#include <iostream>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "io.hpp"
+#include "warren/sandbox/sandbox.hpp"
+
+namespace warren::cli {
+
+namespace {
+
+namespace sb = warren::sandbox;
+
+// "512M", "1G", "64k", "1048576": bytes. nullopt for anything else.
+std::optional<std::uint64_t> parse_size(const std::string& text) {
+  std::size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (...) {
+    return std::nullopt;
+  }
+  if (value < 0) return std::nullopt;
+  std::string unit = text.substr(used);
+  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
+  if (!unit.empty() && unit.back() == 'i') unit.pop_back();
+  double scale = 1;
+  if (unit == "k" || unit == "K")
+    scale = 1024.0;
+  else if (unit == "m" || unit == "M")
+    scale = 1024.0 * 1024;
+  else if (unit == "g" || unit == "G")
+    scale = 1024.0 * 1024 * 1024;
+  else if (!unit.empty())
+    return std::nullopt;
+  return static_cast<std::uint64_t>(value * scale);
+}
+
+struct ExecFlags {
+  std::string memory = "1G", disk = "1G", output_limit = "1M";
+  std::uint32_t pids = 512;
+  double cpus = 1.0, timeout = 60, idle_timeout = 0;
+  std::string net = "none", rootfs, workspace, policy;
+  std::vector<std::string> mounts, env, command;
+  bool json = false, pass_stdin = false;
+};
+
+int usage_error(const std::string& message) {
+  std::cerr << "warren sandbox exec: " << message << "\n";
+  return 2;
+}
+
+int run_exec(const ExecFlags& f) {
+  sb::Policy policy;
+  const auto memory = parse_size(f.memory), disk = parse_size(f.disk),
+             output = parse_size(f.output_limit);
+  if (!memory) return usage_error("--memory: not a size: " + f.memory);
+  if (!disk) return usage_error("--disk: not a size: " + f.disk);
+  if (!output) return usage_error("--output-limit: not a size: " + f.output_limit);
+  policy.limits.memory_bytes = *memory;
+  policy.limits.disk_bytes = *disk;
+  policy.limits.output_bytes = *output;
+  policy.limits.pids = f.pids;
+  policy.limits.cpus = f.cpus;
+  policy.limits.timeout = std::chrono::milliseconds(static_cast<long long>(f.timeout * 1000));
+  policy.limits.idle_timeout =
+      std::chrono::milliseconds(static_cast<long long>(f.idle_timeout * 1000));
+  policy.network = f.net == "host" ? sb::Network::Host : sb::Network::None;
+  policy.rootfs = f.rootfs;
+  policy.workspace = f.workspace;
+  policy.seccomp_policy = f.policy;
+  policy.env = f.env;
+  for (const std::string& m : f.mounts) {
+    // SRC:DST[:ro|rw]
+    const std::size_t a = m.find(':');
+    if (a == std::string::npos) return usage_error("--mount wants SRC:DST[:ro], got " + m);
+    const std::size_t b = m.find(':', a + 1);
+    sb::Mount mount{m.substr(0, a), m.substr(a + 1, b == std::string::npos ? b : b - a - 1), false};
+    if (b != std::string::npos) {
+      const std::string mode = m.substr(b + 1);
+      if (mode != "ro" && mode != "rw") return usage_error("--mount mode must be ro or rw: " + m);
+      mount.read_only = mode == "ro";
+    }
+    policy.mounts.push_back(mount);
+  }
+  for (const std::string& kv : f.env)
+    if (kv.find('=') == std::string::npos) return usage_error("--env wants K=V, got " + kv);
+
+  sb::Command command{f.command, std::nullopt};
+  if (f.pass_stdin) {
+    std::string error;
+    command.stdin_data = read_input("-", error);
+  }
+  auto result = sb::run(policy, command);
+  if (!result) return usage_error(result.error().message);
+  const sb::ExecResult& r = *result;
+  if (f.json) {
+    const nlohmann::json j = {{"exit_code", r.exit_code},
+                              {"signal", r.signal},
+                              {"timed_out", r.timed_out},
+                              {"idle_timed_out", r.idle_timed_out},
+                              {"oom_killed", r.oom_killed},
+                              {"stdout", r.stdout_data},
+                              {"stderr", r.stderr_data},
+                              {"truncated", r.truncated},
+                              {"duration_ms", r.duration.count()},
+                              {"peak_memory_bytes", r.peak_memory_bytes},
+                              {"cpu_time_ms", r.cpu_time.count() / 1000},
+                              {"notes", r.notes}};
+    write_stdout(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  } else {
+    write_stdout(r.stdout_data);
+    std::cerr << r.stderr_data;
+    for (const std::string& note : r.notes) std::cerr << "warren sandbox: " << note << "\n";
+  }
+  // Exit status: the command's; 124 on timeout, 137 when killed for memory, 128+N for signal N.
+  if (r.timed_out || r.idle_timed_out) return 124;
+  if (r.oom_killed) return 137;
+  if (r.signal) return 128 + r.signal;
+  return r.exit_code;
+}
+
+}  // namespace
+
+void add_sandbox_commands(CLI::App& app, int& exit_code) {
+  CLI::App* sandbox = app.add_subcommand("sandbox", "Run commands in isolated sandboxes");
+  sandbox->require_subcommand(1);
+  auto f = std::make_shared<ExecFlags>();
+  CLI::App* exec = sandbox->add_subcommand(
+      "exec", "Run one command in a sandbox: exec [flags] -- CMD [ARGS...]");
+  exec->add_option("--memory", f->memory, "memory limit (e.g. 512M); swap is 0");
+  exec->add_option("--pids", f->pids, "maximum number of processes");
+  exec->add_option("--cpus", f->cpus, "CPU quota in cores (0: none)")
+      ->check(CLI::NonNegativeNumber);
+  exec->add_option("--timeout", f->timeout, "wall-clock limit in seconds (0: none)")
+      ->check(CLI::NonNegativeNumber);
+  exec->add_option("--idle-timeout", f->idle_timeout, "kill after this many seconds without output")
+      ->check(CLI::NonNegativeNumber);
+  exec->add_option("--disk", f->disk, "size of the writable layer (e.g. 1G)");
+  exec->add_option("--net", f->net, "none (default: a private loopback only) or host")
+      ->check(CLI::IsMember({"none", "host"}));
+  exec->add_option("--rootfs", f->rootfs, "an image directory to use as the root");
+  exec->add_option("--workspace", f->workspace,
+                   "host directory bound at /workspace (the working dir)");
+  exec->add_option("--mount", f->mounts, "SRC:DST[:ro|rw] (default rw)");
+  exec->add_option("--env", f->env, "K=V added to the environment");
+  exec->add_option("--output-limit", f->output_limit, "per-stream output kept (head and tail)");
+  exec->add_option("--policy", f->policy,
+                   "seccomp policy JSON (default: configs/seccomp/default.json)");
+  exec->add_flag("--stdin", f->pass_stdin, "pass this command's standard input to the sandbox");
+  exec->add_flag("--json", f->json, "print one JSON object with the result");
+  exec->add_option("command", f->command, "the command and its arguments (after --)")->required();
+  exec->callback([f, &exit_code] { exit_code = run_exec(*f); });
+}
+
+}  // namespace warren::cli

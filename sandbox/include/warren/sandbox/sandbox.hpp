@@ -1,0 +1,81 @@
+// warren/sandbox: run a command in an isolated sandbox and collect what it did.
+//
+// Isolation (all on by default): new user, pid, mount, network, ipc, uts and cgroup namespaces;
+// a fresh root (tmpfs) with read-only binds of the host system and the host's secrets masked;
+// no capabilities, no_new_privs, a seccomp filter, rlimits; cgroup limits on memory (no swap),
+// pids and CPU. Facts and the hardening checklist: ../shared/docs/sandbox.md.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+namespace warren::sandbox {
+
+struct Error {
+  std::string message;  // one line a user can act on
+};
+
+template <class T>
+using Result = tl::expected<T, Error>;
+
+struct Mount {
+  std::string source;  // host path
+  std::string target;  // path inside the sandbox
+  bool read_only = true;
+};
+
+enum class Network { None, Host };
+
+struct Limits {
+  std::uint64_t memory_bytes = 1ULL << 30;     // 0: no limit; swap is always 0
+  std::uint32_t pids = 512;                    // 0: no limit
+  double cpus = 1.0;                           // CPU quota in cores; 0: no limit
+  std::uint64_t disk_bytes = 1ULL << 30;       // size of the writable layer (the root tmpfs)
+  std::uint64_t output_bytes = 1ULL << 20;     // per stream; beyond it head and tail are kept
+  std::chrono::milliseconds timeout{60000};    // wall clock; 0: none
+  std::chrono::milliseconds idle_timeout{0};   // no output for this long; 0: none
+  std::uint64_t file_size_bytes = 1ULL << 30;  // RLIMIT_FSIZE
+  std::uint64_t open_files = 1024;             // RLIMIT_NOFILE
+};
+
+struct Policy {
+  Limits limits;
+  Network network = Network::None;
+  std::string rootfs;     // an image directory; empty: the host-system view (read-only binds)
+  std::string workspace;  // host directory bound read-write at /workspace (the working dir)
+  std::vector<Mount> mounts;
+  std::vector<std::string> env;  // KEY=VALUE, added to a minimal default environment
+  std::string seccomp_policy;    // a JSON policy file; empty: configs' built-in default
+  std::string hostname = "sandbox";
+};
+
+struct Command {
+  std::vector<std::string> argv;
+  std::optional<std::string> stdin_data;  // stdin is closed unless given
+};
+
+struct ExecResult {
+  int exit_code = -1;  // the command's exit status; -1 when it was killed by a signal
+  int signal = 0;      // the signal that killed it, if any
+  bool timed_out = false;
+  bool idle_timed_out = false;
+  bool oom_killed = false;
+  bool truncated = false;  // output was over the limit; head and tail were kept
+  std::string stdout_data;
+  std::string stderr_data;
+  std::chrono::milliseconds duration{0};
+  std::uint64_t peak_memory_bytes = 0;
+  std::chrono::microseconds cpu_time{0};
+  std::vector<std::string> notes;  // limits that could not be applied, and why
+};
+
+// Runs `command` under `policy` and waits for it. An Error means the sandbox could not be set up;
+// anything the command does (fail, time out, be killed) is in the ExecResult.
+Result<ExecResult> run(const Policy& policy, const Command& command);
+
+}  // namespace warren::sandbox

@@ -1,0 +1,137 @@
+// Inside the sandbox: PID 1 (sets up the filesystem and network, starts the command, reaps every
+// orphan) and the command's own process (limits, seccomp, exec). Only system calls and the
+// prepared plan are used here; see plan.hpp.
+#include <grp.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "plan.hpp"
+
+namespace warren::sandbox::detail {
+
+WARREN_CHILD_CODE void apply_fs_steps(const ChildPlan& plan, const std::vector<FsStep>& steps);
+WARREN_CHILD_CODE void bring_loopback_up(const ChildPlan& plan);
+WARREN_CHILD_CODE void apply_process_limits(const ChildPlan& plan, int keep_fd);
+
+namespace {
+
+WARREN_CHILD_CODE void write_all(int fd, const char* text) {
+  std::size_t left = std::strlen(text);
+  while (left > 0) {
+    const ssize_t n = write(fd, text, left);
+    if (n <= 0) return;
+    text += n;
+    left -= static_cast<std::size_t>(n);
+  }
+}
+
+// Reports "<kind><what>: <error>" (kind 'S' for setup, 'E' for exec) and exits.
+[[noreturn]] WARREN_CHILD_CODE void report(const ChildPlan& plan, char kind, const char* what,
+                                           int err) {
+  const char prefix[2] = {kind, '\0'};
+  write_all(plan.error_write, prefix);
+  write_all(plan.error_write, what);
+  write_all(plan.error_write, ": ");
+  const char* desc = strerrordesc_np(err);
+  write_all(plan.error_write, desc ? desc : "unknown error");
+  _exit(127);
+}
+
+[[noreturn]] WARREN_CHILD_CODE void exec_command(const ChildPlan& plan) {
+  const char* file = plan.argv[0];
+  if (std::strchr(file, '/')) {
+    execve(file, plan.argv.data(), plan.envp.data());
+    report(plan, 'E', file, errno);
+  }
+  // PATH search with a stack buffer: ENOENT moves on, anything else is remembered.
+  int err = ENOENT;
+  char candidate[4096];
+  for (const char* dir = plan.search_path; dir && *dir;) {
+    const char* end = std::strchr(dir, ':');
+    const std::size_t len = end ? static_cast<std::size_t>(end - dir) : std::strlen(dir);
+    const std::size_t file_len = std::strlen(file);
+    if (len + 1 + file_len + 1 <= sizeof candidate) {
+      std::memcpy(candidate, dir, len);
+      candidate[len] = '/';
+      std::memcpy(candidate + len + 1, file, file_len + 1);
+      execve(candidate, plan.argv.data(), plan.envp.data());
+      if (errno != ENOENT) err = errno;
+    }
+    dir = end ? end + 1 : nullptr;
+  }
+  report(plan, 'E', file, err);
+}
+
+[[noreturn]] WARREN_CHILD_CODE void run_command(const ChildPlan& plan) {
+  setsid();  // no controlling terminal: TIOCSTI has nothing to inject into, and it is filtered
+  if (dup2(plan.stdin_read, 0) < 0 || dup2(plan.stdout_write, 1) < 0 ||
+      dup2(plan.stderr_write, 2) < 0)
+    report(plan, 'S', "stdio", errno);
+  if (chdir(plan.workdir) != 0) report(plan, 'S', plan.workdir, errno);
+  apply_process_limits(plan, plan.error_write);
+  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &plan.seccomp) != 0)
+    report(plan, 'S', "seccomp", errno);
+  exec_command(plan);
+}
+
+}  // namespace
+
+[[noreturn]] WARREN_CHILD_CODE void child_fail(const ChildPlan& plan, const char* what, int err) {
+  report(plan, 'S', what, err);
+}
+
+[[noreturn]] WARREN_CHILD_CODE void sandbox_init(const ChildPlan& plan) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);  // the supervisor gone: the whole sandbox goes
+  for (int fd : plan.close_in_init) close(fd);
+  char go = 0;
+  if (read(plan.go_read, &go, 1) != 1) _exit(127);
+  // The id maps exist now: become the namespace's root (host uid 100000, not host root), so that
+  // files this process creates belong to a mapped id.
+  if (setresgid(0, 0, 0) != 0) child_fail(plan, "setresgid", errno);
+  if (setgroups(0, nullptr) != 0 && errno != EPERM) child_fail(plan, "setgroups", errno);
+  if (setresuid(0, 0, 0) != 0) child_fail(plan, "setresuid", errno);
+
+  // Mount events must not propagate back to the host.
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    child_fail(plan, "making mounts private", errno);
+  apply_fs_steps(plan, plan.before_pivot);
+  // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the new.
+  if (chdir(plan.new_root) != 0) child_fail(plan, plan.new_root, errno);
+  if (syscall(SYS_pivot_root, ".", ".") != 0) child_fail(plan, "pivot_root", errno);
+  if (umount2(".", MNT_DETACH) != 0) child_fail(plan, "detaching the old root", errno);
+  if (chdir("/") != 0) child_fail(plan, "chdir /", errno);
+  apply_fs_steps(plan, plan.after_pivot);
+  if (plan.hostname && sethostname(plan.hostname, std::strlen(plan.hostname)) != 0)
+    child_fail(plan, "sethostname", errno);
+  if (plan.loopback_up) bring_loopback_up(plan);
+
+  const pid_t command = fork();
+  if (command < 0) child_fail(plan, "fork", errno);
+  if (command == 0) run_command(plan);
+  close(plan.stdin_read);
+  close(plan.stdout_write);
+  close(plan.stderr_write);
+  close(plan.error_write);
+
+  // Reap everything; when the command exits, report it and exit, which kills whatever it left
+  // behind (the kernel ends a pid namespace with its init).
+  while (true) {
+    int status = 0;
+    const pid_t pid = waitpid(-1, &status, 0);
+    if (pid == command) {
+      (void)!write(plan.status_write, &status, sizeof status);
+      _exit(0);
+    }
+    if (pid < 0 && errno != EINTR) _exit(0);
+  }
+}
+
+}  // namespace warren::sandbox::detail

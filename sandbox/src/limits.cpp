@@ -1,0 +1,32 @@
+// The command's process: rlimits, no inherited descriptors, no capabilities, no_new_privs. Run in
+// the child just before the seccomp filter and exec.
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "plan.hpp"
+
+namespace warren::sandbox::detail {
+
+WARREN_CHILD_CODE void apply_process_limits(const ChildPlan& plan, int keep_fd) {
+  for (const RlimitSetting& r : plan.rlimits)
+    if (setrlimit(r.resource, &r.value) != 0) child_fail(plan, "setrlimit", errno);
+
+  // Every inherited descriptor but stdio (and the error pipe, which is close-on-exec) is closed.
+  if (keep_fd > 3) syscall(SYS_close_range, 3u, static_cast<unsigned>(keep_fd - 1), 0u);
+  syscall(SYS_close_range, static_cast<unsigned>(keep_fd + 1), ~0u, 0u);
+
+  // Capabilities: the bounding set, the ambient set, then the permitted/effective/inheritable sets.
+  for (int cap = 0; cap <= 63; ++cap) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (syscall(SYS_capset, &header, data) != 0) child_fail(plan, "dropping capabilities", errno);
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) child_fail(plan, "no_new_privs", errno);
+}
+
+}  // namespace warren::sandbox::detail

@@ -1,0 +1,169 @@
+#include "mount.hpp"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+
+namespace warren::sandbox::detail {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr unsigned long kBind = MS_BIND | MS_REC;
+constexpr unsigned long kSafe = MS_NOSUID | MS_NODEV;
+
+// Host directories that make up a usable system, bound read-only.
+constexpr const char* kSystemDirs[] = {"/usr",   "/bin",    "/sbin", "/lib", "/lib32",
+                                       "/lib64", "/libx32", "/etc",  "/opt"};
+
+// Host secrets hidden behind /dev/null even though /etc is visible.
+constexpr const char* kMaskedFiles[] = {"/etc/shadow", "/etc/gshadow", "/etc/shadow-",
+                                        "/etc/gshadow-", "/etc/sudoers"};
+
+// Kernel interfaces: masked (no data) or read-only, as Docker and bubblewrap do.
+constexpr const char* kMaskedProc[] = {"/proc/kcore",    "/proc/sysrq-trigger", "/proc/timer_list",
+                                       "/proc/keys",     "/proc/latency_stats", "/proc/sched_debug",
+                                       "/proc/kallsyms", "/proc/kmsg"};
+constexpr const char* kReadOnlyProc[] = {"/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq",
+                                         "/proc/sysvipc"};
+
+constexpr const char* kDevices[] = {"null", "zero", "full", "random", "urandom", "tty"};
+
+}  // namespace
+
+Result<void> plan_filesystem(const Policy& policy, const std::string& new_root, ChildPlan& plan,
+                             Strings& strings) {
+  auto& pre = plan.before_pivot;
+  auto& post = plan.after_pivot;
+  auto in_root = [&](const std::string& path) { return strings.keep(new_root + path); };
+
+  // The writable layer: everything not bound below lives in this size-limited tmpfs.
+  const std::string size = "size=" + std::to_string(policy.limits.disk_bytes) + ",mode=0755";
+  if (policy.rootfs.empty()) {
+    pre.push_back(
+        {FsStep::Mount, strings.keep(new_root), "tmpfs", "tmpfs", kSafe, strings.keep(size)});
+    for (const char* dir : kSystemDirs) {
+      std::error_code ec;
+      const fs::file_status st = fs::symlink_status(dir, ec);
+      if (ec || !fs::exists(st)) continue;
+      if (fs::is_symlink(st)) {  // merged /usr: /bin -> usr/bin
+        pre.push_back({FsStep::Symlink, in_root(dir), strings.keep(fs::read_symlink(dir))});
+      } else if (fs::is_directory(st)) {
+        pre.push_back({FsStep::Mkdir, in_root(dir)});
+        pre.push_back({FsStep::Mount, in_root(dir), dir, nullptr, MS_BIND});
+        pre.push_back({FsStep::RemountReadOnly, in_root(dir)});
+      }
+    }
+    for (const char* file : kMaskedFiles)
+      if (fs::exists(file))
+        pre.push_back({FsStep::Mount, in_root(file), "/dev/null", nullptr, MS_BIND});
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/etc/ssh", ec)) {
+      const std::string name = entry.path().filename();
+      if (name.starts_with("ssh_host_") && name.ends_with("_key"))
+        pre.push_back({FsStep::Mount, in_root(entry.path()), "/dev/null", nullptr, MS_BIND});
+    }
+  } else {
+    if (!fs::is_directory(policy.rootfs))
+      return tl::unexpected(Error{"--rootfs " + policy.rootfs + " is not a directory"});
+    // The image is bound read-only; its writable places get size-limited tmpfs mounts.
+    pre.push_back({FsStep::Mount, strings.keep(new_root), strings.keep(policy.rootfs), nullptr,
+                   MS_BIND | MS_REC});
+    pre.push_back({FsStep::RemountReadOnly, strings.keep(new_root)});
+    for (const char* dir : {"/tmp", "/root", "/home", "/run", "/var/tmp"}) {
+      pre.push_back({FsStep::Mkdir, in_root(dir), nullptr, nullptr, 0, nullptr, 0755, true});
+      pre.push_back(
+          {FsStep::Mount, in_root(dir), "tmpfs", "tmpfs", kSafe, strings.keep(size), 0755, true});
+    }
+  }
+
+  // Writable places of the host-system view (already tmpfs: just directories).
+  for (const char* dir : {"/tmp", "/root", "/home", "/run", "/var", "/var/tmp", "/proc", "/dev"})
+    pre.push_back({FsStep::Mkdir, in_root(dir), nullptr, nullptr, 0, nullptr,
+                   std::string_view(dir).ends_with("tmp") ? 01777u : 0755u, true});
+
+  // /proc of the new pid namespace, mounted while the host's /proc is still visible (the kernel
+  // refuses a proc mount in a namespace that has no fully visible one).
+  pre.push_back({FsStep::Mount, in_root("/proc"), "proc", "proc", kSafe | MS_NOEXEC});
+
+  // A minimal /dev: a few host device nodes, a private devpts.
+  pre.push_back({FsStep::Mount, in_root("/dev"), "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC,
+                 "mode=0755,size=1m"});
+  for (const char* dev : kDevices) {
+    const std::string host = std::string("/dev/") + dev;
+    pre.push_back({FsStep::Touch, in_root(host)});
+    pre.push_back({FsStep::Mount, in_root(host), strings.keep(host), nullptr, MS_BIND});
+  }
+  pre.push_back({FsStep::Mkdir, in_root("/dev/pts")});
+  pre.push_back({FsStep::Mount, in_root("/dev/pts"), "devpts", "devpts", MS_NOSUID | MS_NOEXEC,
+                 "newinstance,ptmxmode=0666,mode=0620"});
+  pre.push_back({FsStep::Symlink, in_root("/dev/ptmx"), "pts/ptmx"});
+  pre.push_back({FsStep::Symlink, in_root("/dev/fd"), "/proc/self/fd"});
+  pre.push_back({FsStep::Symlink, in_root("/dev/stdin"), "/proc/self/fd/0"});
+  pre.push_back({FsStep::Symlink, in_root("/dev/stdout"), "/proc/self/fd/1"});
+  pre.push_back({FsStep::Symlink, in_root("/dev/stderr"), "/proc/self/fd/2"});
+  pre.push_back({FsStep::Mkdir, in_root("/dev/shm"), nullptr, nullptr, 0, nullptr, 01777});
+
+  if (!policy.workspace.empty()) {
+    if (!fs::is_directory(policy.workspace))
+      return tl::unexpected(Error{"--workspace " + policy.workspace + " is not a directory"});
+    pre.push_back({FsStep::Mkdir, in_root("/workspace")});
+    pre.push_back({FsStep::Mount, in_root("/workspace"),
+                   strings.keep(fs::absolute(policy.workspace)), nullptr, kBind});
+    plan.workdir = "/workspace";
+  }
+  for (const Mount& m : policy.mounts) {
+    if (m.target.empty() || m.target[0] != '/')
+      return tl::unexpected(Error{"--mount target '" + m.target + "' must be an absolute path"});
+    if (!fs::exists(m.source))
+      return tl::unexpected(Error{"--mount source " + m.source + " does not exist"});
+    pre.push_back({fs::is_directory(m.source) ? FsStep::Mkdir : FsStep::Touch, in_root(m.target)});
+    pre.push_back(
+        {FsStep::Mount, in_root(m.target), strings.keep(fs::absolute(m.source)), nullptr, kBind});
+    if (m.read_only) pre.push_back({FsStep::RemountReadOnly, in_root(m.target)});
+  }
+
+  for (const char* file : kMaskedProc)
+    post.push_back({FsStep::Mount, file, "/dev/null", nullptr, MS_BIND, nullptr, 0, true});
+  for (const char* dir : kReadOnlyProc) {
+    post.push_back({FsStep::Mount, dir, dir, nullptr, MS_BIND | MS_REC, nullptr, 0, true});
+    post.push_back({FsStep::RemountReadOnly, dir, nullptr, nullptr, 0, nullptr, 0, true});
+  }
+  return {};
+}
+
+WARREN_CHILD_CODE void apply_fs_steps(const ChildPlan& plan, const std::vector<FsStep>& steps) {
+  for (const FsStep& s : steps) {
+    int rc = 0;
+    switch (s.kind) {
+      case FsStep::Mkdir:
+        rc = mkdir(s.path, s.mode);
+        if (rc != 0 && errno == EEXIST) rc = 0;
+        if (rc == 0) chmod(s.path, s.mode);  // umask-free
+        break;
+      case FsStep::Symlink:
+        rc = symlink(s.source, s.path);
+        break;
+      case FsStep::Touch: {
+        const int fd = open(s.path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        rc = fd < 0 ? -1 : close(fd);
+        break;
+      }
+      case FsStep::Mount:
+        rc = mount(s.source, s.path, s.fstype, s.flags, s.data);
+        break;
+      case FsStep::RemountReadOnly:
+        // A bind remount keeps the flags the kernel has locked (nosuid, nodev, noexec).
+        rc = mount(nullptr, s.path, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | kSafe, nullptr);
+        break;
+    }
+    if (rc != 0 && !s.optional) child_fail(plan, s.path, errno);
+  }
+}
+
+}  // namespace warren::sandbox::detail

@@ -1,0 +1,65 @@
+// What the parent prepares for the sandbox's first process before clone(). The child runs on a
+// copy of the parent's memory and, until exec, uses only these prepared values and system calls:
+// no allocation, so a multi-threaded parent cannot leave it a locked allocator.
+#pragma once
+
+#include <linux/filter.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+// Code that runs in the sandbox's PID 1 lives on a stack of its own (clone), which AddressSanitizer
+// does not know: it is left uninstrumented so that sanitizer builds stay quiet and correct.
+#define WARREN_CHILD_CODE __attribute__((no_sanitize("address")))
+
+namespace warren::sandbox::detail {
+
+// One filesystem operation, with paths already absolute.
+struct FsStep {
+  enum Kind { Mkdir, Symlink, Touch, Mount, RemountReadOnly } kind;
+  const char* path;              // target
+  const char* source = nullptr;  // Mount: source; Symlink: link text
+  const char* fstype = nullptr;
+  unsigned long flags = 0;
+  const char* data = nullptr;
+  unsigned mode = 0755;
+  bool optional = false;  // skip quietly when the source does not exist
+};
+
+struct RlimitSetting {
+  int resource;
+  rlimit value;
+};
+
+struct ChildPlan {
+  // Pipes (the other ends are the parent's).
+  int go_read = -1;       // the parent writes one byte when maps and cgroups are in place
+  int error_write = -1;   // setup failures, as text; close-on-exec, so exec closes it
+  int status_write = -1;  // PID 1 writes the command's wait status here
+  int stdin_read = -1, stdout_write = -1, stderr_write = -1;
+  std::vector<int> close_in_init;  // the parent's ends of those pipes
+
+  const char* new_root = nullptr;    // where the new root is assembled before pivot_root
+  std::vector<FsStep> before_pivot;  // paths under new_root
+  std::vector<FsStep> after_pivot;   // paths in the new root (masks over /proc)
+  const char* hostname = nullptr;
+  bool loopback_up = false;  // a private network namespace gets its lo up
+  const char* workdir = "/";
+  std::vector<char*> argv;            // null-terminated
+  std::vector<char*> envp;            // null-terminated
+  const char* search_path = nullptr;  // PATH used to find argv[0]
+  std::vector<RlimitSetting> rlimits;
+  sock_fprog seccomp{};  // a filter compiled in the parent
+};
+
+// The sandbox's PID 1: sets up the filesystem, starts the command, reaps every process and
+// reports the command's status. Never returns.
+[[noreturn]] WARREN_CHILD_CODE void sandbox_init(const ChildPlan& plan);
+
+// Setup failure reporting from the child: "<what>: <strerror>" on the error pipe, then exit.
+[[noreturn]] WARREN_CHILD_CODE void child_fail(const ChildPlan& plan, const char* what, int err);
+
+}  // namespace warren::sandbox::detail

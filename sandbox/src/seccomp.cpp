@@ -1,0 +1,130 @@
+#include "seccomp.hpp"
+
+#include <linux/sched.h>
+#include <seccomp.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "default_seccomp_policy.hpp"  // generated from configs/seccomp/default.json
+
+namespace warren::sandbox::detail {
+
+namespace {
+
+using Json = nlohmann::json;
+using Context = std::unique_ptr<void, void (*)(scmp_filter_ctx)>;
+
+tl::unexpected<Error> fail(const std::string& message) {
+  return tl::unexpected(Error{"seccomp policy: " + message});
+}
+
+struct ErrnoName {
+  const char* name;
+  int value;
+};
+constexpr ErrnoName kErrnos[] = {{"EPERM", EPERM}, {"EACCES", EACCES}, {"ENOSYS", ENOSYS}};
+
+struct IoctlName {
+  const char* name;
+  unsigned long value;
+};
+constexpr IoctlName kIoctls[] = {{"TIOCSTI", TIOCSTI}, {"TIOCLINUX", TIOCLINUX}};
+
+constexpr std::uint64_t kNamespaceFlags[] = {CLONE_NEWNS,     CLONE_NEWUTS, CLONE_NEWIPC,
+                                             CLONE_NEWUSER,   CLONE_NEWPID, CLONE_NEWNET,
+                                             CLONE_NEWCGROUP, 0x00000080 /* CLONE_NEWTIME */};
+
+Result<int> syscall_number(const Json& name) {
+  if (!name.is_string()) return fail("syscall names must be strings");
+  const int nr = seccomp_syscall_resolve_name(name.get<std::string>().c_str());
+  if (nr == __NR_SCMP_ERROR) return fail("unknown system call '" + name.get<std::string>() + "'");
+  return nr;
+}
+
+}  // namespace
+
+Result<SeccompProgram> compile_seccomp_policy(const std::string& path) {
+  std::string text = kDefaultSeccompPolicy;
+  if (!path.empty()) {
+    std::ifstream in(path);
+    if (!in) return tl::unexpected(Error{"cannot read seccomp policy " + path});
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const Json policy = Json::parse(text, nullptr, false);
+  if (!policy.is_object())
+    return fail((path.empty() ? "built-in" : path) + " is not a JSON object");
+
+  int deny_errno = EPERM;
+  if (policy.contains("errno")) {
+    bool known = false;
+    for (const auto& e : kErrnos)
+      if (policy["errno"] == e.name) deny_errno = e.value, known = true;
+    if (!known) return fail("errno must be EPERM, EACCES or ENOSYS");
+  }
+
+  Context ctx(seccomp_init(SCMP_ACT_ALLOW), seccomp_release);
+  if (!ctx) return fail("seccomp_init failed");
+  // Foreign architectures (and x32, which libseccomp treats as one) get the refusal, not a kill.
+  seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_ERRNO(deny_errno));
+
+  auto add = [&](uint32_t action, int nr, unsigned count, const scmp_arg_cmp* args) -> bool {
+    return seccomp_rule_add_array(ctx.get(), action, nr, count, args) == 0;
+  };
+  for (const char* list : {"deny", "enosys"}) {
+    if (!policy.contains(list)) continue;
+    if (!policy[list].is_array()) return fail(std::string(list) + " must be an array");
+    const uint32_t action =
+        std::string_view(list) == "deny" ? SCMP_ACT_ERRNO(deny_errno) : SCMP_ACT_ERRNO(ENOSYS);
+    for (const Json& name : policy[list]) {
+      auto nr = syscall_number(name);
+      if (!nr) return tl::unexpected(nr.error());
+      if (!add(action, *nr, 0, nullptr))
+        return fail("cannot add a rule for " + name.get<std::string>());
+    }
+  }
+  if (policy.value("deny_namespace_clone_flags", false)) {
+    for (std::uint64_t flag : kNamespaceFlags) {
+      const scmp_arg_cmp cmp = SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag);
+      if (!add(SCMP_ACT_ERRNO(deny_errno), SCMP_SYS(clone), 1, &cmp))
+        return fail("cannot add the clone flag rules");
+    }
+  }
+  if (policy.contains("deny_ioctls")) {
+    for (const Json& name : policy["deny_ioctls"]) {
+      const IoctlName* found = nullptr;
+      for (const auto& i : kIoctls)
+        if (name == i.name) found = &i;
+      if (!found) return fail("unknown ioctl " + name.dump() + " (known: TIOCSTI, TIOCLINUX)");
+      // The request is an int: compare its low 32 bits only.
+      const scmp_arg_cmp cmp = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xFFFFFFFFu, found->value);
+      if (!add(SCMP_ACT_ERRNO(deny_errno), SCMP_SYS(ioctl), 1, &cmp))
+        return fail("cannot add the ioctl rules");
+    }
+  }
+
+  // Export the BPF program through a memfd (libseccomp 2.5 exports to a descriptor).
+  const int fd = memfd_create("warren-seccomp", MFD_CLOEXEC);
+  if (fd < 0) return fail(std::string("memfd_create: ") + std::strerror(errno));
+  if (seccomp_export_bpf(ctx.get(), fd) != 0) {
+    close(fd);
+    return fail("exporting the filter failed");
+  }
+  const off_t size = lseek(fd, 0, SEEK_END);
+  SeccompProgram program;
+  program.instructions.resize(static_cast<std::size_t>(size) / sizeof(sock_filter));
+  const ssize_t n = pread(fd, program.instructions.data(), static_cast<std::size_t>(size), 0);
+  close(fd);
+  if (n != size) return fail("reading the exported filter failed");
+  return program;
+}
+
+}  // namespace warren::sandbox::detail

@@ -1,0 +1,77 @@
+// `warren sandbox exec` as users call it: exit statuses, --json, bad flags.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+struct Outcome {
+  int status;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+Outcome warren(const std::string& args) {
+  const std::string base = ::testing::TempDir() + "/warren_sb_" + std::to_string(getpid());
+  const std::string cmd = std::string(WARREN_BINARY) + " " + args + " < /dev/null > " + base +
+                          ".out 2> " + base + ".err";
+  const int raw = std::system(cmd.c_str());
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(base + ".out"), slurp(base + ".err")};
+}
+
+class SandboxCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0)
+      GTEST_SKIP() << "sandbox tests need root: they create namespaces and cgroups";
+  }
+};
+
+TEST_F(SandboxCli, ExitStatusIsTheCommands) {
+  const Outcome r = warren("sandbox exec -- sh -c 'echo out; echo err >&2; exit 7'");
+  EXPECT_EQ(r.status, 7);
+  EXPECT_EQ(r.out, "out\n");
+  EXPECT_EQ(r.err, "err\n");
+}
+
+TEST_F(SandboxCli, TimeoutIs124AndMemoryIs137) {
+  EXPECT_EQ(warren("sandbox exec --timeout 0.5 -- sleep 30").status, 124);
+  EXPECT_EQ(warren("sandbox exec --memory 48M -- python3 -c 'b = bytearray(200 << 20)'").status,
+            137);
+}
+
+TEST_F(SandboxCli, JsonResult) {
+  const Outcome r = warren("sandbox exec --json -- sh -c 'printf hi; exit 2'");
+  ASSERT_EQ(r.status, 2) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["exit_code"], 2);
+  EXPECT_EQ(j["stdout"], "hi");
+  EXPECT_EQ(j["timed_out"], false);
+  EXPECT_EQ(j["oom_killed"], false);
+  EXPECT_EQ(j["truncated"], false);
+  EXPECT_GT(j["peak_memory_bytes"].get<std::uint64_t>(), 0u);
+  for (const char* key : {"signal", "stderr", "duration_ms"}) EXPECT_TRUE(j.contains(key)) << key;
+}
+
+TEST_F(SandboxCli, BadFlagsAndImpossiblePoliciesExitTwo) {
+  const Outcome size = warren("sandbox exec --memory lots -- true");
+  EXPECT_EQ(size.status, 2);
+  EXPECT_EQ(size.err, "warren sandbox exec: --memory: not a size: lots\n");
+  EXPECT_EQ(warren("sandbox exec --net sometimes -- true").status, 2);
+  const Outcome ws = warren("sandbox exec --workspace /nonexistent/x -- true");
+  EXPECT_EQ(ws.status, 2);
+  EXPECT_EQ(ws.err, "warren sandbox exec: --workspace /nonexistent/x is not a directory\n");
+  EXPECT_EQ(warren("sandbox exec --mount /etc -- true").status, 2);
+}
+
+}  // namespace
