@@ -155,6 +155,22 @@ void add_sandbox_commands(CLI::App& app, int& exit_code) {
   exec->add_flag("--json", f->json, "print one JSON object with the result");
   exec->add_option("command", f->command, "the command and its arguments (after --)")->required();
   exec->callback([f, &exit_code] { exit_code = run_exec(*f); });
+
+  struct BenchFlags {
+    int runs = 200, concurrency = 16;
+    bool compare_bwrap = false, json = false;
+  };
+  auto b = std::make_shared<BenchFlags>();
+  CLI::App* bench = sandbox->add_subcommand(
+      "bench", "Start latency and throughput of sandboxed /bin/true (and of bwrap)");
+  bench->add_option("--runs", b->runs, "commands per measurement")->check(CLI::PositiveNumber);
+  bench->add_option("--concurrency", b->concurrency, "workers for the throughput figure")
+      ->check(CLI::PositiveNumber);
+  bench->add_flag("--compare-bwrap", b->compare_bwrap, "measure bwrap --unshare-all the same way");
+  bench->add_flag("--json", b->json, "print the figures as JSON");
+  bench->callback([b, &exit_code] {
+    exit_code = run_sandbox_bench(b->runs, b->concurrency, b->compare_bwrap, b->json);
+  });
 }
 
 }  // namespace warren::cli

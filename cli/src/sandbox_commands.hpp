@@ -4,7 +4,10 @@
 
 namespace warren::cli {
 
-// `warren sandbox exec`: one command in an isolated sandbox.
+// `warren sandbox exec|bench`.
 void add_sandbox_commands(CLI::App& app, int& exit_code);
+
+// sandbox_bench.cpp
+int run_sandbox_bench(int runs, int concurrency, bool compare_bwrap, bool json);
 
 }  // namespace warren::cli

@@ -14,6 +14,13 @@ namespace warren::sandbox::detail {
 
 namespace {
 
+// libcgroup keeps process-wide state and does not promise thread safety: every call into it is
+// made under this lock (sandboxes start from many threads at once).
+std::mutex& libcgroup_lock() {
+  static std::mutex lock;
+  return lock;
+}
+
 // libcgroup keeps its mount table in library state: it is initialised once per process.
 int init_libcgroup() {
   static std::once_flag once;
@@ -54,6 +61,7 @@ Cgroup::Cgroup(struct cgroup* group, std::string name, bool unified)
 
 Result<std::unique_ptr<Cgroup>> Cgroup::create(const std::string& name, const Limits& limits) {
   if (const int rc = init_libcgroup(); rc != 0) return cg_error("cgroup_init", rc);
+  std::lock_guard guard(libcgroup_lock());
   const bool unified = is_unified();
   const std::string path = "warren/" + name;
   struct cgroup* group = cgroup_new_cgroup(path.c_str());
@@ -98,17 +106,20 @@ Result<std::unique_ptr<Cgroup>> Cgroup::create(const std::string& name, const Li
 
 Cgroup::~Cgroup() {
   kill_all();
+  std::lock_guard guard(libcgroup_lock());
   cgroup_delete_cgroup(group_, 0);
   cgroup_free(&group_);
 }
 
 Result<void> Cgroup::attach(pid_t pid) {
+  std::lock_guard guard(libcgroup_lock());
   if (const int rc = cgroup_attach_task_pid(group_, pid); rc != 0)
     return cg_error("attaching to cgroup " + name_, rc);
   return {};
 }
 
 std::string Cgroup::file(const char* controller, const char* name) const {
+  std::lock_guard guard(libcgroup_lock());
   char* mount = nullptr;
   if (cgroup_get_subsys_mount_point(controller, &mount) != 0 || !mount) return {};
   std::string path = std::string(mount) + "/" + name_ + "/" + name;

@@ -1,7 +1,6 @@
 // Inside the sandbox: PID 1 (sets up the filesystem and network, starts the command, reaps every
 // orphan) and the command's own process (limits, seccomp, exec). Only system calls and the
 // prepared plan are used here; see plan.hpp.
-#include <grp.h>
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -94,10 +93,13 @@ WARREN_CHILD_CODE void write_all(int fd, const char* text) {
   char go = 0;
   if (read(plan.go_read, &go, 1) != 1) _exit(127);
   // The id maps exist now: become the namespace's root (host uid 100000, not host root), so that
-  // files this process creates belong to a mapped id.
-  if (setresgid(0, 0, 0) != 0) child_fail(plan, "setresgid", errno);
-  if (setgroups(0, nullptr) != 0 && errno != EPERM) child_fail(plan, "setgroups", errno);
-  if (setresuid(0, 0, 0) != 0) child_fail(plan, "setresuid", errno);
+  // files this process creates belong to a mapped id. Raw system calls: this process was cloned
+  // from a possibly multi-threaded parent, and glibc's wrappers would try to signal the parent's
+  // other threads, which do not exist here.
+  if (syscall(SYS_setresgid, 0, 0, 0) != 0) child_fail(plan, "setresgid", errno);
+  if (syscall(SYS_setgroups, 0, nullptr) != 0 && errno != EPERM)
+    child_fail(plan, "setgroups", errno);
+  if (syscall(SYS_setresuid, 0, 0, 0) != 0) child_fail(plan, "setresuid", errno);
 
   // Mount events must not propagate back to the host.
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
@@ -113,7 +115,9 @@ WARREN_CHILD_CODE void write_all(int fd, const char* text) {
     child_fail(plan, "sethostname", errno);
   if (plan.loopback_up) bring_loopback_up(plan);
 
-  const pid_t command = fork();
+  // A raw fork for the same reason: glibc's fork() would take locks other threads may hold.
+  const pid_t command =
+      static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, 0));
   if (command < 0) child_fail(plan, "fork", errno);
   if (command == 0) run_command(plan);
   close(plan.stdin_read);

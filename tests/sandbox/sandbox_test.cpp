@@ -11,7 +11,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <atomic>
 #include <set>
+#include <thread>
 #include <sstream>
 
 #include "warren/sandbox/sandbox.hpp"
@@ -308,6 +310,23 @@ TEST_F(Sandbox, RootInsideIsAnUnprivilegedIdOnTheHost) {
   ASSERT_EQ(stat((workspace / "made").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, 100000u) << "the sandbox's root must not be host root";
   fs::remove_all(workspace);
+}
+
+// Sandboxes start from many threads at once (the orchestrator's pool). The sandbox's first
+// process is cloned from a multi-threaded parent and must not use glibc paths that assume the
+// parent's threads exist (setxid broadcasts, fork handlers).
+TEST_F(Sandbox, ConcurrentSandboxesFromManyThreads) {
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 8; ++i) {
+        auto r = run(policy, Command{{"/bin/sh", "-c", "echo $$"}, std::nullopt});
+        if (r && r->exit_code == 0 && r->stdout_data == "2\n") ++ok;
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 48);
 }
 
 TEST_F(Sandbox, ImpossiblePoliciesAreErrors) {
