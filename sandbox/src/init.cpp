@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "plan.hpp"
 
@@ -81,6 +82,24 @@ WARREN_CHILD_CODE void write_all(int fd, const char* text) {
   exec_command(plan);
 }
 
+// Everything inherited but stdio and this sandbox's own pipe ends is closed: the parent's ends
+// of those pipes (a copy of stdin's write end would keep the command from reading EOF), and the
+// pipes of sandboxes other threads were starting at the same moment.
+WARREN_CHILD_CODE void close_inherited_descriptors(const ChildPlan& plan) {
+  int keep[] = {plan.go_read,    plan.error_write,  plan.status_write,
+                plan.stdin_read, plan.stdout_write, plan.stderr_write};
+  constexpr int kKeep = sizeof keep / sizeof keep[0];
+  for (int i = 1; i < kKeep; ++i)  // insertion sort: six numbers
+    for (int j = i; j > 0 && keep[j - 1] > keep[j]; --j) std::swap(keep[j - 1], keep[j]);
+  unsigned next = 3;
+  for (int fd : keep) {
+    if (fd >= static_cast<int>(next) + 1)
+      syscall(SYS_close_range, next, static_cast<unsigned>(fd - 1), 0u);
+    next = static_cast<unsigned>(fd) + 1;
+  }
+  syscall(SYS_close_range, next, ~0u, 0u);
+}
+
 }  // namespace
 
 [[noreturn]] WARREN_CHILD_CODE void child_fail(const ChildPlan& plan, const char* what, int err) {
@@ -89,7 +108,7 @@ WARREN_CHILD_CODE void write_all(int fd, const char* text) {
 
 [[noreturn]] WARREN_CHILD_CODE void sandbox_init(const ChildPlan& plan) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);  // the supervisor gone: the whole sandbox goes
-  for (int fd : plan.close_in_init) close(fd);
+  close_inherited_descriptors(plan);
   char go = 0;
   if (read(plan.go_read, &go, 1) != 1) _exit(127);
   // The id maps exist now: become the namespace's root (host uid 100000, not host root), so that

@@ -40,7 +40,6 @@ struct ChildPlan {
   int error_write = -1;   // setup failures, as text; close-on-exec, so exec closes it
   int status_write = -1;  // PID 1 writes the command's wait status here
   int stdin_read = -1, stdout_write = -1, stderr_write = -1;
-  std::vector<int> close_in_init;  // the parent's ends of those pipes
 
   const char* new_root = nullptr;    // where the new root is assembled before pivot_root
   std::vector<FsStep> before_pivot;  // paths under new_root

@@ -147,9 +147,6 @@ Result<ExecResult> run(const Policy& policy, const Command& command) {
   plan.stdout_write = out.write;
   plan.stderr_write = err.write;
 
-  // PID 1 starts with copies of the parent's ends; it closes them first (a copy of stdin's write
-  // end would keep the command from ever reading EOF).
-  plan.close_in_init = {go.write, error.read, status.read, in.write, out.read, err.read};
   int flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
               CLONE_NEWCGROUP | CLONE_PIDFD | SIGCHLD;
   if (policy.network == Network::None) flags |= CLONE_NEWNET;
@@ -226,7 +223,10 @@ Result<ExecResult> run(const Policy& policy, const Command& command) {
     if (!child_done && policy.limits.timeout.count() > 0) until(started + policy.limits.timeout);
     if (!child_done && policy.limits.idle_timeout.count() > 0)
       until(last_output + policy.limits.idle_timeout);
-    if (child_done) wait_ms = 1000;  // remaining output drains once everything has died
+    // Once PID 1 is gone every process of the sandbox is gone, and what they wrote is already in
+    // the pipes: drain without waiting (another sandbox starting at that moment may briefly hold
+    // a copy of a write end, so EOF is not worth waiting for).
+    if (child_done) wait_ms = 0;
 
     const int ready = poll(fds, static_cast<nfds_t>(n), wait_ms);
     if (ready < 0 && errno != EINTR) break;

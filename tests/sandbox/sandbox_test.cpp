@@ -9,12 +9,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <atomic>
 #include <set>
-#include <thread>
 #include <sstream>
+#include <thread>
 
 #include "warren/sandbox/sandbox.hpp"
 
@@ -327,6 +327,30 @@ TEST_F(Sandbox, ConcurrentSandboxesFromManyThreads) {
     });
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), 48);
+}
+
+// A sandbox started while another is being set up must not keep the other's pipes open: a copy
+// of stdin's write end would keep `cat` from ever reading EOF.
+TEST_F(Sandbox, StdinReachesEofWhileOtherSandboxesStart) {
+  std::atomic<bool> done{false};
+  std::thread sleepers([&] {
+    Policy p = policy;
+    while (!done) (void)run(p, Command{{"sleep", "1"}, std::nullopt});
+  });
+  std::thread sleepers2([&] {
+    while (!done) (void)run(policy, Command{{"sleep", "1"}, std::nullopt});
+  });
+  Policy quick = policy;
+  quick.limits.timeout = std::chrono::seconds(3);
+  int good = 0;
+  for (int i = 0; i < 40; ++i) {
+    auto r = run(quick, Command{{"cat"}, std::string("line ") + std::to_string(i)});
+    if (r && !r->timed_out && r->stdout_data == "line " + std::to_string(i)) ++good;
+  }
+  done = true;
+  sleepers.join();
+  sleepers2.join();
+  EXPECT_EQ(good, 40);
 }
 
 TEST_F(Sandbox, ImpossiblePoliciesAreErrors) {
