@@ -1,194 +1,28 @@
-// The supervisor: prepares the plan, clones the sandbox's PID 1 into its namespaces, maps its
-// ids, puts it in its cgroup, lets it go, and collects output and status until it ends.
-#include <fcntl.h>
+// One-shot runs: start a sandbox, feed stdin, collect output, enforce the timeouts, and report
+// how the command ended.
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 
-#include "cgroup.hpp"
-#include "mount.hpp"
-#include "seccomp.hpp"
-#include "user.hpp"
+#include "launch.hpp"
 #include "warren/sandbox/sandbox.hpp"
 
 namespace warren::sandbox {
 
-namespace detail {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-// A pipe whose ends close themselves.
-struct Pipe {
-  int read = -1, write = -1;
-  ~Pipe() { close_both(); }
-  bool open() {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) return false;
-    read = fds[0];
-    write = fds[1];
-    return true;
-  }
-  void close_read() { close_fd(read); }
-  void close_write() { close_fd(write); }
-  void close_both() {
-    close_read();
-    close_write();
-  }
-  static void close_fd(int& fd) {
-    if (fd >= 0) close(fd);
-    fd = -1;
-  }
-};
-
-// Keeps the first and last half of `limit` bytes of a stream.
-class Capture {
- public:
-  explicit Capture(std::uint64_t limit) : half_(limit / 2) {}
-  void add(const char* data, std::size_t n) {
-    total_ += n;
-    const std::size_t to_head = std::min<std::size_t>(n, half_ - std::min(half_, head_.size()));
-    head_.append(data, to_head);
-    data += to_head;
-    n -= to_head;
-    if (n == 0) return;
-    tail_.append(data, n);
-    if (tail_.size() > 2 * half_) tail_.erase(0, tail_.size() - half_);
-  }
-  bool truncated() const { return total_ > 2 * half_; }
-  std::string take() {
-    if (!truncated()) return head_ + tail_;
-    const std::string tail = tail_.substr(tail_.size() - std::min(tail_.size(), half_));
-    const std::uint64_t dropped = total_ - head_.size() - tail.size();
-    return head_ + "\n[warren: " + std::to_string(dropped) + " bytes of output dropped]\n" + tail;
-  }
-
- private:
-  std::size_t half_;
-  std::uint64_t total_ = 0;
-  std::string head_, tail_;
-};
-
-WARREN_CHILD_CODE int clone_entry(void* arg) {
-  sandbox_init(*static_cast<const ChildPlan*>(arg));
-}
-
-void build_process_plan(const Policy& policy, const Command& command, ChildPlan& plan,
-                        Strings& strings) {
-  plan.hostname = strings.keep(policy.hostname);
-  plan.loopback_up = policy.network == Network::None;
-  for (const std::string& arg : command.argv)
-    plan.argv.push_back(const_cast<char*>(strings.keep(arg)));
-  plan.argv.push_back(nullptr);
-  std::string path = kDefaultPath;
-  std::vector<std::string> env = {"HOME=/root", "LANG=C.UTF-8", "TERM=dumb", "USER=root"};
-  for (const std::string& kv : policy.env) {
-    if (kv.starts_with("PATH=")) path = kv.substr(5);
-    env.push_back(kv);
-  }
-  env.push_back("PATH=" + path);
-  for (const std::string& kv : env) plan.envp.push_back(const_cast<char*>(strings.keep(kv)));
-  plan.envp.push_back(nullptr);
-  plan.search_path = strings.keep(path);
-  const auto lim = [](std::uint64_t v) { return rlimit{v, v}; };
-  plan.rlimits = {{RLIMIT_CORE, lim(0)},
-                  {RLIMIT_NOFILE, lim(policy.limits.open_files)},
-                  {RLIMIT_FSIZE, lim(policy.limits.file_size_bytes)}};
-}
-
-// Where each sandbox assembles its root (inside its own mount namespace; the host sees an empty
-// directory).
-Result<std::string> staging_dir() {
-  const std::string dir = geteuid() == 0 ? "/run/warren/sandbox-root"
-                                         : "/tmp/warren-" + std::to_string(geteuid()) + "/root";
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return tl::unexpected(Error{"cannot create " + dir + ": " + ec.message()});
-  return dir;
-}
-
-}  // namespace
-}  // namespace detail
-
 Result<ExecResult> run(const Policy& policy, const Command& command) {
   using namespace detail;
-  if (command.argv.empty()) return tl::unexpected(Error{"no command to run"});
-  auto seccomp = compile_seccomp_policy(policy.seccomp_policy);
-  if (!seccomp) return tl::unexpected(seccomp.error());
-  auto root = staging_dir();
-  if (!root) return tl::unexpected(root.error());
-
-  Strings strings;
-  ChildPlan plan;
-  plan.new_root = strings.keep(*root);
-  if (auto fs = plan_filesystem(policy, *root, plan, strings); !fs)
-    return tl::unexpected(fs.error());
-  build_process_plan(policy, command, plan, strings);
-  plan.seccomp = seccomp->program();
-
-  Pipe go, error, status, in, out, err;
-  if (!go.open() || !error.open() || !status.open() || !in.open() || !out.open() || !err.open())
-    return tl::unexpected(Error{std::string("pipe: ") + std::strerror(errno)});
-  plan.go_read = go.read;
-  plan.error_write = error.write;
-  plan.status_write = status.write;
-  plan.stdin_read = in.read;
-  plan.stdout_write = out.write;
-  plan.stderr_write = err.write;
-
-  int flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
-              CLONE_NEWCGROUP | CLONE_PIDFD | SIGCHLD;
-  if (policy.network == Network::None) flags |= CLONE_NEWNET;
-  constexpr std::size_t kStack = 256 * 1024;
-  void* stack =
-      mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED) return tl::unexpected(Error{"cannot allocate the clone stack"});
-  int pidfd = -1;
-  const auto started = Clock::now();
-  const pid_t pid = clone(clone_entry, static_cast<char*>(stack) + kStack, flags, &plan, &pidfd);
-  const int clone_errno = errno;
-  munmap(stack, kStack);
-  if (pid < 0)
-    return tl::unexpected(Error{std::string("cannot create the sandbox's namespaces: ") +
-                                std::strerror(clone_errno)});
-  go.close_read();
-  error.close_write();
-  status.close_write();
-  in.close_read();
-  out.close_write();
-  err.close_write();
-
+  auto launched = launch(policy, command);
+  if (!launched) return tl::unexpected(launched.error());
+  Launched& l = **launched;
+  Pipe &error = l.error, &status = l.status, &in = l.in, &out = l.out, &err = l.err;
+  const int pidfd = l.pidfd;
+  const auto started = l.started;
+  Cgroup* cgroup = l.cgroup.get();
   ExecResult result;
-  auto abort_child = [&](Error e) -> Result<ExecResult> {
-    syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
-    waitpid(pid, nullptr, 0);
-    close(pidfd);
-    return tl::unexpected(std::move(e));
-  };
-  if (auto maps = write_id_maps(pid); !maps) return abort_child(maps.error());
-  std::unique_ptr<Cgroup> cgroup;
-  if (auto cg = Cgroup::create("sb-" + std::to_string(pid), policy.limits)) {
-    cgroup = std::move(*cg);
-    if (auto attached = cgroup->attach(pid); !attached) return abort_child(attached.error());
-  } else if (geteuid() == 0) {
-    return abort_child(Error{"cgroups unusable: " + cg.error().message});
-  } else {
-    result.notes.push_back(
-        "memory, pids and CPU limits not applied (rootless: " + cg.error().message + ")");
-  }
-  if (write(go.write, "g", 1) != 1) return abort_child(Error{"the sandbox did not start"});
-  go.close_write();
+  result.notes = l.notes;
 
   // Standard input: written as the command reads it, then closed.
   const std::string input = command.stdin_data.value_or("");
@@ -239,7 +73,7 @@ Result<ExecResult> run(const Policy& policy, const Command& command) {
       if (over_time || idle) {
         result.timed_out = result.timed_out || over_time;
         result.idle_timed_out = result.idle_timed_out || (idle && !over_time);
-        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+        l.kill();
         if (cgroup) cgroup->kill_all();
       }
     }
@@ -272,9 +106,7 @@ Result<ExecResult> run(const Policy& policy, const Command& command) {
       }
     }
   }
-  siginfo_t info{};
-  waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED);
-  close(pidfd);
+  l.reap();
   result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
 
   if (!setup_error.empty() && setup_error[0] == 'S')

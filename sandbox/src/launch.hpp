@@ -1,0 +1,97 @@
+// Starting a sandbox (shared by one-shot runs and sessions): the plan, the clone of its PID 1
+// into new namespaces, id maps, cgroup, and the supervisor's ends of its pipes.
+#pragma once
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cgroup.hpp"
+#include "warren/sandbox/sandbox.hpp"
+
+namespace warren::sandbox::detail {
+
+using Clock = std::chrono::steady_clock;
+
+// A pipe whose ends close themselves.
+struct Pipe {
+  Pipe() = default;
+  Pipe(const Pipe&) = delete;
+  Pipe& operator=(const Pipe&) = delete;
+  int read = -1, write = -1;
+  ~Pipe() { close_both(); }
+  bool open() {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return false;
+    read = fds[0];
+    write = fds[1];
+    return true;
+  }
+  void close_read() { close_fd(read); }
+  void close_write() { close_fd(write); }
+  void close_both() {
+    close_read();
+    close_write();
+  }
+  static void close_fd(int& fd) {
+    if (fd >= 0) close(fd);
+    fd = -1;
+  }
+};
+
+// Keeps the first and last half of `limit` bytes of a stream.
+class Capture {
+ public:
+  explicit Capture(std::uint64_t limit) : half_(limit / 2) {}
+  void add(const char* data, std::size_t n) {
+    total_ += n;
+    const std::size_t to_head = std::min<std::size_t>(n, half_ - std::min(half_, head_.size()));
+    head_.append(data, to_head);
+    data += to_head;
+    n -= to_head;
+    if (n == 0) return;
+    tail_.append(data, n);
+    if (tail_.size() > 2 * half_) tail_.erase(0, tail_.size() - half_);
+  }
+  bool truncated() const { return total_ > 2 * half_; }
+  std::string take() {
+    if (!truncated()) return head_ + tail_;
+    const std::string tail = tail_.substr(tail_.size() - std::min(tail_.size(), half_));
+    const std::uint64_t dropped = total_ - head_.size() - tail.size();
+    return head_ + "\n[warren: " + std::to_string(dropped) + " bytes of output dropped]\n" + tail;
+  }
+
+ private:
+  std::size_t half_;
+  std::uint64_t total_ = 0;
+  std::string head_, tail_;
+};
+
+// A running sandbox. Destroying it kills whatever is left in it.
+struct Launched {
+  Launched() = default;
+  Launched(const Launched&) = delete;
+  Launched& operator=(const Launched&) = delete;
+  ~Launched();
+
+  void kill() const;  // SIGKILL to PID 1: the kernel ends the whole pid namespace with it
+  // Reaps PID 1 once it has exited (pidfd readable) and returns how it ended.
+  void reap();
+
+  pid_t pid = -1;  // PID 1, as the host sees it
+  int pidfd = -1;
+  Pipe in, out, err, error, status;  // supervisor ends
+  std::unique_ptr<Cgroup> cgroup;    // null when cgroups are unusable (rootless)
+  Clock::time_point started;
+  std::vector<std::string> notes;
+  bool reaped = false;
+};
+
+Result<std::unique_ptr<Launched>> launch(const Policy& policy, const Command& command);
+
+}  // namespace warren::sandbox::detail
