@@ -1,6 +1,8 @@
 #include "sandbox_commands.hpp"
 
+#include <unistd.h>
 #include <csignal>
+
 #include <iostream>
 #include <memory>
 
@@ -40,27 +42,51 @@ std::optional<std::uint64_t> parse_size(const std::string& text) {
   return static_cast<std::uint64_t>(value * scale);
 }
 
-struct ExecFlags {
+// Flags that describe a sandbox, shared by exec and shell.
+struct PolicyFlags {
   std::string memory = "1G", disk = "1G", output_limit = "1M";
   std::uint32_t pids = 512;
   double cpus = 1.0, timeout = 60, idle_timeout = 0;
   std::string net = "none", rootfs, workspace, policy;
-  std::vector<std::string> mounts, env, command;
+  std::vector<std::string> mounts, env;
+};
+
+struct ExecFlags {
+  PolicyFlags sandbox;
+  std::vector<std::string> command;
   bool json = false, pass_stdin = false;
 };
 
-int usage_error(const std::string& message) {
-  std::cerr << "warren sandbox exec: " << message << "\n";
-  return 2;
+void add_policy_flags(CLI::App* app, PolicyFlags& f) {
+  app->add_option("--memory", f.memory, "memory limit (e.g. 512M); swap is 0");
+  app->add_option("--pids", f.pids, "maximum number of processes");
+  app->add_option("--cpus", f.cpus, "CPU quota in cores (0: none)")->check(CLI::NonNegativeNumber);
+  app->add_option("--timeout", f.timeout, "wall-clock limit in seconds (0: none)")
+      ->check(CLI::NonNegativeNumber);
+  app->add_option("--idle-timeout", f.idle_timeout, "kill after this many seconds without output")
+      ->check(CLI::NonNegativeNumber);
+  app->add_option("--disk", f.disk, "size of the writable layer (e.g. 1G)");
+  app->add_option("--net", f.net, "none (default: a private loopback only) or host")
+      ->check(CLI::IsMember({"none", "host"}));
+  app->add_option("--rootfs", f.rootfs, "an image directory to use as the root");
+  app->add_option("--workspace", f.workspace,
+                  "host directory bound at /workspace (the working dir)");
+  app->add_option("--mount", f.mounts, "SRC:DST[:ro|rw] (default rw)");
+  app->add_option("--env", f.env, "K=V added to the environment");
+  app->add_option("--output-limit", f.output_limit, "per-stream output kept (head and tail)");
+  app->add_option("--policy", f.policy,
+                  "seccomp policy JSON (default: configs/seccomp/default.json)");
 }
 
-int run_exec(const ExecFlags& f) {
+// The policy, or a one-line message naming the bad flag.
+std::optional<sb::Policy> to_policy(const PolicyFlags& f, std::string& problem) {
   sb::Policy policy;
   const auto memory = parse_size(f.memory), disk = parse_size(f.disk),
              output = parse_size(f.output_limit);
-  if (!memory) return usage_error("--memory: not a size: " + f.memory);
-  if (!disk) return usage_error("--disk: not a size: " + f.disk);
-  if (!output) return usage_error("--output-limit: not a size: " + f.output_limit);
+  if (!memory) problem = "--memory: not a size: " + f.memory;
+  if (!disk) problem = "--disk: not a size: " + f.disk;
+  if (!output) problem = "--output-limit: not a size: " + f.output_limit;
+  if (!problem.empty()) return std::nullopt;
   policy.limits.memory_bytes = *memory;
   policy.limits.disk_bytes = *disk;
   policy.limits.output_bytes = *output;
@@ -77,41 +103,69 @@ int run_exec(const ExecFlags& f) {
   for (const std::string& m : f.mounts) {
     // SRC:DST[:ro|rw]
     const std::size_t a = m.find(':');
-    if (a == std::string::npos) return usage_error("--mount wants SRC:DST[:ro], got " + m);
+    if (a == std::string::npos) {
+      problem = "--mount wants SRC:DST[:ro], got " + m;
+      return std::nullopt;
+    }
     const std::size_t b = m.find(':', a + 1);
     sb::Mount mount{m.substr(0, a), m.substr(a + 1, b == std::string::npos ? b : b - a - 1), false};
     if (b != std::string::npos) {
       const std::string mode = m.substr(b + 1);
-      if (mode != "ro" && mode != "rw") return usage_error("--mount mode must be ro or rw: " + m);
+      if (mode != "ro" && mode != "rw") {
+        problem = "--mount mode must be ro or rw: " + m;
+        return std::nullopt;
+      }
       mount.read_only = mode == "ro";
     }
     policy.mounts.push_back(mount);
   }
-  for (const std::string& kv : f.env)
-    if (kv.find('=') == std::string::npos) return usage_error("--env wants K=V, got " + kv);
+  for (const std::string& kv : f.env) {
+    if (kv.find('=') == std::string::npos) {
+      problem = "--env wants K=V, got " + kv;
+      return std::nullopt;
+    }
+  }
+  return policy;
+}
 
+int usage_error(const std::string& command, const std::string& message) {
+  std::cerr << "warren sandbox " << command << ": " << message << "\n";
+  return 2;
+}
+
+nlohmann::json result_json(const sb::ExecResult& r) {
+  return {{"exit_code", r.exit_code},
+          {"signal", r.signal},
+          {"timed_out", r.timed_out},
+          {"idle_timed_out", r.idle_timed_out},
+          {"oom_killed", r.oom_killed},
+          {"stdout", r.stdout_data},
+          {"stderr", r.stderr_data},
+          {"truncated", r.truncated},
+          {"duration_ms", r.duration.count()},
+          {"peak_memory_bytes", r.peak_memory_bytes},
+          {"cpu_time_ms", r.cpu_time.count() / 1000},
+          {"notes", r.notes}};
+}
+
+std::string dump_line(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+int run_exec(const ExecFlags& f) {
+  std::string problem;
+  const auto policy = to_policy(f.sandbox, problem);
+  if (!policy) return usage_error("exec", problem);
   sb::Command command{f.command, std::nullopt};
   if (f.pass_stdin) {
     std::string error;
     command.stdin_data = read_input("-", error);
   }
-  auto result = sb::run(policy, command);
-  if (!result) return usage_error(result.error().message);
+  auto result = sb::run(*policy, command);
+  if (!result) return usage_error("exec", result.error().message);
   const sb::ExecResult& r = *result;
   if (f.json) {
-    const nlohmann::json j = {{"exit_code", r.exit_code},
-                              {"signal", r.signal},
-                              {"timed_out", r.timed_out},
-                              {"idle_timed_out", r.idle_timed_out},
-                              {"oom_killed", r.oom_killed},
-                              {"stdout", r.stdout_data},
-                              {"stderr", r.stderr_data},
-                              {"truncated", r.truncated},
-                              {"duration_ms", r.duration.count()},
-                              {"peak_memory_bytes", r.peak_memory_bytes},
-                              {"cpu_time_ms", r.cpu_time.count() / 1000},
-                              {"notes", r.notes}};
-    write_stdout(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+    write_stdout(dump_line(result_json(r)));
   } else {
     write_stdout(r.stdout_data);
     std::cerr << r.stderr_data;
@@ -124,6 +178,46 @@ int run_exec(const ExecFlags& f) {
   return r.exit_code;
 }
 
+struct ShellFlags {
+  PolicyFlags sandbox;
+  bool json = false;
+};
+
+// One session; each line read from stdin is one command. Interactive use gets a prompt; --json
+// prints one result object per command (for scripts).
+int run_shell(const ShellFlags& f) {
+  std::string problem;
+  const auto policy = to_policy(f.sandbox, problem);
+  if (!policy) return usage_error("shell", problem);
+  auto session = sb::Session::start(*policy);
+  if (!session) return usage_error("shell", session.error().message);
+  const bool interactive = isatty(0) && !f.json;
+  int last = 0;
+  std::string line;
+  while (true) {
+    if (interactive) {
+      std::cerr << "sandbox" << (last ? " [" + std::to_string(last) + "]" : "") << "$ "
+                << std::flush;
+    }
+    if (!std::getline(std::cin, line)) break;
+    if (line.empty()) continue;
+    auto r = (*session)->exec(line);
+    if (!r) {
+      std::cerr << "warren sandbox shell: " << r.error().message << "\n";
+      return 1;
+    }
+    last = r->timed_out ? 124 : r->exit_code;
+    if (f.json) {
+      write_stdout(dump_line(result_json(*r)));
+    } else {
+      write_stdout(r->stdout_data);
+      std::cerr << r->stderr_data << (r->timed_out ? "warren sandbox shell: timed out\n" : "");
+    }
+    if (!(*session)->alive()) break;
+  }
+  return last;
+}
+
 }  // namespace
 
 void add_sandbox_commands(CLI::App& app, int& exit_code) {
@@ -132,29 +226,20 @@ void add_sandbox_commands(CLI::App& app, int& exit_code) {
   auto f = std::make_shared<ExecFlags>();
   CLI::App* exec = sandbox->add_subcommand(
       "exec", "Run one command in a sandbox: exec [flags] -- CMD [ARGS...]");
-  exec->add_option("--memory", f->memory, "memory limit (e.g. 512M); swap is 0");
-  exec->add_option("--pids", f->pids, "maximum number of processes");
-  exec->add_option("--cpus", f->cpus, "CPU quota in cores (0: none)")
-      ->check(CLI::NonNegativeNumber);
-  exec->add_option("--timeout", f->timeout, "wall-clock limit in seconds (0: none)")
-      ->check(CLI::NonNegativeNumber);
-  exec->add_option("--idle-timeout", f->idle_timeout, "kill after this many seconds without output")
-      ->check(CLI::NonNegativeNumber);
-  exec->add_option("--disk", f->disk, "size of the writable layer (e.g. 1G)");
-  exec->add_option("--net", f->net, "none (default: a private loopback only) or host")
-      ->check(CLI::IsMember({"none", "host"}));
-  exec->add_option("--rootfs", f->rootfs, "an image directory to use as the root");
-  exec->add_option("--workspace", f->workspace,
-                   "host directory bound at /workspace (the working dir)");
-  exec->add_option("--mount", f->mounts, "SRC:DST[:ro|rw] (default rw)");
-  exec->add_option("--env", f->env, "K=V added to the environment");
-  exec->add_option("--output-limit", f->output_limit, "per-stream output kept (head and tail)");
-  exec->add_option("--policy", f->policy,
-                   "seccomp policy JSON (default: configs/seccomp/default.json)");
+  add_policy_flags(exec, f->sandbox);
   exec->add_flag("--stdin", f->pass_stdin, "pass this command's standard input to the sandbox");
   exec->add_flag("--json", f->json, "print one JSON object with the result");
   exec->add_option("command", f->command, "the command and its arguments (after --)")->required();
   exec->callback([f, &exit_code] { exit_code = run_exec(*f); });
+
+  auto sh = std::make_shared<ShellFlags>();
+  CLI::App* shell = sandbox->add_subcommand(
+      "shell",
+      "A persistent sandboxed shell: one command per input line (cwd, env and "
+      "background jobs carry over)");
+  add_policy_flags(shell, sh->sandbox);
+  shell->add_flag("--json", sh->json, "print one JSON result per command");
+  shell->callback([sh, &exit_code] { exit_code = run_shell(*sh); });
 
   struct BenchFlags {
     int runs = 200, concurrency = 16;

@@ -145,6 +145,13 @@ CgroupStats Cgroup::stats() const {
   return s;
 }
 
+std::vector<pid_t> Cgroup::processes() const {
+  std::vector<pid_t> pids;
+  std::ifstream procs(file("pids", "cgroup.procs"));
+  for (pid_t pid = 0; procs >> pid;) pids.push_back(pid);
+  return pids;
+}
+
 void Cgroup::kill_all() {
   // Processes may fork while being killed; a few rounds settle it (pids.max bounds the count).
   for (int round = 0; round < 100; ++round) {

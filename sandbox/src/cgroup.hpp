@@ -36,6 +36,8 @@ class Cgroup {
   CgroupStats stats() const;
   // SIGKILL to every process in the group until it is empty (bounded wait).
   void kill_all();
+  // The processes in the group, as the host numbers them.
+  std::vector<pid_t> processes() const;
 
  private:
   Cgroup(struct cgroup* group, std::string name, bool unified);

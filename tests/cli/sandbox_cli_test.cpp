@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <sstream>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -21,9 +23,10 @@ std::string slurp(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-Outcome warren(const std::string& args) {
+Outcome warren(const std::string& args, const std::string& input = "") {
   const std::string base = ::testing::TempDir() + "/warren_sb_" + std::to_string(getpid());
-  const std::string cmd = std::string(WARREN_BINARY) + " " + args + " < /dev/null > " + base +
+  std::ofstream(base + ".in") << input;
+  const std::string cmd = std::string(WARREN_BINARY) + " " + args + " < " + base + ".in > " + base +
                           ".out 2> " + base + ".err";
   const int raw = std::system(cmd.c_str());
   return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(base + ".out"), slurp(base + ".err")};
@@ -61,6 +64,17 @@ TEST_F(SandboxCli, JsonResult) {
   EXPECT_EQ(j["truncated"], false);
   EXPECT_GT(j["peak_memory_bytes"].get<std::uint64_t>(), 0u);
   for (const char* key : {"signal", "stderr", "duration_ms"}) EXPECT_TRUE(j.contains(key)) << key;
+}
+
+TEST_F(SandboxCli, ShellKeepsStateAcrossLines) {
+  const Outcome r = warren("sandbox shell --json", "cd /tmp\nexport X=5\npwd; echo $X\nexit 3\n");
+  EXPECT_EQ(r.status, 3) << r.err;
+  std::vector<nlohmann::json> results;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) results.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(results.size(), 4u);
+  EXPECT_EQ(results[2]["stdout"], "/tmp\n5\n");
+  EXPECT_EQ(results[3]["exit_code"], 3);
 }
 
 TEST_F(SandboxCli, BadFlagsAndImpossiblePoliciesExitTwo) {

@@ -8,8 +8,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <tl/expected.hpp>
@@ -77,5 +79,40 @@ struct ExecResult {
 // Runs `command` under `policy` and waits for it. An Error means the sandbox could not be set up;
 // anything the command does (fail, time out, be killed) is in the ExecResult.
 Result<ExecResult> run(const Policy& policy, const Command& command);
+
+struct FileInfo {
+  std::string name;
+  enum class Type { File, Directory, Symlink, Other } type = Type::Other;
+  std::uint64_t size = 0;
+  unsigned mode = 0;  // permission bits
+};
+
+// A long-lived sandbox holding a shell: each exec() runs one command in it, and the working
+// directory, environment and background processes carry over to the next. A command that times
+// out is interrupted (it and whatever it started are killed) without ending the session.
+// Files are read and written from the host without exec, resolved inside the sandbox's root so
+// that symlinks planted in it cannot reach host files.
+class Session {
+ public:
+  static Result<std::unique_ptr<Session>> start(const Policy& policy);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // `timeout` 0: the policy's. ExecResult.exit_code is the command's status ($?).
+  Result<ExecResult> exec(const std::string& command, std::chrono::milliseconds timeout = {});
+  bool alive() const;
+
+  // Paths are absolute inside the sandbox, or relative to its working directory.
+  Result<std::string> read_file(const std::string& path, std::uint64_t max_bytes = 64 << 20);
+  Result<void> write_file(const std::string& path, std::string_view data);
+  Result<std::vector<FileInfo>> list(const std::string& path);
+  Result<FileInfo> stat(const std::string& path);
+
+ private:
+  struct State;
+  explicit Session(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
 
 }  // namespace warren::sandbox

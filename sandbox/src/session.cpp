@@ -1,0 +1,229 @@
+// Sessions: a sandbox whose command is a shell reading from a pipe. Each command is sent base64
+// encoded and eval'd (so that a syntax error cannot swallow what follows), with stdin from
+// /dev/null, followed by end markers on stdout (with $?) and on stderr. Everything before the
+// markers is the command's output.
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include "session_state.hpp"
+#include "warren/sandbox/sandbox.hpp"
+
+namespace warren::sandbox {
+
+namespace {
+
+using namespace detail;
+
+std::string base64(std::string_view data) {
+  static constexpr char kTable[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((data.size() + 2) / 3 * 4);
+  for (std::size_t i = 0; i < data.size(); i += 3) {
+    const unsigned a = static_cast<unsigned char>(data[i]);
+    const unsigned b = i + 1 < data.size() ? static_cast<unsigned char>(data[i + 1]) : 0;
+    const unsigned c = i + 2 < data.size() ? static_cast<unsigned char>(data[i + 2]) : 0;
+    const unsigned triple = (a << 16) | (b << 8) | c;
+    out += kTable[(triple >> 18) & 63];
+    out += kTable[(triple >> 12) & 63];
+    out += i + 1 < data.size() ? kTable[(triple >> 6) & 63] : '=';
+    out += i + 2 < data.size() ? kTable[triple & 63] : '=';
+  }
+  return out;
+}
+
+// One stream of one command: output up to an end marker. Bytes that may be the start of the
+// marker are held back, so the marker never reaches the captured output.
+class UntilMarker {
+ public:
+  UntilMarker(std::string marker, bool with_status, std::uint64_t limit)
+      : marker_(std::move(marker)), with_status_(with_status), capture_(limit) {}
+
+  void add(const char* data, std::size_t n) {
+    if (done_) return;
+    pending_.append(data, n);
+    const std::size_t at = pending_.find(marker_);
+    if (at != std::string::npos) {
+      const std::size_t end = pending_.find('\n', at + marker_.size());
+      if (end == std::string::npos) {  // the marker's line is not complete yet
+        capture_.add(pending_.data(), at);
+        pending_.erase(0, at);
+        return;
+      }
+      capture_.add(pending_.data(), at);
+      if (with_status_) status_ = std::atoi(pending_.c_str() + at + marker_.size());
+      done_ = true;
+      return;
+    }
+    const std::size_t keep = std::min(pending_.size(), marker_.size() + 16);
+    capture_.add(pending_.data(), pending_.size() - keep);
+    pending_.erase(0, pending_.size() - keep);
+  }
+  // The stream ended without a marker (the shell exited): everything is output.
+  void flush() {
+    capture_.add(pending_.data(), pending_.size());
+    pending_.clear();
+  }
+  bool done() const { return done_; }
+  int status() const { return status_; }
+  Capture& capture() { return capture_; }
+
+ private:
+  std::string marker_;
+  bool with_status_;
+  Capture capture_;
+  std::string pending_;
+  bool done_ = false;
+  int status_ = 0;
+};
+
+}  // namespace
+
+Session::Session(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Session::~Session() = default;
+
+bool Session::alive() const {
+  return !state_->dead;
+}
+
+Result<std::unique_ptr<Session>> Session::start(const Policy& policy) {
+  auto state = std::make_unique<State>();
+  state->policy = policy;
+  state->workdir = policy.workspace.empty() ? "/" : "/workspace";
+  std::random_device random;
+  state->nonce = std::to_string(random()) + std::to_string(random());
+  auto launched = launch(policy, Command{{"/bin/bash", "--noprofile", "--norc"}, std::nullopt});
+  if (!launched) return tl::unexpected(launched.error());
+  state->sandbox = std::move(*launched);
+  std::unique_ptr<Session> session(new Session(std::move(state)));
+  // The first command proves the shell is up (or brings back why the sandbox failed).
+  auto ready = session->exec("true", std::chrono::seconds(30));
+  if (!ready) return tl::unexpected(ready.error());
+  if (!session->alive() || ready->exit_code != 0)
+    return tl::unexpected(Error{"the session's shell did not start: " + ready->stderr_data});
+  const std::string root = "/proc/" + std::to_string(session->state_->sandbox->pid) + "/root";
+  session->state_->root_fd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (session->state_->root_fd < 0)
+    return tl::unexpected(Error{"opening " + root + ": " + std::strerror(errno)});
+  return session;
+}
+
+Result<ExecResult> Session::exec(const std::string& command, std::chrono::milliseconds timeout) {
+  State& s = *state_;
+  if (s.dead) return tl::unexpected(Error{"the session has ended"});
+  Launched& box = *s.sandbox;
+  if (timeout.count() <= 0) timeout = s.policy.limits.timeout;
+  const std::string marker = "\n__WARREN_" + s.nonce + "_" + std::to_string(++s.commands);
+  const std::string script = "eval \"$(printf '%s' '" + base64(command) +
+                             "' | base64 -d)\" </dev/null\nprintf '" + "\\n" + marker.substr(1) +
+                             "_%d\\n' \"$?\"; printf '\\n" + marker.substr(1) + "\\n' >&2\n";
+
+  // What runs before the command is kept when it times out (background jobs of earlier commands).
+  const std::vector<pid_t> before = box.cgroup ? box.cgroup->processes() : std::vector<pid_t>{};
+  const std::uint64_t oom_before = box.cgroup ? box.cgroup->stats().oom_kills : 0;
+  for (std::size_t sent = 0; sent < script.size();) {
+    const ssize_t n = write(box.in.write, script.data() + sent, script.size() - sent);
+    if (n <= 0) {
+      s.dead = true;
+      return tl::unexpected(Error{"the session's shell is gone"});
+    }
+    sent += static_cast<std::size_t>(n);
+  }
+
+  ExecResult result;
+  UntilMarker out(marker + "_", true, s.policy.limits.output_bytes);
+  UntilMarker err(marker, false, s.policy.limits.output_bytes);
+  std::string setup_error;
+  const auto started = Clock::now();
+  auto deadline = started + timeout;
+  bool interrupted = false, shell_done = false;
+  char buffer[65536];
+  while (!(out.done() && err.done()) && !shell_done) {
+    pollfd fds[4] = {{box.out.read, POLLIN, 0},
+                     {box.err.read, POLLIN, 0},
+                     {box.pidfd, POLLIN, 0},
+                     {box.error.read, POLLIN, 0}};
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const int ready = poll(fds, box.error.read >= 0 ? 4 : 3,
+                           static_cast<int>(std::max<long long>(0, left.count()) + 1));
+    if (ready < 0 && errno != EINTR) break;
+    if (Clock::now() >= deadline) {
+      if (interrupted || !box.cgroup) {  // could not interrupt it: the session goes
+        box.kill();
+        s.dead = true;
+        result.timed_out = true;
+        break;
+      }
+      // Interrupt: kill what this command started, keep the shell and older background jobs.
+      interrupted = result.timed_out = true;
+      for (int round = 0; round < 20; ++round) {
+        bool any = false;
+        for (pid_t pid : box.cgroup->processes()) {
+          if (pid == box.pid || std::find(before.begin(), before.end(), pid) != before.end())
+            continue;
+          ::kill(pid, SIGKILL);
+          any = true;
+        }
+        if (!any) break;
+        usleep(2000);
+      }
+      deadline = Clock::now() + std::chrono::seconds(3);  // for the markers to come
+      continue;
+    }
+    for (const pollfd& p : fds) {
+      if (!p.revents) continue;
+      if (p.fd == box.pidfd) {
+        shell_done = true;
+        continue;
+      }
+      const ssize_t n = read(p.fd, buffer, sizeof buffer);
+      if (n <= 0) continue;
+      if (p.fd == box.out.read) out.add(buffer, static_cast<std::size_t>(n));
+      if (p.fd == box.err.read) err.add(buffer, static_cast<std::size_t>(n));
+      if (p.fd == box.error.read) setup_error.append(buffer, static_cast<std::size_t>(n));
+    }
+  }
+  result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+  if (shell_done || s.dead) {
+    // The shell exited (`exit`, or killed): drain, and report its status as the command's.
+    s.dead = true;
+    for (int fd : {box.out.read, box.err.read}) {
+      fcntl(fd, F_SETFL, O_NONBLOCK);
+      for (ssize_t n; (n = read(fd, buffer, sizeof buffer)) > 0;)
+        (fd == box.out.read ? out : err).add(buffer, static_cast<std::size_t>(n));
+    }
+    out.flush();
+    err.flush();
+    if (!setup_error.empty() && setup_error[0] == 'S')
+      return tl::unexpected(Error{"sandbox setup failed: " + setup_error.substr(1)});
+    if (!box.reaped) box.reap();
+    int status = 0;
+    if (read(box.status.read, &status, sizeof status) == sizeof status && WIFEXITED(status)) {
+      result.exit_code = WEXITSTATUS(status);
+    } else {
+      result.signal = SIGKILL;
+    }
+  } else {
+    result.exit_code = out.status();
+    if (interrupted) result.signal = SIGKILL;
+  }
+  if (box.cgroup) {
+    const CgroupStats stats = box.cgroup->stats();
+    result.peak_memory_bytes = stats.peak_memory_bytes;
+    result.cpu_time = stats.cpu_time;
+    result.oom_killed = stats.oom_kills > oom_before;
+  }
+  result.truncated = out.capture().truncated() || err.capture().truncated();
+  result.stdout_data = out.capture().take();
+  result.stderr_data = err.capture().take();
+  return result;
+}
+
+}  // namespace warren::sandbox
