@@ -1,12 +1,15 @@
 // `warren sandbox bench`: start latency and throughput of sandboxed /bin/true, in-process, with
 // the full default isolation, side by side with bubblewrap measured in the same run.
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -88,9 +91,39 @@ std::optional<double> throughput(Fn one, int runs, int concurrency) {
   return runs / (elapsed_ms(t) / 1000.0);
 }
 
+long mem_available_kib() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  long value = 0;
+  std::string unit;
+  while (in >> key >> value >> unit)
+    if (key == "MemAvailable:") return value;
+  return 0;
+}
+
+// Host memory per idle sandbox: `count` sessions (a sandbox with a shell waiting for input)
+// held open at once, measured as the drop in MemAvailable.
+std::optional<double> idle_density_mib(int count) {
+  // Each session holds a handful of descriptors here: raise the soft limit to the hard one.
+  rlimit files{};
+  getrlimit(RLIMIT_NOFILE, &files);
+  files.rlim_cur = files.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &files);
+  std::vector<std::unique_ptr<sb::Session>> sessions;
+  const long before = mem_available_kib();
+  for (int i = 0; i < count; ++i) {
+    auto s = sb::Session::start(sb::Policy{});
+    if (!s) return std::nullopt;
+    sessions.push_back(std::move(*s));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let the kernel settle
+  const long after = mem_available_kib();
+  return static_cast<double>(before - after) / 1024.0 / count;
+}
+
 }  // namespace
 
-int run_sandbox_bench(int runs, int concurrency, bool compare_bwrap, bool json) {
+int run_sandbox_bench(int runs, int concurrency, int idle, bool compare_bwrap, bool json) {
   nlohmann::json report = {{"runs", runs}, {"concurrency", concurrency}};
   auto measure = [&](const char* name, auto one) -> bool {
     if (!json) std::cerr << "measuring " << name << "...\n";
@@ -110,6 +143,16 @@ int run_sandbox_bench(int runs, int concurrency, bool compare_bwrap, bool json) 
     std::cerr << "warren sandbox bench: bwrap failed or is not installed\n";
     return 1;
   }
+  // Density last: thousands of namespaces being torn down would slow the timings above.
+  if (idle > 0) {
+    if (!json) std::cerr << "holding " << idle << " idle sessions...\n";
+    const auto mib = idle_density_mib(idle);
+    if (!mib) {
+      std::cerr << "warren sandbox bench: starting an idle session failed\n";
+      return 1;
+    }
+    report["idle"] = {{"sandboxes", idle}, {"host_mib_each", *mib}};
+  }
   if (json) {
     write_stdout(report.dump(2) + "\n");
     return 0;
@@ -124,6 +167,9 @@ int run_sandbox_bench(int runs, int concurrency, bool compare_bwrap, bool json) 
                 r["start_latency_ms"]["mean"].get<double>(), r["throughput_per_s"].get<double>());
   }
   std::printf("(%d runs of /bin/true; throughput at concurrency %d)\n", runs, concurrency);
+  if (report.contains("idle"))
+    std::printf("idle sessions: %d held at once, %.2f MiB of host memory each\n", idle,
+                report["idle"]["host_mib_each"].get<double>());
   return 0;
 }
 

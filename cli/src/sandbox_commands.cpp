@@ -242,7 +242,7 @@ void add_sandbox_commands(CLI::App& app, int& exit_code) {
   shell->callback([sh, &exit_code] { exit_code = run_shell(*sh); });
 
   struct BenchFlags {
-    int runs = 200, concurrency = 16;
+    int runs = 200, concurrency = 16, idle = 0;
     bool compare_bwrap = false, json = false;
   };
   auto b = std::make_shared<BenchFlags>();
@@ -251,10 +251,12 @@ void add_sandbox_commands(CLI::App& app, int& exit_code) {
   bench->add_option("--runs", b->runs, "commands per measurement")->check(CLI::PositiveNumber);
   bench->add_option("--concurrency", b->concurrency, "workers for the throughput figure")
       ->check(CLI::PositiveNumber);
+  bench->add_option("--idle", b->idle, "also hold N idle sessions and report host memory each")
+      ->check(CLI::NonNegativeNumber);
   bench->add_flag("--compare-bwrap", b->compare_bwrap, "measure bwrap --unshare-all the same way");
   bench->add_flag("--json", b->json, "print the figures as JSON");
   bench->callback([b, &exit_code] {
-    exit_code = run_sandbox_bench(b->runs, b->concurrency, b->compare_bwrap, b->json);
+    exit_code = run_sandbox_bench(b->runs, b->concurrency, b->idle, b->compare_bwrap, b->json);
   });
 }
 

@@ -8,6 +8,6 @@ namespace warren::cli {
 void add_sandbox_commands(CLI::App& app, int& exit_code);
 
 // sandbox_bench.cpp
-int run_sandbox_bench(int runs, int concurrency, bool compare_bwrap, bool json);
+int run_sandbox_bench(int runs, int concurrency, int idle, bool compare_bwrap, bool json);
 
 }  // namespace warren::cli

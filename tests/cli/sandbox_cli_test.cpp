@@ -77,6 +77,17 @@ TEST_F(SandboxCli, ShellKeepsStateAcrossLines) {
   EXPECT_EQ(results[3]["exit_code"], 3);
 }
 
+TEST_F(SandboxCli, BenchReportsFiguresAsJson) {
+  const Outcome r = warren("sandbox bench --runs 4 --concurrency 2 --idle 2 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["warren"]["start_latency_ms"]["p50"].get<double>(), 0.0);
+  EXPECT_LE(j["warren"]["start_latency_ms"]["p50"].get<double>(),
+            j["warren"]["start_latency_ms"]["p99"].get<double>());
+  EXPECT_GT(j["warren"]["throughput_per_s"].get<double>(), 0.0);
+  EXPECT_EQ(j["idle"]["sandboxes"], 2);
+}
+
 TEST_F(SandboxCli, BadFlagsAndImpossiblePoliciesExitTwo) {
   const Outcome size = warren("sandbox exec --memory lots -- true");
   EXPECT_EQ(size.status, 2);
