@@ -11,26 +11,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli_util.hpp"
+
 namespace {
 
-struct Outcome {
-  int status;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-Outcome warren(const std::string& args, const std::string& input = "") {
-  const std::string base = ::testing::TempDir() + "/warren_sb_" + std::to_string(getpid());
-  std::ofstream(base + ".in") << input;
-  const std::string cmd = std::string(WARREN_BINARY) + " " + args + " < " + base + ".in > " + base +
-                          ".out 2> " + base + ".err";
-  const int raw = std::system(cmd.c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(base + ".out"), slurp(base + ".err")};
-}
+using warren::testing::Outcome;
+using warren::testing::slurp;
+using warren::testing::warren;
 
 class SandboxCli : public ::testing::Test {
  protected:

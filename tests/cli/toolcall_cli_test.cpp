@@ -9,29 +9,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli_util.hpp"
+
 namespace {
 
-struct Outcome {
-  int status;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-// Runs `warren ARGS < input` and captures stdout, stderr and the exit status.
-Outcome warren(const std::string& args, const std::string& input) {
-  // ctest runs tests in parallel processes: the files are per process.
-  const std::string dir = ::testing::TempDir() + "/warren_cli_" + std::to_string(getpid());
-  const std::string in = dir + ".in", out = dir + ".out", err = dir + ".err";
-  std::ofstream(in, std::ios::binary) << input;
-  const std::string cmd =
-      std::string(WARREN_BINARY) + " " + args + " < " + in + " > " + out + " 2> " + err;
-  const int raw = std::system(cmd.c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(out), slurp(err)};
-}
+using warren::testing::Outcome;
+using warren::testing::slurp;
+using warren::testing::warren;
 
 std::string data(const std::string& name) {
   return slurp(std::string(WARREN_SOURCE_DIR) + "/tests/toolcall/data/" + name);

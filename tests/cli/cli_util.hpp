@@ -1,0 +1,37 @@
+// Running the `warren` binary from tests, as users and scripts call it.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+namespace warren::testing {
+
+struct Outcome {
+  int status;
+  std::string out, err;
+};
+
+inline std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Runs `warren ARGS < input` and captures stdout, stderr and the exit status.
+inline Outcome warren(const std::string& args, const std::string& input = "") {
+  // ctest runs tests in parallel processes: the files are per process.
+  const std::string base = ::testing::TempDir() + "/warren_cli_" + std::to_string(getpid());
+  const std::string in = base + ".in", out = base + ".out", err = base + ".err";
+  std::ofstream(in, std::ios::binary) << input;
+  const std::string cmd =
+      std::string(WARREN_BINARY) + " " + args + " < " + in + " > " + out + " 2> " + err;
+  const int raw = std::system(cmd.c_str());
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(out), slurp(err)};
+}
+
+}  // namespace warren::testing
