@@ -22,10 +22,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static const auto codec = tc::make_codec(tc::Format::V4);
   const auto whole = tc::parse_completion(*codec, text, options);
   const auto cut = tc::parse_completion(*codec, text, options, chunk);
-  if (whole.ok() != cut.ok()) std::abort();
-  if (whole.ok() && tc::to_json(*whole) != tc::to_json(*cut)) std::abort();
-  if (!whole.ok() && whole.error().message != cut.error().message) std::abort();
-  if (whole.ok()) {
+  if (whole.has_value() != cut.has_value()) std::abort();
+  if (whole.has_value() && tc::to_json(*whole) != tc::to_json(*cut)) std::abort();
+  if (!whole.has_value() && whole.error().message != cut.error().message) std::abort();
+  if (whole.has_value()) {
     // Every argument string must be what the events said; valid calls carry valid JSON.
     for (const auto& call : whole.value().tool_calls) {
       if (call.errors.empty() && !tc::Json::accept(call.arguments)) std::abort();

@@ -26,7 +26,7 @@ Error encode_error(const std::string& request_json, Mode mode = Mode::Thinking) 
   EncodeOptions o;
   o.mode = mode;
   auto prompt = make_codec(Format::V4)->encode(*request, o);
-  EXPECT_FALSE(prompt.ok());
+  EXPECT_FALSE(prompt.has_value());
   return prompt ? Error{} : prompt.error();
 }
 
@@ -248,15 +248,15 @@ TEST(Encoder, DeeplyNestedJsonIsRefusedNotCrashed) {
   const std::string request = R"({"tools": [{"type": "function", "function": {"name": "f",
     "parameters": )" + deep + R"(, "description": "d"}}], "messages": []})";
   auto parsed = parse_json(request);
-  ASSERT_FALSE(parsed.ok());
+  ASSERT_FALSE(parsed.has_value());
   EXPECT_EQ(parsed.error().message, "JSON nested deeper than 512 levels");
   EXPECT_EQ(parse_json("{\"a\": [1,]}").error().message,
             "invalid JSON: expected a JSON value at byte 9");
   std::string ok(500, '[');
   ok.append(500, ']');
   auto fine = parse_json(R"({"messages": [], "tools": [{"name": "f", "parameters": )" + ok + "}]}");
-  ASSERT_TRUE(fine.ok());
-  EXPECT_TRUE(chat_request_from_json(*fine).ok());
+  ASSERT_TRUE(fine.has_value());
+  EXPECT_TRUE(chat_request_from_json(*fine).has_value());
   // Arguments are JSON text inside the request: they are checked the same way.
   const Json req = {
       {"messages",
@@ -264,9 +264,9 @@ TEST(Encoder, DeeplyNestedJsonIsRefusedNotCrashed) {
          {"tool_calls",
           {{{"function", {{"name", "f"}, {"arguments", "{\"a\": " + deep + ", \"b\": 1}"}}}}}}}}}};
   auto request_ok = chat_request_from_json(req);
-  ASSERT_TRUE(request_ok.ok());
+  ASSERT_TRUE(request_ok.has_value());
   auto prompt = make_codec(Format::V4)->encode(*request_ok, EncodeOptions{});
-  ASSERT_FALSE(prompt.ok());
+  ASSERT_FALSE(prompt.has_value());
   EXPECT_EQ(prompt.error().message, "tool call 'f': arguments JSON nested deeper than 512 levels");
 }
 

@@ -94,10 +94,10 @@ TEST(HostileInput, InvalidUtf8IsAnErrorInStrictMode) {
        {std::string("\xff"), std::string("\xc0\x80"), std::string("\xed\xa0\x80"),
         std::string("\xf4\x90\x80\x80"), std::string("\xe4\xb8")}) {
     auto r = parse("ok " + bad, options(Mode::Chat));
-    ASSERT_FALSE(r.ok());
+    ASSERT_FALSE(r.has_value());
     EXPECT_EQ(r.error().message, "invalid UTF-8 in content (at byte 3)");
     auto v = parse(call_with("true", "ok " + bad), options(Mode::Chat));
-    ASSERT_FALSE(v.ok());
+    ASSERT_FALSE(v.has_value());
     EXPECT_EQ(v.error().message.substr(0, 33), "invalid UTF-8 in parameter 'v' (a");
   }
 }
@@ -106,7 +106,7 @@ TEST(HostileInput, OversizedTagsAreRejectedNotBuffered) {
   const std::string name(10000, 'n');
   auto r = parse("\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"" + name + "\">\n",
                  options(Mode::Chat));
-  ASSERT_FALSE(r.ok());
+  ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().message, "invoke tag not closed with '\">' (at byte 42)");
 }
 

@@ -17,7 +17,7 @@ const std::string kInvoke =
     "</｜DSML｜invoke>";
 
 ParsedMessage lenient(const std::string& text, Mode mode = Mode::Chat) {
-  EXPECT_FALSE(parse(text, options(mode)).ok()) << "strict mode accepted: " << text;
+  EXPECT_FALSE(parse(text, options(mode)).has_value()) << "strict mode accepted: " << text;
   return must_parse(text, options(mode, /*lenient=*/true));
 }
 

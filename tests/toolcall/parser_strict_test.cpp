@@ -24,7 +24,7 @@ const std::string kBlock =
 
 Error parse_error(const std::string& text, Mode mode = Mode::Thinking) {
   auto r = parse(text, options(mode));
-  EXPECT_FALSE(r.ok()) << "accepted: " << text;
+  EXPECT_FALSE(r.has_value()) << "accepted: " << text;
   return r ? Error{} : r.error();
 }
 
@@ -95,7 +95,7 @@ TEST(StrictParser, EarlyEndsTheReferenceAccepts) {
         invoke + "\n<｜DSML｜parameter name=\"a\" string=\"true\">v</｜DSML｜parameter>",
         invoke + "\n<｜DSML｜parameter name=\"a\" string=\"true\">v",
         invoke + "\n</｜DSML｜invoke>", invoke + "\n</｜DSML｜invoke>\n"}) {
-    EXPECT_FALSE(parse(bad, options(Mode::Chat)).ok()) << bad;
+    EXPECT_FALSE(parse(bad, options(Mode::Chat)).has_value()) << bad;
   }
 }
 
@@ -170,7 +170,7 @@ TEST(StrictParser, TagsNeedExactlyOneNewlineBetweenThem) {
   const std::string extra_line =
       "\n\n<｜DSML｜tool_calls>\n\n<｜DSML｜invoke "
       "name=\"f\">\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>";
-  EXPECT_FALSE(parse(extra_line, options(Mode::Chat)).ok());
+  EXPECT_FALSE(parse(extra_line, options(Mode::Chat)).has_value());
   const std::string junk = "\n\n<｜DSML｜tool_calls>\nhello\n</｜DSML｜tool_calls>";
   EXPECT_EQ(parse_error(junk, Mode::Chat).message,
             "unexpected text between tool-call tags (at byte 25)");
@@ -225,7 +225,7 @@ TEST(StrictParser, UnknownToolsAndSchemaViolationsWithToolSet) {
                      "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
                      "days": {"type": "integer"}},
       "required": ["location"], "additionalProperties": false}}}])"));
-  ASSERT_TRUE(tools.ok());
+  ASSERT_TRUE(tools.has_value());
   ParserOptions o = options(Mode::Chat);
   o.tools = std::make_shared<const ToolSet>(std::move(*tools));
   const std::string text =

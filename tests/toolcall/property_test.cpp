@@ -100,8 +100,8 @@ TEST(Property, ParseOfEncodedTurnGivesTheTurnBack) {
     const Message turn = g.assistant_turn();
     const std::string completion = completion_for(turn, mode);
     auto parsed = testing::parse(completion, testing::options(mode));
-    ASSERT_TRUE(parsed.ok()) << "seed " << seed << ": " << parsed.error().message << "\n"
-                             << completion;
+    ASSERT_TRUE(parsed.has_value()) << "seed " << seed << ": " << parsed.error().message << "\n"
+                                    << completion;
     EXPECT_EQ(parsed->content, turn.content) << "seed " << seed;
     EXPECT_EQ(parsed->reasoning_content, mode == Mode::Thinking ? *turn.reasoning_content : "")
         << "seed " << seed;

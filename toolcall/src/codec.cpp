@@ -80,7 +80,7 @@ Result<ParsedMessage> parse_completion(const Codec& codec, std::string_view comp
   MessageBuilder builder;
   auto parser = codec.make_parser(options, builder);
   feed_all(*parser, completion, chunk_bytes);
-  if (builder.error()) return *builder.error();
+  if (builder.error()) return tl::unexpected(*builder.error());
   return std::move(builder.message());
 }
 

@@ -136,18 +136,19 @@ void check(const Json& v, const Json& schema, const std::string& path, int depth
 }  // namespace
 
 Result<ToolSet> ToolSet::from_json(const Json& tools) {
-  if (!tools.is_array()) return Error{"tools: expected an array of tool definitions"};
+  if (!tools.is_array())
+    return tl::unexpected(Error{"tools: expected an array of tool definitions"});
   if (detail::nests_deeper_than(tools, detail::kMaxJsonDepth))
-    return Error{"tools: JSON nested deeper than " + std::to_string(detail::kMaxJsonDepth) +
-                 " levels"};
+    return tl::unexpected(Error{"tools: JSON nested deeper than " +
+                                std::to_string(detail::kMaxJsonDepth) + " levels"});
   ToolSet set;
   for (std::size_t i = 0; i < tools.size(); ++i) {
     const Json& t = tools[i];
     const Json& fn = t.is_object() && t.contains("function") ? t["function"] : t;
     if (!fn.is_object() || !fn.contains("name") || !fn["name"].is_string())
-      return Error{"tools[" + std::to_string(i) +
-                   "]: expected {type: \"function\", function: "
-                   "{name, description, parameters}}"};
+      return tl::unexpected(Error{"tools[" + std::to_string(i) +
+                                  "]: expected {type: \"function\", function: "
+                                  "{name, description, parameters}}"});
     Json parameters = fn.contains("parameters") ? fn["parameters"] : Json::object();
     set.tools_.emplace_back(fn["name"].get<std::string>(), std::move(parameters));
   }

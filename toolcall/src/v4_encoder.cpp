@@ -138,8 +138,8 @@ void append_tools_and_format(const Message& m, std::string& out) {
 Result<std::string_view> task_token(const std::string& task) {
   for (const auto& t : v4::kTaskTokens)
     if (t.task == task) return t.token;
-  return Error{"unknown task '" + task +
-               "' (expected action, query, authority, domain, title or read_url)"};
+  return tl::unexpected(Error{"unknown task '" + task +
+                              "' (expected action, query, authority, domain, title or read_url)"});
 }
 
 }  // namespace
@@ -153,10 +153,12 @@ Result<std::string> encode_v4_tool_calls(const std::vector<ToolCall>& calls) {
     auto parsed = parse_json(call.arguments);
     if (!parsed && call.arguments.size() > 0 &&
         parsed.error().message.starts_with("JSON nested deeper"))
-      return Error{"tool call '" + call.name + "': arguments " + parsed.error().message};
+      return tl::unexpected(
+          Error{"tool call '" + call.name + "': arguments " + parsed.error().message});
     Json args = parsed ? std::move(*parsed) : Json::object({{"arguments", call.arguments}});
     if (!args.is_object()) {
-      return Error{"tool call '" + call.name + "': arguments must be a JSON object"};
+      return tl::unexpected(
+          Error{"tool call '" + call.name + "': arguments must be a JSON object"});
     }
     if (i) out += '\n';
     out += "<｜DSML｜invoke name=\"";
@@ -224,7 +226,7 @@ Result<std::string> encode_v4(const ChatRequest& request, const EncodeOptions& o
         append_tools_and_format(*m, out);
         break;
       case Role::Developer:
-        if (m->content.empty()) return Error{"a developer message needs content"};
+        if (m->content.empty()) return tl::unexpected(Error{"a developer message needs content"});
         out += v4::kUser;
         out += m->content;
         append_tools_and_format(*m, out);
@@ -253,7 +255,7 @@ Result<std::string> encode_v4(const ChatRequest& request, const EncodeOptions& o
         out += m->content;
         if (!m->tool_calls.empty()) {
           auto block = encode_v4_tool_calls(m->tool_calls);
-          if (!block) return block.error();
+          if (!block) return tl::unexpected(block.error());
           out += *block;
         }
         if (!m->without_eos) out += v4::kEos;
@@ -269,7 +271,7 @@ Result<std::string> encode_v4(const ChatRequest& request, const EncodeOptions& o
       continue;
     if (const auto& task = turn.task()) {
       auto token = task_token(*task);
-      if (!token) return token.error();
+      if (!token) return tl::unexpected(token.error());
       if (*task == "action") {
         out += v4::kAssistant;
         out += thinking ? v4::kThinkStart : v4::kThinkEnd;
