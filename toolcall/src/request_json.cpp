@@ -201,12 +201,6 @@ Result<Json> parse_json(std::string_view text) {
   return Json::parse(text);
 }
 
-std::string_view role_name(Role role) {
-  for (const auto& r : kRoles)
-    if (r.role == role) return r.name;
-  return "unknown";
-}
-
 Result<ChatRequest> chat_request_from_json(const Json& request) {
   // Copies of a JSON value recurse: refuse nesting that could exhaust the stack before copying.
   if (detail::nests_deeper_than(request, detail::kMaxJsonDepth))

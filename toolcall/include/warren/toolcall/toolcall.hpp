@@ -82,8 +82,6 @@ Result<Json> parse_json(std::string_view text);
 // Reads an OpenAI Chat Completions request ({messages, tools}) or a bare message array.
 Result<ChatRequest> chat_request_from_json(const Json& request);
 
-std::string_view role_name(Role role);
-
 // ---------------------------------------------------------------------------------------------
 // Tool schemas
 // ---------------------------------------------------------------------------------------------
