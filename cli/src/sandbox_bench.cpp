@@ -48,8 +48,12 @@ double elapsed_ms(Clock::time_point since) {
 }
 
 // One sandboxed /bin/true; false if it did not run cleanly.
-bool warren_true() {
-  auto r = sb::run(sb::Policy{}, sb::Command{{"/bin/true"}, std::nullopt});
+bool warren_true(sb::Runtime& runtime) {
+  auto r = runtime.run(sb::Policy{}, sb::Command{{"/bin/true"}, std::nullopt});
+  if (!r)
+    std::cerr << r.error().message << "\n";
+  else if (r->exit_code != 0)
+    std::cerr << r->stderr_data << "\n";
   return r && r->exit_code == 0;
 }
 
@@ -103,7 +107,7 @@ long mem_available_kib() {
 
 // Host memory per idle sandbox: `count` sessions (a sandbox with a shell waiting for input)
 // held open at once, measured as the drop in MemAvailable.
-std::optional<double> idle_density_mib(int count) {
+std::optional<double> idle_density_mib(sb::Runtime& runtime, int count) {
   // Each session holds a handful of descriptors here: raise the soft limit to the hard one.
   rlimit files{};
   getrlimit(RLIMIT_NOFILE, &files);
@@ -112,7 +116,7 @@ std::optional<double> idle_density_mib(int count) {
   std::vector<std::unique_ptr<sb::Session>> sessions;
   const long before = mem_available_kib();
   for (int i = 0; i < count; ++i) {
-    auto s = sb::Session::start(sb::Policy{});
+    auto s = sb::Session::start(runtime, sb::Policy{});
     if (!s) return std::nullopt;
     sessions.push_back(std::move(*s));
   }
@@ -135,7 +139,9 @@ int run_sandbox_bench(int runs, int concurrency, int idle, bool compare_bwrap, b
         {"throughput_per_s", *tput}};
     return true;
   };
-  if (!measure("warren", warren_true)) {
+  // One runtime for every warren sandbox of the run, as a long-lived Warren process has.
+  sb::Runtime runtime;
+  if (!measure("warren", [&] { return warren_true(runtime); })) {
     std::cerr << "warren sandbox bench: a sandboxed /bin/true failed (see warren sandbox exec)\n";
     return 1;
   }
@@ -146,7 +152,7 @@ int run_sandbox_bench(int runs, int concurrency, int idle, bool compare_bwrap, b
   // Density last: thousands of namespaces being torn down would slow the timings above.
   if (idle > 0) {
     if (!json) std::cerr << "holding " << idle << " idle sessions...\n";
-    const auto mib = idle_density_mib(idle);
+    const auto mib = idle_density_mib(runtime, idle);
     if (!mib) {
       std::cerr << "warren sandbox bench: starting an idle session failed\n";
       return 1;

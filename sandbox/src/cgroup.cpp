@@ -1,14 +1,16 @@
 #include "cgroup.hpp"
 
+#include <fcntl.h>
 #include <libcgroup.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
-#include <fstream>
-#include <mutex>
-#include <sstream>
+#include <cstring>
 #include <thread>
+
+#include "control_file.hpp"
 
 namespace warren::sandbox::detail {
 
@@ -33,138 +35,225 @@ bool is_unified() {
   return access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0;
 }
 
-std::string read_first_line(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
+// The value after `key` in "key value" lines (memory.oom_control, memory.events, cpu.stat).
+std::uint64_t keyed_value(const std::string& text, const std::string& key) {
+  for (std::size_t at = 0; at < text.size();) {
+    const std::size_t end = std::min(text.find('\n', at), text.size());
+    if (text.compare(at, key.size(), key) == 0 && at + key.size() < end &&
+        text[at + key.size()] == ' ')
+      return std::strtoull(text.c_str() + at + key.size() + 1, nullptr, 10);
+    at = end + 1;
+  }
+  return 0;
 }
 
-// "key value" lines (memory.oom_control, memory.events, cpu.stat).
-std::uint64_t read_keyed(const std::string& path, const std::string& key) {
-  std::ifstream in(path);
-  std::string k;
-  std::uint64_t v = 0;
-  while (in >> k >> v)
-    if (k == key) return v;
-  return 0;
+std::uint64_t number(const std::string& text) {
+  return std::strtoull(text.c_str(), nullptr, 10);
 }
 
 tl::unexpected<Error> cg_error(const std::string& what, int rc) {
   return tl::unexpected(Error{what + ": " + cgroup_strerror(rc)});
 }
 
+// The group's directory in the hierarchy that holds `controller`.
+std::string group_dir(const char* controller, const std::string& name) {
+  char* mount = nullptr;
+  if (cgroup_get_subsys_mount_point(controller, &mount) != 0 || !mount) return {};
+  std::string dir = std::string(mount) + "/" + name;
+  free(mount);
+  return dir;
+}
+
 }  // namespace
 
-Cgroup::Cgroup(struct cgroup* group, std::string name, bool unified)
-    : group_(group), name_(std::move(name)), unified_(unified) {}
-
-Result<std::unique_ptr<Cgroup>> Cgroup::create(const std::string& name, const Limits& limits) {
+Result<std::unique_ptr<Cgroup>> Cgroup::create(const std::string& name) {
   if (const int rc = init_libcgroup(); rc != 0) return cg_error("cgroup_init", rc);
   std::lock_guard guard(libcgroup_lock());
-  const bool unified = is_unified();
   const std::string path = "warren/" + name;
-  struct cgroup* group = cgroup_new_cgroup(path.c_str());
-  if (!group) return tl::unexpected(Error{"cgroup_new_cgroup failed"});
-  std::unique_ptr<Cgroup> cg(new Cgroup(group, path, unified));
-
-  struct cgroup_controller* memory = cgroup_add_controller(group, "memory");
-  struct cgroup_controller* pids = cgroup_add_controller(group, "pids");
-  struct cgroup_controller* cpu = cgroup_add_controller(group, "cpu");
-  if (!memory || !pids || !cpu) return tl::unexpected(Error{"cgroup_add_controller failed"});
-  if (!unified) cgroup_add_controller(group, "cpuacct");  // CPU time on v1
-
-  const std::string memory_limit =
-      limits.memory_bytes ? std::to_string(limits.memory_bytes) : (unified ? "max" : "-1");
-  const std::string pids_limit = limits.pids ? std::to_string(limits.pids) : "max";
-  const long period = 100000;
-  const long quota = limits.cpus > 0 ? std::lround(limits.cpus * period) : -1;
-  if (unified) {
-    cgroup_add_value_string(memory, "memory.max", memory_limit.c_str());
-    cgroup_add_value_string(memory, "memory.swap.max", "0");
-    cgroup_add_value_string(pids, "pids.max", pids_limit.c_str());
-    const std::string cpu_max =
-        (quota > 0 ? std::to_string(quota) : std::string("max")) + " " + std::to_string(period);
-    cgroup_add_value_string(cpu, "cpu.max", cpu_max.c_str());
-  } else {
-    cgroup_add_value_string(memory, "memory.limit_in_bytes", memory_limit.c_str());
-    // Swap 0: the memory+swap limit equals the memory limit (when swap accounting exists).
-    char* mount = nullptr;
-    if (cgroup_get_subsys_mount_point("memory", &mount) == 0) {
-      if (access((std::string(mount) + "/memory.memsw.limit_in_bytes").c_str(), F_OK) == 0)
-        cgroup_add_value_string(memory, "memory.memsw.limit_in_bytes", memory_limit.c_str());
-      free(mount);
-    }
-    cgroup_add_value_string(pids, "pids.max", pids_limit.c_str());
-    cgroup_add_value_string(cpu, "cpu.cfs_period_us", std::to_string(period).c_str());
-    cgroup_add_value_string(cpu, "cpu.cfs_quota_us", std::to_string(quota).c_str());
-  }
-  if (const int rc = cgroup_create_cgroup(group, 0); rc != 0)
+  std::unique_ptr<Cgroup> cg(new Cgroup());
+  cg->unified_ = is_unified();
+  cg->group_ = cgroup_new_cgroup(path.c_str());
+  if (!cg->group_) return tl::unexpected(Error{"cgroup_new_cgroup failed"});
+  if (!cgroup_add_controller(cg->group_, "memory") || !cgroup_add_controller(cg->group_, "pids") ||
+      !cgroup_add_controller(cg->group_, "cpu"))
+    return tl::unexpected(Error{"cgroup_add_controller failed"});
+  if (!cg->unified_) cgroup_add_controller(cg->group_, "cpuacct");  // CPU time on v1
+  if (const int rc = cgroup_create_cgroup(cg->group_, 0); rc != 0) {
+    cgroup_free(&cg->group_);
     return cg_error("creating cgroup " + path, rc);
+  }
+  cg->memory_ = group_dir("memory", path);
+  cg->pids_ = group_dir("pids", path);
+  cg->cpu_ = group_dir("cpu", path);
+  cg->cpuacct_ = cg->unified_ ? cg->cpu_ : group_dir("cpuacct", path);
+  for (const std::string* dir : {&cg->memory_, &cg->pids_, &cg->cpu_, &cg->cpuacct_}) {
+    if (dir->empty()) return tl::unexpected(Error{"cgroup hierarchy missing for " + path});
+    if (std::find(cg->hierarchies_.begin(), cg->hierarchies_.end(), *dir) == cg->hierarchies_.end())
+      cg->hierarchies_.push_back(*dir);
+  }
   return cg;
 }
 
 Cgroup::~Cgroup() {
+  if (!group_) return;
   kill_all();
   std::lock_guard guard(libcgroup_lock());
   cgroup_delete_cgroup(group_, 0);
   cgroup_free(&group_);
 }
 
-Result<void> Cgroup::attach(pid_t pid) {
-  std::lock_guard guard(libcgroup_lock());
-  if (const int rc = cgroup_attach_task_pid(group_, pid); rc != 0)
-    return cg_error("attaching to cgroup " + name_, rc);
+Result<void> Cgroup::prepare(const Limits& limits) {
+  const std::string memory = limits.memory_bytes ? std::to_string(limits.memory_bytes)
+                                                 : (unified_ ? std::string("max") : "-1");
+  const std::string pids = limits.pids ? std::to_string(limits.pids) : "max";
+  const long period = 100000;
+  const long quota = limits.cpus > 0 ? std::lround(limits.cpus * period) : -1;
+  const std::string cpu = unified_ ? (quota > 0 ? std::to_string(quota) : std::string("max")) +
+                                         " " + std::to_string(period)
+                                   : std::to_string(quota);
+  if (memory != memory_limit_) {
+    if (unified_) {
+      if (auto r = write_control(memory_ + "/memory.max", memory); !r) return r;
+      if (auto r = write_control(memory_ + "/memory.swap.max", "0"); !r) return r;
+    } else {
+      // memsw (memory + swap) must stay >= memory: raise it first when the limit goes up, and
+      // lower it last when it goes down. Equal, they mean swap 0. Missing without swap accounting.
+      const std::string memsw = memory_ + "/memory.memsw.limit_in_bytes";
+      const bool has_memsw = access(memsw.c_str(), F_OK) == 0;
+      const bool raising = memory == "-1" || (memory_limit_ != "-1" && !memory_limit_.empty() &&
+                                              number(memory) > number(memory_limit_));
+      if (has_memsw && raising)
+        if (auto r = write_control(memsw, memory); !r) return r;
+      if (auto r = write_control(memory_ + "/memory.limit_in_bytes", memory); !r) return r;
+      if (has_memsw && !raising)
+        if (auto r = write_control(memsw, memory); !r) return r;
+    }
+    memory_limit_ = memory;
+  }
+  if (pids != pids_limit_) {
+    if (auto r = write_control(pids_ + "/pids.max", pids); !r) return r;
+    pids_limit_ = pids;
+  }
+  if (cpu != cpu_quota_) {
+    if (unified_) {
+      if (auto r = write_control(cpu_ + "/cpu.max", cpu); !r) return r;
+    } else {
+      if (auto r = write_control(cpu_ + "/cpu.cfs_period_us", std::to_string(period)); !r) return r;
+      if (auto r = write_control(cpu_ + "/cpu.cfs_quota_us", cpu); !r) return r;
+    }
+    cpu_quota_ = cpu;
+  }
+  // Statistics start afresh. v1 resets peak and CPU time on a write; its OOM counter, and all of
+  // v2's, only count up, so their current values are subtracted later.
+  if (unified_) {
+    oom_kills_before_ = keyed_value(read_control(memory_ + "/memory.events"), "oom_kill");
+  } else {
+    if (auto r = write_control(memory_ + "/memory.max_usage_in_bytes", "0"); !r) return r;
+    if (auto r = write_control(cpuacct_ + "/cpuacct.usage", "0"); !r) return r;
+    oom_kills_before_ = keyed_value(read_control(memory_ + "/memory.oom_control"), "oom_kill");
+  }
   return {};
 }
 
-std::string Cgroup::file(const char* controller, const char* name) const {
-  std::lock_guard guard(libcgroup_lock());
-  char* mount = nullptr;
-  if (cgroup_get_subsys_mount_point(controller, &mount) != 0 || !mount) return {};
-  std::string path = std::string(mount) + "/" + name_ + "/" + name;
-  free(mount);
-  return path;
+Result<void> Cgroup::attach(pid_t pid) {
+  const std::string text = std::to_string(pid);
+  for (const std::string& dir : hierarchies_)
+    if (auto r = write_control(dir + "/cgroup.procs", text); !r) return r;
+  return {};
+}
+
+Result<std::vector<int>> Cgroup::open_self_attach() const {
+  std::vector<int> fds;
+  if (unified_) return fds;
+  for (const std::string& dir : hierarchies_) {
+    const std::string tasks = dir + "/tasks";
+    const int fd = open(tasks.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+      const int err = errno;
+      for (int open_fd : fds) close(open_fd);
+      return tl::unexpected(Error{"opening " + tasks + ": " + std::strerror(err)});
+    }
+    fds.push_back(fd);
+  }
+  return fds;
 }
 
 CgroupStats Cgroup::stats() const {
   CgroupStats s;
   if (unified_) {
-    s.peak_memory_bytes =
-        std::strtoull(read_first_line(file("memory", "memory.peak")).c_str(), nullptr, 10);
-    s.oom_kills = read_keyed(file("memory", "memory.events"), "oom_kill");
-    s.cpu_time = std::chrono::microseconds(read_keyed(file("cpu", "cpu.stat"), "usage_usec"));
+    s.peak_memory_bytes = number(read_control(memory_ + "/memory.peak"));
+    s.oom_kills = keyed_value(read_control(memory_ + "/memory.events"), "oom_kill");
+    s.cpu_time =
+        std::chrono::microseconds(keyed_value(read_control(cpu_ + "/cpu.stat"), "usage_usec"));
   } else {
-    s.peak_memory_bytes = std::strtoull(
-        read_first_line(file("memory", "memory.max_usage_in_bytes")).c_str(), nullptr, 10);
-    s.oom_kills = read_keyed(file("memory", "memory.oom_control"), "oom_kill");
-    s.cpu_time = std::chrono::microseconds(
-        std::strtoull(read_first_line(file("cpuacct", "cpuacct.usage")).c_str(), nullptr, 10) /
-        1000);
+    s.peak_memory_bytes = number(read_control(memory_ + "/memory.max_usage_in_bytes"));
+    s.oom_kills = keyed_value(read_control(memory_ + "/memory.oom_control"), "oom_kill");
+    s.cpu_time =
+        std::chrono::microseconds(number(read_control(cpuacct_ + "/cpuacct.usage")) / 1000);
   }
+  s.oom_kills -= std::min(s.oom_kills, oom_kills_before_);
   return s;
 }
 
 std::vector<pid_t> Cgroup::processes() const {
   std::vector<pid_t> pids;
-  std::ifstream procs(file("pids", "cgroup.procs"));
-  for (pid_t pid = 0; procs >> pid;) pids.push_back(pid);
+  const int fd = open((pids_ + "/cgroup.procs").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return pids;
+  std::string text;
+  char buffer[4096];
+  for (ssize_t n; (n = read(fd, buffer, sizeof buffer)) > 0;)
+    text.append(buffer, static_cast<std::size_t>(n));
+  close(fd);
+  for (const char* p = text.c_str(); *p;) {
+    char* end = nullptr;
+    const long pid = std::strtol(p, &end, 10);
+    if (end == p) break;
+    pids.push_back(static_cast<pid_t>(pid));
+    p = end;
+  }
   return pids;
 }
 
-void Cgroup::kill_all() {
+bool Cgroup::kill_all() {
   // Processes may fork while being killed; a few rounds settle it (pids.max bounds the count).
-  for (int round = 0; round < 100; ++round) {
-    std::ifstream procs(file("pids", "cgroup.procs"));
-    pid_t pid = 0;
-    bool any = false;
-    while (procs >> pid) {
-      any = true;
-      kill(pid, SIGKILL);
-    }
-    if (!any) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (int round = 0; round < 200; ++round) {
+    const std::vector<pid_t> pids = processes();
+    if (pids.empty()) return true;
+    for (pid_t pid : pids) kill(pid, SIGKILL);
+    std::this_thread::sleep_for(std::chrono::microseconds(round < 10 ? 100 : 1000));
   }
+  return processes().empty();
+}
+
+Result<std::unique_ptr<Cgroup>> CgroupPool::acquire(const Limits& limits) {
+  std::unique_ptr<Cgroup> group;
+  std::string name;
+  {
+    std::lock_guard guard(lock_);
+    if (!free_.empty()) {
+      group = std::move(free_.back());
+      free_.pop_back();
+    } else {
+      // Unique among the live pools of every process: pid, this pool, a count.
+      name = std::to_string(getpid()) + "-" +
+             std::to_string(reinterpret_cast<std::uintptr_t>(this)) + "-" +
+             std::to_string(++created_);
+    }
+  }
+  if (!group) {
+    auto created = Cgroup::create(name);
+    if (!created) return tl::unexpected(created.error());
+    group = std::move(*created);
+  }
+  if (auto prepared = group->prepare(limits); !prepared) return tl::unexpected(prepared.error());
+  return group;
+}
+
+void CgroupPool::release(std::unique_ptr<Cgroup> group) {
+  // A group that still holds a process is never handed to another sandbox.
+  if (!group || !group->kill_all()) return;
+  std::lock_guard guard(lock_);
+  if (free_.size() < keep_) free_.push_back(std::move(group));
 }
 
 }  // namespace warren::sandbox::detail

@@ -2,7 +2,10 @@
 // orphan) and the command's own process (limits, seccomp, exec). Only system calls and the
 // prepared plan are used here; see plan.hpp.
 #include <linux/seccomp.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -10,15 +13,16 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
+#include "net.hpp"
 #include "plan.hpp"
 
 namespace warren::sandbox::detail {
 
 WARREN_CHILD_CODE void apply_fs_steps(const ChildPlan& plan, const std::vector<FsStep>& steps);
-WARREN_CHILD_CODE void bring_loopback_up(const ChildPlan& plan);
 WARREN_CHILD_CODE void apply_process_limits(const ChildPlan& plan, int keep_fd);
 
 namespace {
@@ -70,7 +74,21 @@ WARREN_CHILD_CODE void write_all(int fd, const char* text) {
   report(plan, 'E', file, err);
 }
 
-[[noreturn]] WARREN_CHILD_CODE void run_command(const ChildPlan& plan) {
+WARREN_CHILD_CODE int run_command(void* plan_arg) {
+  const ChildPlan& plan = *static_cast<const ChildPlan*>(plan_arg);
+  // Signals as a freshly started program expects them, whatever the supervisor (or the spawner,
+  // which blocks SIGCHLD) had: none blocked, none ignored.
+  // The raw call: glibc's sigaction refuses the two real-time signals it keeps for itself.
+  struct {
+    void (*handler)(int) = SIG_DFL;
+    unsigned long flags = 0;
+    void (*restorer)() = nullptr;
+    std::uint64_t mask = 0;
+  } default_action;
+  for (int sig = 1; sig <= 64; ++sig)
+    syscall(SYS_rt_sigaction, sig, &default_action, nullptr, sizeof default_action.mask);
+  const std::uint64_t none = 0;
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof none);
   setsid();  // no controlling terminal: TIOCSTI has nothing to inject into, and it is filtered
   if (dup2(plan.stdin_read, 0) < 0 || dup2(plan.stdout_write, 1) < 0 ||
       dup2(plan.stderr_write, 2) < 0)
@@ -86,13 +104,18 @@ WARREN_CHILD_CODE void write_all(int fd, const char* text) {
 // of those pipes (a copy of stdin's write end would keep the command from reading EOF), and the
 // pipes of sandboxes other threads were starting at the same moment.
 WARREN_CHILD_CODE void close_inherited_descriptors(const ChildPlan& plan) {
-  int keep[] = {plan.go_read,    plan.error_write,  plan.status_write,
-                plan.stdin_read, plan.stdout_write, plan.stderr_write};
-  constexpr int kKeep = sizeof keep / sizeof keep[0];
-  for (int i = 1; i < kKeep; ++i)  // insertion sort: six numbers
+  int keep[7 + ChildPlan::kMaxCgroupFiles] = {plan.go_read,      plan.error_write,
+                                              plan.status_write, plan.stdin_read,
+                                              plan.stdout_write, plan.stderr_write};
+  int count = 6;
+  if (plan.lifeline >= 0) keep[count++] = plan.lifeline;
+  for (int fd : plan.cgroup_tasks)
+    if (fd >= 0) keep[count++] = fd;
+  for (int i = 1; i < count; ++i)  // insertion sort: a handful of numbers
     for (int j = i; j > 0 && keep[j - 1] > keep[j]; --j) std::swap(keep[j - 1], keep[j]);
   unsigned next = 3;
-  for (int fd : keep) {
+  for (int i = 0; i < count; ++i) {
+    const int fd = keep[i];
     if (fd >= static_cast<int>(next) + 1)
       syscall(SYS_close_range, next, static_cast<unsigned>(fd - 1), 0u);
     next = static_cast<unsigned>(fd) + 1;
@@ -107,8 +130,13 @@ WARREN_CHILD_CODE void close_inherited_descriptors(const ChildPlan& plan) {
 }
 
 [[noreturn]] WARREN_CHILD_CODE void sandbox_init(const ChildPlan& plan) {
-  prctl(PR_SET_PDEATHSIG, SIGKILL);  // the supervisor gone: the whole sandbox goes
   close_inherited_descriptors(plan);
+  // Into the cgroup first, so that everything this process starts is in it.
+  for (int fd : plan.cgroup_tasks) {
+    if (fd < 0) continue;
+    if (write(fd, "0", 1) != 1) child_fail(plan, "joining the cgroup", errno);
+    close(fd);
+  }
   char go = 0;
   if (read(plan.go_read, &go, 1) != 1) _exit(127);
   // The id maps exist now: become the namespace's root (host uid 100000, not host root), so that
@@ -120,6 +148,18 @@ WARREN_CHILD_CODE void close_inherited_descriptors(const ChildPlan& plan) {
     child_fail(plan, "setgroups", errno);
   if (syscall(SYS_setresuid, 0, 0, 0) != 0) child_fail(plan, "setresuid", errno);
 
+  // The starter gone (the spawner, or the supervisor's thread that started this in-process), the
+  // whole sandbox goes. Set only now: a change of credentials clears it. A spawner that died
+  // before this point is seen through its pidfd.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (plan.lifeline >= 0) {
+    pollfd starter{plan.lifeline, POLLIN, 0};
+    if (poll(&starter, 1, 0) != 0) _exit(127);
+    close(plan.lifeline);
+  }
+
+  // PID 1 is in its cgroup now: a cgroup namespace made here is rooted at it.
+  if (unshare(CLONE_NEWCGROUP) != 0) child_fail(plan, "cgroup namespace", errno);
   // Mount events must not propagate back to the host.
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
     child_fail(plan, "making mounts private", errno);
@@ -134,11 +174,17 @@ WARREN_CHILD_CODE void close_inherited_descriptors(const ChildPlan& plan) {
     child_fail(plan, "sethostname", errno);
   if (plan.loopback_up) bring_loopback_up(plan);
 
-  // A raw fork for the same reason: glibc's fork() would take locks other threads may hold.
-  const pid_t command =
-      static_cast<pid_t>(syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, 0));
-  if (command < 0) child_fail(plan, "fork", errno);
-  if (command == 0) run_command(plan);
+  // The command starts as posix_spawn starts a program: sharing this process's memory (nothing to
+  // copy) on a stack of its own, with this process paused until it has exec'd or failed. Not
+  // glibc's fork(), which would take locks that other threads of the supervisor may hold.
+  constexpr std::size_t kStack = 64 * 1024;
+  void* stack =
+      mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) child_fail(plan, "command stack", errno);
+  const pid_t command = clone(run_command, static_cast<char*>(stack) + kStack,
+                              CLONE_VM | CLONE_VFORK | SIGCHLD, const_cast<ChildPlan*>(&plan));
+  if (command < 0) child_fail(plan, "starting the command", errno);
+  munmap(stack, kStack);
   close(plan.stdin_read);
   close(plan.stdout_write);
   close(plan.stderr_write);

@@ -16,7 +16,8 @@
 
 #include "launch.hpp"
 #include "mount.hpp"
-#include "seccomp.hpp"
+#include "net.hpp"
+#include "spawn.hpp"
 #include "user.hpp"
 #include "warren/sandbox/sandbox.hpp"
 
@@ -26,14 +27,18 @@ namespace {
 
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-WARREN_CHILD_CODE int clone_entry(void* arg) {
-  sandbox_init(*static_cast<const ChildPlan*>(arg));
-}
+struct Descriptors {
+  std::vector<int> fds;
+  ~Descriptors() { close_all(); }
+  void close_all() {
+    for (int fd : fds) close(fd);
+    fds.clear();
+  }
+};
 
 void build_process_plan(const Policy& policy, const Command& command, ChildPlan& plan,
                         Strings& strings) {
   plan.hostname = strings.keep(policy.hostname);
-  plan.loopback_up = policy.network == Network::None;
   for (const std::string& arg : command.argv)
     plan.argv.push_back(const_cast<char*>(strings.keep(arg)));
   plan.argv.push_back(nullptr);
@@ -66,9 +71,10 @@ Result<std::string> staging_dir() {
 
 }  // namespace
 
-Result<std::unique_ptr<Launched>> launch(const Policy& policy, const Command& command) {
+Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, const Policy& policy,
+                                         const Command& command) {
   if (command.argv.empty()) return tl::unexpected(Error{"no command to run"});
-  auto seccomp = compile_seccomp_policy(policy.seccomp_policy);
+  auto seccomp = resources->seccomp.get(policy.seccomp_policy);
   if (!seccomp) return tl::unexpected(seccomp.error());
   auto root = staging_dir();
   if (!root) return tl::unexpected(root.error());
@@ -79,9 +85,19 @@ Result<std::unique_ptr<Launched>> launch(const Policy& policy, const Command& co
   if (auto fs = plan_filesystem(policy, *root, plan, strings); !fs)
     return tl::unexpected(fs.error());
   build_process_plan(policy, command, plan, strings);
-  plan.seccomp = seccomp->program();
+  plan.seccomp = (*seccomp)->program();
 
+  // From here on the Launched gives back whatever it took, however the start ends.
   auto l = std::make_unique<Launched>();
+  l->resources = std::move(resources);
+  if (auto cg = l->resources->cgroups.acquire(policy.limits)) {
+    l->cgroup = std::move(*cg);
+  } else if (geteuid() == 0) {
+    return tl::unexpected(Error{"cgroups unusable: " + cg.error().message});
+  } else {
+    l->notes.push_back("memory, pids and CPU limits not applied (rootless: " + cg.error().message +
+                       ")");
+  }
   Pipe go;
   Pipe &error = l->error, &status = l->status, &in = l->in, &out = l->out, &err = l->err;
   if (!go.open() || !error.open() || !status.open() || !in.open() || !out.open() || !err.open())
@@ -93,20 +109,31 @@ Result<std::unique_ptr<Launched>> launch(const Policy& policy, const Command& co
   plan.stdout_write = out.write;
   plan.stderr_write = err.write;
 
-  int flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
-              CLONE_NEWCGROUP | CLONE_PIDFD | SIGCHLD;
-  if (policy.network == Network::None) flags |= CLONE_NEWNET;
-  constexpr std::size_t kStack = 256 * 1024;
-  void* stack =
-      mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED) return tl::unexpected(Error{"cannot allocate the clone stack"});
+  Descriptors self_attach;  // v1: PID 1 joins its cgroup itself (at most 4 hierarchies)
+  if (l->cgroup) {
+    auto fds = l->cgroup->open_self_attach();
+    if (!fds) return tl::unexpected(fds.error());
+    self_attach.fds = std::move(*fds);
+    for (std::size_t i = 0; i < self_attach.fds.size(); ++i)
+      plan.cgroup_tasks[i] = self_attach.fds[i];
+  }
+
+  int netns = -1;
+  if (policy.network == Network::None && l->resources->netns) {
+    auto pooled = l->resources->netns->acquire();
+    if (!pooled) return tl::unexpected(pooled.error());
+    netns = l->netns = *pooled;
+  } else if (policy.network == Network::None) {
+    plan.loopback_up = true;  // rootless: a namespace of its own, brought up by PID 1
+  }
+  const bool new_netns = policy.network == Network::None && netns < 0;
   l->started = Clock::now();
-  const pid_t pid = clone(clone_entry, static_cast<char*>(stack) + kStack, flags, &plan, &l->pidfd);
-  const int clone_errno = errno;
-  munmap(stack, kStack);
-  if (pid < 0)
-    return tl::unexpected(Error{std::string("cannot create the sandbox's namespaces: ") +
-                                std::strerror(clone_errno)});
+  auto spawned = l->resources->spawner ? l->resources->spawner->spawn(plan, netns, new_netns)
+                                       : spawn_init(plan, netns, new_netns);
+  self_attach.close_all();
+  if (!spawned) return tl::unexpected(spawned.error());
+  const pid_t pid = spawned->pid;
+  l->pidfd = spawned->pidfd;
   l->pid = pid;
   go.close_read();
   error.close_write();
@@ -119,16 +146,8 @@ Result<std::unique_ptr<Launched>> launch(const Policy& policy, const Command& co
   auto abort_child = [](Error e) -> Result<std::unique_ptr<Launched>> {
     return tl::unexpected(std::move(e));
   };
-  if (auto maps = write_id_maps(pid); !maps) return abort_child(maps.error());
-  if (auto cg = Cgroup::create("sb-" + std::to_string(pid), policy.limits)) {
-    l->cgroup = std::move(*cg);
+  if (l->cgroup && plan.cgroup_tasks[0] < 0)  // v2
     if (auto attached = l->cgroup->attach(pid); !attached) return abort_child(attached.error());
-  } else if (geteuid() == 0) {
-    return abort_child(Error{"cgroups unusable: " + cg.error().message});
-  } else {
-    l->notes.push_back("memory, pids and CPU limits not applied (rootless: " + cg.error().message +
-                       ")");
-  }
   if (write(go.write, "g", 1) != 1) return abort_child(Error{"the sandbox did not start"});
   go.close_write();
   return l;
@@ -140,6 +159,10 @@ Launched::~Launched() {
     reap();
   }
   if (pidfd >= 0) close(pidfd);
+  // PID 1 is reaped: the kernel has ended every process of its pid namespace, and with them
+  // every socket of the network namespace. What is left in the cgroup is killed before reuse.
+  if (cgroup) resources->cgroups.release(std::move(cgroup));
+  if (netns >= 0) resources->netns->release(netns);
 }
 
 void Launched::kill() const {
@@ -147,8 +170,14 @@ void Launched::kill() const {
 }
 
 void Launched::reap() {
+  // PID 1 is this process's child only when it was started in-process; the spawner reaps its
+  // own, and then the pidfd says when it has exited.
   siginfo_t info{};
-  waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED);
+  if (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED) != 0) {
+    pollfd exited{pidfd, POLLIN, 0};
+    while (poll(&exited, 1, -1) < 0 && errno == EINTR) {
+    }
+  }
   reaped = true;
 }
 

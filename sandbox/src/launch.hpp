@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cgroup.hpp"
+#include "resources.hpp"
 #include "warren/sandbox/sandbox.hpp"
 
 namespace warren::sandbox::detail {
@@ -86,12 +87,15 @@ struct Launched {
   pid_t pid = -1;  // PID 1, as the host sees it
   int pidfd = -1;
   Pipe in, out, err, error, status;  // supervisor ends
-  std::unique_ptr<Cgroup> cgroup;    // null when cgroups are unusable (rootless)
+  std::shared_ptr<Resources> resources;
+  std::unique_ptr<Cgroup> cgroup;  // null when cgroups are unusable (rootless); back to the pool
+  int netns = -1;                  // a pooled network namespace, back to the pool
   Clock::time_point started;
   std::vector<std::string> notes;
   bool reaped = false;
 };
 
-Result<std::unique_ptr<Launched>> launch(const Policy& policy, const Command& command);
+Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, const Policy& policy,
+                                         const Command& command);
 
 }  // namespace warren::sandbox::detail

@@ -3,19 +3,12 @@
 // kernel interfaces.
 #pragma once
 
-#include <deque>
 #include <string>
 
 #include "plan.hpp"
 #include "warren/sandbox/sandbox.hpp"
 
 namespace warren::sandbox::detail {
-
-// Keeps the strings the steps point to alive.
-struct Strings {
-  const char* keep(std::string s) { return store.emplace_back(std::move(s)).c_str(); }
-  std::deque<std::string> store;
-};
 
 // Fills plan.before_pivot and plan.after_pivot for `policy`. An Error for a policy that cannot
 // work (a missing rootfs or workspace, a relative mount target).

@@ -8,7 +8,9 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <deque>
 #include <string>
+#include <string_view>
 #include <vector>
 
 // Code that runs in the sandbox's PID 1 lives on a stack of its own (clone), which AddressSanitizer
@@ -16,6 +18,12 @@
 #define WARREN_CHILD_CODE __attribute__((no_sanitize("address")))
 
 namespace warren::sandbox::detail {
+
+// Keeps the strings a plan points to alive.
+struct Strings {
+  const char* keep(std::string s) { return store.emplace_back(std::move(s)).c_str(); }
+  std::deque<std::string> store;
+};
 
 // One filesystem operation, with paths already absolute.
 struct FsStep {
@@ -40,6 +48,10 @@ struct ChildPlan {
   int error_write = -1;   // setup failures, as text; close-on-exec, so exec closes it
   int status_write = -1;  // PID 1 writes the command's wait status here
   int stdin_read = -1, stdout_write = -1, stderr_write = -1;
+  int lifeline = -1;  // the spawner's pidfd: readable once it has exited
+  // cgroup v1 `tasks` files PID 1 writes "0" into to join its cgroup (see Cgroup).
+  static constexpr int kMaxCgroupFiles = 4;
+  int cgroup_tasks[kMaxCgroupFiles] = {-1, -1, -1, -1};
 
   const char* new_root = nullptr;    // where the new root is assembled before pivot_root
   std::vector<FsStep> before_pivot;  // paths under new_root
@@ -53,6 +65,12 @@ struct ChildPlan {
   std::vector<RlimitSetting> rlimits;
   sock_fprog seccomp{};  // a filter compiled in the parent
 };
+
+// A plan as bytes, for the spawner process (spawner.hpp); descriptors travel beside it. Decoding
+// fills `plan` with pointers into `strings` and `filter`; false if the bytes are not a plan.
+std::string encode_plan(const ChildPlan& plan);
+bool decode_plan(std::string_view bytes, ChildPlan& plan, Strings& strings,
+                 std::vector<sock_filter>& filter);
 
 // The sandbox's PID 1: sets up the filesystem, starts the command, reaps every process and
 // reports the command's status. Never returns.

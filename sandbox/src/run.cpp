@@ -8,13 +8,23 @@
 #include <cstring>
 
 #include "launch.hpp"
+#include "resources.hpp"
 #include "warren/sandbox/sandbox.hpp"
 
 namespace warren::sandbox {
 
+Runtime::Runtime() : Runtime(Options{}) {}
+Runtime::Runtime(Options options)
+    : resources_(std::make_shared<detail::Resources>(options.keep, options.spawner)) {}
+Runtime::~Runtime() = default;
+
 Result<ExecResult> run(const Policy& policy, const Command& command) {
+  return Runtime().run(policy, command);
+}
+
+Result<ExecResult> Runtime::run(const Policy& policy, const Command& command) {
   using namespace detail;
-  auto launched = launch(policy, command);
+  auto launched = launch(resources_, policy, command);
   if (!launched) return tl::unexpected(launched.error());
   Launched& l = **launched;
   Pipe &error = l.error, &status = l.status, &in = l.in, &out = l.out, &err = l.err;

@@ -52,16 +52,9 @@ Result<int> syscall_number(const Json& name) {
 
 }  // namespace
 
-Result<SeccompProgram> compile_seccomp_policy(const std::string& path) {
-  std::string text = kDefaultSeccompPolicy;
-  if (!path.empty()) {
-    std::ifstream in(path);
-    if (!in) return tl::unexpected(Error{"cannot read seccomp policy " + path});
-    text.assign(std::istreambuf_iterator<char>(in), {});
-  }
+Result<SeccompProgram> compile_seccomp_policy(const std::string& text, const std::string& source) {
   const Json policy = Json::parse(text, nullptr, false);
-  if (!policy.is_object())
-    return fail((path.empty() ? "built-in" : path) + " is not a JSON object");
+  if (!policy.is_object()) return fail(source + " is not a JSON object");
 
   int deny_errno = EPERM;
   if (policy.contains("errno")) {
@@ -125,6 +118,22 @@ Result<SeccompProgram> compile_seccomp_policy(const std::string& path) {
   close(fd);
   if (n != size) return fail("reading the exported filter failed");
   return program;
+}
+
+Result<std::shared_ptr<const SeccompProgram>> SeccompCache::get(const std::string& path) {
+  std::string text = kDefaultSeccompPolicy;
+  if (!path.empty()) {
+    std::ifstream in(path);
+    if (!in) return tl::unexpected(Error{"cannot read seccomp policy " + path});
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::lock_guard guard(lock_);
+  if (auto found = compiled_.find(text); found != compiled_.end()) return found->second;
+  auto program = compile_seccomp_policy(text, path.empty() ? "the built-in policy" : path);
+  if (!program) return tl::unexpected(program.error());
+  auto shared = std::make_shared<const SeccompProgram>(std::move(*program));
+  compiled_.emplace(std::move(text), shared);
+  return shared;
 }
 
 }  // namespace warren::sandbox::detail

@@ -1,9 +1,13 @@
 // seccomp through libseccomp: a JSON policy (configs/seccomp/) compiled in the parent into a BPF
-// program that the child installs just before exec.
+// program that the child installs just before exec. Compiling costs about 0.2 ms, so programs are
+// cached by policy text.
 #pragma once
 
 #include <linux/filter.h>
 
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -13,12 +17,23 @@ namespace warren::sandbox::detail {
 
 struct SeccompProgram {
   std::vector<sock_filter> instructions;
-  sock_fprog program() {
-    return {static_cast<unsigned short>(instructions.size()), instructions.data()};
+  sock_fprog program() const {
+    return {static_cast<unsigned short>(instructions.size()),
+            const_cast<sock_filter*>(instructions.data())};  // the kernel only reads it
   }
 };
 
-// `path` empty: the built-in default (configs/seccomp/default.json, compiled in).
-Result<SeccompProgram> compile_seccomp_policy(const std::string& path);
+// `text` is the JSON policy; `source` says where it came from, for errors.
+Result<SeccompProgram> compile_seccomp_policy(const std::string& text, const std::string& source);
+
+class SeccompCache {
+ public:
+  // `path` empty: the built-in default (configs/seccomp/default.json, compiled in).
+  Result<std::shared_ptr<const SeccompProgram>> get(const std::string& path);
+
+ private:
+  std::mutex lock_;
+  std::map<std::string, std::shared_ptr<const SeccompProgram>> compiled_;  // by policy text
+};
 
 }  // namespace warren::sandbox::detail

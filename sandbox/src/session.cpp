@@ -93,12 +93,18 @@ bool Session::alive() const {
 }
 
 Result<std::unique_ptr<Session>> Session::start(const Policy& policy) {
+  Runtime runtime;
+  return start(runtime, policy);
+}
+
+Result<std::unique_ptr<Session>> Session::start(Runtime& runtime, const Policy& policy) {
   auto state = std::make_unique<State>();
   state->policy = policy;
   state->workdir = policy.workspace.empty() ? "/" : "/workspace";
   std::random_device random;
   state->nonce = std::to_string(random()) + std::to_string(random());
-  auto launched = launch(policy, Command{{"/bin/bash", "--noprofile", "--norc"}, std::nullopt});
+  auto launched = launch(runtime.resources_, policy,
+                         Command{{"/bin/bash", "--noprofile", "--norc"}, std::nullopt});
   if (!launched) return tl::unexpected(launched.error());
   state->sandbox = std::move(*launched);
   std::unique_ptr<Session> session(new Session(std::move(state)));

@@ -16,18 +16,21 @@
 #include <sstream>
 #include <thread>
 
+#include "host_probe.hpp"
 #include "warren/sandbox/sandbox.hpp"
 
 namespace warren::sandbox {
 namespace {
+
+using testing::host_processes_with;
+using testing::unique_sleep;
 
 namespace fs = std::filesystem;
 
 class Sandbox : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (geteuid() != 0)
-      GTEST_SKIP() << "sandbox tests need root: they create namespaces and cgroups";
+    WARREN_REQUIRE_ROOT();
     policy.limits.timeout = std::chrono::seconds(20);
   }
 
@@ -40,27 +43,9 @@ class Sandbox : public ::testing::Test {
   Policy policy;
 };
 
-// Processes on the host whose command line contains `marker`.
-int host_processes_with(const std::string& marker) {
-  int count = 0;
-  for (const auto& entry : fs::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(entry.path() / "cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(in)), {});
-    if (cmdline.find(marker) != std::string::npos) ++count;
-  }
-  return count;
-}
-
 std::string unique(const std::string& stem) {
   return stem + std::to_string(getpid()) + "_" +
          std::to_string(::testing::UnitTest::GetInstance()->random_seed());
-}
-
-// A `sleep` argument no other process on the host has: 100.<pid><n>.
-std::string unique_sleep(int n) {
-  return "100." + std::to_string(getpid()) + std::to_string(n);
 }
 
 TEST_F(Sandbox, ExitCodesAndSignals) {

@@ -7,10 +7,14 @@
 #include <filesystem>
 #include <fstream>
 
+#include "host_probe.hpp"
 #include "warren/sandbox/sandbox.hpp"
 
 namespace warren::sandbox {
 namespace {
+
+using testing::host_processes_with;
+using testing::unique_sleep;
 
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
@@ -18,8 +22,7 @@ using std::chrono::milliseconds;
 class SessionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (geteuid() != 0)
-      GTEST_SKIP() << "sandbox tests need root: they create namespaces and cgroups";
+    WARREN_REQUIRE_ROOT();
     auto s = Session::start(policy);
     ASSERT_TRUE(s.has_value()) << s.error().message;
     session = std::move(*s);

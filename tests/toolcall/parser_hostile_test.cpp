@@ -32,7 +32,7 @@ TEST(HostileInput, HundredMegabyteParameter) {
   value.clear();
   value.shrink_to_fit();
 
-  const long before = peak_rss_kib();
+  [[maybe_unused]] const long before = peak_rss_kib();
   const auto whole = must_parse(text, options(Mode::Chat));
   ASSERT_EQ(whole.tool_calls.size(), 1u);
   EXPECT_EQ(whole.tool_calls[0].arguments.size(), size + size / 4096 + 9);

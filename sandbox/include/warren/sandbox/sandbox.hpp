@@ -76,8 +76,39 @@ struct ExecResult {
   std::vector<std::string> notes;  // limits that could not be applied, and why
 };
 
-// Runs `command` under `policy` and waits for it. An Error means the sandbox could not be set up;
-// anything the command does (fail, time out, be killed) is in the ExecResult.
+namespace detail {
+struct Resources;
+}
+
+class Session;
+
+// What a process that starts many sandboxes keeps between them: compiled seccomp policies, and
+// cgroups and network namespaces ready for reuse (creating them is most of the cost of a start).
+// Thread-safe: share one. Sandboxes may outlive it.
+class Runtime {
+ public:
+  struct Options {
+    std::size_t keep = 256;  // cgroups and network namespaces kept for reuse, of each
+    // Start sandboxes from warren-spawner, a small helper process, when it can be found
+    // ($WARREN_SPAWNER, or beside the executable): cheaper than from a large process.
+    bool spawner = true;
+  };
+  Runtime();
+  explicit Runtime(Options options);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // Runs `command` under `policy` and waits for it. An Error means the sandbox could not be set
+  // up; anything the command does (fail, time out, be killed) is in the ExecResult.
+  Result<ExecResult> run(const Policy& policy, const Command& command);
+
+ private:
+  friend class Session;
+  std::shared_ptr<detail::Resources> resources_;
+};
+
+// One command in a sandbox of its own, with a Runtime made for it (nothing to reuse).
 Result<ExecResult> run(const Policy& policy, const Command& command);
 
 struct FileInfo {
@@ -94,7 +125,8 @@ struct FileInfo {
 // that symlinks planted in it cannot reach host files.
 class Session {
  public:
-  static Result<std::unique_ptr<Session>> start(const Policy& policy);
+  static Result<std::unique_ptr<Session>> start(Runtime& runtime, const Policy& policy);
+  static Result<std::unique_ptr<Session>> start(const Policy& policy);  // with a Runtime of its own
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;

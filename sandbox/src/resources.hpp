@@ -1,0 +1,34 @@
+// What a Runtime shares between the sandboxes it starts: compiled seccomp programs and the pools of
+// cgroups and network namespaces. Every Launched holds a reference, so the pools outlive the last
+// sandbox that will give something back to them.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstddef>
+#include <optional>
+
+#include "cgroup.hpp"
+#include "net.hpp"
+#include "seccomp.hpp"
+#include "spawn.hpp"
+
+namespace warren::sandbox::detail {
+
+struct Resources {
+  Resources(std::size_t keep, bool use_spawner) : cgroups(keep) {
+    // Rootless, a sandbox makes its own network namespace (the host's user cannot make one that
+    // the sandbox could enter).
+    if (geteuid() == 0) netns.emplace(keep);
+    // Without a spawner, sandboxes start from this process: slower, and just as isolated.
+    if (const std::string path = use_spawner ? find_spawner() : std::string(); !path.empty())
+      if (auto started = Spawner::start(path)) spawner = std::move(*started);
+  }
+  // Declared first, destroyed last: sandboxes started by it are gone before it is.
+  std::unique_ptr<Spawner> spawner;
+  SeccompCache seccomp;
+  CgroupPool cgroups;
+  std::optional<NetnsPool> netns;
+};
+
+}  // namespace warren::sandbox::detail

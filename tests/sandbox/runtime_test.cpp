@@ -1,0 +1,154 @@
+// A Runtime reuses cgroups and network namespaces between sandboxes. These tests check that
+// nothing of one sandbox reaches the next through them: limits, statistics, sockets. They need
+// root (CI runs as root); elsewhere they skip and say why.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "host_probe.hpp"
+#include "warren/sandbox/sandbox.hpp"
+
+namespace warren::sandbox {
+namespace {
+
+using testing::host_processes_with;
+using testing::unique_sleep;
+
+class Reuse : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    WARREN_REQUIRE_ROOT();
+    policy.limits.timeout = std::chrono::seconds(20);
+  }
+
+  ExecResult run_sh(const std::string& script) {
+    auto r = runtime.run(policy, Command{{"/bin/sh", "-c", script}, std::nullopt});
+    if (!r) throw std::runtime_error("sandbox failed: " + r.error().message);
+    return *r;
+  }
+
+  Runtime runtime{Runtime::Options{.keep = 1}};  // one of each kind: every start reuses it
+  Policy policy;
+};
+
+// Children of `parent` on the host.
+int children_of(pid_t parent) {
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    std::ifstream stat(entry.path() / "stat");
+    std::string pid, comm, state;
+    pid_t ppid = 0;
+    if (stat >> pid >> comm >> state >> ppid && ppid == parent) ++count;
+  }
+  return count;
+}
+
+TEST_F(Reuse, BothStartPathsRunTheSameSandbox) {
+  // With the spawner (the default when warren-spawner is found) and from this process.
+  Runtime in_process{Runtime::Options{.keep = 1, .spawner = false}};
+  for (Runtime* rt : {&runtime, &in_process}) {
+    const ExecResult r = *rt->run(policy, Command{{"/bin/sh", "-c",
+                                                   "echo $$ $(hostname); id -u; "
+                                                   "grep -c . /proc/self/status >/dev/null; "
+                                                   "grep SigIgn /proc/self/status"},
+                                                  std::nullopt});
+    EXPECT_EQ(r.stdout_data, "2 sandbox\n0\nSigIgn:\t0000000000000000\n") << r.stderr_data;
+  }
+}
+
+TEST_F(Reuse, NothingOutlivesACrashedSupervisor) {
+  // A supervisor killed with SIGKILL cannot clean up: its spawner sees the socket close and
+  // exits, and PID 1 of every sandbox dies with the spawner.
+  const std::string marker = unique_sleep(77);
+  const pid_t supervisor = fork();
+  ASSERT_GE(supervisor, 0);
+  if (supervisor == 0) {
+    Runtime rt;
+    (void)rt.run(policy, Command{{"sleep", marker}, std::nullopt});
+    _exit(0);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (host_processes_with(marker) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(host_processes_with(marker), 1) << "the sandboxed sleep did not start";
+  EXPECT_EQ(children_of(supervisor), 1) << "expected the supervisor's spawner";
+  kill(supervisor, SIGKILL);
+  waitpid(supervisor, nullptr, 0);
+  while (host_processes_with(marker) > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(host_processes_with(marker), 0) << "a sandbox outlived its supervisor";
+}
+
+TEST_F(Reuse, StatisticsStartAfreshInAReusedCgroup) {
+  policy.limits.memory_bytes = 64 << 20;
+  const ExecResult bomb = run_sh("python3 -c 'b = bytearray(300 << 20)'");
+  ASSERT_TRUE(bomb.oom_killed);
+  EXPECT_GE(bomb.peak_memory_bytes, 32u << 20);
+
+  const ExecResult quiet = run_sh("true");
+  EXPECT_EQ(quiet.exit_code, 0);
+  EXPECT_FALSE(quiet.oom_killed) << "the OOM kill of the previous sandbox was reported again";
+  EXPECT_LT(quiet.peak_memory_bytes, 32u << 20) << "the previous sandbox's peak was reported";
+
+  const ExecResult busy = run_sh("i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done");
+  const ExecResult idle = run_sh("true");
+  EXPECT_GT(busy.cpu_time.count(), 50000);
+  EXPECT_LT(idle.cpu_time.count(), busy.cpu_time.count() / 4) << "CPU time carried over";
+}
+
+TEST_F(Reuse, LimitsFollowEachPolicy) {
+  policy.limits.pids = 16;
+  const ExecResult tight = run_sh("for i in $(seq 40); do sleep 5 & done 2>&1; echo done");
+  EXPECT_NE(tight.stdout_data.find("fork"), std::string::npos) << tight.stdout_data;
+
+  policy.limits.pids = 512;
+  const ExecResult loose = run_sh("for i in $(seq 40); do sleep 0.2 & done 2>&1; wait; echo done");
+  EXPECT_EQ(loose.stdout_data, "done\n") << "the previous pids limit stayed";
+
+  policy.limits.memory_bytes = 32 << 20;
+  EXPECT_TRUE(run_sh("python3 -c 'b = bytearray(100 << 20)'").oom_killed);
+  policy.limits.memory_bytes = 512 << 20;
+  const ExecResult roomy = run_sh("python3 -c 'b = bytearray(100 << 20); print(len(b))'");
+  EXPECT_FALSE(roomy.oom_killed) << "the previous memory limit stayed";
+  EXPECT_EQ(roomy.stdout_data, "104857600\n");
+}
+
+TEST_F(Reuse, NoSocketOutlivesItsSandbox) {
+  // The first sandbox leaves a listener running in the background when its command ends; the
+  // next one, in the same network namespace, must find the port free and nothing listening.
+  const std::string listen =
+      "python3 -c 'import socket,time; s=socket.socket(); s.bind((\"127.0.0.1\", 8765)); "
+      "s.listen(); time.sleep(60)' & sleep 0.5; echo started";
+  ASSERT_EQ(run_sh(listen).stdout_data, "started\n");
+  const ExecResult next = run_sh(
+      "bash -c 'echo > /dev/tcp/127.0.0.1/8765' 2>/dev/null && echo reached || echo refused; "
+      "grep -c ' 0A ' /proc/net/tcp || true");
+  EXPECT_EQ(next.stdout_data, "refused\n0\n");
+}
+
+TEST_F(Reuse, PrivilegedPortsAndLoopbackWithoutNetworkCapabilities) {
+  // The pooled namespace belongs to the host: the sandbox cannot reconfigure it, yet its root can
+  // still serve on port 80 over loopback.
+  const ExecResult r = run_sh(R"(python3 -c '
+import socket
+s = socket.socket(); s.bind(("127.0.0.1", 80)); s.listen(1)
+c = socket.create_connection(("127.0.0.1", 80)); a, _ = s.accept(); c.sendall(b"ok")
+print(a.recv(2).decode())'
+ip link set lo down 2>/dev/null && echo reconfigured || echo refused)");
+  EXPECT_EQ(r.stdout_data, "ok\nrefused\n") << r.stderr_data;
+}
+
+TEST_F(Reuse, CgroupNamespaceIsRootedAtTheSandbox) {
+  const ExecResult r = run_sh("grep -v ':/$' /proc/self/cgroup | grep -E 'memory|pids' || true");
+  EXPECT_EQ(r.stdout_data, "") << "the sandbox sees the host's cgroup paths";
+}
+
+}  // namespace
+}  // namespace warren::sandbox
