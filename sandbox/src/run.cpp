@@ -7,11 +7,14 @@
 #include <cerrno>
 #include <cstring>
 
+#include "async_poll.hpp"
 #include "launch.hpp"
 #include "resources.hpp"
 #include "warren/sandbox/sandbox.hpp"
 
 namespace warren::sandbox {
+
+namespace asio = boost::asio;
 
 Runtime::Runtime() : Runtime(Options{}) {}
 Runtime::Runtime(Options options)
@@ -23,9 +26,23 @@ Result<ExecResult> run(const Policy& policy, const Command& command) {
 }
 
 Result<ExecResult> Runtime::run(const Policy& policy, const Command& command) {
+  return detail::run_to_completion(async_run(policy, command));
+}
+
+asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command command) {
   using namespace detail;
   auto launched = launch(resources_, policy, command);
-  if (!launched) return tl::unexpected(launched.error());
+  if (!launched) co_return tl::unexpected(launched.error());
+  AsyncPoll poller(co_await asio::this_coro::executor);
+  // The poller must hear of a descriptor before it is closed.
+  auto close_read = [&](Pipe& p) {
+    poller.forget(p.read);
+    p.close_read();
+  };
+  auto close_write = [&](Pipe& p) {
+    poller.forget(p.write);
+    p.close_write();
+  };
   Launched& l = **launched;
   Pipe &error = l.error, &status = l.status, &in = l.in, &out = l.out, &err = l.err;
   const int pidfd = l.pidfd;
@@ -72,7 +89,7 @@ Result<ExecResult> Runtime::run(const Policy& policy, const Command& command) {
     // a copy of a write end, so EOF is not worth waiting for).
     if (child_done) wait_ms = 0;
 
-    const int ready = poll(fds, static_cast<nfds_t>(n), wait_ms);
+    const int ready = co_await poller.poll(fds, n, wait_ms);
     if (ready < 0 && errno != EINTR) break;
     const auto after = Clock::now();
     if (!child_done) {
@@ -98,14 +115,14 @@ Result<ExecResult> Runtime::run(const Policy& policy, const Command& command) {
       if (fd == in.write) {
         const ssize_t w = write(fd, input.data() + input_sent, input.size() - input_sent);
         if (w > 0) input_sent += static_cast<std::size_t>(w);
-        if (w < 0 || input_sent == input.size()) in.close_write();
+        if (w < 0 || input_sent == input.size()) close_write(in);
         continue;
       }
       const ssize_t r = read(fd, buffer, sizeof buffer);
       if (r <= 0) {
-        if (fd == out.read) out.close_read();
-        if (fd == err.read) err.close_read();
-        if (fd == error.read) error.close_read();
+        if (fd == out.read) close_read(out);
+        if (fd == err.read) close_read(err);
+        if (fd == error.read) close_read(error);
         continue;
       }
       if (fd == error.read) {
@@ -120,7 +137,7 @@ Result<ExecResult> Runtime::run(const Policy& policy, const Command& command) {
   result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
 
   if (!setup_error.empty() && setup_error[0] == 'S')
-    return tl::unexpected(Error{"sandbox setup failed: " + setup_error.substr(1)});
+    co_return tl::unexpected(Error{"sandbox setup failed: " + setup_error.substr(1)});
 
   int command_status = 0;
   const bool have_status =
@@ -144,7 +161,7 @@ Result<ExecResult> Runtime::run(const Policy& policy, const Command& command) {
   result.truncated = stdout_capture.truncated() || stderr_capture.truncated();
   result.stdout_data = stdout_capture.take();
   result.stderr_data = stderr_capture.take();
-  return result;
+  co_return result;
 }
 
 }  // namespace warren::sandbox

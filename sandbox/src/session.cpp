@@ -11,6 +11,7 @@
 #include <cstring>
 #include <random>
 
+#include "async_poll.hpp"
 #include "session_state.hpp"
 #include "warren/sandbox/sandbox.hpp"
 
@@ -19,6 +20,7 @@ namespace warren::sandbox {
 namespace {
 
 using namespace detail;
+namespace asio = boost::asio;
 
 std::string base64(std::string_view data) {
   static constexpr char kTable[] =
@@ -98,6 +100,11 @@ Result<std::unique_ptr<Session>> Session::start(const Policy& policy) {
 }
 
 Result<std::unique_ptr<Session>> Session::start(Runtime& runtime, const Policy& policy) {
+  return run_to_completion(async_start(runtime, policy));
+}
+
+asio::awaitable<Result<std::unique_ptr<Session>>> Session::async_start(Runtime& runtime,
+                                                                       Policy policy) {
   auto state = std::make_unique<State>();
   state->policy = policy;
   state->workdir = policy.workspace.empty() ? "/" : "/workspace";
@@ -105,24 +112,30 @@ Result<std::unique_ptr<Session>> Session::start(Runtime& runtime, const Policy& 
   state->nonce = std::to_string(random()) + std::to_string(random());
   auto launched = launch(runtime.resources_, policy,
                          Command{{"/bin/bash", "--noprofile", "--norc"}, std::nullopt});
-  if (!launched) return tl::unexpected(launched.error());
+  if (!launched) co_return tl::unexpected(launched.error());
   state->sandbox = std::move(*launched);
   std::unique_ptr<Session> session(new Session(std::move(state)));
   // The first command proves the shell is up (or brings back why the sandbox failed).
-  auto ready = session->exec("true", std::chrono::seconds(30));
-  if (!ready) return tl::unexpected(ready.error());
+  std::string probe = "true";  // named: see the note on GCC 12 in sandbox.hpp
+  auto ready = co_await session->async_exec(std::move(probe), std::chrono::seconds(30));
+  if (!ready) co_return tl::unexpected(ready.error());
   if (!session->alive() || ready->exit_code != 0)
-    return tl::unexpected(Error{"the session's shell did not start: " + ready->stderr_data});
+    co_return tl::unexpected(Error{"the session's shell did not start: " + ready->stderr_data});
   const std::string root = "/proc/" + std::to_string(session->state_->sandbox->pid) + "/root";
   session->state_->root_fd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (session->state_->root_fd < 0)
-    return tl::unexpected(Error{"opening " + root + ": " + std::strerror(errno)});
-  return session;
+    co_return tl::unexpected(Error{"opening " + root + ": " + std::strerror(errno)});
+  co_return session;
 }
 
 Result<ExecResult> Session::exec(const std::string& command, std::chrono::milliseconds timeout) {
+  return run_to_completion(async_exec(command, timeout));
+}
+
+asio::awaitable<Result<ExecResult>> Session::async_exec(std::string command,
+                                                        std::chrono::milliseconds timeout) {
   State& s = *state_;
-  if (s.dead) return tl::unexpected(Error{"the session has ended"});
+  if (s.dead) co_return tl::unexpected(Error{"the session has ended"});
   Launched& box = *s.sandbox;
   if (timeout.count() <= 0) timeout = s.policy.limits.timeout;
   const std::string marker = "\n__WARREN_" + s.nonce + "_" + std::to_string(++s.commands);
@@ -137,7 +150,7 @@ Result<ExecResult> Session::exec(const std::string& command, std::chrono::millis
     const ssize_t n = write(box.in.write, script.data() + sent, script.size() - sent);
     if (n <= 0) {
       s.dead = true;
-      return tl::unexpected(Error{"the session's shell is gone"});
+      co_return tl::unexpected(Error{"the session's shell is gone"});
     }
     sent += static_cast<std::size_t>(n);
   }
@@ -149,6 +162,7 @@ Result<ExecResult> Session::exec(const std::string& command, std::chrono::millis
   const auto started = Clock::now();
   auto deadline = started + timeout;
   bool interrupted = false, shell_done = false;
+  AsyncPoll poller(co_await asio::this_coro::executor);
   char buffer[65536];
   while (!(out.done() && err.done()) && !shell_done) {
     pollfd fds[4] = {{box.out.read, POLLIN, 0},
@@ -157,8 +171,9 @@ Result<ExecResult> Session::exec(const std::string& command, std::chrono::millis
                      {box.error.read, POLLIN, 0}};
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    const int ready = poll(fds, box.error.read >= 0 ? 4 : 3,
-                           static_cast<int>(std::max<long long>(0, left.count()) + 1));
+    const int ready =
+        co_await poller.poll(fds, box.error.read >= 0 ? 4 : 3,
+                             static_cast<int>(std::max<long long>(0, left.count()) + 1));
     if (ready < 0 && errno != EINTR) break;
     if (Clock::now() >= deadline) {
       if (interrupted || !box.cgroup) {  // could not interrupt it: the session goes
@@ -178,7 +193,7 @@ Result<ExecResult> Session::exec(const std::string& command, std::chrono::millis
           any = true;
         }
         if (!any) break;
-        usleep(2000);
+        co_await poller.sleep(2);
       }
       deadline = Clock::now() + std::chrono::seconds(3);  // for the markers to come
       continue;
@@ -190,6 +205,10 @@ Result<ExecResult> Session::exec(const std::string& command, std::chrono::millis
         continue;
       }
       const ssize_t n = read(p.fd, buffer, sizeof buffer);
+      if (n <= 0 && p.fd == box.error.read) {  // exec closed it: nothing more to hear there
+        poller.forget(box.error.read);
+        box.error.close_read();
+      }
       if (n <= 0) continue;
       if (p.fd == box.out.read) out.add(buffer, static_cast<std::size_t>(n));
       if (p.fd == box.err.read) err.add(buffer, static_cast<std::size_t>(n));
@@ -208,7 +227,7 @@ Result<ExecResult> Session::exec(const std::string& command, std::chrono::millis
     out.flush();
     err.flush();
     if (!setup_error.empty() && setup_error[0] == 'S')
-      return tl::unexpected(Error{"sandbox setup failed: " + setup_error.substr(1)});
+      co_return tl::unexpected(Error{"sandbox setup failed: " + setup_error.substr(1)});
     if (!box.reaped) box.reap();
     int status = 0;
     if (read(box.status.read, &status, sizeof status) == sizeof status && WIFEXITED(status)) {
@@ -229,7 +248,7 @@ Result<ExecResult> Session::exec(const std::string& command, std::chrono::millis
   result.truncated = out.capture().truncated() || err.capture().truncated();
   result.stdout_data = out.capture().take();
   result.stderr_data = err.capture().take();
-  return result;
+  co_return result;
 }
 
 }  // namespace warren::sandbox

@@ -1,0 +1,57 @@
+// poll(2) as an Asio awaitable: the supervision loops of run.cpp and session.cpp are written
+// against it once, and run on the caller's executor (async_run, async_exec) or on a private
+// io_context (run, exec). One AsyncPoll per sandbox being watched.
+#pragma once
+
+#include <poll.h>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <utility>  // before Asio 1.74's awaitable.hpp, which uses std::exchange without it
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <exception>
+#include <memory>
+#include <optional>
+
+namespace warren::sandbox::detail {
+
+class AsyncPoll {
+ public:
+  explicit AsyncPoll(boost::asio::any_io_executor executor);
+  ~AsyncPoll();  // stops watching; closes nothing
+  AsyncPoll(const AsyncPoll&) = delete;
+  AsyncPoll& operator=(const AsyncPoll&) = delete;
+
+  // Like poll(2): waits until one of `fds` is ready or `timeout_ms` has passed (-1: no limit) and
+  // fills in revents. Returns how many are ready.
+  boost::asio::awaitable<int> poll(pollfd* fds, int count, int timeout_ms);
+
+  // Must be called before a watched descriptor is closed: the reactor knows descriptors by number,
+  // and the number may be reused at once.
+  void forget(int fd);
+
+  // Waits `ms` milliseconds on the executor.
+  boost::asio::awaitable<void> sleep(int ms);
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;  // shared with pending completion handlers
+};
+
+// The blocking forms: runs `task` to its end on an io_context of its own.
+template <class T>
+T run_to_completion(boost::asio::awaitable<T> task) {
+  boost::asio::io_context io;
+  std::optional<T> result;
+  std::exception_ptr failure;
+  boost::asio::co_spawn(
+      io, [&]() -> boost::asio::awaitable<void> { result.emplace(co_await std::move(task)); },
+      [&](std::exception_ptr e) { failure = e; });
+  io.run();
+  if (failure) std::rethrow_exception(failure);
+  return std::move(*result);
+}
+
+}  // namespace warren::sandbox::detail
