@@ -47,7 +47,7 @@ struct PolicyFlags {
   std::string memory = "1G", disk = "1G", output_limit = "1M";
   std::uint32_t pids = 512;
   double cpus = 1.0, timeout = 60, idle_timeout = 0;
-  std::string net = "none", rootfs, workspace, policy;
+  std::string net = "none", rootfs, workspace, policy, snapshot;
   std::vector<std::string> mounts, env;
 };
 
@@ -69,6 +69,9 @@ void add_policy_flags(CLI::App* app, PolicyFlags& f) {
   app->add_option("--net", f.net, "none (default: a private loopback only) or host")
       ->check(CLI::IsMember({"none", "host"}));
   app->add_option("--rootfs", f.rootfs, "an image directory to use as the root");
+  app->add_option("--snapshot", f.snapshot,
+                  "start from a snapshot (see shell --save-snapshot): its writable layer and "
+                  "workspace, copy-on-write");
   app->add_option("--workspace", f.workspace,
                   "host directory bound at /workspace (the working dir)");
   app->add_option("--mount", f.mounts, "SRC:DST[:ro|rw] (default rw)");
@@ -98,6 +101,7 @@ std::optional<sb::Policy> to_policy(const PolicyFlags& f, std::string& problem) 
   policy.network = f.net == "host" ? sb::Network::Host : sb::Network::None;
   policy.rootfs = f.rootfs;
   policy.workspace = f.workspace;
+  policy.snapshot = f.snapshot;
   policy.seccomp_policy = f.policy;
   policy.env = f.env;
   for (const std::string& m : f.mounts) {
@@ -180,6 +184,7 @@ int run_exec(const ExecFlags& f) {
 
 struct ShellFlags {
   PolicyFlags sandbox;
+  std::string save_snapshot;
   bool json = false;
 };
 
@@ -215,6 +220,13 @@ int run_shell(const ShellFlags& f) {
     }
     if (!(*session)->alive()) break;
   }
+  if (!f.save_snapshot.empty()) {
+    if (auto saved = (*session)->snapshot(f.save_snapshot); !saved) {
+      std::cerr << "warren sandbox shell: " << saved.error().message << "\n";
+      return 1;
+    }
+    if (!f.json) std::cerr << "warren sandbox shell: snapshot saved to " << f.save_snapshot << "\n";
+  }
   return last;
 }
 
@@ -239,6 +251,9 @@ void add_sandbox_commands(CLI::App& app, int& exit_code) {
       "background jobs carry over)");
   add_policy_flags(shell, sh->sandbox);
   shell->add_flag("--json", sh->json, "print one JSON result per command");
+  shell->add_option("--save-snapshot", sh->save_snapshot,
+                    "when input ends, save the session's writable layer and workspace to this new "
+                    "directory (start sandboxes from it with --snapshot)");
   shell->callback([sh, &exit_code] { exit_code = run_shell(*sh); });
 
   struct BenchFlags {

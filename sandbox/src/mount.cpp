@@ -34,6 +34,47 @@ constexpr const char* kReadOnlyProc[] = {"/proc/sys", "/proc/bus", "/proc/fs", "
 
 constexpr const char* kDevices[] = {"null", "zero", "full", "random", "urandom", "tty"};
 
+// Overlay options are comma-separated and lowerdir is colon-separated: such paths cannot be named.
+bool overlay_safe(const std::string& path) {
+  return path.find_first_of(",:\\") == std::string::npos;
+}
+
+// A snapshot's layers as copy-on-write overlays: the upper directories live in a tmpfs of the
+// sandbox's own (size-limited like any writable layer) mounted beside the new root, and the
+// snapshot itself is only ever read.
+Result<void> plan_snapshot_layer(const Policy& policy, const std::string& new_root,
+                                 const std::string& size, ChildPlan& plan, Strings& strings) {
+  const std::string snapshot = fs::absolute(policy.snapshot);
+  if (!fs::is_directory(snapshot + "/root"))
+    return tl::unexpected(
+        Error{"--snapshot " + policy.snapshot + " is not a snapshot (it has no root/ directory)"});
+  if (!overlay_safe(snapshot) || !overlay_safe(policy.rootfs))
+    return tl::unexpected(Error{"--snapshot and --rootfs paths cannot contain ',', ':' or '\\'"});
+  const std::string layer = new_root + "-layer";
+  std::error_code ec;
+  fs::create_directories(layer, ec);
+  if (ec) return tl::unexpected(Error{"cannot create " + layer + ": " + ec.message()});
+  auto& pre = plan.before_pivot;
+  pre.push_back({FsStep::Mount, strings.keep(layer), "tmpfs", "tmpfs", kSafe, strings.keep(size)});
+  for (const char* dir : {"/root-upper", "/root-work", "/ws-upper", "/ws-work"})
+    pre.push_back({FsStep::Mkdir, strings.keep(layer + dir)});
+  const std::string lower =
+      snapshot + "/root" +
+      (policy.rootfs.empty() ? "" : ":" + fs::absolute(policy.rootfs).string());
+  pre.push_back({FsStep::Mount, strings.keep(new_root), "overlay", "overlay", kSafe,
+                 strings.keep("lowerdir=" + lower + ",upperdir=" + layer +
+                              "/root-upper,workdir=" + layer + "/root-work")});
+  if (policy.workspace.empty() && fs::is_directory(snapshot + "/workspace")) {
+    pre.push_back({FsStep::Mkdir, strings.keep(new_root + "/workspace")});
+    pre.push_back({FsStep::Mount, strings.keep(new_root + "/workspace"), "overlay", "overlay",
+                   kSafe,
+                   strings.keep("lowerdir=" + snapshot + "/workspace,upperdir=" + layer +
+                                "/ws-upper,workdir=" + layer + "/ws-work")});
+    plan.workdir = "/workspace";
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<void> plan_filesystem(const Policy& policy, const std::string& new_root, ChildPlan& plan,
@@ -42,11 +83,17 @@ Result<void> plan_filesystem(const Policy& policy, const std::string& new_root, 
   auto& post = plan.after_pivot;
   auto in_root = [&](const std::string& path) { return strings.keep(new_root + path); };
 
-  // The writable layer: everything not bound below lives in this size-limited tmpfs.
+  // The writable layer: everything not bound below lives in this size-limited tmpfs, or in an
+  // overlay over a snapshot whose upper layer is such a tmpfs.
   const std::string size = "size=" + std::to_string(policy.limits.disk_bytes) + ",mode=0755";
+  const bool layered = !policy.snapshot.empty();
+  if (layered)
+    if (auto planned = plan_snapshot_layer(policy, new_root, size, plan, strings); !planned)
+      return planned;
   if (policy.rootfs.empty()) {
-    pre.push_back(
-        {FsStep::Mount, strings.keep(new_root), "tmpfs", "tmpfs", kSafe, strings.keep(size)});
+    if (!layered)
+      pre.push_back(
+          {FsStep::Mount, strings.keep(new_root), "tmpfs", "tmpfs", kSafe, strings.keep(size)});
     for (const char* dir : kSystemDirs) {
       std::error_code ec;
       const fs::file_status st = fs::symlink_status(dir, ec);
@@ -68,9 +115,9 @@ Result<void> plan_filesystem(const Policy& policy, const std::string& new_root, 
       if (name.starts_with("ssh_host_") && name.ends_with("_key"))
         pre.push_back({FsStep::Mount, in_root(entry.path()), "/dev/null", nullptr, MS_BIND});
     }
-  } else {
-    if (!fs::is_directory(policy.rootfs))
-      return tl::unexpected(Error{"--rootfs " + policy.rootfs + " is not a directory"});
+  } else if (!fs::is_directory(policy.rootfs)) {
+    return tl::unexpected(Error{"--rootfs " + policy.rootfs + " is not a directory"});
+  } else if (!layered) {
     // The image is bound read-only; its writable places get size-limited tmpfs mounts.
     pre.push_back({FsStep::Mount, strings.keep(new_root), strings.keep(policy.rootfs), nullptr,
                    MS_BIND | MS_REC});
@@ -146,8 +193,9 @@ WARREN_CHILD_CODE void apply_fs_steps(const ChildPlan& plan, const std::vector<F
         if (rc != 0 && errno == EEXIST) rc = 0;
         if (rc == 0) chmod(s.path, s.mode);  // umask-free
         break;
-      case FsStep::Symlink:
+      case FsStep::Symlink:  // a root from a snapshot has its links already
         rc = symlink(s.source, s.path);
+        if (rc != 0 && errno == EEXIST) rc = 0;
         break;
       case FsStep::Touch: {
         const int fd = open(s.path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <random>
 
 #include "async_poll.hpp"
@@ -107,7 +108,10 @@ asio::awaitable<Result<std::unique_ptr<Session>>> Session::async_start(Runtime& 
                                                                        Policy policy) {
   auto state = std::make_unique<State>();
   state->policy = policy;
-  state->workdir = policy.workspace.empty() ? "/" : "/workspace";
+  const bool has_workspace =
+      !policy.workspace.empty() ||
+      (!policy.snapshot.empty() && std::filesystem::is_directory(policy.snapshot + "/workspace"));
+  state->workdir = has_workspace ? "/workspace" : "/";
   std::random_device random;
   state->nonce = std::to_string(random()) + std::to_string(random());
   auto launched = launch(runtime.resources_, policy,

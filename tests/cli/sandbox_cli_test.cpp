@@ -1,7 +1,9 @@
 // `warren sandbox exec` as users call it: exit statuses, --json, bad flags.
 #include <gtest/gtest.h>
+
 #include <sys/wait.h>
 #include <unistd.h>
+#include <filesystem>
 
 #include <cstdlib>
 #include <fstream>
@@ -62,6 +64,21 @@ TEST_F(SandboxCli, ShellKeepsStateAcrossLines) {
   ASSERT_EQ(results.size(), 4u);
   EXPECT_EQ(results[2]["stdout"], "/tmp\n5\n");
   EXPECT_EQ(results[3]["exit_code"], 3);
+}
+
+TEST_F(SandboxCli, ShellSavesASnapshotThatExecStartsFrom) {
+  const std::string dir = ::testing::TempDir() + "/warren_cli_snapshot_" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  const Outcome saved =
+      warren("sandbox shell --save-snapshot " + dir, "echo prepared > /root/state\n");
+  ASSERT_EQ(saved.status, 0) << saved.err;
+  EXPECT_NE(saved.err.find("snapshot saved to " + dir), std::string::npos) << saved.err;
+  const Outcome used = warren("sandbox exec --snapshot " + dir + " -- cat /root/state");
+  EXPECT_EQ(used.status, 0) << used.err;
+  EXPECT_EQ(used.out, "prepared\n");
+  const Outcome again = warren("sandbox shell --save-snapshot " + dir, "true\n");
+  EXPECT_EQ(again.status, 1) << "an existing snapshot was overwritten";
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(SandboxCli, BenchReportsFiguresAsJson) {

@@ -57,6 +57,11 @@ struct Policy {
   std::vector<std::string> env;  // KEY=VALUE, added to a minimal default environment
   std::string seccomp_policy;    // a JSON policy file; empty: configs' built-in default
   std::string hostname = "sandbox";
+  // A directory written by Session::snapshot(): the sandbox's writable layer starts as that
+  // snapshot's, and so does its /workspace unless `workspace` is set. Both are copy-on-write
+  // overlays over the snapshot, which is never changed, so any number of sandboxes can start
+  // from one snapshot at once without copying it.
+  std::string snapshot;
 };
 
 struct Command {
@@ -157,6 +162,13 @@ class Session {
   Result<void> write_file(const std::string& path, std::string_view data);
   Result<std::vector<FileInfo>> list(const std::string& path);
   Result<FileInfo> stat(const std::string& path);
+
+  // Copies what the session's commands changed (its writable layer: everything outside the
+  // read-only system directories, /proc and /dev) and its /workspace into the new directory
+  // `dir`, as dir/root and dir/workspace, with owners, modes, symlinks and times kept and set-id
+  // bits dropped. Hard links become separate files. Take it between commands: what background
+  // jobs write meanwhile may or may not be in it. Start sandboxes from it with Policy::snapshot.
+  Result<void> snapshot(const std::string& dir);
 
  private:
   struct State;

@@ -1,0 +1,136 @@
+// Snapshots: a prepared session's writable layer and workspace, copied to the host, and any
+// number of independent sandboxes started from it. Needs root, like the rest of the suite.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "host_probe.hpp"
+#include "warren/sandbox/sandbox.hpp"
+
+namespace warren::sandbox {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+class Snapshot : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    WARREN_REQUIRE_ROOT();
+    base = fs::temp_directory_path() / ("warren-snapshot-test-" + std::to_string(getpid()));
+    fs::remove_all(base);
+    fs::create_directories(base / "workspace");
+    fs::permissions(base / "workspace", fs::perms::all);
+    std::ofstream(base / "workspace" / "README") << "from the host\n";
+  }
+  void TearDown() override { fs::remove_all(base); }
+
+  std::unique_ptr<Session> start(const Policy& policy) {
+    auto s = Session::start(runtime, policy);
+    if (!s) throw std::runtime_error(s.error().message);
+    return std::move(*s);
+  }
+  static std::string sh(Session& s, const std::string& command) {
+    auto r = s.exec(command);
+    if (!r) throw std::runtime_error(r.error().message);
+    return r->stdout_data + r->stderr_data;
+  }
+
+  // A session prepared the way an agent's environment is: files in its writable layer and in its
+  // workspace, then snapshotted.
+  fs::path prepare() {
+    Policy policy;
+    policy.workspace = base / "workspace";
+    auto s = start(policy);
+    sh(*s,
+       "echo installed > /root/tool.txt && mkdir -p /opt2/lib /var/cache/app && "
+       "echo cached > /var/cache/app/data && ln -s /root/tool.txt /root/link && "
+       "printf '#!/bin/sh\\necho run\\n' > /root/run.sh && chmod 755 /root/run.sh && "
+       "echo x > /root/setuid && chmod 4755 /root/setuid && echo gone > /root/deleted && "
+       "echo work > /workspace/notes.txt");
+    const fs::path snapshot = base / "snap";
+    auto saved = s->snapshot(snapshot);
+    if (!saved) throw std::runtime_error(saved.error().message);
+    return snapshot;
+  }
+
+  Runtime runtime;
+  fs::path base;
+};
+
+TEST_F(Snapshot, CopiesTheWritableLayerAndWorkspaceWithOwnersAndModes) {
+  const fs::path snap = prepare();
+  const fs::path root = snap / "root";
+  EXPECT_EQ(slurp(root / "root/tool.txt"), "installed\n");
+  EXPECT_EQ(slurp(root / "var/cache/app/data"), "cached\n");
+  EXPECT_EQ(fs::read_symlink(root / "root/link"), "/root/tool.txt");
+  struct stat st {};
+  ASSERT_EQ(stat((root / "root/run.sh").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  EXPECT_EQ(st.st_uid, 100000u) << "owners are the sandbox's host ids";
+  ASSERT_EQ(stat((root / "root/setuid").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07000, 0u) << "a set-id bit reached the host";
+  // Mount points (the read-only system, /proc, /dev) are empty directories in the copy.
+  EXPECT_TRUE(fs::is_empty(root / "usr"));
+  EXPECT_TRUE(fs::is_empty(root / "proc"));
+  EXPECT_FALSE(fs::exists(root / "workspace/README")) << "the workspace belongs in workspace/";
+  EXPECT_EQ(slurp(snap / "workspace/README"), "from the host\n");
+  EXPECT_EQ(slurp(snap / "workspace/notes.txt"), "work\n");
+
+  auto again = Session::start(runtime, Policy{});
+  ASSERT_TRUE(again.has_value());
+  EXPECT_FALSE((*again)->snapshot(snap).has_value()) << "an existing directory was overwritten";
+}
+
+TEST_F(Snapshot, AttemptsFromOneSnapshotAreIndependent) {
+  const fs::path snap = prepare();
+  Policy from;
+  from.snapshot = snap;
+  std::vector<std::unique_ptr<Session>> attempts;
+  for (int i = 0; i < 3; ++i) attempts.push_back(start(from));
+  for (int i = 0; i < 3; ++i) {
+    Session& s = *attempts[i];
+    EXPECT_EQ(sh(s, "pwd; cat /root/tool.txt notes.txt; /root/run.sh"),
+              "/workspace\ninstalled\nwork\nrun\n");
+    sh(s, "echo attempt" + std::to_string(i) + " >> notes.txt && rm /root/tool.txt");
+  }
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(sh(*attempts[i], "cat notes.txt; ls /root/tool.txt 2>&1 | grep -c 'No such'"),
+              "work\nattempt" + std::to_string(i) + "\n1\n");
+  }
+  // The snapshot itself never changes.
+  EXPECT_EQ(slurp(snap / "workspace/notes.txt"), "work\n");
+  EXPECT_EQ(slurp(snap / "root/root/tool.txt"), "installed\n");
+}
+
+TEST_F(Snapshot, ASnapshotOfAnAttemptKeepsItsChangesAndDeletions) {
+  const fs::path first = prepare();
+  Policy from;
+  from.snapshot = first;
+  auto s = start(from);
+  sh(*s, "rm /root/deleted && echo second > /root/added && echo more >> notes.txt");
+  const fs::path second = base / "snap2";
+  ASSERT_TRUE(s->snapshot(second).has_value());
+  EXPECT_FALSE(fs::exists(second / "root/root/deleted"));
+  EXPECT_EQ(slurp(second / "root/root/added"), "second\n");
+  EXPECT_EQ(slurp(second / "root/root/tool.txt"), "installed\n");
+  EXPECT_EQ(slurp(second / "workspace/notes.txt"), "work\nmore\n");
+}
+
+TEST_F(Snapshot, ADirectoryThatIsNotASnapshotIsAnError) {
+  Policy from;
+  from.snapshot = base / "workspace";  // exists, but has no root/
+  auto r = runtime.run(from, Command{{"true"}, std::nullopt});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message.find("is not a snapshot"), std::string::npos) << r.error().message;
+}
+
+}  // namespace
+}  // namespace warren::sandbox
