@@ -194,6 +194,9 @@ int run_shell(const ShellFlags& f) {
   std::string problem;
   const auto policy = to_policy(f.sandbox, problem);
   if (!policy) return usage_error("shell", problem);
+  // A person at a terminal gets a real one: bash on a pty, relayed in raw mode.
+  if (isatty(0) && isatty(1) && !f.json && f.save_snapshot.empty())
+    return run_interactive_shell(*policy);
   auto session = sb::Session::start(*policy);
   if (!session) return usage_error("shell", session.error().message);
   const bool interactive = isatty(0) && !f.json;

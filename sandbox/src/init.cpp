@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -93,6 +94,8 @@ WARREN_CHILD_CODE int run_command(void* plan_arg) {
   if (dup2(plan.stdin_read, 0) < 0 || dup2(plan.stdout_write, 1) < 0 ||
       dup2(plan.stderr_write, 2) < 0)
     report(plan, 'S', "stdio", errno);
+  if (plan.terminal && ioctl(0, TIOCSCTTY, 0) != 0)
+    report(plan, 'S', "controlling terminal", errno);
   if (chdir(plan.workdir) != 0) report(plan, 'S', plan.workdir, errno);
   apply_process_limits(plan, plan.error_write);
   if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &plan.seccomp) != 0)

@@ -108,6 +108,10 @@ Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, c
   plan.stdin_read = in.read;
   plan.stdout_write = out.write;
   plan.stderr_write = err.write;
+  if (command.terminal >= 0) {  // the pipes stay unused: the supervisor reads EOF from them
+    plan.stdin_read = plan.stdout_write = plan.stderr_write = command.terminal;
+    plan.terminal = true;
+  }
 
   Descriptors self_attach;  // v1: PID 1 joins its cgroup itself (at most 4 hierarchies)
   if (l->cgroup) {

@@ -59,8 +59,9 @@ struct ChildPlan {
   const char* hostname = nullptr;
   bool loopback_up = false;  // a private network namespace gets its lo up
   const char* workdir = "/";
-  std::vector<char*> argv;            // null-terminated
-  std::vector<char*> envp;            // null-terminated
+  bool terminal = false;    // stdin is a terminal, to become the command's controlling terminal
+  std::vector<char*> argv;  // null-terminated
+  std::vector<char*> envp;  // null-terminated
   const char* search_path = nullptr;  // PATH used to find argv[0]
   std::vector<RlimitSetting> rlimits;
   sock_fprog seccomp{};  // a filter compiled in the parent

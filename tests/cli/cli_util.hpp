@@ -22,16 +22,20 @@ inline std::string slurp(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// Runs `warren ARGS < input` and captures stdout, stderr and the exit status.
-inline Outcome warren(const std::string& args, const std::string& input = "") {
+// Runs the shell command line `command < input` and captures stdout, stderr and the exit status.
+inline Outcome warren_via(const std::string& command, const std::string& input = "") {
   // ctest runs tests in parallel processes: the files are per process.
   const std::string base = ::testing::TempDir() + "/warren_cli_" + std::to_string(getpid());
   const std::string in = base + ".in", out = base + ".out", err = base + ".err";
   std::ofstream(in, std::ios::binary) << input;
-  const std::string cmd =
-      std::string(WARREN_BINARY) + " " + args + " < " + in + " > " + out + " 2> " + err;
+  const std::string cmd = command + " < " + in + " > " + out + " 2> " + err;
   const int raw = std::system(cmd.c_str());
   return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(out), slurp(err)};
+}
+
+// Runs `warren ARGS < input`.
+inline Outcome warren(const std::string& args, const std::string& input = "") {
+  return warren_via(std::string(WARREN_BINARY) + " " + args, input);
 }
 
 }  // namespace warren::testing

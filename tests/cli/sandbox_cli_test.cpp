@@ -3,9 +3,9 @@
 
 #include <sys/wait.h>
 #include <unistd.h>
-#include <filesystem>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -20,6 +20,7 @@ namespace {
 using warren::testing::Outcome;
 using warren::testing::slurp;
 using warren::testing::warren;
+using warren::testing::warren_via;
 
 class SandboxCli : public ::testing::Test {
  protected:
@@ -66,6 +67,16 @@ TEST_F(SandboxCli, ShellKeepsStateAcrossLines) {
   EXPECT_EQ(results[3]["exit_code"], 3);
 }
 
+TEST_F(SandboxCli, ShellOnATerminalIsAnInteractiveBash) {
+  // script(1) gives warren a terminal, as a person's would be.
+  const Outcome r =
+      warren_via("script -qec '" + std::string(WARREN_BINARY) + " sandbox shell' /dev/null",
+                 "echo $((6*7)); test -t 0 && echo on-a-tty; echo $- | grep -c i\nexit 7\n");
+  EXPECT_EQ(r.status, 7) << r.out << r.err;
+  EXPECT_NE(r.out.find("\r\n42\r\non-a-tty\r\n1\r\n"), std::string::npos)
+      << "not an interactive shell on a terminal: " << r.out;
+}
+
 TEST_F(SandboxCli, ShellSavesASnapshotThatExecStartsFrom) {
   const std::string dir = ::testing::TempDir() + "/warren_cli_snapshot_" + std::to_string(getpid());
   std::filesystem::remove_all(dir);
@@ -90,6 +101,32 @@ TEST_F(SandboxCli, BenchReportsFiguresAsJson) {
             j["warren"]["start_latency_ms"]["p99"].get<double>());
   EXPECT_GT(j["warren"]["throughput_per_s"].get<double>(), 0.0);
   EXPECT_EQ(j["idle"]["sandboxes"], 2);
+}
+
+TEST_F(SandboxCli, RootlessRunsAndSaysWhichLimitsItCannotApply) {
+  // An ordinary user (nobody) runs a copy of warren and its spawner from a directory it can reach.
+  namespace fs = std::filesystem;
+  const fs::path dir =
+      fs::path(::testing::TempDir()) / ("warren_rootless_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::copy_file(WARREN_BINARY, dir / "warren");
+  fs::copy_file(fs::path(WARREN_BINARY).parent_path() / "warren-spawner", dir / "warren-spawner");
+  fs::permissions(dir, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec |
+                           fs::perms::group_read | fs::perms::others_read);
+  const Outcome r = warren_via(
+      "cd / && runuser -u nobody -- " + (dir / "warren").string() +
+      " sandbox exec --json -- sh -c 'id -u; cat /proc/self/uid_map; echo kept > /tmp/x; cat "
+      "/tmp/x'");
+  fs::remove_all(dir);
+  ASSERT_EQ(r.status, 0) << r.err << r.out;
+  const auto result = nlohmann::json::parse(r.out);
+  // Root inside is the user's own id outside (65534), the only mapping an ordinary user may make.
+  EXPECT_EQ(result["stdout"], "0\n         0      65534          1\nkept\n");
+  ASSERT_EQ(result["notes"].size(), 1u);
+  EXPECT_NE(result["notes"][0].get<std::string>().find("limits not applied (rootless"),
+            std::string::npos)
+      << result["notes"];
 }
 
 TEST_F(SandboxCli, BadFlagsAndImpossiblePoliciesExitTwo) {

@@ -20,6 +20,7 @@ ChildPlan sample(Strings& strings, std::vector<sock_filter>& filter) {
   plan.hostname = strings.keep("sandbox");
   plan.loopback_up = true;
   plan.workdir = strings.keep("/workspace");
+  plan.terminal = true;
   plan.argv = {const_cast<char*>(strings.keep("sh")), const_cast<char*>(strings.keep("-c")),
                const_cast<char*>(strings.keep(std::string("a\0b", 3))), nullptr};
   plan.envp = {const_cast<char*>(strings.keep("PATH=/bin")), nullptr};
@@ -49,6 +50,7 @@ TEST(PlanCodec, RoundTripKeepsEveryField) {
   EXPECT_STREQ(back.hostname, "sandbox");
   EXPECT_TRUE(back.loopback_up);
   EXPECT_STREQ(back.workdir, "/workspace");
+  EXPECT_TRUE(back.terminal);
   ASSERT_EQ(back.argv.size(), 4u);
   EXPECT_STREQ(back.argv[1], "-c");
   EXPECT_EQ(back.argv[3], nullptr);

@@ -67,6 +67,10 @@ struct Policy {
 struct Command {
   std::vector<std::string> argv;
   std::optional<std::string> stdin_data;  // stdin is closed unless given
+  // A terminal (the slave side of a pty the caller opened, O_NOCTTY) to be the command's stdin,
+  // stdout, stderr and controlling terminal, for interactive programs. Output then goes to the
+  // terminal and not into the ExecResult. The caller keeps and closes its descriptor.
+  int terminal = -1;
 };
 
 struct ExecResult {
