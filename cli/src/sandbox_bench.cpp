@@ -1,5 +1,6 @@
 // `warren sandbox bench`: start latency and throughput of sandboxed /bin/true, in-process, with
 // the full default isolation, side by side with bubblewrap measured in the same run.
+#include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -7,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -14,6 +16,11 @@
 #include <thread>
 #include <vector>
 
+#include <utility>  // before Asio 1.74's awaitable.hpp
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
 
 #include "io.hpp"
@@ -27,6 +34,7 @@ namespace warren::cli {
 namespace {
 
 namespace sb = warren::sandbox;
+namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
 struct Latency {
@@ -105,24 +113,127 @@ long mem_available_kib() {
   return 0;
 }
 
-// Host memory per idle sandbox: `count` sessions (a sandbox with a shell waiting for input)
-// held open at once, measured as the drop in MemAvailable.
-std::optional<double> idle_density_mib(sb::Runtime& runtime, int count) {
-  // Each session holds a handful of descriptors here: raise the soft limit to the hard one.
+// Lets this process hold many sandboxes' descriptors: the soft limit rises to the hard one.
+void raise_descriptor_limit() {
   rlimit files{};
   getrlimit(RLIMIT_NOFILE, &files);
   files.rlim_cur = files.rlim_max;
   setrlimit(RLIMIT_NOFILE, &files);
+}
+
+// Processes on the host whose command line contains `marker`.
+std::vector<pid_t> processes_matching(const std::string& marker) {
+  std::vector<pid_t> found;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline");
+    const std::string cmdline((std::istreambuf_iterator<char>(in)), {});
+    if (cmdline.find(marker) != std::string::npos) found.push_back(std::stoi(name));
+  }
+  return found;
+}
+
+int processes_with(const std::string& marker) {
+  return static_cast<int>(processes_matching(marker).size());
+}
+
+// Memory the kernel frees late (namespaces, cgroups, RCU callbacks) would count against the next
+// measurement: wait until MemAvailable holds still (within 1 MiB over half a second, 20 s at most).
+long settled_mem_available_kib() {
+  long last = mem_available_kib();
+  for (int i = 0; i < 40; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const long now = mem_available_kib();
+    if (std::labs(now - last) < 1024) return now;
+    last = now;
+  }
+  return last;
+}
+
+// The drop in MemAvailable per sandbox once `count` processes carrying `marker` are running.
+std::optional<double> held_mib(long before, const std::string& marker, int count) {
+  const auto deadline = Clock::now() + std::chrono::seconds(120);
+  while (processes_with(marker) < count) {
+    if (Clock::now() > deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return static_cast<double>(before - settled_mem_available_kib()) / 1024.0 / count;
+}
+
+asio::awaitable<void> hold_sleep(sb::Runtime& runtime, std::string marker) {
+  sb::Command command;
+  command.argv = {"sleep", marker};
+  sb::Policy policy;
+  policy.limits.timeout = std::chrono::milliseconds(0);
+  (void)co_await runtime.async_run(std::move(policy), std::move(command));
+}
+
+// `count` idle sandboxes, each running `sleep`, supervised by coroutines on one thread. A
+// Runtime of their own: each holds its own cgroup and network namespace, not pooled ones.
+std::optional<double> idle_sandboxes_mib(int count) {
+  sb::Runtime runtime;
+  const std::string marker = "600." + std::to_string(getpid()) + "1";
+  const long before = settled_mem_available_kib();
+  std::optional<double> mib;
+  {
+    asio::io_context io;
+    for (int i = 0; i < count; ++i) asio::co_spawn(io, hold_sleep(runtime, marker), asio::detached);
+    std::thread supervisor([&] { io.run(); });
+    mib = held_mib(before, marker, count);
+    io.stop();
+    supervisor.join();
+  }  // the io_context goes, and with it every supervising coroutine and its sandbox
+  return mib;
+}
+
+// `count` sessions (a sandbox with a bash waiting for input) held at once.
+std::optional<double> idle_sessions_mib(int count) {
+  sb::Runtime runtime;
   std::vector<std::unique_ptr<sb::Session>> sessions;
-  const long before = mem_available_kib();
+  const long before = settled_mem_available_kib();
   for (int i = 0; i < count; ++i) {
     auto s = sb::Session::start(runtime, sb::Policy{});
     if (!s) return std::nullopt;
     sessions.push_back(std::move(*s));
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let the kernel settle
-  const long after = mem_available_kib();
-  return static_cast<double>(before - after) / 1024.0 / count;
+  return static_cast<double>(before - settled_mem_available_kib()) / 1024.0 / count;
+}
+
+// `count` bwrap sandboxes, each running `sleep`.
+std::optional<double> idle_bwrap_mib(int count) {
+  const std::string marker = "600." + std::to_string(getpid()) + "2";
+  const long before = settled_mem_available_kib();
+  std::vector<pid_t> pids;
+  for (int i = 0; i < count; ++i) {
+    const char* argv[] = {"bwrap",
+                          "--unshare-all",
+                          "--die-with-parent",
+                          "--ro-bind",
+                          "/",
+                          "/",
+                          "--dev",
+                          "/dev",
+                          "--proc",
+                          "/proc",
+                          "sleep",
+                          marker.c_str(),
+                          nullptr};
+    pid_t pid = 0;
+    if (posix_spawnp(&pid, "bwrap", nullptr, nullptr, const_cast<char**>(argv), environ) != 0)
+      break;
+    pids.push_back(pid);
+  }
+  const auto mib = pids.size() == static_cast<std::size_t>(count) ? held_mib(before, marker, count)
+                                                                  : std::nullopt;
+  for (pid_t pid : pids) kill(pid, SIGKILL);
+  for (pid_t pid : pids) waitpid(pid, nullptr, 0);
+  // bwrap's inner processes do not always follow the outer one (seen as root): end them too.
+  for (int round = 0; round < 100 && processes_with(marker) > 0; ++round) {
+    for (pid_t pid : processes_matching(marker)) kill(pid, SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return mib;
 }
 
 }  // namespace
@@ -151,13 +262,29 @@ int run_sandbox_bench(int runs, int concurrency, int idle, bool compare_bwrap, b
   }
   // Density last: thousands of namespaces being torn down would slow the timings above.
   if (idle > 0) {
-    if (!json) std::cerr << "holding " << idle << " idle sessions...\n";
-    const auto mib = idle_density_mib(runtime, idle);
-    if (!mib) {
-      std::cerr << "warren sandbox bench: starting an idle session failed\n";
+    raise_descriptor_limit();
+    if (!json) std::cerr << "holding " << idle << " idle sandboxes, then sessions...\n";
+    // A first round only warms up: the kernel's caches grow to hold this many sandboxes once, and
+    // whichever measurement came first would pay for that.
+    (void)idle_sandboxes_mib(idle);
+    const auto sandboxes = idle_sandboxes_mib(idle);
+    const auto sessions = idle_sessions_mib(idle);
+    if (!sandboxes || !sessions) {
+      std::cerr << "warren sandbox bench: holding idle sandboxes failed\n";
       return 1;
     }
-    report["idle"] = {{"sandboxes", idle}, {"host_mib_each", *mib}};
+    report["idle"] = {{"sandboxes", idle},
+                      {"warren_sleep_mib_each", *sandboxes},
+                      {"warren_session_mib_each", *sessions}};
+    if (compare_bwrap) {
+      if (!json) std::cerr << "holding " << idle << " idle bwrap sandboxes...\n";
+      const auto bwrap = idle_bwrap_mib(idle);
+      if (!bwrap) {
+        std::cerr << "warren sandbox bench: holding idle bwrap sandboxes failed\n";
+        return 1;
+      }
+      report["idle"]["bwrap_sleep_mib_each"] = *bwrap;
+    }
   }
   if (json) {
     write_stdout(report.dump(2) + "\n");
@@ -173,9 +300,15 @@ int run_sandbox_bench(int runs, int concurrency, int idle, bool compare_bwrap, b
                 r["start_latency_ms"]["mean"].get<double>(), r["throughput_per_s"].get<double>());
   }
   std::printf("(%d runs of /bin/true; throughput at concurrency %d)\n", runs, concurrency);
-  if (report.contains("idle"))
-    std::printf("idle sessions: %d held at once, %.2f MiB of host memory each\n", idle,
-                report["idle"]["host_mib_each"].get<double>());
+  if (report.contains("idle")) {
+    const auto& held = report["idle"];
+    std::printf("idle, %d held at once, host MiB each: warren sandbox %.2f, warren session %.2f",
+                idle, held["warren_sleep_mib_each"].get<double>(),
+                held["warren_session_mib_each"].get<double>());
+    if (held.contains("bwrap_sleep_mib_each"))
+      std::printf(", bwrap sandbox %.2f", held["bwrap_sleep_mib_each"].get<double>());
+    std::printf("\n(an idle sandbox runs sleep; a session holds a bash waiting for input)\n");
+  }
   return 0;
 }
 

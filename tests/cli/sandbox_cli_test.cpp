@@ -101,6 +101,8 @@ TEST_F(SandboxCli, BenchReportsFiguresAsJson) {
             j["warren"]["start_latency_ms"]["p99"].get<double>());
   EXPECT_GT(j["warren"]["throughput_per_s"].get<double>(), 0.0);
   EXPECT_EQ(j["idle"]["sandboxes"], 2);
+  EXPECT_TRUE(j["idle"]["warren_sleep_mib_each"].is_number());
+  EXPECT_TRUE(j["idle"]["warren_session_mib_each"].is_number());
 }
 
 TEST_F(SandboxCli, RootlessRunsAndSaysWhichLimitsItCannotApply) {
