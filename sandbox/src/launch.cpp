@@ -82,7 +82,8 @@ Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, c
   Strings strings;
   ChildPlan plan;
   plan.new_root = strings.keep(*root);
-  if (auto fs = plan_filesystem(policy, *root, plan, strings); !fs)
+  const std::string templates = resources->spawner ? resources->spawner->templates() : "";
+  if (auto fs = plan_filesystem(policy, *root, templates, plan, strings); !fs)
     return tl::unexpected(fs.error());
   build_process_plan(policy, command, plan, strings);
   plan.seccomp = (*seccomp)->program();

@@ -75,10 +75,77 @@ Result<void> plan_snapshot_layer(const Policy& policy, const std::string& new_ro
   return {};
 }
 
+// The host system, read-only: from the templates (one recursive bind each, masks and read-only
+// flag included), or from the host (a bind, a read-only remount, and the masks one by one).
+template <class InRoot>
+void plan_system_view(const std::string& templates, InRoot in_root, std::vector<FsStep>& pre,
+                      Strings& strings) {
+  for (const char* dir : kSystemDirs) {
+    std::error_code ec;
+    const fs::file_status st = fs::symlink_status(dir, ec);
+    if (ec || !fs::exists(st)) continue;
+    if (fs::is_symlink(st)) {  // merged /usr: /bin -> usr/bin
+      pre.push_back({FsStep::Symlink, in_root(dir), strings.keep(fs::read_symlink(dir))});
+    } else if (fs::is_directory(st) && !templates.empty()) {
+      // Optional: a directory that appeared on the host after the templates were made is left out.
+      pre.push_back({FsStep::Mkdir, in_root(dir)});
+      pre.push_back({FsStep::Mount, in_root(dir), strings.keep(templates + dir), nullptr,
+                     MS_BIND | MS_REC, nullptr, 0, true});
+    } else if (fs::is_directory(st)) {
+      pre.push_back({FsStep::Mkdir, in_root(dir)});
+      pre.push_back({FsStep::Mount, in_root(dir), dir, nullptr, MS_BIND});
+      pre.push_back({FsStep::RemountReadOnly, in_root(dir)});
+    }
+  }
+  if (!templates.empty()) return;
+  for (const char* file : kMaskedFiles)
+    if (fs::exists(file))
+      pre.push_back({FsStep::Mount, in_root(file), "/dev/null", nullptr, MS_BIND});
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/etc/ssh", ec)) {
+    const std::string name = entry.path().filename();
+    if (name.starts_with("ssh_host_") && name.ends_with("_key"))
+      pre.push_back({FsStep::Mount, in_root(entry.path()), "/dev/null", nullptr, MS_BIND});
+  }
+}
+
+// /dev at `dev` (an existing directory): a small read-only tmpfs with the host's harmless device
+// nodes, the mount point for a devpts, and the usual links. /dev/shm points into /run, which is
+// writable.
+void plan_dev(const std::string& dev, std::vector<FsStep>& pre, Strings& strings) {
+  auto at = [&](const char* name) { return strings.keep(dev + name); };
+  pre.push_back({FsStep::Mount, strings.keep(dev), "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC,
+                 "mode=0755,size=64k"});
+  for (const char* name : kDevices) {
+    const std::string host = std::string("/dev/") + name;
+    pre.push_back({FsStep::Touch, at(host.c_str() + 4)});
+    pre.push_back({FsStep::Mount, at(host.c_str() + 4), strings.keep(host), nullptr, MS_BIND});
+  }
+  pre.push_back({FsStep::Mkdir, at("/pts")});
+  pre.push_back({FsStep::Symlink, at("/ptmx"), "pts/ptmx"});
+  pre.push_back({FsStep::Symlink, at("/fd"), "/proc/self/fd"});
+  pre.push_back({FsStep::Symlink, at("/stdin"), "/proc/self/fd/0"});
+  pre.push_back({FsStep::Symlink, at("/stdout"), "/proc/self/fd/1"});
+  pre.push_back({FsStep::Symlink, at("/stderr"), "/proc/self/fd/2"});
+  pre.push_back({FsStep::Symlink, at("/shm"), "/run/shm"});
+  pre.push_back({FsStep::RemountReadOnly, strings.keep(dev)});  // nothing new appears in /dev
+}
+
 }  // namespace
 
-Result<void> plan_filesystem(const Policy& policy, const std::string& new_root, ChildPlan& plan,
-                             Strings& strings) {
+std::vector<FsStep> plan_templates(const std::string& dir, Strings& strings) {
+  std::vector<FsStep> steps;
+  steps.push_back(
+      {FsStep::Mount, strings.keep(dir), "tmpfs", "tmpfs", kSafe, "mode=0755,size=64k"});
+  plan_system_view(
+      {}, [&](const std::string& path) { return strings.keep(dir + path); }, steps, strings);
+  steps.push_back({FsStep::Mkdir, strings.keep(dir + "/dev")});
+  plan_dev(dir + "/dev", steps, strings);
+  return steps;
+}
+
+Result<void> plan_filesystem(const Policy& policy, const std::string& new_root,
+                             const std::string& templates, ChildPlan& plan, Strings& strings) {
   auto& pre = plan.before_pivot;
   auto& post = plan.after_pivot;
   auto in_root = [&](const std::string& path) { return strings.keep(new_root + path); };
@@ -94,27 +161,7 @@ Result<void> plan_filesystem(const Policy& policy, const std::string& new_root, 
     if (!layered)
       pre.push_back(
           {FsStep::Mount, strings.keep(new_root), "tmpfs", "tmpfs", kSafe, strings.keep(size)});
-    for (const char* dir : kSystemDirs) {
-      std::error_code ec;
-      const fs::file_status st = fs::symlink_status(dir, ec);
-      if (ec || !fs::exists(st)) continue;
-      if (fs::is_symlink(st)) {  // merged /usr: /bin -> usr/bin
-        pre.push_back({FsStep::Symlink, in_root(dir), strings.keep(fs::read_symlink(dir))});
-      } else if (fs::is_directory(st)) {
-        pre.push_back({FsStep::Mkdir, in_root(dir)});
-        pre.push_back({FsStep::Mount, in_root(dir), dir, nullptr, MS_BIND});
-        pre.push_back({FsStep::RemountReadOnly, in_root(dir)});
-      }
-    }
-    for (const char* file : kMaskedFiles)
-      if (fs::exists(file))
-        pre.push_back({FsStep::Mount, in_root(file), "/dev/null", nullptr, MS_BIND});
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator("/etc/ssh", ec)) {
-      const std::string name = entry.path().filename();
-      if (name.starts_with("ssh_host_") && name.ends_with("_key"))
-        pre.push_back({FsStep::Mount, in_root(entry.path()), "/dev/null", nullptr, MS_BIND});
-    }
+    plan_system_view(templates, in_root, pre, strings);
   } else if (!fs::is_directory(policy.rootfs)) {
     return tl::unexpected(Error{"--rootfs " + policy.rootfs + " is not a directory"});
   } else if (!layered) {
@@ -138,23 +185,16 @@ Result<void> plan_filesystem(const Policy& policy, const std::string& new_root, 
   // refuses a proc mount in a namespace that has no fully visible one).
   pre.push_back({FsStep::Mount, in_root("/proc"), "proc", "proc", kSafe | MS_NOEXEC});
 
-  // A minimal /dev: a few host device nodes, a private devpts.
-  pre.push_back({FsStep::Mount, in_root("/dev"), "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC,
-                 "mode=0755,size=1m"});
-  for (const char* dev : kDevices) {
-    const std::string host = std::string("/dev/") + dev;
-    pre.push_back({FsStep::Touch, in_root(host)});
-    pre.push_back({FsStep::Mount, in_root(host), strings.keep(host), nullptr, MS_BIND});
+  // A minimal /dev: a few host device nodes and a private devpts.
+  if (templates.empty()) {
+    plan_dev(in_root("/dev"), pre, strings);
+  } else {
+    pre.push_back({FsStep::Mount, in_root("/dev"), strings.keep(templates + "/dev"), nullptr,
+                   MS_BIND | MS_REC});
   }
-  pre.push_back({FsStep::Mkdir, in_root("/dev/pts")});
   pre.push_back({FsStep::Mount, in_root("/dev/pts"), "devpts", "devpts", MS_NOSUID | MS_NOEXEC,
                  "newinstance,ptmxmode=0666,mode=0620"});
-  pre.push_back({FsStep::Symlink, in_root("/dev/ptmx"), "pts/ptmx"});
-  pre.push_back({FsStep::Symlink, in_root("/dev/fd"), "/proc/self/fd"});
-  pre.push_back({FsStep::Symlink, in_root("/dev/stdin"), "/proc/self/fd/0"});
-  pre.push_back({FsStep::Symlink, in_root("/dev/stdout"), "/proc/self/fd/1"});
-  pre.push_back({FsStep::Symlink, in_root("/dev/stderr"), "/proc/self/fd/2"});
-  pre.push_back({FsStep::Mkdir, in_root("/dev/shm"), nullptr, nullptr, 0, nullptr, 01777});
+  pre.push_back({FsStep::Mkdir, in_root("/run/shm"), nullptr, nullptr, 0, nullptr, 01777, true});
 
   if (!policy.workspace.empty()) {
     if (!fs::is_directory(policy.workspace))
@@ -184,34 +224,37 @@ Result<void> plan_filesystem(const Policy& policy, const std::string& new_root, 
   return {};
 }
 
-WARREN_CHILD_CODE void apply_fs_steps(const ChildPlan& plan, const std::vector<FsStep>& steps) {
-  for (const FsStep& s : steps) {
-    int rc = 0;
-    switch (s.kind) {
-      case FsStep::Mkdir:
-        rc = mkdir(s.path, s.mode);
-        if (rc != 0 && errno == EEXIST) rc = 0;
-        if (rc == 0) chmod(s.path, s.mode);  // umask-free
-        break;
-      case FsStep::Symlink:  // a root from a snapshot has its links already
-        rc = symlink(s.source, s.path);
-        if (rc != 0 && errno == EEXIST) rc = 0;
-        break;
-      case FsStep::Touch: {
-        const int fd = open(s.path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-        rc = fd < 0 ? -1 : close(fd);
-        break;
-      }
-      case FsStep::Mount:
-        rc = mount(s.source, s.path, s.fstype, s.flags, s.data);
-        break;
-      case FsStep::RemountReadOnly:
-        // A bind remount keeps the flags the kernel has locked (nosuid, nodev, noexec).
-        rc = mount(nullptr, s.path, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | kSafe, nullptr);
-        break;
+WARREN_CHILD_CODE int run_fs_step(const FsStep& s) {
+  int rc = 0;
+  switch (s.kind) {
+    case FsStep::Mkdir:
+      rc = mkdir(s.path, s.mode);
+      if (rc != 0 && errno == EEXIST) rc = 0;
+      if (rc == 0) chmod(s.path, s.mode);  // umask-free
+      break;
+    case FsStep::Symlink:  // a root from a snapshot has its links already
+      rc = symlink(s.source, s.path);
+      if (rc != 0 && errno == EEXIST) rc = 0;
+      break;
+    case FsStep::Touch: {
+      const int fd = open(s.path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      rc = fd < 0 ? -1 : close(fd);
+      break;
     }
-    if (rc != 0 && !s.optional) child_fail(plan, s.path, errno);
+    case FsStep::Mount:
+      rc = mount(s.source, s.path, s.fstype, s.flags, s.data);
+      break;
+    case FsStep::RemountReadOnly:
+      // A bind remount keeps the flags the kernel has locked (nosuid, nodev, noexec).
+      rc = mount(nullptr, s.path, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | kSafe, nullptr);
+      break;
   }
+  return rc == 0 || s.optional ? 0 : errno;
+}
+
+WARREN_CHILD_CODE void apply_fs_steps(const ChildPlan& plan, const std::vector<FsStep>& steps) {
+  for (const FsStep& s : steps)
+    if (const int err = run_fs_step(s); err != 0) child_fail(plan, s.path, err);
 }
 
 }  // namespace warren::sandbox::detail

@@ -40,11 +40,17 @@ class Spawner {
 
   Result<Spawned> spawn(const ChildPlan& plan, int netns, bool new_netns);
 
+  // Where the spawner made its templates (mount.hpp's plan_templates), in its own mount namespace
+  // and so in every sandbox's; empty when it could not (rootless).
+  const std::string& templates() const { return templates_; }
+
  private:
-  Spawner(int socket, pid_t pid) : socket_(socket), pid_(pid) {}
+  Spawner(int socket, pid_t pid, std::string templates)
+      : socket_(socket), pid_(pid), templates_(std::move(templates)) {}
   std::mutex lock_;  // one request at a time
   int socket_;
   pid_t pid_;
+  std::string templates_;
 };
 
 // The warren-spawner executable: $WARREN_SPAWNER, else beside the running executable, else the

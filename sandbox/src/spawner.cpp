@@ -4,8 +4,10 @@
 //   reply:   Reply, with PID 1's pidfd attached when pid > 0, then `error_bytes` of error text
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -17,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "mount.hpp"
 #include "spawn.hpp"
 
 extern char** environ;
@@ -103,6 +106,10 @@ bool recv_with_fds(int socket, void* data, std::size_t size, int* fds, int& coun
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     const int got = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    if (!fds) {  // none expected: whatever came is closed
+      for (int i = 0; i < got; ++i) close(reinterpret_cast<int*>(CMSG_DATA(c))[i]);
+      continue;
+    }
     std::memcpy(fds + count, CMSG_DATA(c), sizeof(int) * static_cast<std::size_t>(got));
     count += got;
   }
@@ -166,6 +173,25 @@ bool serve_one(int socket, int self) {
   return sent;
 }
 
+// The spawner's own mount namespace, following the host's mounts (slave) without giving any back,
+// with the templates mounted in it. Root only; empty when they cannot be made.
+std::string make_templates() {
+  const std::string dir = "/run/warren/templates";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || geteuid() != 0 || unshare(CLONE_NEWNS) != 0 ||
+      mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0)
+    return {};
+  Strings strings;
+  for (const FsStep& step : plan_templates(dir, strings)) {
+    if (run_fs_step(step) != 0) {
+      umount2(dir.c_str(), MNT_DETACH);  // half-made templates are not used
+      return {};
+    }
+  }
+  return dir;
+}
+
 }  // namespace
 
 std::string find_spawner() {
@@ -197,7 +223,15 @@ Result<std::unique_ptr<Spawner>> Spawner::start(const std::string& path) {
     close(pair[0]);
     return tl::unexpected(Error{"cannot start " + path + ": " + std::strerror(rc)});
   }
-  return std::unique_ptr<Spawner>(new Spawner(pair[0], pid));
+  // The spawner's first words: where its templates are (or why there are none, which is fine).
+  Reply hello;
+  int none = 0;
+  std::string templates;
+  if (recv_with_fds(pair[0], &hello, sizeof hello, nullptr, none) && hello.pid == 0) {
+    templates.resize(hello.error_bytes);
+    if (!read_all(pair[0], templates.data(), templates.size())) templates.clear();
+  }
+  return std::unique_ptr<Spawner>(new Spawner(pair[0], pid, std::move(templates)));
 }
 
 Spawner::~Spawner() {
@@ -245,6 +279,11 @@ int spawner_main(int socket) {
   sigemptyset(&child);
   sigaddset(&child, SIGCHLD);
   sigprocmask(SIG_BLOCK, &child, nullptr);
+  const std::string templates = make_templates();
+  Reply hello{0, static_cast<std::uint32_t>(templates.size())};
+  if (!send_with_fds(3, &hello, sizeof hello, nullptr, 0) ||
+      !write_all(3, templates.data(), templates.size()))
+    return 1;
   const int children = signalfd(-1, &child, SFD_CLOEXEC | SFD_NONBLOCK);
   const int self = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
   if (children < 0 || self < 0) return 1;

@@ -51,15 +51,19 @@ int children_of(pid_t parent) {
 }
 
 TEST_F(Reuse, BothStartPathsRunTheSameSandbox) {
-  // With the spawner (the default when warren-spawner is found) and from this process.
+  // Through the spawner (the default when warren-spawner is found), whose sandboxes bind the
+  // system and /dev from its templates, and from this process, which builds them mount by mount.
   Runtime in_process{Runtime::Options{.keep = 1, .spawner = false}};
+  const std::string probe =
+      "echo $$ $(hostname); id -u; grep SigIgn /proc/self/status; ls /dev | tr '\\n' ' '; "
+      "echo; wc -c < /etc/shadow; touch /usr/x /dev/x 2>&1 | grep -c Read-only; "
+      "echo shared > /dev/shm/f && cat /dev/shm/f; echo hi > /dev/null && echo null";
   for (Runtime* rt : {&runtime, &in_process}) {
-    const ExecResult r = *rt->run(policy, Command{{"/bin/sh", "-c",
-                                                   "echo $$ $(hostname); id -u; "
-                                                   "grep -c . /proc/self/status >/dev/null; "
-                                                   "grep SigIgn /proc/self/status"},
-                                                  std::nullopt});
-    EXPECT_EQ(r.stdout_data, "2 sandbox\n0\nSigIgn:\t0000000000000000\n") << r.stderr_data;
+    const ExecResult r = *rt->run(policy, Command{{"/bin/sh", "-c", probe}, std::nullopt});
+    EXPECT_EQ(r.stdout_data,
+              "2 sandbox\n0\nSigIgn:\t0000000000000000\nfd full null ptmx pts random shm stderr "
+              "stdin stdout tty urandom zero \n0\n2\nshared\nnull\n")
+        << r.stderr_data;
   }
 }
 
