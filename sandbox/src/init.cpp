@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -90,6 +91,7 @@ WARREN_CHILD_CODE int run_command(void* plan_arg) {
     syscall(SYS_rt_sigaction, sig, &default_action, nullptr, sizeof default_action.mask);
   const std::uint64_t none = 0;
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof none);
+  umask(022);
   setsid();  // no controlling terminal: TIOCSTI has nothing to inject into, and it is filtered
   if (dup2(plan.stdin_read, 0) < 0 || dup2(plan.stdout_write, 1) < 0 ||
       dup2(plan.stderr_write, 2) < 0)
@@ -166,6 +168,7 @@ WARREN_CHILD_CODE void close_inherited_descriptors(const ChildPlan& plan) {
   // Mount events must not propagate back to the host.
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
     child_fail(plan, "making mounts private", errno);
+  umask(0);  // directories get the modes the plan gives them (the command gets 022 back)
   apply_fs_steps(plan, plan.before_pivot);
   // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the new.
   if (chdir(plan.new_root) != 0) child_fail(plan, plan.new_root, errno);

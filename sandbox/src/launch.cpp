@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "control_file.hpp"
 #include "launch.hpp"
 #include "mount.hpp"
 #include "net.hpp"
@@ -56,6 +57,10 @@ void build_process_plan(const Policy& policy, const Command& command, ChildPlan&
   plan.rlimits = {{RLIMIT_CORE, lim(0)},
                   {RLIMIT_NOFILE, lim(policy.limits.open_files)},
                   {RLIMIT_FSIZE, lim(policy.limits.file_size_bytes)}};
+  // Every capability this kernel knows, and no more prctl calls than that.
+  const std::string last = read_control("/proc/sys/kernel/cap_last_cap");
+  if (const int n = std::atoi(last.c_str()); !last.empty() && n > 0 && n <= 63)
+    plan.last_capability = n;
 }
 
 // Where each sandbox assembles its root (inside its own mount namespace; the host sees an empty

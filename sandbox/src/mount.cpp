@@ -215,8 +215,9 @@ Result<void> plan_filesystem(const Policy& policy, const std::string& new_root,
     if (m.read_only) pre.push_back({FsStep::RemountReadOnly, in_root(m.target)});
   }
 
-  for (const char* file : kMaskedProc)
-    post.push_back({FsStep::Mount, file, "/dev/null", nullptr, MS_BIND, nullptr, 0, true});
+  for (const char* file : kMaskedProc)  // this kernel's /proc is the sandbox's: skip what is absent
+    if (fs::exists(file))
+      post.push_back({FsStep::Mount, file, "/dev/null", nullptr, MS_BIND, nullptr, 0, true});
   for (const char* dir : kReadOnlyProc) {
     post.push_back({FsStep::Mount, dir, dir, nullptr, MS_BIND | MS_REC, nullptr, 0, true});
     post.push_back({FsStep::RemountReadOnly, dir, nullptr, nullptr, 0, nullptr, 0, true});
@@ -228,9 +229,13 @@ WARREN_CHILD_CODE int run_fs_step(const FsStep& s) {
   int rc = 0;
   switch (s.kind) {
     case FsStep::Mkdir:
+      // PID 1 runs with umask 0, so a new directory has its mode at once. One that was there (a
+      // snapshot's) gets it too where its owner allows.
       rc = mkdir(s.path, s.mode);
-      if (rc != 0 && errno == EEXIST) rc = 0;
-      if (rc == 0) chmod(s.path, s.mode);  // umask-free
+      if (rc != 0 && errno == EEXIST) {
+        chmod(s.path, s.mode);
+        rc = 0;
+      }
       break;
     case FsStep::Symlink:  // a root from a snapshot has its links already
       rc = symlink(s.source, s.path);

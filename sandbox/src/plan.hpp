@@ -64,7 +64,8 @@ struct ChildPlan {
   std::vector<char*> envp;  // null-terminated
   const char* search_path = nullptr;  // PATH used to find argv[0]
   std::vector<RlimitSetting> rlimits;
-  sock_fprog seccomp{};  // a filter compiled in the parent
+  int last_capability = 63;  // /proc/sys/kernel/cap_last_cap: the bounding set is dropped up to it
+  sock_fprog seccomp{};      // a filter compiled in the parent
 };
 
 // A plan as bytes, for the spawner process (spawner.hpp); descriptors travel beside it. Decoding

@@ -124,6 +124,7 @@ std::string encode_plan(const ChildPlan& plan) {
   w.strings(plan.argv);
   w.strings(plan.envp);
   w.text(plan.search_path);
+  w.number(static_cast<std::int32_t>(plan.last_capability));
   w.number(static_cast<std::uint32_t>(plan.rlimits.size()));
   for (const RlimitSetting& r : plan.rlimits) {
     w.number(static_cast<std::int32_t>(r.resource));
@@ -149,6 +150,8 @@ bool decode_plan(std::string_view bytes, ChildPlan& plan, Strings& strings,
   r.strings(plan.argv);
   r.strings(plan.envp);
   plan.search_path = r.text();
+  plan.last_capability = r.number<std::int32_t>();
+  if (plan.last_capability < 0 || plan.last_capability > 63) return false;
   const auto limits = r.number<std::uint32_t>();
   for (std::uint32_t i = 0; i < limits && r.ok(); ++i) {
     RlimitSetting s{};
