@@ -91,6 +91,15 @@ Result<std::unique_ptr<Cgroup>> Cgroup::create(const std::string& name) {
     if (std::find(cg->hierarchies_.begin(), cg->hierarchies_.end(), *dir) == cg->hierarchies_.end())
       cg->hierarchies_.push_back(*dir);
   }
+  const bool v1 = !cg->unified_;
+  cg->peak_.name(cg->memory_ + (v1 ? "/memory.max_usage_in_bytes" : "/memory.peak"), v1);
+  cg->oom_.name(cg->memory_ + (v1 ? "/memory.oom_control" : "/memory.events"), false);
+  cg->cpu_usage_.name(v1 ? cg->cpuacct_ + "/cpuacct.usage" : cg->cpu_ + "/cpu.stat", v1);
+  if (v1)
+    for (const std::string& dir : cg->hierarchies_) {
+      cg->tasks_.push_back(std::make_unique<ControlFile>());
+      cg->tasks_.back()->name(dir + "/tasks", true);
+    }
   return cg;
 }
 
@@ -145,13 +154,11 @@ Result<void> Cgroup::prepare(const Limits& limits) {
   }
   // Statistics start afresh. v1 resets peak and CPU time on a write; its OOM counter, and all of
   // v2's, only count up, so their current values are subtracted later.
-  if (unified_) {
-    oom_kills_before_ = keyed_value(read_control(memory_ + "/memory.events"), "oom_kill");
-  } else {
-    if (auto r = write_control(memory_ + "/memory.max_usage_in_bytes", "0"); !r) return r;
-    if (auto r = write_control(cpuacct_ + "/cpuacct.usage", "0"); !r) return r;
-    oom_kills_before_ = keyed_value(read_control(memory_ + "/memory.oom_control"), "oom_kill");
+  if (!unified_) {
+    if (auto r = peak_.write("0"); !r) return r;
+    if (auto r = cpu_usage_.write("0"); !r) return r;
   }
+  oom_kills_before_ = keyed_value(oom_.read(), "oom_kill");
   return {};
 }
 
@@ -162,48 +169,34 @@ Result<void> Cgroup::attach(pid_t pid) {
   return {};
 }
 
-Result<std::vector<int>> Cgroup::open_self_attach() const {
+Result<std::vector<int>> Cgroup::self_attach_files() {
   std::vector<int> fds;
-  if (unified_) return fds;
-  for (const std::string& dir : hierarchies_) {
-    const std::string tasks = dir + "/tasks";
-    const int fd = open(tasks.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) {
-      const int err = errno;
-      for (int open_fd : fds) close(open_fd);
-      return tl::unexpected(Error{"opening " + tasks + ": " + std::strerror(err)});
-    }
-    fds.push_back(fd);
+  for (const auto& tasks : tasks_) {
+    if (tasks->fd() < 0)
+      return tl::unexpected(
+          Error{std::string("opening a cgroup tasks file: ") + std::strerror(errno)});
+    fds.push_back(tasks->fd());
   }
   return fds;
 }
 
-CgroupStats Cgroup::stats() const {
+CgroupStats Cgroup::stats() {
   CgroupStats s;
-  if (unified_) {
-    s.peak_memory_bytes = number(read_control(memory_ + "/memory.peak"));
-    s.oom_kills = keyed_value(read_control(memory_ + "/memory.events"), "oom_kill");
-    s.cpu_time =
-        std::chrono::microseconds(keyed_value(read_control(cpu_ + "/cpu.stat"), "usage_usec"));
-  } else {
-    s.peak_memory_bytes = number(read_control(memory_ + "/memory.max_usage_in_bytes"));
-    s.oom_kills = keyed_value(read_control(memory_ + "/memory.oom_control"), "oom_kill");
-    s.cpu_time =
-        std::chrono::microseconds(number(read_control(cpuacct_ + "/cpuacct.usage")) / 1000);
-  }
+  s.peak_memory_bytes = number(peak_.read());
+  s.oom_kills = keyed_value(oom_.read(), "oom_kill");
+  s.cpu_time = unified_ ? std::chrono::microseconds(keyed_value(cpu_usage_.read(), "usage_usec"))
+                        : std::chrono::microseconds(number(cpu_usage_.read()) / 1000);
   s.oom_kills -= std::min(s.oom_kills, oom_kills_before_);
   return s;
 }
 
-std::vector<pid_t> Cgroup::processes() const {
+std::vector<pid_t> Cgroup::processes() {
   std::vector<pid_t> pids;
-  const int fd = open((pids_ + "/cgroup.procs").c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return pids;
-  std::string text;
-  char buffer[4096];
-  for (ssize_t n; (n = read(fd, buffer, sizeof buffer)) > 0;)
-    text.append(buffer, static_cast<std::size_t>(n));
-  close(fd);
+  // Opened afresh each time: v1 builds a cgroup.procs list when the file is opened and serves
+  // that list to every later read of the same descriptor.
+  ControlFile procs;
+  procs.name(pids_ + "/cgroup.procs", false);
+  const std::string text = procs.read();
   for (const char* p = text.c_str(); *p;) {
     char* end = nullptr;
     const long pid = std::strtol(p, &end, 10);

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "control_file.hpp"
 #include "warren/sandbox/sandbox.hpp"
 
 struct cgroup;  // libcgroup
@@ -47,12 +48,13 @@ class Cgroup {
   // PID 1 to write "0" into: a task that moves itself by its `tasks` file skips the kernel's
   // process-wide threadgroup lock, whose RCU wait made one start in a hundred take 15 ms. Empty
   // on v2, where attach() is used.
-  Result<std::vector<int>> open_self_attach() const;
-  CgroupStats stats() const;
+  // The descriptors stay the group's.
+  Result<std::vector<int>> self_attach_files();
+  CgroupStats stats();
   // SIGKILL to every process in the group until it is empty; false if it would not empty.
   bool kill_all();
   // The processes in the group, as the host numbers them.
-  std::vector<pid_t> processes() const;
+  std::vector<pid_t> processes();
 
  private:
   Cgroup() = default;
@@ -62,7 +64,13 @@ class Cgroup {
   std::string memory_, pids_, cpu_, cpuacct_;          // the group's directory in each hierarchy
   std::vector<std::string> hierarchies_;               // distinct directories, for attach
   std::string memory_limit_, pids_limit_, cpu_quota_;  // what is set now
-  std::uint64_t oom_kills_before_ = 0;  // v1 cannot reset its OOM counter: this is subtracted
+  std::uint64_t oom_kills_before_ = 0;
+  // Read or written at every start and end: kept open (v1 / v2 files).
+  ControlFile peak_;                                 // memory.max_usage_in_bytes / memory.peak
+  ControlFile oom_;                                  // memory.oom_control / memory.events
+  ControlFile cpu_usage_;                            // cpuacct.usage / cpu.stat
+  std::vector<std::unique_ptr<ControlFile>> tasks_;  // v1: `tasks` of each hierarchy  // v1 cannot
+                                                     // reset its OOM counter: this is subtracted
 };
 
 // Groups ready for reuse. A group goes back to the pool only once it is empty; at most `keep` are

@@ -29,4 +29,30 @@ std::string read_control(const std::string& path) {
   return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : std::string();
 }
 
+ControlFile::~ControlFile() {
+  if (fd_ >= 0) close(fd_);
+}
+
+int ControlFile::fd() {
+  if (fd_ < 0) fd_ = open(path_.c_str(), (writable_ ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+  return fd_;
+}
+
+Result<void> ControlFile::write(std::string_view value) {
+  if (fd() < 0) return tl::unexpected(Error{"opening " + path_ + ": " + std::strerror(errno)});
+  if (pwrite(fd_, value.data(), value.size(), 0) != static_cast<ssize_t>(value.size()))
+    return tl::unexpected(
+        Error{"writing '" + std::string(value) + "' to " + path_ + ": " + std::strerror(errno)});
+  return {};
+}
+
+std::string ControlFile::read() {
+  if (fd() < 0) return {};
+  std::string text;
+  char buffer[4096];
+  for (ssize_t n; (n = pread(fd_, buffer, sizeof buffer, static_cast<off_t>(text.size()))) > 0;)
+    text.append(buffer, static_cast<std::size_t>(n));
+  return text;
+}
+
 }  // namespace warren::sandbox::detail

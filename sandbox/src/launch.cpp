@@ -28,15 +28,6 @@ namespace {
 
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-struct Descriptors {
-  std::vector<int> fds;
-  ~Descriptors() { close_all(); }
-  void close_all() {
-    for (int fd : fds) close(fd);
-    fds.clear();
-  }
-};
-
 void build_process_plan(const Policy& policy, const Command& command, ChildPlan& plan,
                         Strings& strings) {
   plan.hostname = strings.keep(policy.hostname);
@@ -57,21 +48,6 @@ void build_process_plan(const Policy& policy, const Command& command, ChildPlan&
   plan.rlimits = {{RLIMIT_CORE, lim(0)},
                   {RLIMIT_NOFILE, lim(policy.limits.open_files)},
                   {RLIMIT_FSIZE, lim(policy.limits.file_size_bytes)}};
-  // Every capability this kernel knows, and no more prctl calls than that.
-  const std::string last = read_control("/proc/sys/kernel/cap_last_cap");
-  if (const int n = std::atoi(last.c_str()); !last.empty() && n > 0 && n <= 63)
-    plan.last_capability = n;
-}
-
-// Where each sandbox assembles its root (inside its own mount namespace; the host sees an empty
-// directory).
-Result<std::string> staging_dir() {
-  const std::string dir = geteuid() == 0 ? "/run/warren/sandbox-root"
-                                         : "/tmp/warren-" + std::to_string(geteuid()) + "/root";
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return tl::unexpected(Error{"cannot create " + dir + ": " + ec.message()});
-  return dir;
 }
 
 }  // namespace
@@ -81,16 +57,17 @@ Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, c
   if (command.argv.empty()) return tl::unexpected(Error{"no command to run"});
   auto seccomp = resources->seccomp.get(policy.seccomp_policy);
   if (!seccomp) return tl::unexpected(seccomp.error());
-  auto root = staging_dir();
-  if (!root) return tl::unexpected(root.error());
+  if (!resources->host) return tl::unexpected(resources->host.error());
+  const HostView& host = *resources->host;
 
   Strings strings;
   ChildPlan plan;
-  plan.new_root = strings.keep(*root);
+  plan.new_root = strings.keep(host.staging);
   const std::string templates = resources->spawner ? resources->spawner->templates() : "";
-  if (auto fs = plan_filesystem(policy, *root, templates, plan, strings); !fs)
+  if (auto fs = plan_filesystem(policy, host, templates, plan, strings); !fs)
     return tl::unexpected(fs.error());
   build_process_plan(policy, command, plan, strings);
+  plan.last_capability = host.last_capability;
   plan.seccomp = (*seccomp)->program();
 
   // From here on the Launched gives back whatever it took, however the start ends.
@@ -119,13 +96,10 @@ Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, c
     plan.terminal = true;
   }
 
-  Descriptors self_attach;  // v1: PID 1 joins its cgroup itself (at most 4 hierarchies)
-  if (l->cgroup) {
-    auto fds = l->cgroup->open_self_attach();
+  if (l->cgroup) {  // v1: PID 1 joins its cgroup itself (at most 4 hierarchies)
+    auto fds = l->cgroup->self_attach_files();
     if (!fds) return tl::unexpected(fds.error());
-    self_attach.fds = std::move(*fds);
-    for (std::size_t i = 0; i < self_attach.fds.size(); ++i)
-      plan.cgroup_tasks[i] = self_attach.fds[i];
+    for (std::size_t i = 0; i < fds->size(); ++i) plan.cgroup_tasks[i] = (*fds)[i];
   }
 
   int netns = -1;
@@ -140,7 +114,6 @@ Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, c
   l->started = Clock::now();
   auto spawned = l->resources->spawner ? l->resources->spawner->spawn(plan, netns, new_netns)
                                        : spawn_init(plan, netns, new_netns);
-  self_attach.close_all();
   if (!spawned) return tl::unexpected(spawned.error());
   const pid_t pid = spawned->pid;
   l->pidfd = spawned->pidfd;

@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <filesystem>
 
+#include "control_file.hpp"
+
 namespace warren::sandbox::detail {
 
 namespace {
@@ -78,35 +80,26 @@ Result<void> plan_snapshot_layer(const Policy& policy, const std::string& new_ro
 // The host system, read-only: from the templates (one recursive bind each, masks and read-only
 // flag included), or from the host (a bind, a read-only remount, and the masks one by one).
 template <class InRoot>
-void plan_system_view(const std::string& templates, InRoot in_root, std::vector<FsStep>& pre,
-                      Strings& strings) {
-  for (const char* dir : kSystemDirs) {
-    std::error_code ec;
-    const fs::file_status st = fs::symlink_status(dir, ec);
-    if (ec || !fs::exists(st)) continue;
-    if (fs::is_symlink(st)) {  // merged /usr: /bin -> usr/bin
-      pre.push_back({FsStep::Symlink, in_root(dir), strings.keep(fs::read_symlink(dir))});
-    } else if (fs::is_directory(st) && !templates.empty()) {
+void plan_system_view(const HostView& host, const std::string& templates, InRoot in_root,
+                      std::vector<FsStep>& pre, Strings& strings) {
+  for (const HostView::SystemEntry& entry : host.system) {
+    const char* dir = entry.path.c_str();
+    if (!entry.link.empty()) {  // merged /usr: /bin -> usr/bin
+      pre.push_back({FsStep::Symlink, in_root(dir), strings.keep(entry.link)});
+    } else if (!templates.empty()) {
       // Optional: a directory that appeared on the host after the templates were made is left out.
       pre.push_back({FsStep::Mkdir, in_root(dir)});
       pre.push_back({FsStep::Mount, in_root(dir), strings.keep(templates + dir), nullptr,
                      MS_BIND | MS_REC, nullptr, 0, true});
-    } else if (fs::is_directory(st)) {
+    } else {
       pre.push_back({FsStep::Mkdir, in_root(dir)});
-      pre.push_back({FsStep::Mount, in_root(dir), dir, nullptr, MS_BIND});
+      pre.push_back({FsStep::Mount, in_root(dir), strings.keep(entry.path), nullptr, MS_BIND});
       pre.push_back({FsStep::RemountReadOnly, in_root(dir)});
     }
   }
   if (!templates.empty()) return;
-  for (const char* file : kMaskedFiles)
-    if (fs::exists(file))
-      pre.push_back({FsStep::Mount, in_root(file), "/dev/null", nullptr, MS_BIND});
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator("/etc/ssh", ec)) {
-    const std::string name = entry.path().filename();
-    if (name.starts_with("ssh_host_") && name.ends_with("_key"))
-      pre.push_back({FsStep::Mount, in_root(entry.path()), "/dev/null", nullptr, MS_BIND});
-  }
+  for (const std::string& file : host.masked)
+    pre.push_back({FsStep::Mount, in_root(file), "/dev/null", nullptr, MS_BIND});
 }
 
 // /dev at `dev` (an existing directory): a small read-only tmpfs with the host's harmless device
@@ -133,19 +126,53 @@ void plan_dev(const std::string& dev, std::vector<FsStep>& pre, Strings& strings
 
 }  // namespace
 
-std::vector<FsStep> plan_templates(const std::string& dir, Strings& strings) {
+Result<HostView> look_at_host() {
+  HostView host;
+  for (const char* dir : kSystemDirs) {
+    std::error_code ec;
+    const fs::file_status st = fs::symlink_status(dir, ec);
+    if (ec || !fs::exists(st)) continue;
+    if (fs::is_symlink(st))
+      host.system.push_back({dir, fs::read_symlink(dir, ec)});
+    else if (fs::is_directory(st))
+      host.system.push_back({dir, {}});
+  }
+  for (const char* file : kMaskedFiles)
+    if (fs::exists(file)) host.masked.push_back(file);
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/etc/ssh", ec)) {
+    const std::string name = entry.path().filename();
+    if (name.starts_with("ssh_host_") && name.ends_with("_key"))
+      host.masked.push_back(entry.path());
+  }
+  // This kernel's /proc is the sandboxes': a file it does not have needs no mask.
+  for (const char* file : kMaskedProc)
+    if (fs::exists(file)) host.proc_masked.push_back(file);
+  // Every capability this kernel knows, and no more prctl calls than that.
+  const std::string last = read_control("/proc/sys/kernel/cap_last_cap");
+  if (const int n = std::atoi(last.c_str()); !last.empty() && n > 0 && n <= 63)
+    host.last_capability = n;
+  host.staging = geteuid() == 0 ? "/run/warren/sandbox-root"
+                                : "/tmp/warren-" + std::to_string(geteuid()) + "/root";
+  fs::create_directories(host.staging, ec);
+  if (ec) return tl::unexpected(Error{"cannot create " + host.staging + ": " + ec.message()});
+  return host;
+}
+
+std::vector<FsStep> plan_templates(const HostView& host, const std::string& dir, Strings& strings) {
   std::vector<FsStep> steps;
   steps.push_back(
       {FsStep::Mount, strings.keep(dir), "tmpfs", "tmpfs", kSafe, "mode=0755,size=64k"});
   plan_system_view(
-      {}, [&](const std::string& path) { return strings.keep(dir + path); }, steps, strings);
+      host, {}, [&](const std::string& path) { return strings.keep(dir + path); }, steps, strings);
   steps.push_back({FsStep::Mkdir, strings.keep(dir + "/dev")});
   plan_dev(dir + "/dev", steps, strings);
   return steps;
 }
 
-Result<void> plan_filesystem(const Policy& policy, const std::string& new_root,
+Result<void> plan_filesystem(const Policy& policy, const HostView& host,
                              const std::string& templates, ChildPlan& plan, Strings& strings) {
+  const std::string& new_root = host.staging;
   auto& pre = plan.before_pivot;
   auto& post = plan.after_pivot;
   auto in_root = [&](const std::string& path) { return strings.keep(new_root + path); };
@@ -161,7 +188,7 @@ Result<void> plan_filesystem(const Policy& policy, const std::string& new_root,
     if (!layered)
       pre.push_back(
           {FsStep::Mount, strings.keep(new_root), "tmpfs", "tmpfs", kSafe, strings.keep(size)});
-    plan_system_view(templates, in_root, pre, strings);
+    plan_system_view(host, templates, in_root, pre, strings);
   } else if (!fs::is_directory(policy.rootfs)) {
     return tl::unexpected(Error{"--rootfs " + policy.rootfs + " is not a directory"});
   } else if (!layered) {
@@ -215,9 +242,9 @@ Result<void> plan_filesystem(const Policy& policy, const std::string& new_root,
     if (m.read_only) pre.push_back({FsStep::RemountReadOnly, in_root(m.target)});
   }
 
-  for (const char* file : kMaskedProc)  // this kernel's /proc is the sandbox's: skip what is absent
-    if (fs::exists(file))
-      post.push_back({FsStep::Mount, file, "/dev/null", nullptr, MS_BIND, nullptr, 0, true});
+  for (const std::string& file : host.proc_masked)
+    post.push_back(
+        {FsStep::Mount, strings.keep(file), "/dev/null", nullptr, MS_BIND, nullptr, 0, true});
   for (const char* dir : kReadOnlyProc) {
     post.push_back({FsStep::Mount, dir, dir, nullptr, MS_BIND | MS_REC, nullptr, 0, true});
     post.push_back({FsStep::RemountReadOnly, dir, nullptr, nullptr, 0, nullptr, 0, true});

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "cgroup.hpp"
+#include "mount.hpp"
 #include "net.hpp"
 #include "seccomp.hpp"
 #include "spawn.hpp"
@@ -16,7 +17,7 @@
 namespace warren::sandbox::detail {
 
 struct Resources {
-  Resources(std::size_t keep, bool use_spawner) : cgroups(keep) {
+  Resources(std::size_t keep, bool use_spawner) : host(look_at_host()), cgroups(keep) {
     // Rootless, a sandbox makes its own network namespace (the host's user cannot make one that
     // the sandbox could enter).
     if (geteuid() == 0) netns.emplace(keep);
@@ -26,6 +27,7 @@ struct Resources {
   }
   // Declared first, destroyed last: sandboxes started by it are gone before it is.
   std::unique_ptr<Spawner> spawner;
+  Result<HostView> host;  // an Error (no staging directory) fails every start, with its reason
   SeccompCache seccomp;
   CgroupPool cgroups;
   std::optional<NetnsPool> netns;

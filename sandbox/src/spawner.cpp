@@ -182,8 +182,10 @@ std::string make_templates() {
   if (ec || geteuid() != 0 || unshare(CLONE_NEWNS) != 0 ||
       mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0)
     return {};
+  const auto host = look_at_host();
+  if (!host) return {};
   Strings strings;
-  for (const FsStep& step : plan_templates(dir, strings)) {
+  for (const FsStep& step : plan_templates(*host, dir, strings)) {
     if (run_fs_step(step) != 0) {
       umount2(dir.c_str(), MNT_DETACH);  // half-made templates are not used
       return {};
