@@ -104,15 +104,22 @@ void plan_system_view(const HostView& host, const std::string& templates, InRoot
 
 // /dev at `dev` (an existing directory): a small read-only tmpfs with the host's harmless device
 // nodes, the mount point for a devpts, and the usual links. /dev/shm points into /run, which is
-// writable.
-void plan_dev(const std::string& dev, std::vector<FsStep>& pre, Strings& strings) {
+// writable. The spawner, root on the host, makes the nodes themselves (one mount in all); a
+// sandbox building its own /dev binds each from the host (no user namespace may make one).
+void plan_dev(const std::string& dev, bool make_nodes, std::vector<FsStep>& pre, Strings& strings) {
   auto at = [&](const char* name) { return strings.keep(dev + name); };
   pre.push_back({FsStep::Mount, strings.keep(dev), "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC,
                  "mode=0755,size=64k"});
   for (const char* name : kDevices) {
     const std::string host = std::string("/dev/") + name;
-    pre.push_back({FsStep::Touch, at(host.c_str() + 4)});
-    pre.push_back({FsStep::Mount, at(host.c_str() + 4), strings.keep(host), nullptr, MS_BIND});
+    struct stat st {};
+    if (make_nodes && stat(host.c_str(), &st) == 0 && S_ISCHR(st.st_mode)) {
+      pre.push_back({FsStep::DeviceNode, at(host.c_str() + 4), nullptr, nullptr,
+                     static_cast<unsigned long>(st.st_rdev), nullptr, 0666});
+    } else {
+      pre.push_back({FsStep::Touch, at(host.c_str() + 4)});
+      pre.push_back({FsStep::Mount, at(host.c_str() + 4), strings.keep(host), nullptr, MS_BIND});
+    }
   }
   pre.push_back({FsStep::Mkdir, at("/pts")});
   pre.push_back({FsStep::Symlink, at("/ptmx"), "pts/ptmx"});
@@ -121,7 +128,9 @@ void plan_dev(const std::string& dev, std::vector<FsStep>& pre, Strings& strings
   pre.push_back({FsStep::Symlink, at("/stdout"), "/proc/self/fd/1"});
   pre.push_back({FsStep::Symlink, at("/stderr"), "/proc/self/fd/2"});
   pre.push_back({FsStep::Symlink, at("/shm"), "/run/shm"});
-  pre.push_back({FsStep::RemountReadOnly, strings.keep(dev)});  // nothing new appears in /dev
+  // Nothing new appears in /dev. Not nodev: the spawner's nodes live in this tmpfs itself.
+  pre.push_back(
+      {FsStep::RemountReadOnly, strings.keep(dev), nullptr, nullptr, MS_NOSUID | MS_NOEXEC});
 }
 
 }  // namespace
@@ -166,7 +175,7 @@ std::vector<FsStep> plan_templates(const HostView& host, const std::string& dir,
   plan_system_view(
       host, {}, [&](const std::string& path) { return strings.keep(dir + path); }, steps, strings);
   steps.push_back({FsStep::Mkdir, strings.keep(dir + "/dev")});
-  plan_dev(dir + "/dev", steps, strings);
+  plan_dev(dir + "/dev", true, steps, strings);
   return steps;
 }
 
@@ -214,7 +223,7 @@ Result<void> plan_filesystem(const Policy& policy, const HostView& host,
 
   // A minimal /dev: a few host device nodes and a private devpts.
   if (templates.empty()) {
-    plan_dev(in_root("/dev"), pre, strings);
+    plan_dev(in_root("/dev"), false, pre, strings);
   } else {
     pre.push_back({FsStep::Mount, in_root("/dev"), strings.keep(templates + "/dev"), nullptr,
                    MS_BIND | MS_REC});
@@ -276,9 +285,15 @@ WARREN_CHILD_CODE int run_fs_step(const FsStep& s) {
     case FsStep::Mount:
       rc = mount(s.source, s.path, s.fstype, s.flags, s.data);
       break;
+    case FsStep::DeviceNode:  // mode exact: umask aside
+      rc = mknod(s.path, S_IFCHR | s.mode, static_cast<dev_t>(s.flags));
+      if (rc == 0) rc = chmod(s.path, s.mode);
+      break;
     case FsStep::RemountReadOnly:
-      // A bind remount keeps the flags the kernel has locked (nosuid, nodev, noexec).
-      rc = mount(nullptr, s.path, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | kSafe, nullptr);
+      // A bind remount must repeat the flags the kernel has locked (nosuid, nodev, noexec): the
+      // step's flags, nosuid and nodev when it has none.
+      rc = mount(nullptr, s.path, nullptr,
+                 MS_BIND | MS_REMOUNT | MS_RDONLY | (s.flags ? s.flags : kSafe), nullptr);
       break;
   }
   return rc == 0 || s.optional ? 0 : errno;

@@ -27,11 +27,11 @@ struct Strings {
 
 // One filesystem operation, with paths already absolute.
 struct FsStep {
-  enum Kind { Mkdir, Symlink, Touch, Mount, RemountReadOnly } kind;
+  enum Kind { Mkdir, Symlink, Touch, Mount, RemountReadOnly, DeviceNode } kind;
   const char* path;              // target
   const char* source = nullptr;  // Mount: source; Symlink: link text
   const char* fstype = nullptr;
-  unsigned long flags = 0;
+  unsigned long flags = 0;  // Mount: mount flags; DeviceNode: the device number
   const char* data = nullptr;
   unsigned mode = 0755;
   bool optional = false;  // skip quietly when the source does not exist
