@@ -4,6 +4,7 @@
 #pragma once
 
 #include <poll.h>
+#include <unistd.h>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <utility>  // before Asio 1.74's awaitable.hpp, which uses std::exchange without it
@@ -39,6 +40,17 @@ class AsyncPoll {
   struct State;
   std::shared_ptr<State> state_;  // shared with pending completion handlers
 };
+
+// One read of up to 64 KiB from `fd`, handed to `sink(data, size)`; returns read's result. The
+// buffer lives on the thread's stack, not in the frame of the coroutine calling it, which each of
+// thousands of supervised sandboxes keeps.
+template <class Sink>
+long read_chunk(int fd, Sink&& sink) {
+  char buffer[65536];
+  const long n = ::read(fd, buffer, sizeof buffer);
+  if (n > 0) sink(buffer, static_cast<std::size_t>(n));
+  return n;
+}
 
 // The blocking forms: runs `task` to its end on an io_context of its own.
 template <class T>

@@ -1,25 +1,19 @@
-// Starting a sandbox: prepares the plan, clones the sandbox's PID 1 into its namespaces, maps its
-// ids, puts it in its cgroup, and lets it go.
-#include <fcntl.h>
+// Starting a sandbox: prepares the plan, takes a cgroup and a network namespace from the pools,
+// has PID 1 spawned (by the spawner, or here), and lets it go.
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 
-#include "control_file.hpp"
 #include "launch.hpp"
 #include "mount.hpp"
 #include "net.hpp"
 #include "spawn.hpp"
-#include "user.hpp"
 #include "warren/sandbox/sandbox.hpp"
 
 namespace warren::sandbox::detail {

@@ -61,7 +61,6 @@ asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command co
   std::string setup_error;
   auto last_output = Clock::now();
   bool child_done = false;
-  char buffer[65536];
   while (out.read >= 0 || err.read >= 0 || error.read >= 0 || !child_done) {
     pollfd fds[5];
     int n = 0;
@@ -118,18 +117,18 @@ asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command co
         if (w < 0 || input_sent == input.size()) close_write(in);
         continue;
       }
-      const ssize_t r = read(fd, buffer, sizeof buffer);
+      const long r = read_chunk(fd, [&](const char* data, std::size_t size) {
+        if (fd == error.read) {
+          setup_error.append(data, size);
+        } else {
+          last_output = after;
+          (fd == out.read ? stdout_capture : stderr_capture).add(data, size);
+        }
+      });
       if (r <= 0) {
         if (fd == out.read) close_read(out);
         if (fd == err.read) close_read(err);
         if (fd == error.read) close_read(error);
-        continue;
-      }
-      if (fd == error.read) {
-        setup_error.append(buffer, static_cast<std::size_t>(r));
-      } else {
-        last_output = after;
-        (fd == out.read ? stdout_capture : stderr_capture).add(buffer, static_cast<std::size_t>(r));
       }
     }
   }

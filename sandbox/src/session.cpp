@@ -167,7 +167,6 @@ asio::awaitable<Result<ExecResult>> Session::async_exec(std::string command,
   auto deadline = started + timeout;
   bool interrupted = false, shell_done = false;
   AsyncPoll poller(co_await asio::this_coro::executor);
-  char buffer[65536];
   while (!(out.done() && err.done()) && !shell_done) {
     pollfd fds[4] = {{box.out.read, POLLIN, 0},
                      {box.err.read, POLLIN, 0},
@@ -208,15 +207,15 @@ asio::awaitable<Result<ExecResult>> Session::async_exec(std::string command,
         shell_done = true;
         continue;
       }
-      const ssize_t n = read(p.fd, buffer, sizeof buffer);
+      const long n = read_chunk(p.fd, [&](const char* data, std::size_t size) {
+        if (p.fd == box.out.read) out.add(data, size);
+        if (p.fd == box.err.read) err.add(data, size);
+        if (p.fd == box.error.read) setup_error.append(data, size);
+      });
       if (n <= 0 && p.fd == box.error.read) {  // exec closed it: nothing more to hear there
         poller.forget(box.error.read);
         box.error.close_read();
       }
-      if (n <= 0) continue;
-      if (p.fd == box.out.read) out.add(buffer, static_cast<std::size_t>(n));
-      if (p.fd == box.err.read) err.add(buffer, static_cast<std::size_t>(n));
-      if (p.fd == box.error.read) setup_error.append(buffer, static_cast<std::size_t>(n));
     }
   }
   result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
@@ -225,8 +224,10 @@ asio::awaitable<Result<ExecResult>> Session::async_exec(std::string command,
     s.dead = true;
     for (int fd : {box.out.read, box.err.read}) {
       fcntl(fd, F_SETFL, O_NONBLOCK);
-      for (ssize_t n; (n = read(fd, buffer, sizeof buffer)) > 0;)
-        (fd == box.out.read ? out : err).add(buffer, static_cast<std::size_t>(n));
+      auto& stream = fd == box.out.read ? out : err;
+      while (read_chunk(fd, [&](const char* data, std::size_t size) { stream.add(data, size); }) >
+             0) {
+      }
     }
     out.flush();
     err.flush();
