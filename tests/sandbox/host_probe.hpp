@@ -4,9 +4,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 #include <string>
+
+#include "warren/sandbox/sandbox.hpp"
 
 namespace warren::sandbox::testing {
 
@@ -34,5 +38,24 @@ inline int host_processes_with(const std::string& marker) {
 inline std::string unique_sleep(int n) {
   return "100." + std::to_string(getpid()) + std::to_string(n);
 }
+
+// A fixture for one-shot sandboxes: root required, a 20 s timeout, and `sh -c` through a Runtime
+// that keeps `keep` cgroups and network namespaces for reuse.
+class SandboxFixture : public ::testing::Test {
+ protected:
+  explicit SandboxFixture(std::size_t keep = 256) : runtime(Runtime::Options{.keep = keep}) {}
+  void SetUp() override {
+    WARREN_REQUIRE_ROOT();
+    policy.limits.timeout = std::chrono::seconds(20);
+  }
+  ExecResult run_sh(const std::string& script) {
+    auto r = runtime.run(policy, Command{{"/bin/sh", "-c", script}, std::nullopt});
+    if (!r) throw std::runtime_error("sandbox failed: " + r.error().message);
+    return *r;
+  }
+
+  Runtime runtime;
+  Policy policy;
+};
 
 }  // namespace warren::sandbox::testing

@@ -21,21 +21,9 @@ namespace {
 using testing::host_processes_with;
 using testing::unique_sleep;
 
-class Reuse : public ::testing::Test {
+class Reuse : public testing::SandboxFixture {
  protected:
-  void SetUp() override {
-    WARREN_REQUIRE_ROOT();
-    policy.limits.timeout = std::chrono::seconds(20);
-  }
-
-  ExecResult run_sh(const std::string& script) {
-    auto r = runtime.run(policy, Command{{"/bin/sh", "-c", script}, std::nullopt});
-    if (!r) throw std::runtime_error("sandbox failed: " + r.error().message);
-    return *r;
-  }
-
-  Runtime runtime{Runtime::Options{.keep = 1}};  // one of each kind: every start reuses it
-  Policy policy;
+  Reuse() : SandboxFixture(1) {}  // one of each kind: every start reuses it
 };
 
 // Children of `parent` on the host.

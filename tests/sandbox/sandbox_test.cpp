@@ -27,21 +27,7 @@ using testing::unique_sleep;
 
 namespace fs = std::filesystem;
 
-class Sandbox : public ::testing::Test {
- protected:
-  void SetUp() override {
-    WARREN_REQUIRE_ROOT();
-    policy.limits.timeout = std::chrono::seconds(20);
-  }
-
-  ExecResult run_sh(const std::string& script) {
-    auto r = run(policy, Command{{"/bin/sh", "-c", script}, std::nullopt});
-    if (!r) throw std::runtime_error("sandbox failed: " + r.error().message);
-    return *r;
-  }
-
-  Policy policy;
-};
+using Sandbox = testing::SandboxFixture;
 
 std::string unique(const std::string& stem) {
   return stem + std::to_string(getpid()) + "_" +
