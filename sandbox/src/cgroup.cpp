@@ -3,11 +3,13 @@
 #include <fcntl.h>
 #include <libcgroup.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 #include "control_file.hpp"
@@ -62,6 +64,32 @@ std::string group_dir(const char* controller, const std::string& name) {
   std::string dir = std::string(mount) + "/" + name;
   free(mount);
   return dir;
+}
+
+// This process's pid namespace, as its inode number.
+std::string pid_namespace() {
+  struct stat st {};
+  return stat("/proc/self/ns/pid", &st) == 0 ? std::to_string(st.st_ino) : "0";
+}
+
+// Deletes the groups under warren/ that were made in pid namespace `pidns` by processes that have
+// exited. A group still holding processes (which PID 1's death signal should have ended) has
+// them killed first, by the Cgroup destructor.
+void sweep_stale_groups(const std::string& pidns) {
+  std::vector<std::string> stale;
+  {
+    std::lock_guard guard(libcgroup_lock());
+    const std::string parent = group_dir("pids", "warren");
+    std::error_code ec;
+    if (parent.empty()) return;
+    for (const auto& entry : std::filesystem::directory_iterator(parent, ec)) {
+      const std::string name = entry.path().filename();
+      if (!entry.is_directory() || !name.starts_with(pidns + "-")) continue;
+      const long pid = std::strtol(name.c_str() + pidns.size() + 1, nullptr, 10);
+      if (pid > 0 && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) stale.push_back(name);
+    }
+  }
+  for (const std::string& name : stale) (void)Cgroup::create(name);  // made whole, then deleted
 }
 
 }  // namespace
@@ -227,13 +255,14 @@ Result<std::unique_ptr<Cgroup>> CgroupPool::acquire(const Limits& limits) {
       group = std::move(free_.back());
       free_.pop_back();
     } else {
-      // Unique among the live pools of every process: pid, this pool, a count.
-      name = std::to_string(getpid()) + "-" +
+      // Unique among the live pools of every process: pid namespace, pid, this pool, a count.
+      name = pid_namespace() + "-" + std::to_string(getpid()) + "-" +
              std::to_string(reinterpret_cast<std::uintptr_t>(this)) + "-" +
              std::to_string(++created_);
     }
   }
   if (!group) {
+    std::call_once(swept_, [] { sweep_stale_groups(pid_namespace()); });
     auto created = Cgroup::create(name);
     if (!created) return tl::unexpected(created.error());
     group = std::move(*created);

@@ -75,6 +75,11 @@ class Cgroup {
 
 // Groups ready for reuse. A group goes back to the pool only once it is empty; at most `keep` are
 // kept, the rest deleted.
+//
+// Groups are named warren/<pid namespace>-<pid>-<pool>-<count>. A supervisor killed with SIGKILL
+// cannot delete its groups, so the first group a pool creates is preceded by a sweep that deletes
+// the groups of supervisors of this pid namespace that no longer exist. Another namespace's
+// numbers mean nothing here: its groups are left alone.
 class CgroupPool {
  public:
   explicit CgroupPool(std::size_t keep) : keep_(keep) {}
@@ -86,6 +91,7 @@ class CgroupPool {
 
  private:
   std::size_t keep_;
+  std::once_flag swept_;
   std::mutex lock_;
   std::vector<std::unique_ptr<Cgroup>> free_;
   std::uint64_t created_ = 0;

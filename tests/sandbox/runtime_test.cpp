@@ -3,6 +3,7 @@
 // root (CI runs as root); elsewhere they skip and say why.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -55,9 +56,26 @@ TEST_F(Reuse, BothStartPathsRunTheSameSandbox) {
   }
 }
 
+// The cgroups on the host named for supervisor `pid` (warren/<pid namespace>-<pid>-...).
+int cgroups_of(pid_t pid) {
+  struct stat ns {};
+  stat("/proc/self/ns/pid", &ns);
+  const std::string prefix = std::to_string(ns.st_ino) + "-" + std::to_string(pid) + "-";
+  const char* parent = std::filesystem::exists("/sys/fs/cgroup/cgroup.controllers")
+                           ? "/sys/fs/cgroup/warren"
+                           : "/sys/fs/cgroup/pids/warren";
+  int count = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(parent, ec))
+    count += entry.path().filename().string().starts_with(prefix);
+  return count;
+}
+
 TEST_F(Reuse, NothingOutlivesACrashedSupervisor) {
   // A supervisor killed with SIGKILL cannot clean up: its spawner sees the socket close and
-  // exits, and PID 1 of every sandbox dies with the spawner.
+  // exits, and PID 1 of every sandbox dies with the spawner. Its cgroups are left behind until
+  // the next pool's sweep deletes them.
+  ASSERT_EQ(runtime.run(policy, Command{{"true"}, std::nullopt})->exit_code, 0);  // a live group
   const std::string marker = unique_sleep(77);
   const pid_t supervisor = fork();
   ASSERT_GE(supervisor, 0);
@@ -76,6 +94,12 @@ TEST_F(Reuse, NothingOutlivesACrashedSupervisor) {
   while (host_processes_with(marker) > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(host_processes_with(marker), 0) << "a sandbox outlived its supervisor";
+
+  EXPECT_EQ(cgroups_of(supervisor), 1) << "the crashed supervisor's cgroup is not where expected";
+  Runtime next;
+  EXPECT_EQ(next.run(policy, Command{{"true"}, std::nullopt})->exit_code, 0);
+  EXPECT_EQ(cgroups_of(supervisor), 0) << "the next pool did not sweep the crashed one's cgroup";
+  EXPECT_EQ(cgroups_of(getpid()), 2) << "the sweep took a live pool's cgroup";
 }
 
 TEST_F(Reuse, StatisticsStartAfreshInAReusedCgroup) {
