@@ -33,10 +33,6 @@ int init_libcgroup() {
   return rc;
 }
 
-bool is_unified() {
-  return access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0;
-}
-
 // The value after `key` in "key value" lines (memory.oom_control, memory.events, cpu.stat).
 std::uint64_t keyed_value(const std::string& text, const std::string& key) {
   for (std::size_t at = 0; at < text.size();) {
@@ -99,7 +95,10 @@ Result<std::unique_ptr<Cgroup>> Cgroup::create(const std::string& name) {
   std::lock_guard guard(libcgroup_lock());
   const std::string path = "warren/" + name;
   std::unique_ptr<Cgroup> cg(new Cgroup());
-  cg->unified_ = is_unified();
+  // v2 when the memory controller's hierarchy is the unified one: on a v2 host, and on a hybrid
+  // host whose controllers were moved to /sys/fs/cgroup/unified.
+  if (const std::string memory = group_dir("memory", ""); !memory.empty())
+    cg->unified_ = access((memory + "/cgroup.controllers").c_str(), F_OK) == 0;
   cg->group_ = cgroup_new_cgroup(path.c_str());
   if (!cg->group_) return tl::unexpected(Error{"cgroup_new_cgroup failed"});
   if (!cgroup_add_controller(cg->group_, "memory") || !cgroup_add_controller(cg->group_, "pids") ||
@@ -120,7 +119,7 @@ Result<std::unique_ptr<Cgroup>> Cgroup::create(const std::string& name) {
       cg->hierarchies_.push_back(*dir);
   }
   const bool v1 = !cg->unified_;
-  cg->peak_.name(cg->memory_ + (v1 ? "/memory.max_usage_in_bytes" : "/memory.peak"), v1);
+  cg->peak_.name(cg->memory_ + (v1 ? "/memory.max_usage_in_bytes" : "/memory.peak"), true);
   cg->oom_.name(cg->memory_ + (v1 ? "/memory.oom_control" : "/memory.events"), false);
   cg->cpu_usage_.name(v1 ? cg->cpuacct_ + "/cpuacct.usage" : cg->cpu_ + "/cpu.stat", v1);
   if (v1)
@@ -180,9 +179,13 @@ Result<void> Cgroup::prepare(const Limits& limits) {
     }
     cpu_quota_ = cpu;
   }
-  // Statistics start afresh. v1 resets peak and CPU time on a write; its OOM counter, and all of
-  // v2's, only count up, so their current values are subtracted later.
-  if (!unified_) {
+  // Statistics start afresh. v1 resets peak and CPU time on a write. v2 resets the peak as seen
+  // through the descriptor written to (Linux 6.12 and later; before, a group whose peak cannot be
+  // reset is not reused). Counters that only count up (OOM kills, v2's CPU time) are subtracted.
+  if (unified_) {
+    reusable_ = peak_.write("reset").has_value();
+    cpu_usec_before_ = keyed_value(cpu_usage_.read(), "usage_usec");
+  } else {
     if (auto r = peak_.write("0"); !r) return r;
     if (auto r = cpu_usage_.write("0"); !r) return r;
   }
@@ -212,7 +215,8 @@ CgroupStats Cgroup::stats() {
   CgroupStats s;
   s.peak_memory_bytes = number(peak_.read());
   s.oom_kills = keyed_value(oom_.read(), "oom_kill");
-  s.cpu_time = unified_ ? std::chrono::microseconds(keyed_value(cpu_usage_.read(), "usage_usec"))
+  s.cpu_time = unified_ ? std::chrono::microseconds(keyed_value(cpu_usage_.read(), "usage_usec") -
+                                                    cpu_usec_before_)
                         : std::chrono::microseconds(number(cpu_usage_.read()) / 1000);
   s.oom_kills -= std::min(s.oom_kills, oom_kills_before_);
   return s;
@@ -273,7 +277,7 @@ Result<std::unique_ptr<Cgroup>> CgroupPool::acquire(const Limits& limits) {
 
 void CgroupPool::release(std::unique_ptr<Cgroup> group) {
   // A group that still holds a process is never handed to another sandbox.
-  if (!group || !group->kill_all()) return;
+  if (!group || !group->reusable() || !group->kill_all()) return;
   std::lock_guard guard(lock_);
   if (free_.size() < keep_) free_.push_back(std::move(group));
 }

@@ -51,6 +51,8 @@ class Cgroup {
   // The descriptors stay the group's.
   Result<std::vector<int>> self_attach_files();
   CgroupStats stats();
+  // False when the group's statistics cannot start afresh for another sandbox.
+  bool reusable() const { return reusable_; }
   // SIGKILL to every process in the group until it is empty; false if it would not empty.
   bool kill_all();
   // The processes in the group, as the host numbers them.
@@ -64,13 +66,15 @@ class Cgroup {
   std::string memory_, pids_, cpu_, cpuacct_;          // the group's directory in each hierarchy
   std::vector<std::string> hierarchies_;               // distinct directories, for attach
   std::string memory_limit_, pids_limit_, cpu_quota_;  // what is set now
+  // Counters that only count up, as they were when this sandbox's statistics started.
   std::uint64_t oom_kills_before_ = 0;
+  std::uint64_t cpu_usec_before_ = 0;  // v2
+  bool reusable_ = true;
   // Read or written at every start and end: kept open (v1 / v2 files).
   ControlFile peak_;                                 // memory.max_usage_in_bytes / memory.peak
   ControlFile oom_;                                  // memory.oom_control / memory.events
   ControlFile cpu_usage_;                            // cpuacct.usage / cpu.stat
-  std::vector<std::unique_ptr<ControlFile>> tasks_;  // v1: `tasks` of each hierarchy  // v1 cannot
-                                                     // reset its OOM counter: this is subtracted
+  std::vector<std::unique_ptr<ControlFile>> tasks_;  // v1: `tasks` of each hierarchy
 };
 
 // Groups ready for reuse. A group goes back to the pool only once it is empty; at most `keep` are
