@@ -6,7 +6,6 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -182,15 +181,12 @@ WARREN_CHILD_CODE void close_inherited_descriptors(const ChildPlan& plan) {
 
   // The command starts as posix_spawn starts a program: sharing this process's memory (nothing to
   // copy) on a stack of its own, with this process paused until it has exec'd or failed. Not
-  // glibc's fork(), which would take locks that other threads of the supervisor may hold.
-  constexpr std::size_t kStack = 64 * 1024;
-  void* stack =
-      mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED) child_fail(plan, "command stack", errno);
-  const pid_t command = clone(run_command, static_cast<char*>(stack) + kStack,
+  // glibc's fork(), which would take locks that other threads of the supervisor may hold. The
+  // stack is a part of this one's, unused while this process is paused.
+  alignas(64) char command_stack[64 * 1024];
+  const pid_t command = clone(run_command, command_stack + sizeof command_stack,
                               CLONE_VM | CLONE_VFORK | SIGCHLD, const_cast<ChildPlan*>(&plan));
   if (command < 0) child_fail(plan, "starting the command", errno);
-  munmap(stack, kStack);
   close(plan.stdin_read);
   close(plan.stdout_write);
   close(plan.stderr_write);

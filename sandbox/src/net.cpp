@@ -90,18 +90,18 @@ void NetnsPool::release(int netns) {
     close(netns);
 }
 
-Result<std::unique_ptr<EnterNetns>> EnterNetns::enter(int netns) {
-  const int previous = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+Result<std::unique_ptr<EnterNetns>> EnterNetns::enter(int netns, int home) {
+  const int previous = home >= 0 ? home : open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (previous < 0)
     return tl::unexpected(
         Error{std::string("opening this thread's network namespace: ") + std::strerror(errno)});
   if (setns(netns, CLONE_NEWNET) != 0) {
     const int err = errno;
-    close(previous);
+    if (home < 0) close(previous);
     return tl::unexpected(
         Error{std::string("entering the sandbox's network namespace: ") + std::strerror(err)});
   }
-  return std::unique_ptr<EnterNetns>(new EnterNetns(previous));
+  return std::unique_ptr<EnterNetns>(new EnterNetns(previous, home < 0));
 }
 
 EnterNetns::~EnterNetns() {
@@ -111,7 +111,7 @@ EnterNetns::~EnterNetns() {
     std::perror("warren: cannot return to the host's network namespace");
     std::abort();
   }
-  close(previous_);
+  if (owned_) close(previous_);
 }
 
 WARREN_CHILD_CODE void bring_loopback_up(const ChildPlan& plan) {

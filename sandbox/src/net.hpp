@@ -35,17 +35,19 @@ class NetnsPool {
 };
 
 // The calling thread enters `netns` for as long as this lives (clone() then gives it to the new
-// sandbox), and returns to the network namespace it was in.
+// sandbox), and returns to the network namespace it was in: `home` when given (a descriptor of
+// that namespace, which stays the caller's), else one opened for the purpose.
 class EnterNetns {
  public:
-  static Result<std::unique_ptr<EnterNetns>> enter(int netns);
+  static Result<std::unique_ptr<EnterNetns>> enter(int netns, int home = -1);
   ~EnterNetns();
   EnterNetns(const EnterNetns&) = delete;
   EnterNetns& operator=(const EnterNetns&) = delete;
 
  private:
-  explicit EnterNetns(int previous) : previous_(previous) {}
+  EnterNetns(int previous, bool owned) : previous_(previous), owned_(owned) {}
   int previous_;
+  bool owned_;
 };
 
 // Child side, rootless: brings up the loopback of the namespace the sandbox created.

@@ -22,9 +22,21 @@ struct Spawned {
   int pidfd = -1;
 };
 
+// What a caller that starts sandboxes one after another keeps between them (the spawner): the
+// network namespace to return to after entering a sandbox's, and the memory of PID 1's stack,
+// which clone() copies into PID 1. Empty, both are made for each start.
+constexpr std::size_t kInitStackSize = 256 * 1024;  // PID 1's
+
+struct SpawnReuse {
+  int home_netns = -1;
+  char* stack = nullptr;
+  std::size_t stack_size = 0;
+};
+
 // `netns` >= 0: the sandbox gets that network namespace. -1: a namespace of its own if
 // `new_netns`, else the caller's.
-Result<Spawned> spawn_init(const ChildPlan& plan, int netns, bool new_netns);
+Result<Spawned> spawn_init(const ChildPlan& plan, int netns, bool new_netns,
+                           const SpawnReuse& reuse = {});
 
 // A small single-threaded process that runs spawn_init for the supervisor: requests go over a
 // socket with the plan as bytes and the descriptors attached, and the reply carries PID 1's

@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -122,7 +123,7 @@ bool executable(const std::string& path) {
 }
 
 // One request: decode it, start PID 1, reply. False when the supervisor is gone.
-bool serve_one(int socket, int self) {
+bool serve_one(int socket, int self, const SpawnReuse& reuse) {
   Header header;
   int fds[kMaxFds];
   int count = 0;
@@ -158,7 +159,7 @@ bool serve_one(int socket, int self) {
     for (int i = 0; i < header.cgroup_files; ++i) plan.cgroup_tasks[i] = fds[kFixedFds + i];
     plan.lifeline = self;
     const int netns = header.has_netns ? fds[expected - 1] : -1;
-    auto result = spawn_init(plan, netns, header.new_netns != 0);
+    auto result = spawn_init(plan, netns, header.new_netns != 0, reuse);
     if (result)
       spawned = *result;
     else
@@ -296,7 +297,12 @@ int spawner_main(int socket) {
     return 1;
   const int children = signalfd(-1, &child, SFD_CLOEXEC | SFD_NONBLOCK);
   const int self = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
-  if (children < 0 || self < 0) return 1;
+  SpawnReuse reuse;
+  reuse.home_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  reuse.stack_size = kInitStackSize;
+  reuse.stack = static_cast<char*>(mmap(nullptr, reuse.stack_size, PROT_READ | PROT_WRITE,
+                                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0));
+  if (children < 0 || self < 0 || reuse.home_netns < 0 || reuse.stack == MAP_FAILED) return 1;
   while (true) {
     pollfd fds[2] = {{3, POLLIN, 0}, {children, POLLIN, 0}};
     if (poll(fds, 2, -1) < 0 && errno != EINTR) return 1;
@@ -307,7 +313,8 @@ int spawner_main(int socket) {
       while (waitpid(-1, nullptr, WNOHANG) > 0) {
       }
     }
-    if (fds[0].revents && !serve_one(3, self)) return 0;  // the supervisor is gone: so are we
+    if (fds[0].revents && !serve_one(3, self, reuse))
+      return 0;  // the supervisor is gone: so are we
   }
 }
 
