@@ -198,6 +198,16 @@ TEST_F(Sandbox, ProcInterfacesAreMaskedOrReadOnly) {
   EXPECT_LE(std::stoi(r.stdout_data.substr(expected.size())), 5);
 }
 
+TEST_F(Sandbox, ProcFilesLeftUnmountedAreClosedByTheKernel) {
+  // /proc/kmsg and /proc/sysvipc get no mount of their own: the kernel's permissions already
+  // refuse them to a sandbox's root, which has no capability on the host.
+  const ExecResult r = run_sh(
+      "head -c1 /proc/kmsg 2>&1 | grep -c 'Permission denied'; "
+      "(echo x > /proc/sysvipc/shm) 2>&1 | grep -c 'Permission denied'; "
+      "id -u");
+  EXPECT_EQ(r.stdout_data, "1\n1\n0\n") << r.stderr_data;
+}
+
 TEST_F(Sandbox, TimeoutKillsTheWholeTreeAndKeepsOutput) {
   policy.limits.timeout = std::chrono::milliseconds(800);
   const std::string marker = unique_sleep(2);
