@@ -90,12 +90,14 @@ TEST_F(Reuse, NothingOutlivesACrashedSupervisor) {
   ASSERT_EQ(host_processes_with(marker), 1) << "the sandboxed sleep did not start";
   EXPECT_EQ(children_of(supervisor), 1) << "expected the supervisor's spawner";
   kill(supervisor, SIGKILL);
+  // Until it is reaped its pid exists, so no sweep (another test's, running beside this one) takes
+  // its group yet.
+  EXPECT_EQ(cgroups_of(supervisor), 1) << "the crashed supervisor's cgroup is not where expected";
   waitpid(supervisor, nullptr, 0);
   while (host_processes_with(marker) > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(host_processes_with(marker), 0) << "a sandbox outlived its supervisor";
 
-  EXPECT_EQ(cgroups_of(supervisor), 1) << "the crashed supervisor's cgroup is not where expected";
   Runtime next;
   EXPECT_EQ(next.run(policy, Command{{"true"}, std::nullopt})->exit_code, 0);
   EXPECT_EQ(cgroups_of(supervisor), 0) << "the next pool did not sweep the crashed one's cgroup";
