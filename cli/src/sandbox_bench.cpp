@@ -87,10 +87,29 @@ std::optional<Latency> latency(Fn one, int runs) {
   return summarize(std::move(ms));
 }
 
+// CPU time the whole machine has spent so far (user, nice, system, irq, softirq), in ms.
+double machine_busy_ms() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  std::uint64_t user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
+  in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq;
+  return static_cast<double>(user + nice + system + irq + softirq) * 1000.0 /
+         static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+struct Throughput {
+  double per_s = 0;
+  // Machine CPU time per command while the workers ran: on a saturated machine the throughput is
+  // its inverse, and unlike commands/s it does not move with the speed of the other tenants'
+  // hours.
+  double cpu_ms_each = 0;
+};
+
 // Commands per second with `concurrency` workers sharing `runs` commands.
 template <class Fn>
-std::optional<double> throughput(Fn one, int runs, int concurrency) {
+std::optional<Throughput> throughput(Fn one, int runs, int concurrency) {
   std::atomic<int> next{0}, failed{0};
+  const double busy_before = machine_busy_ms();
   const auto t = Clock::now();
   std::vector<std::thread> workers;
   for (int w = 0; w < concurrency; ++w)
@@ -100,7 +119,7 @@ std::optional<double> throughput(Fn one, int runs, int concurrency) {
     });
   for (auto& w : workers) w.join();
   if (failed) return std::nullopt;
-  return runs / (elapsed_ms(t) / 1000.0);
+  return Throughput{runs / (elapsed_ms(t) / 1000.0), (machine_busy_ms() - busy_before) / runs};
 }
 
 long mem_available_kib() {
@@ -247,7 +266,8 @@ int run_sandbox_bench(int runs, int concurrency, int idle, bool compare_bwrap, b
     if (!lat || !tput) return false;
     report[name] = {
         {"start_latency_ms", {{"p50", lat->p50_ms}, {"p99", lat->p99_ms}, {"mean", lat->mean_ms}}},
-        {"throughput_per_s", *tput}};
+        {"throughput_per_s", tput->per_s},
+        {"cpu_ms_per_command", tput->cpu_ms_each}};
     return true;
   };
   // One runtime for every warren sandbox of the run, as a long-lived Warren process has.
@@ -290,16 +310,21 @@ int run_sandbox_bench(int runs, int concurrency, int idle, bool compare_bwrap, b
     write_stdout(report.dump(2) + "\n");
     return 0;
   }
-  std::printf("%-8s %10s %10s %10s %14s\n", "", "p50 ms", "p99 ms", "mean ms", "commands/s");
+  std::printf("%-8s %10s %10s %10s %14s %12s\n", "", "p50 ms", "p99 ms", "mean ms", "commands/s",
+              "CPU ms each");
   for (const char* name : {"warren", "bwrap"}) {
     if (!report.contains(name)) continue;
     const auto& r = report[name];
-    std::printf("%-8s %10.2f %10.2f %10.2f %14.0f\n", name,
+    std::printf("%-8s %10.2f %10.2f %10.2f %14.0f %12.2f\n", name,
                 r["start_latency_ms"]["p50"].get<double>(),
                 r["start_latency_ms"]["p99"].get<double>(),
-                r["start_latency_ms"]["mean"].get<double>(), r["throughput_per_s"].get<double>());
+                r["start_latency_ms"]["mean"].get<double>(), r["throughput_per_s"].get<double>(),
+                r["cpu_ms_per_command"].get<double>());
   }
-  std::printf("(%d runs of /bin/true; throughput at concurrency %d)\n", runs, concurrency);
+  std::printf(
+      "(%d runs of /bin/true; throughput and the machine's CPU time per command at concurrency "
+      "%d)\n",
+      runs, concurrency);
   if (report.contains("idle")) {
     const auto& held = report["idle"];
     std::printf("idle, %d held at once, host MiB each: warren sandbox %.2f, warren session %.2f",
