@@ -101,6 +101,14 @@ void print_report(const Json& r) {
               r["usage"].value("cost_usd", 0.0));
 }
 
+// The report on stdout: JSON with --json, else the summary.
+void show_report(const EvalFlags& f, const Json& report) {
+  if (f.json)
+    write_stdout(report.dump(2) + "\n");
+  else
+    print_report(report);
+}
+
 // The files a report can also go to: --html and --predictions. False (with the message printed)
 // when one cannot be written.
 bool write_outputs(const std::string& command, const EvalFlags& f, const storage::Store& store,
@@ -185,15 +193,10 @@ int eval_command(const EvalFlags& f) {
   auto report = ev::eval_report(**store, (*result)->run);
   if (!report) return fail("eval", report.error().message);
   if (!write_outputs("eval", f, **store, *report)) return 2;
-  if (f.json) {
-    write_stdout(report->dump(2) + "\n");
-  } else {
-    print_report(*report);
-    if (s.agent == "oracle" && !(*report)["unresolved"].empty())
-      std::cerr << "warren eval: the oracle could not solve " << (*report)["unresolved"].size()
-                << " task(s): the suite is broken there: " << (*report)["unresolved"].dump()
-                << "\n";
-  }
+  show_report(f, *report);
+  if (!f.json && s.agent == "oracle" && !(*report)["unresolved"].empty())
+    std::cerr << "warren eval: the oracle could not solve " << (*report)["unresolved"].size()
+              << " task(s): the suite is broken there: " << (*report)["unresolved"].dump() << "\n";
   return 0;
 }
 
@@ -203,10 +206,7 @@ int report_command(const EvalFlags& f) {
   auto report = ev::eval_report(**store, f.resume);
   if (!report) return fail("report", report.error().message);
   if (!write_outputs("report", f, **store, *report)) return 2;
-  if (f.json)
-    write_stdout(report->dump(2) + "\n");
-  else
-    print_report(*report);
+  show_report(f, *report);
   return 0;
 }
 
@@ -217,10 +217,7 @@ int merge_command(const EvalFlags& f) {
   if (!merged) return fail("eval merge", merged.error().message);
   auto report = ev::eval_report(**store, merged->front());
   if (!report) return fail("eval merge", report.error().message);
-  if (f.json)
-    write_stdout(report->dump(2) + "\n");
-  else
-    print_report(*report);
+  show_report(f, *report);
   return 0;
 }
 

@@ -250,6 +250,8 @@ bool Cgroup::kill_all() {
   return processes().empty();
 }
 
+CgroupPool::CgroupPool(std::size_t keep) : keep_(keep), pid_namespace_(pid_namespace()) {}
+
 Result<std::unique_ptr<Cgroup>> CgroupPool::acquire(const Limits& limits) {
   std::unique_ptr<Cgroup> group;
   std::string name;
@@ -260,13 +262,13 @@ Result<std::unique_ptr<Cgroup>> CgroupPool::acquire(const Limits& limits) {
       free_.pop_back();
     } else {
       // Unique among the live pools of every process: pid namespace, pid, this pool, a count.
-      name = pid_namespace() + "-" + std::to_string(getpid()) + "-" +
+      name = pid_namespace_ + "-" + std::to_string(getpid()) + "-" +
              std::to_string(reinterpret_cast<std::uintptr_t>(this)) + "-" +
              std::to_string(++created_);
     }
   }
   if (!group) {
-    std::call_once(swept_, [] { sweep_stale_groups(pid_namespace()); });
+    std::call_once(swept_, [this] { sweep_stale_groups(pid_namespace_); });
     auto created = Cgroup::create(name);
     if (!created) return tl::unexpected(created.error());
     group = std::move(*created);

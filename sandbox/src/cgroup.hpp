@@ -86,7 +86,7 @@ class Cgroup {
 // numbers mean nothing here: its groups are left alone.
 class CgroupPool {
  public:
-  explicit CgroupPool(std::size_t keep) : keep_(keep) {}
+  explicit CgroupPool(std::size_t keep);
   CgroupPool(const CgroupPool&) = delete;
   CgroupPool& operator=(const CgroupPool&) = delete;
 
@@ -95,6 +95,7 @@ class CgroupPool {
 
  private:
   std::size_t keep_;
+  std::string pid_namespace_;  // this process's, as its inode number: the first part of names
   std::once_flag swept_;
   std::mutex lock_;
   std::vector<std::unique_ptr<Cgroup>> free_;
