@@ -58,16 +58,14 @@ Result<Json> eval_report(const storage::Store& store, storage::RunId id) {
   auto trials = store.load_trials(id);
   if (!tasks || !trials)
     return tl::unexpected(Error{(!tasks ? tasks.error() : trials.error()).message});
-  auto summaries = store.list_runs();
+  auto summary = store.summarize_run(id);
   Json totals = Json::object();
-  if (summaries)
-    for (const auto& s : *summaries)
-      if (s.run.id == id)
-        totals = {{"prompt_tokens", s.prompt_tokens},
-                  {"completion_tokens", s.completion_tokens},
-                  {"cached_tokens", s.cached_tokens},
-                  {"cost_usd", s.cost_usd},
-                  {"steps", s.steps}};
+  if (summary)
+    totals = {{"prompt_tokens", summary->prompt_tokens},
+              {"completion_tokens", summary->completion_tokens},
+              {"cached_tokens", summary->cached_tokens},
+              {"cost_usd", summary->cost_usd},
+              {"steps", summary->steps}};
 
   std::map<storage::TaskId, std::vector<const storage::Trial*>> by_task;
   for (const storage::Trial& t : *trials)

@@ -96,8 +96,11 @@ Result<std::vector<Trial>> trials_where(Store::Impl& impl, const std::string& wh
 
 }  // namespace
 
-Result<std::vector<RunSummary>> Store::list_runs() const {
-  // Totals per run in one pass: trial counts from trials, step and token sums from model_calls.
+namespace {
+
+// Runs with totals over their trials in one pass: trial counts from trials, step and token sums
+// from model_calls. Every run, or only `only` when it is set.
+Result<std::vector<RunSummary>> summarize(Store::Impl& impl, std::optional<RunId> only) {
   const std::string sql = std::string("SELECT ") + kRunColumns + R"sql(,
       (SELECT count(*) FROM tasks t WHERE t.run_id = r.id),
       (SELECT count(*) FROM trials t WHERE t.run_id = r.id),
@@ -109,12 +112,17 @@ Result<std::vector<RunSummary>> Store::list_runs() const {
       SELECT t.run_id AS run_id, sum(c.prompt_tokens) AS prompt,
              sum(c.completion_tokens) AS completion, sum(c.cached_tokens) AS cached,
              sum(c.cost_usd) AS cost
-      FROM model_calls c JOIN trials t ON c.trial_id = t.id GROUP BY t.run_id
+      FROM model_calls c JOIN trials t ON c.trial_id = t.id
+      WHERE ?1 IS NULL OR t.run_id = ?1 GROUP BY t.run_id
     ) m ON m.run_id = r.id
+    WHERE ?1 IS NULL OR r.id = ?1
     ORDER BY r.id)sql";
   std::vector<RunSummary> runs;
   auto ok = query(
-      *impl_, sql.c_str(), [](Statement&) {},
+      impl, sql.c_str(),
+      [&](Statement& st) {
+        if (only) st.bind(1, *only);
+      },
       [&](const Statement& st) {
         RunSummary s;
         s.run = run_row(st);
@@ -131,6 +139,17 @@ Result<std::vector<RunSummary>> Store::list_runs() const {
       });
   if (!ok) return tl::unexpected(ok.error());
   return runs;
+}
+
+}  // namespace
+
+Result<std::vector<RunSummary>> Store::list_runs() const {
+  return summarize(*impl_, std::nullopt);
+}
+
+Result<RunSummary> Store::summarize_run(RunId id) const {
+  return exactly_one<RunSummary>(summarize(*impl_, id),
+                                 "run " + std::to_string(id) + " in " + path().string());
 }
 
 Result<Run> Store::load_run(RunId id) const {

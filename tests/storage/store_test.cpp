@@ -345,6 +345,17 @@ TEST_F(StoreTest, ListRunsTotalsTokensCostAndOutcomes) {
   EXPECT_EQ((*runs)[1].trials, 0);
   EXPECT_EQ((*runs)[1].cost_usd, 0);
 
+  // One run alone: the same totals, none of the other run's.
+  auto one = store->summarize_run(run);
+  ASSERT_TRUE(one) << one.error().message;
+  EXPECT_EQ(one->run.id, run);
+  EXPECT_EQ(one->trials, 2);
+  EXPECT_EQ(one->steps, 3);
+  EXPECT_EQ(one->prompt_tokens, 3000);
+  EXPECT_NEAR(one->cost_usd, 0.003, 1e-12);
+  EXPECT_EQ(store->summarize_run(other)->trials, 0);
+  EXPECT_FALSE(store->summarize_run(other + 1));
+
   auto missing = store->load_run(other + 1);
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().message.rfind("no run " + std::to_string(other + 1), 0), 0u);

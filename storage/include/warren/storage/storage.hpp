@@ -194,6 +194,7 @@ class Store {
 
   // Reads (a connection of their own; they see every committed write).
   Result<std::vector<RunSummary>> list_runs() const;
+  Result<RunSummary> summarize_run(RunId run) const;  // one run of list_runs
   Result<Run> load_run(RunId run) const;
   Result<std::vector<Task>> load_tasks(RunId run) const;
   Result<std::vector<Trial>> load_trials(RunId run) const;
