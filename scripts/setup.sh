@@ -14,6 +14,8 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 bubblewrap openssl ca-certificates git
   python3-pytest
+  # the cgroup v2 test VM (scripts/cgroup2-vm.sh)
+  qemu-system-x86 busybox-static xz-utils
 )
 
 missing=()

@@ -10,6 +10,9 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "control_file.hpp"
@@ -88,6 +91,19 @@ void sweep_stale_groups(const std::string& pidns) {
   for (const std::string& name : stale) (void)Cgroup::create(name);  // made whole, then deleted
 }
 
+// On v2 a child gets a controller only when its parent lists it in cgroup.subtree_control.
+// libcgroup enables them in warren/ but not in the hierarchy's root, which systemd fills on most v2
+// hosts and nothing fills on a bare one (a container's or VM's init).
+Result<void> enable_v2_controllers(const std::string& root) {
+  std::istringstream enabled(read_control(root + "/cgroup.subtree_control"));
+  const std::set<std::string> have{std::istream_iterator<std::string>(enabled), {}};
+  std::string wanted;
+  for (const char* controller : {"memory", "pids", "cpu"})
+    if (!have.contains(controller)) wanted += std::string(wanted.empty() ? "+" : " +") + controller;
+  if (wanted.empty()) return {};
+  return write_control(root + "/cgroup.subtree_control", wanted);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Cgroup>> Cgroup::create(const std::string& name) {
@@ -97,8 +113,12 @@ Result<std::unique_ptr<Cgroup>> Cgroup::create(const std::string& name) {
   std::unique_ptr<Cgroup> cg(new Cgroup());
   // v2 when the memory controller's hierarchy is the unified one: on a v2 host, and on a hybrid
   // host whose controllers were moved to /sys/fs/cgroup/unified.
-  if (const std::string memory = group_dir("memory", ""); !memory.empty())
+  if (const std::string memory = group_dir("memory", ""); !memory.empty()) {
     cg->unified_ = access((memory + "/cgroup.controllers").c_str(), F_OK) == 0;
+    if (cg->unified_)
+      if (auto enabled = enable_v2_controllers(memory); !enabled)
+        return tl::unexpected(enabled.error());
+  }
   cg->group_ = cgroup_new_cgroup(path.c_str());
   if (!cg->group_) return tl::unexpected(Error{"cgroup_new_cgroup failed"});
   if (!cgroup_add_controller(cg->group_, "memory") || !cgroup_add_controller(cg->group_, "pids") ||

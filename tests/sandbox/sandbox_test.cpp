@@ -113,9 +113,14 @@ TEST_F(Sandbox, ForkBombIsContained) {
   policy.limits.timeout = std::chrono::seconds(5);
   const std::string marker = unique_sleep(1);
   const ExecResult r =
-      run_sh("bomb() { sleep " + marker + " & bomb & }; bomb; sleep 1; echo survived");
+      // Each level waits for the next, so the script goes on only once the limit has stopped a
+      // fork.
+      run_sh("bomb() { sleep " + marker + " & (bomb); }; bomb; echo survived");
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.stdout_data, "survived\n");
   EXPECT_EQ(host_processes_with(marker), 0) << "fork bomb processes outlived the sandbox";
-  EXPECT_NE(r.stderr_data.find("Cannot fork"), std::string::npos) << r.stderr_data;
+  EXPECT_NE(r.stderr_data.find("Cannot fork"), std::string::npos)
+      << "exit " << r.exit_code << ", stdout: " << r.stdout_data << ", stderr: " << r.stderr_data;
 }
 
 TEST_F(Sandbox, MemoryBombIsOomKilledAndReportedSo) {
