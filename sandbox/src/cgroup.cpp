@@ -28,14 +28,6 @@ std::mutex& libcgroup_lock() {
   return lock;
 }
 
-// libcgroup keeps its mount table in library state: it is initialised once per process.
-int init_libcgroup() {
-  static std::once_flag once;
-  static int rc = 0;
-  std::call_once(once, [] { rc = cgroup_init(); });
-  return rc;
-}
-
 // The value after `key` in "key value" lines (memory.oom_control, memory.events, cpu.stat).
 std::uint64_t keyed_value(const std::string& text, const std::string& key) {
   for (std::size_t at = 0; at < text.size();) {
@@ -65,6 +57,45 @@ std::string group_dir(const char* controller, const std::string& name) {
   return dir;
 }
 
+// On v2 a child gets a controller only when its parent lists it in cgroup.subtree_control.
+// libcgroup enables them in warren/ but not in the hierarchy's root, which systemd fills on most v2
+// hosts and nothing fills on a bare one (a container's or VM's init).
+Result<void> enable_v2_controllers(const std::string& root) {
+  std::istringstream enabled(read_control(root + "/cgroup.subtree_control"));
+  const std::set<std::string> have{std::istream_iterator<std::string>(enabled), {}};
+  std::string wanted;
+  for (const char* controller : {"memory", "pids", "cpu"})
+    if (!have.contains(controller)) wanted += std::string(wanted.empty() ? "+" : " +") + controller;
+  if (wanted.empty()) return {};
+  return write_control(root + "/cgroup.subtree_control", wanted);
+}
+
+// What a process learns of the host's cgroups once, before its first group: libcgroup's mount
+// table (kept in library state), whether the memory controller's hierarchy is the unified one (on
+// a v2 host, and on a hybrid host whose controllers were moved to /sys/fs/cgroup/unified), and,
+// on v2, the controllers enabled in the root. Every use of libcgroup comes after it, the sweep of
+// stale groups included.
+struct HostCgroups {
+  Result<void> ready;
+  bool unified = false;
+};
+
+const HostCgroups& host_cgroups() {
+  static const HostCgroups host = [] {
+    HostCgroups h;
+    std::lock_guard guard(libcgroup_lock());
+    if (const int rc = cgroup_init(); rc != 0) {
+      h.ready = cg_error("cgroup_init", rc);
+      return h;
+    }
+    const std::string root = group_dir("memory", "");
+    h.unified = !root.empty() && access((root + "/cgroup.controllers").c_str(), F_OK) == 0;
+    if (h.unified) h.ready = enable_v2_controllers(root);
+    return h;
+  }();
+  return host;
+}
+
 // This process's pid namespace, as its inode number.
 std::string pid_namespace() {
   struct stat st {};
@@ -75,6 +106,7 @@ std::string pid_namespace() {
 // exited. A group still holding processes (which PID 1's death signal should have ended) has
 // them killed first, by the Cgroup destructor.
 void sweep_stale_groups(const std::string& pidns) {
+  if (!host_cgroups().ready) return;
   std::vector<std::string> stale;
   {
     std::lock_guard guard(libcgroup_lock());
@@ -91,34 +123,15 @@ void sweep_stale_groups(const std::string& pidns) {
   for (const std::string& name : stale) (void)Cgroup::create(name);  // made whole, then deleted
 }
 
-// On v2 a child gets a controller only when its parent lists it in cgroup.subtree_control.
-// libcgroup enables them in warren/ but not in the hierarchy's root, which systemd fills on most v2
-// hosts and nothing fills on a bare one (a container's or VM's init).
-Result<void> enable_v2_controllers(const std::string& root) {
-  std::istringstream enabled(read_control(root + "/cgroup.subtree_control"));
-  const std::set<std::string> have{std::istream_iterator<std::string>(enabled), {}};
-  std::string wanted;
-  for (const char* controller : {"memory", "pids", "cpu"})
-    if (!have.contains(controller)) wanted += std::string(wanted.empty() ? "+" : " +") + controller;
-  if (wanted.empty()) return {};
-  return write_control(root + "/cgroup.subtree_control", wanted);
-}
-
 }  // namespace
 
 Result<std::unique_ptr<Cgroup>> Cgroup::create(const std::string& name) {
-  if (const int rc = init_libcgroup(); rc != 0) return cg_error("cgroup_init", rc);
+  const HostCgroups& host = host_cgroups();
+  if (!host.ready) return tl::unexpected(host.ready.error());
   std::lock_guard guard(libcgroup_lock());
   const std::string path = "warren/" + name;
   std::unique_ptr<Cgroup> cg(new Cgroup());
-  // v2 when the memory controller's hierarchy is the unified one: on a v2 host, and on a hybrid
-  // host whose controllers were moved to /sys/fs/cgroup/unified.
-  if (const std::string memory = group_dir("memory", ""); !memory.empty()) {
-    cg->unified_ = access((memory + "/cgroup.controllers").c_str(), F_OK) == 0;
-    if (cg->unified_)
-      if (auto enabled = enable_v2_controllers(memory); !enabled)
-        return tl::unexpected(enabled.error());
-  }
+  cg->unified_ = host.unified;
   cg->group_ = cgroup_new_cgroup(path.c_str());
   if (!cg->group_) return tl::unexpected(Error{"cgroup_new_cgroup failed"});
   if (!cgroup_add_controller(cg->group_, "memory") || !cgroup_add_controller(cg->group_, "pids") ||

@@ -41,10 +41,15 @@ int children_of(pid_t parent) {
   return count;
 }
 
+// A v2 host, with the unified hierarchy at /sys/fs/cgroup (as in scripts/cgroup2-vm.sh's VMs).
+bool unified_host() {
+  return std::filesystem::exists("/sys/fs/cgroup/cgroup.controllers");
+}
+
 // Whether a pool keeps its cgroups: always on v1; on v2 only where memory.peak can be reset
 // (Linux 6.12 and later), since a reused group must not report an earlier sandbox's peak.
 bool cgroups_are_reused() {
-  if (!std::filesystem::exists("/sys/fs/cgroup/cgroup.controllers")) return true;
+  if (!unified_host()) return true;
   utsname host{};
   uname(&host);
   int major = 0, minor = 0;
@@ -74,9 +79,7 @@ int cgroups_of(pid_t pid) {
   struct stat ns {};
   stat("/proc/self/ns/pid", &ns);
   const std::string prefix = std::to_string(ns.st_ino) + "-" + std::to_string(pid) + "-";
-  const char* parent = std::filesystem::exists("/sys/fs/cgroup/cgroup.controllers")
-                           ? "/sys/fs/cgroup/warren"
-                           : "/sys/fs/cgroup/pids/warren";
+  const char* parent = unified_host() ? "/sys/fs/cgroup/warren" : "/sys/fs/cgroup/pids/warren";
   int count = 0;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(parent, ec))
@@ -87,10 +90,8 @@ int cgroups_of(pid_t pid) {
 TEST_F(Reuse, NothingOutlivesACrashedSupervisor) {
   // A supervisor killed with SIGKILL cannot clean up: its spawner sees the socket close and
   // exits, and PID 1 of every sandbox dies with the spawner. Its cgroups are left behind until
-  // the next pool's sweep deletes them.
-  // A live pool's group: a session's, which it holds whether or not this host reuses groups.
-  auto session = Session::start(runtime, policy);
-  ASSERT_TRUE(session) << session.error().message;
+  // the next pool's sweep deletes them. This process makes no group before the crash, so the
+  // first sweep is also this process's first use of cgroups.
   const std::string marker = unique_sleep(77);
   const pid_t supervisor = fork();
   ASSERT_GE(supervisor, 0);
@@ -113,10 +114,13 @@ TEST_F(Reuse, NothingOutlivesACrashedSupervisor) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(host_processes_with(marker), 0) << "a sandbox outlived its supervisor";
 
-  Runtime next;
-  EXPECT_EQ(next.run(policy, Command{{"true"}, std::nullopt})->exit_code, 0);
+  // A live pool's group: a session's, which it holds whether or not this host reuses groups.
+  auto session = Session::start(runtime, policy);
+  ASSERT_TRUE(session) << session.error().message;
   EXPECT_EQ(cgroups_of(supervisor), 0) << "the next pool did not sweep the crashed one's cgroup";
-  // Sweeping the session's group would have killed its shell.
+
+  Runtime next;  // its sweep runs beside the session; taking the session's group kills its shell
+  EXPECT_EQ(next.run(policy, Command{{"true"}, std::nullopt})->exit_code, 0);
   EXPECT_GE(cgroups_of(getpid()), 1) << "the sweep took a live pool's cgroup";
   const auto still = (*session)->exec("echo alive");
   ASSERT_TRUE(still) << still.error().message;
