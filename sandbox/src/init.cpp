@@ -38,11 +38,12 @@ WARREN_CHILD_CODE void write_all(int fd, const char* text) {
   }
 }
 
-// Reports "<kind><what>: <error>" (kind 'S' for setup, 'E' for exec) and exits.
+// Reports "<kind><before><what>: <error>" (kind 'S' for setup, 'E' for exec) and exits.
 [[noreturn]] WARREN_CHILD_CODE void report(const ChildPlan& plan, char kind, const char* what,
-                                           int err) {
+                                           int err, const char* before = "") {
   const char prefix[2] = {kind, '\0'};
   write_all(plan.error_write, prefix);
+  write_all(plan.error_write, before);
   write_all(plan.error_write, what);
   write_all(plan.error_write, ": ");
   const char* desc = strerrordesc_np(err);
@@ -79,15 +80,7 @@ WARREN_CHILD_CODE int run_command(void* plan_arg) {
   const ChildPlan& plan = *static_cast<const ChildPlan*>(plan_arg);
   // Signals as a freshly started program expects them, whatever the supervisor (or the spawner,
   // which blocks SIGCHLD) had: none blocked, none ignored.
-  // The raw call: glibc's sigaction refuses the two real-time signals it keeps for itself.
-  struct {
-    void (*handler)(int) = SIG_DFL;
-    unsigned long flags = 0;
-    void (*restorer)() = nullptr;
-    std::uint64_t mask = 0;
-  } default_action;
-  for (int sig = 1; sig <= 64; ++sig)
-    syscall(SYS_rt_sigaction, sig, &default_action, nullptr, sizeof default_action.mask);
+  if (!plan.signals_default) reset_signal_actions();
   const std::uint64_t none = 0;
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof none);
   umask(022);
@@ -129,8 +122,21 @@ WARREN_CHILD_CODE void close_inherited_descriptors(const ChildPlan& plan) {
 
 }  // namespace
 
-[[noreturn]] WARREN_CHILD_CODE void child_fail(const ChildPlan& plan, const char* what, int err) {
-  report(plan, 'S', what, err);
+WARREN_CHILD_CODE void reset_signal_actions() {
+  // The raw call: glibc's sigaction refuses the two real-time signals it keeps for itself.
+  struct {
+    void (*handler)(int) = SIG_DFL;
+    unsigned long flags = 0;
+    void (*restorer)() = nullptr;
+    std::uint64_t mask = 0;
+  } default_action;
+  for (int sig = 1; sig <= 64; ++sig)
+    syscall(SYS_rt_sigaction, sig, &default_action, nullptr, sizeof default_action.mask);
+}
+
+[[noreturn]] WARREN_CHILD_CODE void child_fail(const ChildPlan& plan, const char* what, int err,
+                                               const char* before) {
+  report(plan, 'S', what, err, before);
 }
 
 [[noreturn]] WARREN_CHILD_CODE void sandbox_init(const ChildPlan& plan) {

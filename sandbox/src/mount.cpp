@@ -43,7 +43,8 @@ bool overlay_safe(const std::string& path) {
   return path.find_first_of(",:\\") == std::string::npos;
 }
 
-// Mkdir steps for `path` (absolute, inside the new root) and each of its missing parents.
+// Mkdir steps for `path` (absolute, inside the new root) and each of its missing parents, the new
+// root being at `new_root` (or "." once PID 1 works inside it).
 void plan_directories(const std::string& new_root, const std::string& path,
                       std::vector<FsStep>& pre, Strings& strings) {
   for (std::size_t slash = path.find('/', 1);; slash = path.find('/', slash + 1)) {
@@ -210,29 +211,40 @@ Result<void> plan_filesystem(const Policy& policy, const HostView& host,
                              const std::string& templates, ChildPlan& plan, Strings& strings) {
   const std::string& new_root = host.staging;
   if (auto checked = check_workspace_path(policy.workspace_path); !checked) return checked;
+  if (!policy.rootfs.empty() && !fs::is_directory(policy.rootfs))
+    return tl::unexpected(Error{"--rootfs " + policy.rootfs + " is not a directory"});
   auto& pre = plan.before_pivot;
   auto& post = plan.after_pivot;
-  auto in_root = [&](const std::string& path) { return strings.keep(new_root + path); };
 
   // The writable layer: everything not bound below lives in this size-limited tmpfs, or in an
   // overlay over a snapshot whose upper layer is such a tmpfs.
   const std::string size = "size=" + std::to_string(policy.limits.disk_bytes) + ",mode=0755";
   const bool layered = !policy.snapshot.empty();
-  if (layered)
+  if (layered) {
     if (auto planned = plan_snapshot_layer(policy, new_root, size, plan, strings); !planned)
       return planned;
-  if (policy.rootfs.empty()) {
-    if (!layered)
-      pre.push_back(
-          {FsStep::Mount, strings.keep(new_root), "tmpfs", "tmpfs", kSafe, strings.keep(size)});
-    plan_system_view(host, templates, in_root, pre, strings);
-  } else if (!fs::is_directory(policy.rootfs)) {
-    return tl::unexpected(Error{"--rootfs " + policy.rootfs + " is not a directory"});
-  } else if (!layered) {
+  } else if (policy.rootfs.empty()) {
+    pre.push_back(
+        {FsStep::Mount, strings.keep(new_root), "tmpfs", "tmpfs", kSafe, strings.keep(size)});
+  } else {
     // The image is bound read-only; its writable places get size-limited tmpfs mounts.
     pre.push_back({FsStep::Mount, strings.keep(new_root), strings.keep(policy.rootfs), nullptr,
                    MS_BIND | MS_REC});
     pre.push_back({FsStep::RemountReadOnly, strings.keep(new_root)});
+  }
+
+  // With the root mounted, PID 1 works from inside it: every later path is relative, which spares
+  // each of the few dozen steps of a start the walk from / down to the staging directory.
+  pre.push_back({FsStep::EnterDirectory, strings.keep(new_root)});
+  auto in_root = [&](const std::string& path) {
+    return strings.keep(path == "/" ? "." : path.substr(1));
+  };
+  const std::string relative_templates =
+      templates.empty() ? "" : fs::path(templates).lexically_relative(new_root).string();
+
+  if (policy.rootfs.empty()) {
+    plan_system_view(host, relative_templates, in_root, pre, strings);
+  } else if (!layered) {
     for (const char* dir : {"/tmp", "/root", "/home", "/run", "/var/tmp"}) {
       pre.push_back({FsStep::Mkdir, in_root(dir), nullptr, nullptr, 0, nullptr, 0755, true});
       pre.push_back(
@@ -253,8 +265,8 @@ Result<void> plan_filesystem(const Policy& policy, const HostView& host,
   if (templates.empty()) {
     plan_dev(in_root("/dev"), false, pre, strings);
   } else {
-    pre.push_back({FsStep::Mount, in_root("/dev"), strings.keep(templates + "/dev"), nullptr,
-                   MS_BIND | MS_REC});
+    pre.push_back({FsStep::Mount, in_root("/dev"), strings.keep(relative_templates + "/dev"),
+                   nullptr, MS_BIND | MS_REC});
   }
   pre.push_back({FsStep::Mount, in_root("/dev/pts"), "devpts", "devpts", MS_NOSUID | MS_NOEXEC,
                  "newinstance,ptmxmode=0666,mode=0620"});
@@ -263,7 +275,7 @@ Result<void> plan_filesystem(const Policy& policy, const HostView& host,
   if (!policy.workspace.empty()) {
     if (!fs::is_directory(policy.workspace))
       return tl::unexpected(Error{"--workspace " + policy.workspace + " is not a directory"});
-    plan_directories(new_root, policy.workspace_path, pre, strings);
+    plan_directories(".", policy.workspace_path, pre, strings);
     pre.push_back({FsStep::Mount, in_root(policy.workspace_path),
                    strings.keep(fs::absolute(policy.workspace)), nullptr, kBind});
     plan.workdir = strings.keep(policy.workspace_path);
@@ -317,6 +329,9 @@ WARREN_CHILD_CODE int run_fs_step(const FsStep& s) {
       rc = mknod(s.path, S_IFCHR | s.mode, static_cast<dev_t>(s.flags));
       if (rc == 0) rc = chmod(s.path, s.mode);
       break;
+    case FsStep::EnterDirectory:
+      rc = chdir(s.path);
+      break;
     case FsStep::RemountReadOnly:
       // A bind remount must repeat the flags the kernel has locked (nosuid, nodev, noexec): the
       // step's flags, nosuid and nodev when it has none.
@@ -329,7 +344,9 @@ WARREN_CHILD_CODE int run_fs_step(const FsStep& s) {
 
 WARREN_CHILD_CODE void apply_fs_steps(const ChildPlan& plan, const std::vector<FsStep>& steps) {
   for (const FsStep& s : steps)
-    if (const int err = run_fs_step(s); err != 0) child_fail(plan, s.path, err);
+    if (const int err = run_fs_step(s);
+        err != 0)  // a relative path is named as the sandbox sees it
+      child_fail(plan, s.path, err, s.path[0] == '/' ? "" : "/");
 }
 
 }  // namespace warren::sandbox::detail

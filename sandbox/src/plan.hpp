@@ -25,9 +25,10 @@ struct Strings {
   std::deque<std::string> store;
 };
 
-// One filesystem operation, with paths already absolute.
+// One filesystem operation. Paths are absolute, or relative to the directory of the last
+// EnterDirectory step.
 struct FsStep {
-  enum Kind { Mkdir, Symlink, Touch, Mount, RemountReadOnly, DeviceNode } kind;
+  enum Kind { Mkdir, Symlink, Touch, Mount, RemountReadOnly, DeviceNode, EnterDirectory } kind;
   const char* path;              // target
   const char* source = nullptr;  // Mount: source; Symlink: link text
   const char* fstype = nullptr;
@@ -49,6 +50,9 @@ struct ChildPlan {
   int status_write = -1;  // PID 1 writes the command's wait status here
   int stdin_read = -1, stdout_write = -1, stderr_write = -1;
   int lifeline = -1;  // the spawner's pidfd: readable once it has exited
+  // Every signal's action is the default already (the spawner's are): the command need not set
+  // each one again. Not part of the encoded plan: the spawner says it of itself.
+  bool signals_default = false;
   // cgroup v1 `tasks` files PID 1 writes "0" into to join its cgroup (see Cgroup).
   static constexpr int kMaxCgroupFiles = 4;
   int cgroup_tasks[kMaxCgroupFiles] = {-1, -1, -1, -1};
@@ -78,7 +82,12 @@ bool decode_plan(std::string_view bytes, ChildPlan& plan, Strings& strings,
 // reports the command's status. Never returns.
 [[noreturn]] WARREN_CHILD_CODE void sandbox_init(const ChildPlan& plan);
 
-// Setup failure reporting from the child: "<what>: <strerror>" on the error pipe, then exit.
-[[noreturn]] WARREN_CHILD_CODE void child_fail(const ChildPlan& plan, const char* what, int err);
+// Every signal's action to the default (an ignored signal would stay ignored across exec).
+WARREN_CHILD_CODE void reset_signal_actions();
+
+// Setup failure reporting from the child: "<before><what>: <strerror>" on the error pipe, then
+// exit.
+[[noreturn]] WARREN_CHILD_CODE void child_fail(const ChildPlan& plan, const char* what, int err,
+                                               const char* before = "");
 
 }  // namespace warren::sandbox::detail

@@ -158,6 +158,7 @@ bool serve_one(int socket, int self, const SpawnReuse& reuse) {
     plan.stderr_write = fds[5];
     for (int i = 0; i < header.cgroup_files; ++i) plan.cgroup_tasks[i] = fds[kFixedFds + i];
     plan.lifeline = self;
+    plan.signals_default = true;  // spawner_main saw to it
     const int netns = header.has_netns ? fds[expected - 1] : -1;
     auto result = spawn_init(plan, netns, header.new_netns != 0, reuse);
     if (result)
@@ -285,6 +286,8 @@ int spawner_main(int socket) {
   // Nothing but the socket and stdio is kept: the supervisor's other descriptors are not ours.
   if (socket != 3 && dup2(socket, 3) < 0) return 1;
   syscall(SYS_close_range, 4u, ~0u, 0u);
+  // Once for all the sandboxes this process starts: see ChildPlan::signals_default.
+  reset_signal_actions();
   // PID 1s are this process's children: reap them as they exit.
   sigset_t child;
   sigemptyset(&child);

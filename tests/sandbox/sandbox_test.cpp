@@ -339,6 +339,36 @@ TEST_F(Sandbox, StdinReachesEofWhileOtherSandboxesStart) {
   EXPECT_EQ(good, 40);
 }
 
+// An image directory as the root: bound read-only, with size-limited tmpfs where a system
+// writes. busybox-static (scripts/setup.sh) makes the image: one static binary.
+TEST_F(Sandbox, RootfsImageIsTheReadOnlyRoot) {
+  const fs::path image = fs::temp_directory_path() / unique("warren_image_");
+  for (const char* dir : {"bin", "dev", "proc", "tmp", "root", "home", "run", "var/tmp"})
+    fs::create_directories(image / dir);
+  ASSERT_TRUE(fs::exists("/bin/busybox")) << "scripts/setup.sh installs busybox-static";
+  fs::copy_file("/bin/busybox", image / "bin/busybox");
+  fs::create_symlink("busybox", image / "bin/sh");
+  policy.rootfs = image;
+  const auto r = run(policy, Command{{"/bin/sh", "-c",
+                                      "echo kept > /tmp/note && cat /tmp/note;"
+                                      " touch /bin/planted 2>/dev/null || echo read-only;"
+                                      " /bin/busybox ls /"},
+                                     std::nullopt});
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->exit_code, 0) << r->stderr_data;
+  EXPECT_EQ(r->stdout_data, "kept\nread-only\nbin\ndev\nhome\nproc\nroot\nrun\ntmp\nvar\n");
+  EXPECT_FALSE(fs::exists(image / "bin/planted"));
+  EXPECT_FALSE(fs::exists(image / "tmp/note"));
+
+  // A setup step that fails names the path as the sandbox would see it.
+  fs::remove(image / "proc");
+  std::ofstream(image / "proc") << "not a directory";
+  auto failed = run(policy, Command{{"/bin/sh", "-c", "true"}, std::nullopt});
+  fs::remove_all(image);
+  ASSERT_FALSE(failed.has_value());
+  EXPECT_EQ(failed.error().message, "sandbox setup failed: /proc: Not a directory");
+}
+
 TEST_F(Sandbox, ImpossiblePoliciesAreErrors) {
   policy.workspace = "/nonexistent/warren";
   auto r = run(policy, Command{{"true"}, std::nullopt});
