@@ -84,4 +84,22 @@ asio::awaitable<void> AsyncPoll::sleep(int ms) {
   co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
 }
 
+std::unique_ptr<asio::io_context> IoContextPool::take() {
+  {
+    std::lock_guard guard(lock_);
+    if (!free_.empty()) {
+      auto io = std::move(free_.back());
+      free_.pop_back();
+      io->restart();
+      return io;
+    }
+  }
+  return std::make_unique<asio::io_context>();
+}
+
+void IoContextPool::give_back(std::unique_ptr<asio::io_context> io) {
+  std::lock_guard guard(lock_);
+  if (free_.size() < 64) free_.push_back(std::move(io));
+}
+
 }  // namespace warren::sandbox::detail

@@ -14,7 +14,9 @@
 #include <boost/asio/io_context.hpp>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <vector>
 
 namespace warren::sandbox::detail {
 
@@ -52,18 +54,31 @@ long read_chunk(int fd, Sink&& sink) {
   return n;
 }
 
-// The blocking forms: runs `task` to its end on an io_context of its own.
-template <class T>
-T run_to_completion(boost::asio::awaitable<T> task) {
-  boost::asio::io_context io;
-  std::optional<T> result;
-  std::exception_ptr failure;
-  boost::asio::co_spawn(
-      io, [&]() -> boost::asio::awaitable<void> { result.emplace(co_await std::move(task)); },
-      [&](std::exception_ptr e) { failure = e; });
-  io.run();
-  if (failure) std::rethrow_exception(failure);
-  return std::move(*result);
-}
+// io_contexts for the blocking forms (run, exec), kept between calls: making one costs an epoll
+// instance, an eventfd and a timerfd, ten system calls in all, against a start's few dozen.
+class IoContextPool {
+ public:
+  // Runs `task` to its end on an io_context that no other call is using.
+  template <class T>
+  T run_to_completion(boost::asio::awaitable<T> task) {
+    std::unique_ptr<boost::asio::io_context> io = take();
+    std::optional<T> result;
+    std::exception_ptr failure;
+    boost::asio::co_spawn(
+        *io, [&]() -> boost::asio::awaitable<void> { result.emplace(co_await std::move(task)); },
+        [&](std::exception_ptr e) { failure = e; });
+    io->run();
+    give_back(std::move(io));  // run() has returned: nothing is pending on it
+    if (failure) std::rethrow_exception(failure);
+    return std::move(*result);
+  }
+
+ private:
+  std::unique_ptr<boost::asio::io_context> take();
+  void give_back(std::unique_ptr<boost::asio::io_context> io);
+
+  std::mutex lock_;
+  std::vector<std::unique_ptr<boost::asio::io_context>> free_;
+};
 
 }  // namespace warren::sandbox::detail

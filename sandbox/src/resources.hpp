@@ -1,6 +1,6 @@
 // What a Runtime shares between the sandboxes it starts: compiled seccomp programs and the pools of
-// cgroups and network namespaces. Every Launched holds a reference, so the pools outlive the last
-// sandbox that will give something back to them.
+// cgroups, network namespaces and io_contexts. Every Launched holds a reference, so the pools
+// outlive the last sandbox that will give something back to them.
 #pragma once
 
 #include <unistd.h>
@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <optional>
 
+#include "async_poll.hpp"
 #include "cgroup.hpp"
 #include "mount.hpp"
 #include "net.hpp"
@@ -31,6 +32,7 @@ struct Resources {
   SeccompCache seccomp;
   CgroupPool cgroups;
   std::optional<NetnsPool> netns;
+  IoContextPool io_contexts;  // for Runtime::run and Session::exec
 };
 
 }  // namespace warren::sandbox::detail

@@ -26,7 +26,7 @@ Result<ExecResult> run(const Policy& policy, const Command& command) {
 }
 
 Result<ExecResult> Runtime::run(const Policy& policy, const Command& command) {
-  return detail::run_to_completion(async_run(policy, command));
+  return resources_->io_contexts.run_to_completion(async_run(policy, command));
 }
 
 asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command command) {

@@ -101,7 +101,7 @@ Result<std::unique_ptr<Session>> Session::start(const Policy& policy) {
 }
 
 Result<std::unique_ptr<Session>> Session::start(Runtime& runtime, const Policy& policy) {
-  return run_to_completion(async_start(runtime, policy));
+  return runtime.resources_->io_contexts.run_to_completion(async_start(runtime, policy));
 }
 
 asio::awaitable<Result<std::unique_ptr<Session>>> Session::async_start(Runtime& runtime,
@@ -133,7 +133,7 @@ asio::awaitable<Result<std::unique_ptr<Session>>> Session::async_start(Runtime& 
 }
 
 Result<ExecResult> Session::exec(const std::string& command, std::chrono::milliseconds timeout) {
-  return run_to_completion(async_exec(command, timeout));
+  return state_->sandbox->resources->io_contexts.run_to_completion(async_exec(command, timeout));
 }
 
 asio::awaitable<Result<ExecResult>> Session::async_exec(std::string command,
