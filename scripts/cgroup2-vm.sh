@@ -65,11 +65,13 @@ make_initrd() {
   mkdir -p "$root/bin" "$root/lib/mod"
   cp "$(command -v busybox)" "$root/bin/busybox"
   cp scripts/vm/init "$root/init"
+  # In dependency order, which lib/mod/order keeps for the guest's init.
   for module in virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci netfs \
                 fscache 9pnet 9pnet_virtio 9p overlay; do
     local file
     file=$(find "$kernel/lib/modules" -name "$module.ko" -o -name "$module.ko.xz" | head -1)
     [ -z "$file" ] && continue  # built in
+    echo "$module" >> "$root/lib/mod/order"
     case $file in
       *.xz) xz -dc "$file" > "$root/lib/mod/$module.ko" ;;
       *) cp "$file" "$root/lib/mod/$module.ko" ;;

@@ -98,8 +98,10 @@ std::unique_ptr<asio::io_context> IoContextPool::take() {
 }
 
 void IoContextPool::give_back(std::unique_ptr<asio::io_context> io) {
+  // As many as threads ever called at once, up to a bound: each idle one holds three descriptors.
+  constexpr std::size_t kKeep = 64;
   std::lock_guard guard(lock_);
-  if (free_.size() < 64) free_.push_back(std::move(io));
+  if (free_.size() < kKeep) free_.push_back(std::move(io));
 }
 
 }  // namespace warren::sandbox::detail

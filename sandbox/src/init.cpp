@@ -176,6 +176,8 @@ WARREN_CHILD_CODE void reset_signal_actions() {
   umask(0);  // directories get the modes the plan gives them (the command gets 022 back)
   apply_fs_steps(plan, plan.before_pivot);
   // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the new.
+  // The steps entered the new root already; entering it again by name reaches whatever was
+  // mounted over it last (a --mount onto /), not the directory under that.
   if (chdir(plan.new_root) != 0) child_fail(plan, plan.new_root, errno);
   if (syscall(SYS_pivot_root, ".", ".") != 0) child_fail(plan, "pivot_root", errno);
   if (umount2(".", MNT_DETACH) != 0) child_fail(plan, "detaching the old root", errno);

@@ -343,9 +343,9 @@ WARREN_CHILD_CODE int run_fs_step(const FsStep& s) {
 }
 
 WARREN_CHILD_CODE void apply_fs_steps(const ChildPlan& plan, const std::vector<FsStep>& steps) {
+  // A relative path is inside the new root: named as the sandbox sees it, "/proc".
   for (const FsStep& s : steps)
-    if (const int err = run_fs_step(s);
-        err != 0)  // a relative path is named as the sandbox sees it
+    if (const int err = run_fs_step(s); err != 0)
       child_fail(plan, s.path, err, s.path[0] == '/' ? "" : "/");
 }
 
