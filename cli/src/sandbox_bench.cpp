@@ -87,14 +87,20 @@ std::optional<Latency> latency(Fn one, int runs) {
   return summarize(std::move(ms));
 }
 
-// CPU time the whole machine has spent so far (user, nice, system, irq, softirq), in ms.
-double machine_busy_ms() {
+// The machine's CPU time so far, from the first line of /proc/stat, in clock ticks.
+struct CpuTicks {
+  std::uint64_t busy = 0;   // user, nice, system, irq, softirq
+  std::uint64_t idle = 0;   // idle and iowait
+  std::uint64_t steal = 0;  // given by the hypervisor to other guests
+};
+
+CpuTicks cpu_ticks() {
   std::ifstream in("/proc/stat");
   std::string cpu;
-  std::uint64_t user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
-  in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq;
-  return static_cast<double>(user + nice + system + irq + softirq) * 1000.0 /
-         static_cast<double>(sysconf(_SC_CLK_TCK));
+  std::uint64_t user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0,
+                steal = 0;
+  in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
+  return {user + nice + system + irq + softirq, idle + iowait, steal};
 }
 
 struct Throughput {
@@ -103,13 +109,16 @@ struct Throughput {
   // its inverse, and unlike commands/s it does not move with the speed of the other tenants'
   // hours.
   double cpu_ms_each = 0;
+  // Shares of the machine's time while the workers ran: CPUs that had nothing to run, and CPUs
+  // the hypervisor gave to other guests. Steal slows every figure here and shows nowhere else.
+  double idle_percent = 0, steal_percent = 0;
 };
 
 // Commands per second with `concurrency` workers sharing `runs` commands.
 template <class Fn>
 std::optional<Throughput> throughput(Fn one, int runs, int concurrency) {
   std::atomic<int> next{0}, failed{0};
-  const double busy_before = machine_busy_ms();
+  const CpuTicks before = cpu_ticks();
   const auto t = Clock::now();
   std::vector<std::thread> workers;
   for (int w = 0; w < concurrency; ++w)
@@ -119,7 +128,15 @@ std::optional<Throughput> throughput(Fn one, int runs, int concurrency) {
     });
   for (auto& w : workers) w.join();
   if (failed) return std::nullopt;
-  return Throughput{runs / (elapsed_ms(t) / 1000.0), (machine_busy_ms() - busy_before) / runs};
+  const double seconds = elapsed_ms(t) / 1000.0;
+  const CpuTicks after = cpu_ticks();
+  const auto busy = static_cast<double>(after.busy - before.busy);
+  const auto idle = static_cast<double>(after.idle - before.idle);
+  const auto steal = static_cast<double>(after.steal - before.steal);
+  const double all = std::max(1.0, busy + idle + steal);
+  return Throughput{runs / seconds,
+                    busy * 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK)) / runs,
+                    100.0 * idle / all, 100.0 * steal / all};
 }
 
 long mem_available_kib() {
@@ -255,30 +272,85 @@ std::optional<double> idle_bwrap_mib(int count) {
   return mib;
 }
 
+double median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const std::size_t mid = values.size() / 2;
+  return values.size() % 2 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
+}
+
+// One round's figures of one sandbox tool.
+nlohmann::json round_figures(const Latency& lat, const Throughput& tput) {
+  return {{"p50_ms", lat.p50_ms},
+          {"p99_ms", lat.p99_ms},
+          {"mean_ms", lat.mean_ms},
+          {"throughput_per_s", tput.per_s},
+          {"cpu_ms_per_command", tput.cpu_ms_each},
+          {"idle_percent", tput.idle_percent},
+          {"steal_percent", tput.steal_percent}};
+}
+
+// The median of every figure across rounds, in the report's shape, with the rounds themselves.
+nlohmann::json summarize_rounds(const nlohmann::json& rounds) {
+  auto mid = [&](const char* key) {
+    std::vector<double> values;
+    for (const auto& r : rounds) values.push_back(r[key].get<double>());
+    return median(std::move(values));
+  };
+  return {{"start_latency_ms",
+           {{"p50", mid("p50_ms")}, {"p99", mid("p99_ms")}, {"mean", mid("mean_ms")}}},
+          {"throughput_per_s", mid("throughput_per_s")},
+          {"cpu_ms_per_command", mid("cpu_ms_per_command")},
+          {"idle_percent", mid("idle_percent")},
+          {"steal_percent", mid("steal_percent")},
+          {"rounds", rounds}};
+}
+
+// warren against bwrap, round by round (each pair measured minutes apart at most, so a change in
+// the machine's speed moves both): the median of the rounds' ratios.
+nlohmann::json compare_rounds(const nlohmann::json& warren, const nlohmann::json& bwrap) {
+  std::vector<double> throughput, p50;
+  for (std::size_t i = 0; i < warren.size() && i < bwrap.size(); ++i) {
+    throughput.push_back(warren[i]["throughput_per_s"].get<double>() /
+                         std::max(1e-9, bwrap[i]["throughput_per_s"].get<double>()));
+    p50.push_back(bwrap[i]["p50_ms"].get<double>() /
+                  std::max(1e-9, warren[i]["p50_ms"].get<double>()));
+  }
+  return {{"throughput_times", median(throughput)}, {"p50_times_faster", median(p50)}};
+}
+
 }  // namespace
 
-int run_sandbox_bench(int runs, int concurrency, int idle, bool compare_bwrap, bool json) {
-  nlohmann::json report = {{"runs", runs}, {"concurrency", concurrency}};
-  auto measure = [&](const char* name, auto one) -> bool {
-    if (!json) std::cerr << "measuring " << name << "...\n";
+int run_sandbox_bench(const BenchOptions& options) {
+  const int runs = options.runs, concurrency = options.concurrency, idle = options.idle;
+  const bool compare_bwrap = options.compare_bwrap, json = options.json;
+  nlohmann::json report = {
+      {"runs", runs}, {"concurrency", concurrency}, {"rounds", options.rounds}};
+  nlohmann::json rounds = {{"warren", nlohmann::json::array()}, {"bwrap", nlohmann::json::array()}};
+  auto measure = [&](const char* name, int round, auto one) -> bool {
+    if (!json) std::cerr << "measuring " << name << " (round " << round << ")...\n";
     const auto lat = latency(one, runs);
     const auto tput = throughput(one, runs, concurrency);
     if (!lat || !tput) return false;
-    report[name] = {
-        {"start_latency_ms", {{"p50", lat->p50_ms}, {"p99", lat->p99_ms}, {"mean", lat->mean_ms}}},
-        {"throughput_per_s", tput->per_s},
-        {"cpu_ms_per_command", tput->cpu_ms_each}};
+    rounds[name].push_back(round_figures(*lat, *tput));
     return true;
   };
   // One runtime for every warren sandbox of the run, as a long-lived Warren process has.
   sb::Runtime runtime;
-  if (!measure("warren", [&] { return warren_true(runtime); })) {
-    std::cerr << "warren sandbox bench: a sandboxed /bin/true failed (see warren sandbox exec)\n";
-    return 1;
+  for (int round = 1; round <= options.rounds; ++round) {
+    if (!measure("warren", round, [&] { return warren_true(runtime); })) {
+      std::cerr << "warren sandbox bench: a sandboxed /bin/true failed (see warren sandbox exec)\n";
+      return 1;
+    }
+    if (compare_bwrap && !measure("bwrap", round, bwrap_true)) {
+      std::cerr << "warren sandbox bench: bwrap failed or is not installed\n";
+      return 1;
+    }
   }
-  if (compare_bwrap && !measure("bwrap", bwrap_true)) {
-    std::cerr << "warren sandbox bench: bwrap failed or is not installed\n";
-    return 1;
+  report["warren"] = summarize_rounds(rounds["warren"]);
+  if (compare_bwrap) {
+    report["bwrap"] = summarize_rounds(rounds["bwrap"]);
+    report["warren_vs_bwrap"] = compare_rounds(rounds["warren"], rounds["bwrap"]);
   }
   // Density last: thousands of namespaces being torn down would slow the timings above.
   if (idle > 0) {
@@ -310,21 +382,32 @@ int run_sandbox_bench(int runs, int concurrency, int idle, bool compare_bwrap, b
     write_stdout(report.dump(2) + "\n");
     return 0;
   }
-  std::printf("%-8s %10s %10s %10s %14s %12s\n", "", "p50 ms", "p99 ms", "mean ms", "commands/s",
-              "CPU ms each");
+  std::printf("%-8s %9s %9s %9s %12s %12s %7s %7s\n", "", "p50 ms", "p99 ms", "mean ms",
+              "commands/s", "CPU ms each", "idle %", "steal %");
   for (const char* name : {"warren", "bwrap"}) {
     if (!report.contains(name)) continue;
     const auto& r = report[name];
-    std::printf("%-8s %10.2f %10.2f %10.2f %14.0f %12.2f\n", name,
+    std::printf("%-8s %9.2f %9.2f %9.2f %12.0f %12.2f %7.1f %7.1f\n", name,
                 r["start_latency_ms"]["p50"].get<double>(),
                 r["start_latency_ms"]["p99"].get<double>(),
                 r["start_latency_ms"]["mean"].get<double>(), r["throughput_per_s"].get<double>(),
-                r["cpu_ms_per_command"].get<double>());
+                r["cpu_ms_per_command"].get<double>(), r["idle_percent"].get<double>(),
+                r["steal_percent"].get<double>());
   }
   std::printf(
-      "(%d runs of /bin/true; throughput and the machine's CPU time per command at concurrency "
-      "%d)\n",
+      "(%d runs of /bin/true; throughput, and the machine's CPU time per command and idle and "
+      "stolen shares, at concurrency %d",
       runs, concurrency);
+  if (options.rounds > 1)
+    std::printf("; medians of %d rounds%s", options.rounds,
+                compare_bwrap ? ", warren and bwrap alternating" : "");
+  std::printf(")\n");
+  if (report.contains("warren_vs_bwrap"))
+    std::printf(
+        "warren against bwrap, the median of the rounds' ratios: %.2fx the commands/s, "
+        "p50 %.2fx as fast\n",
+        report["warren_vs_bwrap"]["throughput_times"].get<double>(),
+        report["warren_vs_bwrap"]["p50_times_faster"].get<double>());
   if (report.contains("idle")) {
     const auto& held = report["idle"];
     std::printf("idle, %d held at once, host MiB each: warren sandbox %.2f, warren session %.2f",

@@ -262,11 +262,7 @@ void add_sandbox_commands(CLI::App& app, int& exit_code) {
                     "directory (start sandboxes from it with --snapshot)");
   shell->callback([sh, &exit_code] { exit_code = run_shell(*sh); });
 
-  struct BenchFlags {
-    int runs = 200, concurrency = 16, idle = 0;
-    bool compare_bwrap = false, json = false;
-  };
-  auto b = std::make_shared<BenchFlags>();
+  auto b = std::make_shared<BenchOptions>();
   CLI::App* bench = sandbox->add_subcommand(
       "bench", "Start latency and throughput of sandboxed /bin/true (and of bwrap)");
   bench->add_option("--runs", b->runs, "commands per measurement")->check(CLI::PositiveNumber);
@@ -274,11 +270,13 @@ void add_sandbox_commands(CLI::App& app, int& exit_code) {
       ->check(CLI::PositiveNumber);
   bench->add_option("--idle", b->idle, "also hold N idle sessions and report host memory each")
       ->check(CLI::NonNegativeNumber);
+  bench
+      ->add_option("--rounds", b->rounds,
+                   "measure N times, warren and bwrap alternating, and report the medians")
+      ->check(CLI::PositiveNumber);
   bench->add_flag("--compare-bwrap", b->compare_bwrap, "measure bwrap --unshare-all the same way");
   bench->add_flag("--json", b->json, "print the figures as JSON");
-  bench->callback([b, &exit_code] {
-    exit_code = run_sandbox_bench(b->runs, b->concurrency, b->idle, b->compare_bwrap, b->json);
-  });
+  bench->callback([b, &exit_code] { exit_code = run_sandbox_bench(*b); });
 }
 
 }  // namespace warren::cli

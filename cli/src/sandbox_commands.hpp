@@ -10,7 +10,13 @@ namespace warren::cli {
 void add_sandbox_commands(CLI::App& app, int& exit_code);
 
 // sandbox_bench.cpp
-int run_sandbox_bench(int runs, int concurrency, int idle, bool compare_bwrap, bool json);
+struct BenchOptions {
+  int runs = 200, concurrency = 16, idle = 0;
+  // Each round measures warren (and bwrap) once, alternating; figures are the rounds' medians.
+  int rounds = 1;
+  bool compare_bwrap = false, json = false;
+};
+int run_sandbox_bench(const BenchOptions& options);
 
 // sandbox_terminal.cpp: an interactive bash on a pty; returns its exit status.
 int run_interactive_shell(const warren::sandbox::Policy& policy);

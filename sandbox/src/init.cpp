@@ -84,7 +84,11 @@ WARREN_CHILD_CODE int run_command(void* plan_arg) {
   const std::uint64_t none = 0;
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof none);
   umask(022);
-  setsid();  // no controlling terminal: TIOCSTI has nothing to inject into, and it is filtered
+  // A session of its own. Without one the command would share the spawner's process group with
+  // the commands of every other sandbox, all of them the same host uid: kill(0, ...) would reach
+  // them (Sandbox.OneSandboxCannotSignalAnother). It also leaves no controlling terminal, so
+  // TIOCSTI has nothing to inject into (and it is filtered).
+  setsid();
   if (dup2(plan.stdin_read, 0) < 0 || dup2(plan.stdout_write, 1) < 0 ||
       dup2(plan.stderr_write, 2) < 0)
     report(plan, 'S', "stdio", errno);

@@ -93,9 +93,33 @@ TEST_F(SandboxCli, ShellSavesASnapshotThatExecStartsFrom) {
 }
 
 TEST_F(SandboxCli, BenchReportsFiguresAsJson) {
-  const Outcome r = warren("sandbox bench --runs 4 --concurrency 2 --idle 2 --json");
+  const Outcome r =
+      warren("sandbox bench --runs 4 --concurrency 2 --rounds 2 --compare-bwrap --idle 2 --json");
   ASSERT_EQ(r.status, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
+  // Two rounds, each with its own figures; the reported ones are their medians (with two, the
+  // mean of the pair).
+  const auto& rounds = j["warren"]["rounds"];
+  ASSERT_EQ(rounds.size(), 2u);
+  EXPECT_DOUBLE_EQ(j["warren"]["start_latency_ms"]["p50"].get<double>(),
+                   (rounds[0]["p50_ms"].get<double>() + rounds[1]["p50_ms"].get<double>()) / 2);
+  EXPECT_DOUBLE_EQ(
+      j["warren"]["throughput_per_s"].get<double>(),
+      (rounds[0]["throughput_per_s"].get<double>() + rounds[1]["throughput_per_s"].get<double>()) /
+          2);
+  for (const auto& round : rounds)
+    for (const char* share : {"idle_percent", "steal_percent"}) {
+      EXPECT_GE(round[share].get<double>(), 0.0) << share;
+      EXPECT_LE(round[share].get<double>(), 100.0) << share;
+    }
+  // bwrap alternates with warren; the comparison is the median of the rounds' own ratios.
+  const auto& bwrap = j["bwrap"]["rounds"];
+  ASSERT_EQ(bwrap.size(), 2u);
+  auto ratio = [&](int i) {
+    return rounds[i]["throughput_per_s"].get<double>() / bwrap[i]["throughput_per_s"].get<double>();
+  };
+  EXPECT_DOUBLE_EQ(j["warren_vs_bwrap"]["throughput_times"].get<double>(),
+                   (ratio(0) + ratio(1)) / 2);
   EXPECT_GT(j["warren"]["start_latency_ms"]["p50"].get<double>(), 0.0);
   EXPECT_LE(j["warren"]["start_latency_ms"]["p50"].get<double>(),
             j["warren"]["start_latency_ms"]["p99"].get<double>());

@@ -240,6 +240,30 @@ TEST_F(Sandbox, NoOrphansAfterTheCommandExits) {
   EXPECT_EQ(host_processes_with(marker), 0);
 }
 
+TEST_F(Sandbox, OneSandboxCannotSignalAnother) {
+  // Every sandbox's root is the same host uid, and every PID 1 is a child of the same spawner:
+  // only the command's own session keeps a signal to its process group (0) from reaching the
+  // processes of every other sandbox, and its pid namespace does the same for "everyone" (-1).
+  const std::string marker = unique_sleep(7);
+  auto neighbour = Session::start(runtime, policy);
+  ASSERT_TRUE(neighbour) << neighbour.error().message;
+  auto started = (*neighbour)->exec("sleep " + marker + " >/dev/null 2>&1 & echo $!");
+  ASSERT_TRUE(started) << started.error().message;
+  ASSERT_EQ(host_processes_with(marker), 1);
+
+  const ExecResult attacker = run_sh("kill -KILL -1; kill -KILL 0; echo survived");
+  EXPECT_EQ(attacker.signal, SIGKILL) << "the attacker's own group was not killed";
+  EXPECT_EQ(attacker.stdout_data, "");
+
+  EXPECT_EQ(host_processes_with(marker), 1) << "a process of another sandbox was killed";
+  auto alive =
+      (*neighbour)
+          ->exec("kill -0 " + started->stdout_data.substr(0, started->stdout_data.size() - 1) +
+                 " && echo alive");
+  ASSERT_TRUE(alive) << alive.error().message;
+  EXPECT_EQ(alive->stdout_data, "alive\n") << "the other sandbox's shell or its job was killed";
+}
+
 TEST_F(Sandbox, InheritedDescriptorsAreClosed) {
   const int leaked = open("/etc/hostname", O_RDONLY);  // deliberately not close-on-exec
   ASSERT_GE(leaked, 0);
