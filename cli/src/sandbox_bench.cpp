@@ -163,8 +163,13 @@ std::vector<pid_t> processes_matching(const std::string& marker) {
   for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
     const std::string name = entry.path().filename();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(entry.path() / "cmdline");
-    const std::string cmdline((std::istreambuf_iterator<char>(in)), {});
+    std::string cmdline;
+    try {
+      std::ifstream in(entry.path() / "cmdline");
+      cmdline.assign(std::istreambuf_iterator<char>(in), {});
+    } catch (const std::ios_base::failure&) {
+      continue;  // it exited while being read: the read fails (ESRCH) and libstdc++ throws
+    }
     if (cmdline.find(marker) != std::string::npos) found.push_back(std::stoi(name));
   }
   return found;
