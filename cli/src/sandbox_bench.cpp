@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -157,26 +156,8 @@ void raise_descriptor_limit() {
   setrlimit(RLIMIT_NOFILE, &files);
 }
 
-// Processes on the host whose command line contains `marker`.
-std::vector<pid_t> processes_matching(const std::string& marker) {
-  std::vector<pid_t> found;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string cmdline;
-    try {
-      std::ifstream in(entry.path() / "cmdline");
-      cmdline.assign(std::istreambuf_iterator<char>(in), {});
-    } catch (const std::ios_base::failure&) {
-      continue;  // it exited while being read: the read fails (ESRCH) and libstdc++ throws
-    }
-    if (cmdline.find(marker) != std::string::npos) found.push_back(std::stoi(name));
-  }
-  return found;
-}
-
 int processes_with(const std::string& marker) {
-  return static_cast<int>(processes_matching(marker).size());
+  return static_cast<int>(sb::processes_on_host(marker).size());
 }
 
 // Memory the kernel frees late (namespaces, cgroups, RCU callbacks) would count against the next
@@ -271,7 +252,7 @@ std::optional<double> idle_bwrap_mib(int count) {
   for (pid_t pid : pids) waitpid(pid, nullptr, 0);
   // bwrap's inner processes do not always follow the outer one (seen as root): end them too.
   for (int round = 0; round < 100 && processes_with(marker) > 0; ++round) {
-    for (pid_t pid : processes_matching(marker)) kill(pid, SIGKILL);
+    for (pid_t pid : sb::processes_on_host(marker)) kill(pid, SIGKILL);
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return mib;

@@ -5,8 +5,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <stdexcept>
 #include <string>
 
@@ -23,20 +21,7 @@ namespace warren::sandbox::testing {
 
 // Processes on the host whose command line contains `marker`.
 inline int host_processes_with(const std::string& marker) {
-  int count = 0;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string cmdline;
-    try {
-      std::ifstream in(entry.path() / "cmdline");
-      cmdline.assign(std::istreambuf_iterator<char>(in), {});
-    } catch (const std::ios_base::failure&) {
-      continue;  // it exited while being read: the read fails (ESRCH) and libstdc++ throws
-    }
-    if (cmdline.find(marker) != std::string::npos) ++count;
-  }
-  return count;
+  return static_cast<int>(processes_on_host(marker).size());
 }
 
 // A `sleep` argument no other process on the host has: 100.<pid><n>.

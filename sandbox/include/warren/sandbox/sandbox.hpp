@@ -6,6 +6,8 @@
 // pids and CPU. Facts and the hardening checklist: ../shared/docs/sandbox.md.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -141,6 +143,10 @@ class Runtime {
 
 // One command in a sandbox of its own, with a Runtime made for it (nothing to reuse).
 Result<ExecResult> run(const Policy& policy, const Command& command);
+
+// The host's processes whose command line contains `marker`, in every pid namespace (the host's
+// /proc lists them all): how the bench and the tests see what a sandbox left running.
+std::vector<pid_t> processes_on_host(const std::string& marker);
 
 struct FileInfo {
   std::string name;
