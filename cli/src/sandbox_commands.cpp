@@ -76,8 +76,12 @@ void add_policy_flags(CLI::App* app, PolicyFlags& f) {
                   "host directory bound at /workspace (the working dir)");
   app->add_option("--workspace-path", f.workspace_path,
                   "where the workspace appears inside (default /workspace; a task's WORKDIR)");
-  app->add_option("--mount", f.mounts, "SRC:DST[:ro|rw] (default rw)");
-  app->add_option("--env", f.env, "K=V added to the environment");
+  // One value per flag (repeat it for more): a list-taking flag would also take the `--` that
+  // starts the command, and the command's own flags with it.
+  app->add_option("--mount", f.mounts, "SRC:DST[:ro|rw] (default rw); repeat for more")
+      ->allow_extra_args(false);
+  app->add_option("--env", f.env, "K=V added to the environment; repeat for more")
+      ->allow_extra_args(false);
   app->add_option("--output-limit", f.output_limit, "per-stream output kept (head and tail)");
   app->add_option("--policy", f.policy,
                   "seccomp policy JSON (default: configs/seccomp/default.json)");

@@ -101,17 +101,19 @@ WARREN_CHILD_CODE int run_command(void* plan_arg) {
   exec_command(plan);
 }
 
-// Everything inherited but stdio and this sandbox's own pipe ends is closed: the parent's ends
-// of those pipes (a copy of stdin's write end would keep the command from reading EOF), and the
-// pipes of sandboxes other threads were starting at the same moment.
+// Everything inherited but stdio, this sandbox's own pipe ends and the trees it attaches is closed:
+// the parent's ends of those pipes (a copy of stdin's write end would keep the command from reading
+// EOF), and the pipes of sandboxes other threads were starting at the same moment.
 WARREN_CHILD_CODE void close_inherited_descriptors(const ChildPlan& plan) {
-  int keep[7 + ChildPlan::kMaxCgroupFiles] = {plan.go_read,      plan.error_write,
-                                              plan.status_write, plan.stdin_read,
-                                              plan.stdout_write, plan.stderr_write};
+  int keep[7 + ChildPlan::kMaxCgroupFiles + kMaxAttached] = {plan.go_read,      plan.error_write,
+                                                             plan.status_write, plan.stdin_read,
+                                                             plan.stdout_write, plan.stderr_write};
   int count = 6;
   if (plan.lifeline >= 0) keep[count++] = plan.lifeline;
   for (int fd : plan.cgroup_tasks)
     if (fd >= 0) keep[count++] = fd;
+  for (const FsStep& step : plan.before_pivot)  // the planner allows no more than kMaxAttached
+    if (step.kind == FsStep::Attach) keep[count++] = step.tree;
   for (int i = 1; i < count; ++i)  // insertion sort: a handful of numbers
     for (int j = i; j > 0 && keep[j - 1] > keep[j]; --j) std::swap(keep[j - 1], keep[j]);
   unsigned next = 3;

@@ -1,7 +1,9 @@
 // Starting a sandbox: prepares the plan, takes a cgroup and a network namespace from the pools,
 // has PID 1 spawned (by the spawner, or here), and lets it go.
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -10,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "fd.hpp"
 #include "launch.hpp"
 #include "mount.hpp"
 #include "net.hpp"
@@ -44,6 +47,29 @@ void build_process_plan(const Policy& policy, const Command& command, ChildPlan&
                   {RLIMIT_FSIZE, lim(policy.limits.file_size_bytes)}};
 }
 
+// Opens the tree each Attach step mounts: a detached recursive copy of its host path, made here in
+// the host's mount namespace, nosuid and nodev. The descriptors are PID 1's once it is started;
+// `owned` closes this process's copies.
+Result<void> open_trees(ChildPlan& plan, std::vector<std::unique_ptr<Fd>>& owned) {
+  for (FsStep& step : plan.before_pivot) {
+    if (step.kind != FsStep::Attach) continue;
+    step.tree =
+        open_tree(AT_FDCWD, step.source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (step.tree < 0)
+      return tl::unexpected(
+          Error{std::string("cannot open ") + step.source + " to mount: " + std::strerror(errno)});
+    owned.push_back(std::make_unique<Fd>(step.tree));
+    // nosuid and nodev, as everywhere in a sandbox, on every mount of the tree.
+    mount_attr attributes{};
+    attributes.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    if (mount_setattr(step.tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attributes,
+                      sizeof attributes) != 0)
+      return tl::unexpected(Error{std::string("cannot make ") + step.source +
+                                  " nosuid and nodev: " + std::strerror(errno)});
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, const Policy& policy,
@@ -60,6 +86,8 @@ Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, c
   const std::string templates = resources->spawner ? resources->spawner->templates() : "";
   if (auto fs = plan_filesystem(policy, host, templates, plan, strings); !fs)
     return tl::unexpected(fs.error());
+  std::vector<std::unique_ptr<Fd>> trees;
+  if (auto opened = open_trees(plan, trees); !opened) return tl::unexpected(opened.error());
   build_process_plan(policy, command, plan, strings);
   plan.last_capability = host.last_capability;
   plan.seccomp = (*seccomp)->program();

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -18,6 +19,7 @@ namespace fs = std::filesystem;
 
 constexpr unsigned long kBind = MS_BIND | MS_REC;
 constexpr unsigned long kSafe = MS_NOSUID | MS_NODEV;
+constexpr unsigned long kKeepMode = 1;  // Mkdir's flags: an existing directory is left as it is
 
 // Host directories that make up a usable system, bound read-only.
 constexpr const char* kSystemDirs[] = {"/usr",   "/bin",    "/sbin", "/lib", "/lib32",
@@ -44,13 +46,26 @@ bool overlay_safe(const std::string& path) {
 }
 
 // Mkdir steps for `path` (absolute, inside the new root) and each of its missing parents, the new
-// root being at `new_root` (or "." once PID 1 works inside it).
+// root being at `new_root` (or "." once PID 1 works inside it). One that exists keeps its mode:
+// /tmp stays 1777 under a workspace at /tmp/ws.
 void plan_directories(const std::string& new_root, const std::string& path,
                       std::vector<FsStep>& pre, Strings& strings) {
   for (std::size_t slash = path.find('/', 1);; slash = path.find('/', slash + 1)) {
-    pre.push_back({FsStep::Mkdir, strings.keep(new_root + path.substr(0, slash))});
+    pre.push_back({FsStep::Mkdir, strings.keep(new_root + path.substr(0, slash)), nullptr, nullptr,
+                   kKeepMode});
     if (slash == std::string::npos) break;
   }
+}
+
+// `source`, a host path, bound at `target` inside the new root with all its submounts: by name, or
+// as a tree the supervisor opens when PID 1 cannot see the host's mounts (FsStep::Attach).
+void plan_host_bind(bool attach, const char* target, const std::string& source,
+                    std::vector<FsStep>& pre, Strings& strings) {
+  const char* absolute = strings.keep(fs::absolute(source));
+  if (attach)
+    pre.push_back({FsStep::Attach, target, absolute});
+  else
+    pre.push_back({FsStep::Mount, target, absolute, nullptr, kBind});
 }
 
 // A workspace path the sandbox can mount on: absolute, normal, and not in the read-only system
@@ -71,8 +86,9 @@ Result<void> check_workspace_path(const std::string& path) {
 
 // A snapshot's layers as copy-on-write overlays: the upper directories live in a tmpfs of the
 // sandbox's own (size-limited like any writable layer) mounted beside the new root, and the
-// snapshot itself is only ever read.
-Result<void> plan_snapshot_layer(const Policy& policy, const std::string& new_root,
+// snapshot itself is only ever read. Attached, the snapshot and the image are mounted in that
+// tmpfs first, and the overlays take their layers from there.
+Result<void> plan_snapshot_layer(const Policy& policy, const std::string& new_root, bool attach,
                                  const std::string& size, ChildPlan& plan, Strings& strings) {
   const std::string snapshot = fs::absolute(policy.snapshot);
   if (!fs::is_directory(snapshot + "/root"))
@@ -88,9 +104,20 @@ Result<void> plan_snapshot_layer(const Policy& policy, const std::string& new_ro
   pre.push_back({FsStep::Mount, strings.keep(layer), "tmpfs", "tmpfs", kSafe, strings.keep(size)});
   for (const char* dir : {"/root-upper", "/root-work", "/ws-upper", "/ws-work"})
     pre.push_back({FsStep::Mkdir, strings.keep(layer + dir)});
+  std::string snapshot_seen = snapshot,
+              image_seen = policy.rootfs.empty() ? "" : fs::absolute(policy.rootfs).string();
+  if (attach) {
+    snapshot_seen = layer + "/snapshot";
+    pre.push_back({FsStep::Mkdir, strings.keep(snapshot_seen)});
+    plan_host_bind(true, strings.keep(snapshot_seen), snapshot, pre, strings);
+    if (!policy.rootfs.empty()) {
+      image_seen = layer + "/image";
+      pre.push_back({FsStep::Mkdir, strings.keep(image_seen)});
+      plan_host_bind(true, strings.keep(image_seen), policy.rootfs, pre, strings);
+    }
+  }
   const std::string lower =
-      snapshot + "/root" +
-      (policy.rootfs.empty() ? "" : ":" + fs::absolute(policy.rootfs).string());
+      snapshot_seen + "/root" + (policy.rootfs.empty() ? "" : ":" + image_seen);
   pre.push_back({FsStep::Mount, strings.keep(new_root), "overlay", "overlay", kSafe,
                  strings.keep("lowerdir=" + lower + ",upperdir=" + layer +
                               "/root-upper,workdir=" + layer + "/root-work")});
@@ -98,7 +125,7 @@ Result<void> plan_snapshot_layer(const Policy& policy, const std::string& new_ro
     plan_directories(new_root, policy.workspace_path, pre, strings);
     pre.push_back({FsStep::Mount, strings.keep(new_root + policy.workspace_path), "overlay",
                    "overlay", kSafe,
-                   strings.keep("lowerdir=" + snapshot + "/workspace,upperdir=" + layer +
+                   strings.keep("lowerdir=" + snapshot_seen + "/workspace,upperdir=" + layer +
                                 "/ws-upper,workdir=" + layer + "/ws-work")});
     plan.workdir = strings.keep(policy.workspace_path);
   }
@@ -213,6 +240,11 @@ Result<void> plan_filesystem(const Policy& policy, const HostView& host,
   if (auto checked = check_workspace_path(policy.workspace_path); !checked) return checked;
   if (!policy.rootfs.empty() && !fs::is_directory(policy.rootfs))
     return tl::unexpected(Error{"--rootfs " + policy.rootfs + " is not a directory"});
+  if (policy.mounts.size() > kMaxAttached - 3)  // the workspace, the image and the snapshot
+    return tl::unexpected(
+        Error{"at most " + std::to_string(kMaxAttached - 3) + " --mount options can be given"});
+  // With templates, PID 1 starts from the spawner's namespace, which has no host mounts to name.
+  const bool attach = !templates.empty();
   auto& pre = plan.before_pivot;
   auto& post = plan.after_pivot;
 
@@ -221,15 +253,14 @@ Result<void> plan_filesystem(const Policy& policy, const HostView& host,
   const std::string size = "size=" + std::to_string(policy.limits.disk_bytes) + ",mode=0755";
   const bool layered = !policy.snapshot.empty();
   if (layered) {
-    if (auto planned = plan_snapshot_layer(policy, new_root, size, plan, strings); !planned)
+    if (auto planned = plan_snapshot_layer(policy, new_root, attach, size, plan, strings); !planned)
       return planned;
   } else if (policy.rootfs.empty()) {
     pre.push_back(
         {FsStep::Mount, strings.keep(new_root), "tmpfs", "tmpfs", kSafe, strings.keep(size)});
   } else {
     // The image is bound read-only; its writable places get size-limited tmpfs mounts.
-    pre.push_back({FsStep::Mount, strings.keep(new_root), strings.keep(policy.rootfs), nullptr,
-                   MS_BIND | MS_REC});
+    plan_host_bind(attach, strings.keep(new_root), policy.rootfs, pre, strings);
     pre.push_back({FsStep::RemountReadOnly, strings.keep(new_root)});
   }
 
@@ -276,8 +307,7 @@ Result<void> plan_filesystem(const Policy& policy, const HostView& host,
     if (!fs::is_directory(policy.workspace))
       return tl::unexpected(Error{"--workspace " + policy.workspace + " is not a directory"});
     plan_directories(".", policy.workspace_path, pre, strings);
-    pre.push_back({FsStep::Mount, in_root(policy.workspace_path),
-                   strings.keep(fs::absolute(policy.workspace)), nullptr, kBind});
+    plan_host_bind(attach, in_root(policy.workspace_path), policy.workspace, pre, strings);
     plan.workdir = strings.keep(policy.workspace_path);
   }
   for (const Mount& m : policy.mounts) {
@@ -285,9 +315,13 @@ Result<void> plan_filesystem(const Policy& policy, const HostView& host,
       return tl::unexpected(Error{"--mount target '" + m.target + "' must be an absolute path"});
     if (!fs::exists(m.source))
       return tl::unexpected(Error{"--mount source " + m.source + " does not exist"});
-    pre.push_back({fs::is_directory(m.source) ? FsStep::Mkdir : FsStep::Touch, in_root(m.target)});
-    pre.push_back(
-        {FsStep::Mount, in_root(m.target), strings.keep(fs::absolute(m.source)), nullptr, kBind});
+    // The target and any missing directory above it (the view has no /mnt, say).
+    const bool directory = fs::is_directory(m.source);
+    const std::string parent = fs::path(m.target).parent_path();
+    if (!directory && parent != "/") plan_directories(".", parent, pre, strings);
+    if (directory) plan_directories(".", m.target, pre, strings);
+    if (!directory) pre.push_back({FsStep::Touch, in_root(m.target)});
+    plan_host_bind(attach, in_root(m.target), m.source, pre, strings);
     if (m.read_only) pre.push_back({FsStep::RemountReadOnly, in_root(m.target)});
   }
 
@@ -309,7 +343,7 @@ WARREN_CHILD_CODE int run_fs_step(const FsStep& s) {
       // snapshot's) gets it too where its owner allows.
       rc = mkdir(s.path, s.mode);
       if (rc != 0 && errno == EEXIST) {
-        chmod(s.path, s.mode);
+        if (s.flags != kKeepMode) chmod(s.path, s.mode);
         rc = 0;
       }
       break;
@@ -331,6 +365,11 @@ WARREN_CHILD_CODE int run_fs_step(const FsStep& s) {
       break;
     case FsStep::EnterDirectory:
       rc = chdir(s.path);
+      break;
+    case FsStep::Attach:
+      rc = static_cast<int>(
+          syscall(SYS_move_mount, s.tree, "", AT_FDCWD, s.path, MOVE_MOUNT_F_EMPTY_PATH));
+      close(s.tree);
       break;
     case FsStep::RemountReadOnly:
       // A bind remount must repeat the flags the kernel has locked (nosuid, nodev, noexec): the

@@ -27,7 +27,9 @@ struct HostView {
 };
 Result<HostView> look_at_host();
 
-// `templates`: where the spawner made its templates (see plan_templates), or empty.
+// `templates`: where the spawner made its templates (see plan_templates), or empty. With them,
+// PID 1 starts in the spawner's namespace, which has no host mounts: host paths become Attach
+// steps, whose trees the caller opens.
 Result<void> plan_filesystem(const Policy& policy, const HostView& host,
                              const std::string& templates, ChildPlan& plan, Strings& strings);
 

@@ -27,16 +27,36 @@ struct Strings {
 
 // One filesystem operation. Paths are absolute, or relative to the directory of the last
 // EnterDirectory step.
+//
+// Attach mounts a host directory or file that PID 1 cannot name: when the spawner's mount
+// namespace holds none of the host's mounts (spawner.cpp), neither does the copy each PID 1 starts
+// from. The supervisor, in the host's namespace, opens a detached copy of `source` (open_tree,
+// recursive, as a recursive bind would be) and PID 1 moves it to `path`.
 struct FsStep {
-  enum Kind { Mkdir, Symlink, Touch, Mount, RemountReadOnly, DeviceNode, EnterDirectory } kind;
+  enum Kind {
+    Mkdir,
+    Symlink,
+    Touch,
+    Mount,
+    RemountReadOnly,
+    DeviceNode,
+    EnterDirectory,
+    Attach,
+  } kind;
   const char* path;              // target
-  const char* source = nullptr;  // Mount: source; Symlink: link text
+  const char* source = nullptr;  // Mount and Attach: source; Symlink: link text
   const char* fstype = nullptr;
-  unsigned long flags = 0;  // Mount: mount flags; DeviceNode: the device number
+  unsigned long flags =
+      0;  // Mount: mount flags; DeviceNode: the device number; Mkdir: see mount.cpp
   const char* data = nullptr;
   unsigned mode = 0755;
   bool optional = false;  // skip quietly when the source does not exist
+  int tree = -1;          // Attach: the open_tree descriptor; travels beside the plan's bytes
 };
+
+// Host paths one sandbox may attach: the workspace, the image, the snapshot and the --mount
+// sources together. A bound on the descriptors PID 1 keeps and the spawner's request carries.
+constexpr int kMaxAttached = 32;
 
 struct RlimitSetting {
   int resource;

@@ -53,7 +53,8 @@ class Spawner {
   Result<Spawned> spawn(const ChildPlan& plan, int netns, bool new_netns);
 
   // Where the spawner made its templates (mount.hpp's plan_templates), in its own mount namespace
-  // and so in every sandbox's; empty when it could not (rootless).
+  // and so in every sandbox's; empty when it could not (rootless). With templates, that namespace
+  // holds none of the host's mounts, and host paths reach PID 1 as trees (FsStep::Attach).
   const std::string& templates() const { return templates_; }
 
  private:

@@ -1,6 +1,8 @@
 // The spawner: its client (the supervisor's side) and its main loop. Requests are serialised by
 // the client's lock, so the stream carries one request and one reply at a time:
-//   request: Header, with the plan's descriptors attached, then `plan_bytes` bytes of plan
+//   request: Header, with the plan's descriptors attached (pipes, cgroup files, network namespace,
+//            then the trees of the plan's Attach steps in the order of the steps), then
+//            `plan_bytes` bytes of plan
 //   reply:   Reply, with PID 1's pidfd attached when pid > 0, then `error_bytes` of error text
 #include <fcntl.h>
 #include <poll.h>
@@ -31,7 +33,8 @@ namespace {
 
 constexpr std::uint32_t kMagic = 0x57535031;  // "WSP1"
 constexpr int kFixedFds = 6;                  // go, error, status, stdin, stdout, stderr
-constexpr int kMaxFds = kFixedFds + ChildPlan::kMaxCgroupFiles + 1;  // + cgroup files + netns
+// + cgroup files + netns + trees
+constexpr int kMaxFds = kFixedFds + ChildPlan::kMaxCgroupFiles + 1 + kMaxAttached;
 
 struct Header {
   std::uint32_t magic = kMagic;
@@ -39,6 +42,7 @@ struct Header {
   std::uint8_t new_netns = 0;
   std::uint8_t has_netns = 0;
   std::uint8_t cgroup_files = 0;
+  std::uint8_t trees = 0;
 };
 
 struct Reply {
@@ -122,6 +126,19 @@ bool executable(const std::string& path) {
   return !path.empty() && access(path.c_str(), X_OK) == 0;
 }
 
+// The received trees, in order, to the plan's Attach steps: false unless they are as many.
+bool give_trees(ChildPlan& plan, const int* trees, int count) {
+  int given = 0;
+  for (FsStep& step : plan.before_pivot)
+    if (step.kind == FsStep::Attach) {
+      if (given == count) return false;
+      step.tree = trees[given++];
+    }
+  for (const FsStep& step : plan.after_pivot)
+    if (step.kind == FsStep::Attach) return false;
+  return given == count;
+}
+
 // One request: decode it, start PID 1, reply. False when the supervisor is gone.
 bool serve_one(int socket, int self, const SpawnReuse& reuse) {
   Header header;
@@ -143,12 +160,16 @@ bool serve_one(int socket, int self, const SpawnReuse& reuse) {
   Strings strings;
   std::vector<sock_filter> filter;
   ChildPlan plan;
-  const int expected = kFixedFds + header.cgroup_files + header.has_netns;
+  const int trees_at = kFixedFds + header.cgroup_files + header.has_netns;
+  const int expected = trees_at + header.trees;
   Spawned spawned;
-  if (header.cgroup_files > ChildPlan::kMaxCgroupFiles || count != expected) {
+  if (header.cgroup_files > ChildPlan::kMaxCgroupFiles || header.trees > kMaxAttached ||
+      count != expected) {
     error = "spawner: a request came with the wrong descriptors";
   } else if (!decode_plan(bytes, plan, strings, filter)) {
     error = "spawner: a request's plan could not be read";
+  } else if (!give_trees(plan, fds + trees_at, header.trees)) {
+    error = "spawner: a request's trees do not match its plan";
   } else {
     plan.go_read = fds[0];
     plan.error_write = fds[1];
@@ -159,7 +180,7 @@ bool serve_one(int socket, int self, const SpawnReuse& reuse) {
     for (int i = 0; i < header.cgroup_files; ++i) plan.cgroup_tasks[i] = fds[kFixedFds + i];
     plan.lifeline = self;
     plan.signals_default = true;  // spawner_main saw to it
-    const int netns = header.has_netns ? fds[expected - 1] : -1;
+    const int netns = header.has_netns ? fds[trees_at - 1] : -1;
     auto result = spawn_init(plan, netns, header.new_netns != 0, reuse);
     if (result)
       spawned = *result;
@@ -175,33 +196,50 @@ bool serve_one(int socket, int self, const SpawnReuse& reuse) {
   return sent;
 }
 
-// The spawner's own mount namespace, following the host's mounts (slave) without giving any back,
-// with the templates mounted in it. Root only; empty when they cannot be made.
-std::string make_templates() {
-  const std::string dir = "/run/warren/templates";
+// The spawner's own mount namespace, which every PID 1 starts from as a copy: a small tmpfs root
+// holding a fresh /proc, the templates, and the directories where sandboxes assemble their roots,
+// and none of the host's mounts. Each mount in it costs every start twice (copied by clone, then
+// dropped with the old root after pivot_root), and a container host has hundreds; this way the
+// cost of a start does not depend on the host's mount table, and PID 1 cannot name a host file
+// at all: the host paths a sandbox uses reach it as trees (FsStep::Attach). Root only; empty when
+// it cannot be made, and then PID 1 starts from a copy of the host's namespace.
+std::string make_root() {
+  const std::string build = "/run/warren/spawner-root";   // on the host, an empty directory
+  const std::string templates = "/run/warren/templates";  // inside the new root
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  std::filesystem::create_directories(build, ec);
+  // Slave: the host's later mounts under /usr or /etc still reach the templates' binds.
   if (ec || geteuid() != 0 || unshare(CLONE_NEWNS) != 0 ||
       mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0)
     return {};
   const auto host = look_at_host();
   if (!host) return {};
   Strings strings;
-  for (const FsStep& step : plan_templates(*host, dir, strings)) {
+  std::vector<FsStep> steps = {
+      {FsStep::Mount, build.c_str(), "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k"}};
+  for (const std::string& dir :
+       {std::string("/proc"), std::string("/run"), std::string("/run/warren"), templates,
+        host->staging, host->staging + "-layer"})
+    steps.push_back({FsStep::Mkdir, strings.keep(build + dir)});
+  // A proc fully visible (no masks over it) is what lets each sandbox mount its own. As each
+  // sandbox's /proc: nosuid, nodev, noexec.
+  steps.push_back({FsStep::Mount, strings.keep(build + "/proc"), "proc", "proc",
+                   MS_NOSUID | MS_NODEV | MS_NOEXEC});
+  for (const FsStep& step : plan_templates(*host, build + templates, strings))
+    steps.push_back(step);
+  for (const FsStep& step : steps) {
     if (run_fs_step(step) != 0) {
-      umount2(dir.c_str(), MNT_DETACH);  // half-made templates are not used
+      umount2(build.c_str(), MNT_DETACH);  // half made is not used
       return {};
     }
   }
-  // Every sandbox's namespace starts as a copy of this one and drops the copy right after
-  // pivot_root, so each mount here costs every start twice. Nothing in a sandbox comes from /sys
-  // (sysfs and a dozen cgroup mounts here) or from the host's /dev submounts (its devpts, shm and
-  // mqueue; the templates have what sandboxes use), so this namespace leaves them out.
-  umount2("/sys", MNT_DETACH);
-  for (const char* sub : {"/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/hugepages"})
-    for (int stacked = 0; stacked < 8 && umount2(sub, MNT_DETACH) == 0; ++stacked) {
-    }
-  return dir;
+  if (chdir(build.c_str()) != 0 || syscall(SYS_pivot_root, ".", ".") != 0) {
+    if (chdir("/") == 0) umount2(build.c_str(), MNT_DETACH);
+    return {};
+  }
+  umount2(".", MNT_DETACH);  // the host's mounts, stacked under the new root by pivot_root
+  if (chdir("/") != 0) return {};
+  return templates;
 }
 
 }  // namespace
@@ -265,6 +303,8 @@ Result<Spawned> Spawner::spawn(const ChildPlan& plan, int netns, bool new_netns)
   for (int fd : plan.cgroup_tasks)
     if (fd >= 0) fds[count++] = fd, ++header.cgroup_files;
   if (netns >= 0) fds[count++] = netns;
+  for (const FsStep& step : plan.before_pivot)
+    if (step.kind == FsStep::Attach && count < kMaxFds) fds[count++] = step.tree, ++header.trees;
 
   std::lock_guard guard(lock_);
   Reply reply;
@@ -293,7 +333,7 @@ int spawner_main(int socket) {
   sigemptyset(&child);
   sigaddset(&child, SIGCHLD);
   sigprocmask(SIG_BLOCK, &child, nullptr);
-  const std::string templates = make_templates();
+  const std::string templates = make_root();
   Reply hello{0, static_cast<std::uint32_t>(templates.size())};
   if (!send_with_fds(3, &hello, sizeof hello, nullptr, 0) ||
       !write_all(3, templates.data(), templates.size()))

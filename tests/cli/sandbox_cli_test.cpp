@@ -37,6 +37,16 @@ TEST_F(SandboxCli, ExitStatusIsTheCommands) {
   EXPECT_EQ(r.err, "err\n");
 }
 
+// --env and --mount take one value each: the `--` and the command's own flags after them are the
+// command's, not theirs.
+TEST_F(SandboxCli, RepeatedEnvAndMountFlagsLeaveTheCommandAlone) {
+  const Outcome r = warren(
+      "sandbox exec --env A=1 --env B=2 --mount /etc/hostname:/mnt/h -- sh -c 'echo $A$B; "
+      "cmp -s /mnt/h /etc/hostname && echo same'");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "12\nsame\n");
+}
+
 TEST_F(SandboxCli, TimeoutIs124AndMemoryIs137) {
   EXPECT_EQ(warren("sandbox exec --timeout 0.5 -- sleep 30").status, 124);
   EXPECT_EQ(warren("sandbox exec --memory 48M -- python3 -c 'b = bytearray(200 << 20)'").status,

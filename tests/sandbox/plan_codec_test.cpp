@@ -16,6 +16,10 @@ ChildPlan sample(Strings& strings, std::vector<sock_filter>& filter) {
                                4096, nullptr, 0755, false});
   plan.before_pivot.push_back(
       {FsStep::Mkdir, strings.keep("/r/tmp"), nullptr, nullptr, 0, nullptr, 01777, true});
+  // The tree's descriptor is not in the bytes: it travels beside them.
+  plan.before_pivot.push_back(
+      {FsStep::Attach, strings.keep("workspace"), strings.keep("/home/me/repo")});
+  plan.before_pivot.back().tree = 9;
   plan.after_pivot.push_back({FsStep::RemountReadOnly, strings.keep("/proc/sys")});
   plan.hostname = strings.keep("sandbox");
   plan.loopback_up = true;
@@ -39,13 +43,16 @@ TEST(PlanCodec, RoundTripKeepsEveryField) {
   ChildPlan back;
   ASSERT_TRUE(decode_plan(encode_plan(plan), back, decoded_strings, decoded_filter));
   EXPECT_STREQ(back.new_root, plan.new_root);
-  ASSERT_EQ(back.before_pivot.size(), 2u);
+  ASSERT_EQ(back.before_pivot.size(), 3u);
   EXPECT_EQ(back.before_pivot[0].kind, FsStep::Mount);
   EXPECT_STREQ(back.before_pivot[0].source, "/usr");
   EXPECT_EQ(back.before_pivot[0].fstype, nullptr);
   EXPECT_EQ(back.before_pivot[0].flags, 4096u);
   EXPECT_EQ(back.before_pivot[1].mode, 01777u);
   EXPECT_TRUE(back.before_pivot[1].optional);
+  EXPECT_EQ(back.before_pivot[2].kind, FsStep::Attach);
+  EXPECT_STREQ(back.before_pivot[2].source, "/home/me/repo");
+  EXPECT_EQ(back.before_pivot[2].tree, -1);
   ASSERT_EQ(back.after_pivot.size(), 1u);
   EXPECT_EQ(back.after_pivot[0].kind, FsStep::RemountReadOnly);
   EXPECT_STREQ(back.hostname, "sandbox");

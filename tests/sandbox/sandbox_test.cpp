@@ -247,7 +247,10 @@ TEST_F(Sandbox, OneSandboxCannotSignalAnother) {
   const std::string marker = unique_sleep(7);
   auto neighbour = Session::start(runtime, policy);
   ASSERT_TRUE(neighbour) << neighbour.error().message;
-  auto started = (*neighbour)->exec("sleep " + marker + " >/dev/null 2>&1 & echo $!");
+  // The job's pid once it runs sleep: `$!` comes back before the fork has exec'd.
+  auto started = (*neighbour)
+                     ->exec("sleep " + marker + " >/dev/null 2>&1 & job=$!; until grep -q " +
+                            marker + " /proc/$job/cmdline; do :; done; echo $job");
   ASSERT_TRUE(started) << started.error().message;
   ASSERT_EQ(host_processes_with(marker), 1);
 
