@@ -64,15 +64,26 @@ bool warren_true(sb::Runtime& runtime) {
   return r && r->exit_code == 0;
 }
 
-bool bwrap_true() {
-  const char* argv[] = {"bwrap", "--unshare-all", "--ro-bind", "/",    "/",    "--dev",
-                        "/dev",  "--proc",        "/proc",     "true", nullptr};
+// Runs argv[0] (found on PATH) to its exit; false unless it exited 0.
+bool spawn_and_wait(const char* const* argv) {
   pid_t pid = 0;
-  if (posix_spawnp(&pid, "bwrap", nullptr, nullptr, const_cast<char**>(argv), environ) != 0)
+  if (posix_spawnp(&pid, argv[0], nullptr, nullptr, const_cast<char**>(argv), environ) != 0)
     return false;
   int status = 0;
   waitpid(pid, &status, 0);
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+bool bwrap_true() {
+  const char* argv[] = {"bwrap", "--unshare-all", "--ro-bind", "/",    "/",    "--dev",
+                        "/dev",  "--proc",        "/proc",     "true", nullptr};
+  return spawn_and_wait(argv);
+}
+
+// The floor: what the machine takes to start and reap /bin/true with no sandbox at all.
+bool bare_true() {
+  const char* argv[] = {"/bin/true", nullptr};
+  return spawn_and_wait(argv);
 }
 
 template <class Fn>
@@ -292,14 +303,14 @@ nlohmann::json summarize_rounds(const nlohmann::json& rounds) {
           {"rounds", rounds}};
 }
 
-// warren against bwrap, round by round (each pair measured minutes apart at most, so a change in
-// the machine's speed moves both): the median of the rounds' ratios.
-nlohmann::json compare_rounds(const nlohmann::json& warren, const nlohmann::json& bwrap) {
+// warren against another way to run /bin/true, round by round (each pair measured minutes apart
+// at most, so a change in the machine's speed moves both): the median of the rounds' ratios.
+nlohmann::json compare_rounds(const nlohmann::json& warren, const nlohmann::json& other) {
   std::vector<double> throughput, p50;
-  for (std::size_t i = 0; i < warren.size() && i < bwrap.size(); ++i) {
+  for (std::size_t i = 0; i < warren.size() && i < other.size(); ++i) {
     throughput.push_back(warren[i]["throughput_per_s"].get<double>() /
-                         std::max(1e-9, bwrap[i]["throughput_per_s"].get<double>()));
-    p50.push_back(bwrap[i]["p50_ms"].get<double>() /
+                         std::max(1e-9, other[i]["throughput_per_s"].get<double>()));
+    p50.push_back(other[i]["p50_ms"].get<double>() /
                   std::max(1e-9, warren[i]["p50_ms"].get<double>()));
   }
   return {{"throughput_times", median(throughput)}, {"p50_times_faster", median(p50)}};
@@ -309,10 +320,13 @@ nlohmann::json compare_rounds(const nlohmann::json& warren, const nlohmann::json
 
 int run_sandbox_bench(const BenchOptions& options) {
   const int runs = options.runs, concurrency = options.concurrency, idle = options.idle;
-  const bool compare_bwrap = options.compare_bwrap, json = options.json;
+  const bool compare_bwrap = options.compare_bwrap, compare_floor = options.compare_floor,
+             json = options.json;
   nlohmann::json report = {
       {"runs", runs}, {"concurrency", concurrency}, {"rounds", options.rounds}};
-  nlohmann::json rounds = {{"warren", nlohmann::json::array()}, {"bwrap", nlohmann::json::array()}};
+  nlohmann::json rounds = {{"warren", nlohmann::json::array()},
+                           {"bwrap", nlohmann::json::array()},
+                           {"floor", nlohmann::json::array()}};
   auto measure = [&](const char* name, int round, auto one) -> bool {
     if (!json) std::cerr << "measuring " << name << " (round " << round << ")...\n";
     const auto lat = latency(one, runs);
@@ -332,11 +346,19 @@ int run_sandbox_bench(const BenchOptions& options) {
       std::cerr << "warren sandbox bench: bwrap failed or is not installed\n";
       return 1;
     }
+    if (compare_floor && !measure("floor", round, bare_true)) {
+      std::cerr << "warren sandbox bench: /bin/true failed without a sandbox\n";
+      return 1;
+    }
   }
   report["warren"] = summarize_rounds(rounds["warren"]);
   if (compare_bwrap) {
     report["bwrap"] = summarize_rounds(rounds["bwrap"]);
     report["warren_vs_bwrap"] = compare_rounds(rounds["warren"], rounds["bwrap"]);
+  }
+  if (compare_floor) {
+    report["floor"] = summarize_rounds(rounds["floor"]);
+    report["warren_vs_floor"] = compare_rounds(rounds["warren"], rounds["floor"]);
   }
   // Density last: thousands of namespaces being torn down would slow the timings above.
   if (idle > 0) {
@@ -370,7 +392,7 @@ int run_sandbox_bench(const BenchOptions& options) {
   }
   std::printf("%-8s %9s %9s %9s %12s %12s %7s %7s\n", "", "p50 ms", "p99 ms", "mean ms",
               "commands/s", "CPU ms each", "idle %", "steal %");
-  for (const char* name : {"warren", "bwrap"}) {
+  for (const char* name : {"warren", "bwrap", "floor"}) {
     if (!report.contains(name)) continue;
     const auto& r = report[name];
     std::printf("%-8s %9.2f %9.2f %9.2f %12.0f %12.2f %7.1f %7.1f\n", name,
@@ -386,14 +408,19 @@ int run_sandbox_bench(const BenchOptions& options) {
       runs, concurrency);
   if (options.rounds > 1)
     std::printf("; medians of %d rounds%s", options.rounds,
-                compare_bwrap ? ", warren and bwrap alternating" : "");
+                compare_bwrap || compare_floor ? ", the tools alternating" : "");
   std::printf(")\n");
+  if (compare_floor) std::printf("(floor: /bin/true started with posix_spawn, no sandbox)\n");
   if (report.contains("warren_vs_bwrap"))
     std::printf(
         "warren against bwrap, the median of the rounds' ratios: %.2fx the commands/s, "
         "p50 %.2fx as fast\n",
         report["warren_vs_bwrap"]["throughput_times"].get<double>(),
         report["warren_vs_bwrap"]["p50_times_faster"].get<double>());
+  if (report.contains("warren_vs_floor"))
+    std::printf("warren against the floor: %.2fx the commands/s, p50 %.2fx the floor's\n",
+                report["warren_vs_floor"]["throughput_times"].get<double>(),
+                1.0 / std::max(1e-9, report["warren_vs_floor"]["p50_times_faster"].get<double>()));
   if (report.contains("idle")) {
     const auto& held = report["idle"];
     std::printf("idle, %d held at once, host MiB each: warren sandbox %.2f, warren session %.2f",

@@ -279,6 +279,8 @@ void add_sandbox_commands(CLI::App& app, int& exit_code) {
                    "measure N times, warren and bwrap alternating, and report the medians")
       ->check(CLI::PositiveNumber);
   bench->add_flag("--compare-bwrap", b->compare_bwrap, "measure bwrap --unshare-all the same way");
+  bench->add_flag("--compare-floor", b->compare_floor,
+                  "measure /bin/true without a sandbox the same way (the machine's floor)");
   bench->add_flag("--json", b->json, "print the figures as JSON");
   bench->callback([b, &exit_code] { exit_code = run_sandbox_bench(*b); });
 }

@@ -14,7 +14,8 @@ struct BenchOptions {
   int runs = 200, concurrency = 16, idle = 0;
   // Each round measures warren (and bwrap) once, alternating; figures are the rounds' medians.
   int rounds = 1;
-  bool compare_bwrap = false, json = false;
+  // compare_floor: /bin/true without a sandbox as well, the machine's own cost of a process.
+  bool compare_bwrap = false, compare_floor = false, json = false;
 };
 int run_sandbox_bench(const BenchOptions& options);
 

@@ -20,8 +20,8 @@ WARREN_CHILD_CODE void apply_process_limits(const ChildPlan& plan, int keep_fd) 
   if (keep_fd > 3) syscall(SYS_close_range, 3u, static_cast<unsigned>(keep_fd - 1), 0u);
   syscall(SYS_close_range, static_cast<unsigned>(keep_fd + 1), ~0u, 0u);
 
-  // Capabilities: the bounding set, the ambient set, then the permitted/effective/inheritable sets.
-  for (int cap = 0; cap <= plan.last_capability; ++cap) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+  // Capabilities: the bounding set is empty already (PID 1 emptied it, and the command inherits
+  // it), then the ambient set, then the permitted/effective/inheritable sets.
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2] = {};

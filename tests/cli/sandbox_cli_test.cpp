@@ -103,8 +103,9 @@ TEST_F(SandboxCli, ShellSavesASnapshotThatExecStartsFrom) {
 }
 
 TEST_F(SandboxCli, BenchReportsFiguresAsJson) {
-  const Outcome r =
-      warren("sandbox bench --runs 4 --concurrency 2 --rounds 2 --compare-bwrap --idle 2 --json");
+  const Outcome r = warren(
+      "sandbox bench --runs 4 --concurrency 2 --rounds 2 --compare-bwrap --compare-floor "
+      "--idle 2 --json");
   ASSERT_EQ(r.status, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   // Two rounds, each with its own figures; the reported ones are their medians (with two, the
@@ -130,6 +131,15 @@ TEST_F(SandboxCli, BenchReportsFiguresAsJson) {
   };
   EXPECT_DOUBLE_EQ(j["warren_vs_bwrap"]["throughput_times"].get<double>(),
                    (ratio(0) + ratio(1)) / 2);
+  // The floor (no sandbox) the same way; its p50 ratio is the floor's p50 over warren's.
+  const auto& floor = j["floor"]["rounds"];
+  ASSERT_EQ(floor.size(), 2u);
+  auto faster = [&](int i) {
+    return floor[i]["p50_ms"].get<double>() / rounds[i]["p50_ms"].get<double>();
+  };
+  EXPECT_DOUBLE_EQ(j["warren_vs_floor"]["p50_times_faster"].get<double>(),
+                   (faster(0) + faster(1)) / 2);
+  EXPECT_GT(j["floor"]["start_latency_ms"]["p50"].get<double>(), 0.0);
   EXPECT_GT(j["warren"]["start_latency_ms"]["p50"].get<double>(), 0.0);
   EXPECT_LE(j["warren"]["start_latency_ms"]["p50"].get<double>(),
             j["warren"]["start_latency_ms"]["p99"].get<double>());

@@ -168,6 +168,20 @@ call("clone3", 435, 0, 0)
   EXPECT_NE(r.stdout_data.find("clone3 -1 ENOSYS\n"), std::string::npos) << r.stdout_data;
 }
 
+// Root inside has no capability at all, none to gain through exec (bounding set empty, and
+// no_new_privs), and runs under the seccomp filter.
+TEST_F(Sandbox, EveryCapabilitySetIsEmpty) {
+  const ExecResult r = run_sh("grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status");
+  EXPECT_EQ(r.stdout_data,
+            "CapInh:\t0000000000000000\n"
+            "CapPrm:\t0000000000000000\n"
+            "CapEff:\t0000000000000000\n"
+            "CapBnd:\t0000000000000000\n"
+            "CapAmb:\t0000000000000000\n"
+            "NoNewPrivs:\t1\n"
+            "Seccomp:\t2\n");
+}
+
 TEST_F(Sandbox, TiocstiIsRefused) {
   const ExecResult r = run(policy, Command{{"python3", "-c", R"(
 import fcntl, termios, pty, errno
