@@ -48,7 +48,7 @@ void build_process_plan(const Policy& policy, const Command& command, ChildPlan&
 }
 
 // Opens the tree each Attach step mounts: a detached recursive copy of its host path, made here in
-// the host's mount namespace, nosuid and nodev. The descriptors are PID 1's once it is started;
+// the host's mount namespace. The descriptors are PID 1's once it is started;
 // `owned` closes this process's copies.
 Result<void> open_trees(ChildPlan& plan, std::vector<std::unique_ptr<Fd>>& owned) {
   for (FsStep& step : plan.before_pivot) {
@@ -59,13 +59,6 @@ Result<void> open_trees(ChildPlan& plan, std::vector<std::unique_ptr<Fd>>& owned
       return tl::unexpected(
           Error{std::string("cannot open ") + step.source + " to mount: " + std::strerror(errno)});
     owned.push_back(std::make_unique<Fd>(step.tree));
-    // nosuid and nodev, as everywhere in a sandbox, on every mount of the tree.
-    mount_attr attributes{};
-    attributes.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-    if (mount_setattr(step.tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attributes,
-                      sizeof attributes) != 0)
-      return tl::unexpected(Error{std::string("cannot make ") + step.source +
-                                  " nosuid and nodev: " + std::strerror(errno)});
   }
   return {};
 }

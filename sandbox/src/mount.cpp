@@ -57,8 +57,9 @@ void plan_directories(const std::string& new_root, const std::string& path,
   }
 }
 
-// `source`, a host path, bound at `target` inside the new root with all its submounts: by name, or
-// as a tree the supervisor opens when PID 1 cannot see the host's mounts (FsStep::Attach).
+// `source`, a host path, bound at `target` inside the new root with all its submounts, nosuid and
+// nodev: by name, or as a tree the supervisor opens when PID 1 cannot see the host's mounts
+// (FsStep::Attach).
 void plan_host_bind(bool attach, const char* target, const std::string& source,
                     std::vector<FsStep>& pre, Strings& strings) {
   const char* absolute = strings.keep(fs::absolute(source));
@@ -66,6 +67,7 @@ void plan_host_bind(bool attach, const char* target, const std::string& source,
     pre.push_back({FsStep::Attach, target, absolute});
   else
     pre.push_back({FsStep::Mount, target, absolute, nullptr, kBind});
+  pre.push_back({FsStep::Restrict, target});
 }
 
 // A workspace path the sandbox can mount on: absolute, normal, and not in the read-only system
@@ -371,6 +373,14 @@ WARREN_CHILD_CODE int run_fs_step(const FsStep& s) {
           syscall(SYS_move_mount, s.tree, "", AT_FDCWD, s.path, MOVE_MOUNT_F_EMPTY_PATH));
       close(s.tree);
       break;
+    case FsStep::Restrict: {
+      // Not a bind remount: that would also clear a read-only flag the host's mount has.
+      mount_attr attributes{};
+      attributes.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+      rc = static_cast<int>(syscall(SYS_mount_setattr, AT_FDCWD, s.path, AT_RECURSIVE, &attributes,
+                                    sizeof attributes));
+      break;
+    }
     case FsStep::RemountReadOnly:
       // A bind remount must repeat the flags the kernel has locked (nosuid, nodev, noexec): the
       // step's flags, nosuid and nodev when it has none.

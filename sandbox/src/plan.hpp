@@ -42,6 +42,7 @@ struct FsStep {
     DeviceNode,
     EnterDirectory,
     Attach,
+    Restrict,  // nosuid and nodev on the mount at `path` and every mount below it; ro stays as is
   } kind;
   const char* path;              // target
   const char* source = nullptr;  // Mount and Attach: source; Symlink: link text

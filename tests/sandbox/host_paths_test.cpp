@@ -49,17 +49,26 @@ TEST_F(HostPaths, MountsLandWhereAskedNosuidNodevAndReadOnlyWhenAsked) {
   // sticky, world-writable mode it had.
   policy.mounts = {{(dir / "config").string(), "/mnt/deep/config", true},
                    {(dir / "shared").string(), "/tmp/a/shared", false}};
-  const ExecResult r = run_sh(
-      "cat /mnt/deep/config; echo changed > /mnt/deep/config 2>/dev/null || echo refused;"
-      " echo written > /tmp/a/shared/out; stat -c %a /tmp; cat /proc/self/mountinfo");
-  ASSERT_EQ(r.exit_code, 0) << r.stderr_data;
-  EXPECT_TRUE(r.stdout_data.starts_with("setting=1\nrefused\n1777\n")) << r.stdout_data;
-  EXPECT_EQ(read_file(dir / "config"), "setting=1\n");
-  EXPECT_EQ(read_file(dir / "shared/out"), "written\n");
-  const std::string config = options_at(r.stdout_data, "/mnt/deep/config");
-  const std::string shared = options_at(r.stdout_data, "/tmp/a/shared");
-  EXPECT_TRUE(config.starts_with("ro,nosuid,nodev")) << config;
-  EXPECT_TRUE(shared.starts_with("rw,nosuid,nodev")) << shared;
+  // The same through the spawner (host paths as trees) and from this process (by name).
+  Runtime in_process{Runtime::Options{.keep = 1, .spawner = false}};
+  for (Runtime* rt : {&runtime, &in_process}) {
+    fs::remove(dir / "shared/out");
+    const auto r = rt->run(
+        policy, Command{{"/bin/sh", "-c",
+                         "cat /mnt/deep/config; echo changed > /mnt/deep/config 2>/dev/null || "
+                         "echo refused; echo written > /tmp/a/shared/out; stat -c %a /tmp; "
+                         "cat /proc/self/mountinfo"},
+                        std::nullopt});
+    ASSERT_TRUE(r.has_value()) << r.error().message;
+    ASSERT_EQ(r->exit_code, 0) << r->stderr_data;
+    EXPECT_TRUE(r->stdout_data.starts_with("setting=1\nrefused\n1777\n")) << r->stdout_data;
+    EXPECT_EQ(read_file(dir / "config"), "setting=1\n");
+    EXPECT_EQ(read_file(dir / "shared/out"), "written\n");
+    const std::string config = options_at(r->stdout_data, "/mnt/deep/config");
+    const std::string shared = options_at(r->stdout_data, "/tmp/a/shared");
+    EXPECT_TRUE(config.starts_with("ro,nosuid,nodev")) << config;
+    EXPECT_TRUE(shared.starts_with("rw,nosuid,nodev")) << shared;
+  }
   fs::remove_all(dir);
 }
 
