@@ -98,9 +98,10 @@ Result<void> plan_snapshot_layer(const Policy& policy, const std::string& new_ro
         Error{"--snapshot " + policy.snapshot + " is not a snapshot (it has no root/ directory)"});
   if (!overlay_safe(snapshot) || !overlay_safe(policy.rootfs))
     return tl::unexpected(Error{"--snapshot and --rootfs paths cannot contain ',', ':' or '\\'"});
+  // Beside the staging directory: on the host, or, attached, in the spawner's root, which has it.
   const std::string layer = new_root + "-layer";
   std::error_code ec;
-  fs::create_directories(layer, ec);
+  if (!attach) fs::create_directories(layer, ec);
   if (ec) return tl::unexpected(Error{"cannot create " + layer + ": " + ec.message()});
   auto& pre = plan.before_pivot;
   pre.push_back({FsStep::Mount, strings.keep(layer), "tmpfs", "tmpfs", kSafe, strings.keep(size)});
@@ -319,9 +320,8 @@ Result<void> plan_filesystem(const Policy& policy, const HostView& host,
       return tl::unexpected(Error{"--mount source " + m.source + " does not exist"});
     // The target and any missing directory above it (the view has no /mnt, say).
     const bool directory = fs::is_directory(m.source);
-    const std::string parent = fs::path(m.target).parent_path();
-    if (!directory && parent != "/") plan_directories(".", parent, pre, strings);
-    if (directory) plan_directories(".", m.target, pre, strings);
+    const std::string made = directory ? m.target : fs::path(m.target).parent_path().string();
+    if (made != "/") plan_directories(".", made, pre, strings);
     if (!directory) pre.push_back({FsStep::Touch, in_root(m.target)});
     plan_host_bind(attach, in_root(m.target), m.source, pre, strings);
     if (m.read_only) pre.push_back({FsStep::RemountReadOnly, in_root(m.target)});
