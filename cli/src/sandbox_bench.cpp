@@ -325,6 +325,7 @@ int run_sandbox_bench(const BenchOptions& options) {
   nlohmann::json report = {
       {"runs", runs}, {"concurrency", concurrency}, {"rounds", options.rounds}};
   nlohmann::json rounds = {{"warren", nlohmann::json::array()},
+                           {"fresh", nlohmann::json::array()},
                            {"bwrap", nlohmann::json::array()},
                            {"floor", nlohmann::json::array()}};
   auto measure = [&](const char* name, int round, auto one) -> bool {
@@ -335,10 +336,14 @@ int run_sandbox_bench(const BenchOptions& options) {
     rounds[name].push_back(round_figures(*lat, *tput));
     return true;
   };
-  // One runtime for every warren sandbox of the run, as a long-lived Warren process has.
+  // One runtime for every warren sandbox of the run, as a long-lived Warren process has: it
+  // recycles sandboxes (each /bin/true runs in a sandbox that is as new). `fresh` makes a new
+  // sandbox for every command.
   sb::Runtime runtime;
+  sb::Runtime fresh_runtime{sb::Runtime::Options{.recycle = 0}};
   for (int round = 1; round <= options.rounds; ++round) {
-    if (!measure("warren", round, [&] { return warren_true(runtime); })) {
+    if (!measure("warren", round, [&] { return warren_true(runtime); }) ||
+        !measure("fresh", round, [&] { return warren_true(fresh_runtime); })) {
       std::cerr << "warren sandbox bench: a sandboxed /bin/true failed (see warren sandbox exec)\n";
       return 1;
     }
@@ -352,9 +357,11 @@ int run_sandbox_bench(const BenchOptions& options) {
     }
   }
   report["warren"] = summarize_rounds(rounds["warren"]);
+  report["fresh"] = summarize_rounds(rounds["fresh"]);
   if (compare_bwrap) {
     report["bwrap"] = summarize_rounds(rounds["bwrap"]);
     report["warren_vs_bwrap"] = compare_rounds(rounds["warren"], rounds["bwrap"]);
+    report["fresh_vs_bwrap"] = compare_rounds(rounds["fresh"], rounds["bwrap"]);
   }
   if (compare_floor) {
     report["floor"] = summarize_rounds(rounds["floor"]);
@@ -392,7 +399,7 @@ int run_sandbox_bench(const BenchOptions& options) {
   }
   std::printf("%-8s %9s %9s %9s %12s %12s %7s %7s\n", "", "p50 ms", "p99 ms", "mean ms",
               "commands/s", "CPU ms each", "idle %", "steal %");
-  for (const char* name : {"warren", "bwrap", "floor"}) {
+  for (const char* name : {"warren", "fresh", "bwrap", "floor"}) {
     if (!report.contains(name)) continue;
     const auto& r = report[name];
     std::printf("%-8s %9.2f %9.2f %9.2f %12.0f %12.2f %7.1f %7.1f\n", name,
@@ -410,6 +417,8 @@ int run_sandbox_bench(const BenchOptions& options) {
     std::printf("; medians of %d rounds%s", options.rounds,
                 compare_bwrap || compare_floor ? ", the tools alternating" : "");
   std::printf(")\n");
+  std::printf(
+      "(warren: recycled sandboxes, each as new; fresh: a new sandbox for every command)\n");
   if (compare_floor) std::printf("(floor: /bin/true started with posix_spawn, no sandbox)\n");
   if (report.contains("warren_vs_bwrap"))
     std::printf(
@@ -417,6 +426,10 @@ int run_sandbox_bench(const BenchOptions& options) {
         "p50 %.2fx as fast\n",
         report["warren_vs_bwrap"]["throughput_times"].get<double>(),
         report["warren_vs_bwrap"]["p50_times_faster"].get<double>());
+  if (report.contains("fresh_vs_bwrap"))
+    std::printf("fresh against bwrap: %.2fx the commands/s, p50 %.2fx as fast\n",
+                report["fresh_vs_bwrap"]["throughput_times"].get<double>(),
+                report["fresh_vs_bwrap"]["p50_times_faster"].get<double>());
   if (report.contains("warren_vs_floor"))
     std::printf("warren against the floor: %.2fx the commands/s, p50 %.2fx the floor's\n",
                 report["warren_vs_floor"]["throughput_times"].get<double>(),

@@ -1,6 +1,7 @@
 // Inside the sandbox: PID 1 (sets up the filesystem and network, starts the command, reaps every
 // orphan) and the command's own process (limits, seccomp, exec). Only system calls and the
 // prepared plan are used here; see plan.hpp.
+#include <fcntl.h>
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <sched.h>
@@ -20,6 +21,7 @@
 
 #include "net.hpp"
 #include "plan.hpp"
+#include "recycle.hpp"
 
 namespace warren::sandbox::detail {
 
@@ -51,16 +53,25 @@ WARREN_CHILD_CODE void write_all(int fd, const char* text) {
   _exit(127);
 }
 
-[[noreturn]] WARREN_CHILD_CODE void exec_command(const ChildPlan& plan) {
-  const char* file = plan.argv[0];
+// One command: the plan's first, or one a recycled sandbox received.
+struct CommandStart {
+  const ChildPlan* plan;
+  char* const* argv;
+  char* const* envp;
+  const char* search_path;
+};
+
+[[noreturn]] WARREN_CHILD_CODE void exec_command(const CommandStart& start) {
+  const ChildPlan& plan = *start.plan;
+  const char* file = start.argv[0];
   if (std::strchr(file, '/')) {
-    execve(file, plan.argv.data(), plan.envp.data());
+    execve(file, start.argv, start.envp);
     report(plan, 'E', file, errno);
   }
   // PATH search with a stack buffer: ENOENT moves on, anything else is remembered.
   int err = ENOENT;
   char candidate[4096];
-  for (const char* dir = plan.search_path; dir && *dir;) {
+  for (const char* dir = start.search_path; dir && *dir;) {
     const char* end = std::strchr(dir, ':');
     const std::size_t len = end ? static_cast<std::size_t>(end - dir) : std::strlen(dir);
     const std::size_t file_len = std::strlen(file);
@@ -68,7 +79,7 @@ WARREN_CHILD_CODE void write_all(int fd, const char* text) {
       std::memcpy(candidate, dir, len);
       candidate[len] = '/';
       std::memcpy(candidate + len + 1, file, file_len + 1);
-      execve(candidate, plan.argv.data(), plan.envp.data());
+      execve(candidate, start.argv, start.envp);
       if (errno != ENOENT) err = errno;
     }
     dir = end ? end + 1 : nullptr;
@@ -76,8 +87,9 @@ WARREN_CHILD_CODE void write_all(int fd, const char* text) {
   report(plan, 'E', file, err);
 }
 
-WARREN_CHILD_CODE int run_command(void* plan_arg) {
-  const ChildPlan& plan = *static_cast<const ChildPlan*>(plan_arg);
+WARREN_CHILD_CODE int run_command(void* start_arg) {
+  const CommandStart& start = *static_cast<const CommandStart*>(start_arg);
+  const ChildPlan& plan = *start.plan;
   // Signals as a freshly started program expects them, whatever the supervisor (or the spawner,
   // which blocks SIGCHLD) had: none blocked, none ignored.
   if (!plan.signals_default) reset_signal_actions();
@@ -98,7 +110,7 @@ WARREN_CHILD_CODE int run_command(void* plan_arg) {
   apply_process_limits(plan, plan.error_write);
   if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &plan.seccomp) != 0)
     report(plan, 'S', "seccomp", errno);
-  exec_command(plan);
+  exec_command(start);
 }
 
 // Everything inherited but stdio, this sandbox's own pipe ends and the trees it attaches is closed:
@@ -126,6 +138,30 @@ WARREN_CHILD_CODE void close_inherited_descriptors(const ChildPlan& plan) {
   syscall(SYS_close_range, next, ~0u, 0u);
 }
 
+// Starts the command and reaps every process until it exits: its wait status.
+WARREN_CHILD_CODE int run_to_exit(CommandStart& start) {
+  const ChildPlan& plan = *start.plan;
+  // The command starts as posix_spawn starts a program: sharing this process's memory (nothing to
+  // copy) on a stack of its own, with this process paused until it has exec'd or failed. Not
+  // glibc's fork(), which would take locks that other threads of the supervisor may hold. The
+  // stack is a part of this one's, unused while this process is paused.
+  alignas(64) char command_stack[64 * 1024];
+  const pid_t command = clone(run_command, command_stack + sizeof command_stack,
+                              CLONE_VM | CLONE_VFORK | SIGCHLD, &start);
+  if (command < 0) child_fail(plan, "starting the command", errno);
+  close(plan.stdin_read);
+  if (plan.stdout_write != plan.stdin_read) close(plan.stdout_write);
+  if (plan.stderr_write != plan.stdin_read) close(plan.stderr_write);
+  close(plan.error_write);
+  // Orphans are reaped as they come.
+  while (true) {
+    int status = 0;
+    const pid_t pid = waitpid(-1, &status, 0);
+    if (pid == command) return status;
+    if (pid < 0 && errno != EINTR) _exit(0);  // no status: the supervisor reports a kill
+  }
+}
+
 }  // namespace
 
 WARREN_CHILD_CODE void reset_signal_actions() {
@@ -145,7 +181,7 @@ WARREN_CHILD_CODE void reset_signal_actions() {
   report(plan, 'S', what, err, before);
 }
 
-[[noreturn]] WARREN_CHILD_CODE void sandbox_init(const ChildPlan& plan) {
+[[noreturn]] WARREN_CHILD_CODE void sandbox_init(ChildPlan& plan) {
   close_inherited_descriptors(plan);
   // Into the cgroup first, so that everything this process starts is in it.
   for (int fd : plan.cgroup_tasks) {
@@ -193,34 +229,47 @@ WARREN_CHILD_CODE void reset_signal_actions() {
   if (syscall(SYS_pivot_root, ".", ".") != 0) child_fail(plan, "pivot_root", errno);
   if (umount2(".", MNT_DETACH) != 0) child_fail(plan, "detaching the old root", errno);
   if (chdir("/") != 0) child_fail(plan, "chdir /", errno);
+  // A recycled sandbox numbers each command's processes from 2 again, as a new one would. Opened
+  // before the read-only bind covers /proc/sys: the descriptor stays on the writable /proc below.
+  // Optional: the file exists only where the kernel has checkpoint/restore.
+  const int last_pid =
+      plan.recycle ? open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC) : -1;
   apply_fs_steps(plan, plan.after_pivot);
   if (plan.hostname && sethostname(plan.hostname, std::strlen(plan.hostname)) != 0)
     child_fail(plan, "sethostname", errno);
   if (plan.loopback_up) bring_loopback_up(plan);
 
-  // The command starts as posix_spawn starts a program: sharing this process's memory (nothing to
-  // copy) on a stack of its own, with this process paused until it has exec'd or failed. Not
-  // glibc's fork(), which would take locks that other threads of the supervisor may hold. The
-  // stack is a part of this one's, unused while this process is paused.
-  alignas(64) char command_stack[64 * 1024];
-  const pid_t command = clone(run_command, command_stack + sizeof command_stack,
-                              CLONE_VM | CLONE_VFORK | SIGCHLD, const_cast<ChildPlan*>(&plan));
-  if (command < 0) child_fail(plan, "starting the command", errno);
-  close(plan.stdin_read);
-  close(plan.stdout_write);
-  close(plan.stderr_write);
-  close(plan.error_write);
-
-  // Reap everything; when the command exits, report it and exit, which kills whatever it left
-  // behind (the kernel ends a pid namespace with its init).
+  RootState as_new;  // a recycled sandbox is compared with this after each command
+  const bool recycle = plan.recycle && record_root(as_new);
+  CommandStart start{&plan, plan.argv.data(), plan.envp.data(), plan.search_path};
+  NextCommand next;
   while (true) {
-    int status = 0;
-    const pid_t pid = waitpid(-1, &status, 0);
-    if (pid == command) {
+    const int status = run_to_exit(start);
+    if (!recycle) {
       (void)!write(plan.status_write, &status, sizeof status);
-      _exit(0);
+      _exit(0);  // the kernel ends a pid namespace with its init: nothing the command left lives on
     }
-    if (pid < 0 && errno != EINTR) _exit(0);
+    // Recycling: nothing may be left when the supervisor hears of the exit, so that what it drains
+    // from the output pipes is everything.
+    end_every_process();
+    RootState now;
+    const bool as_it_was = record_root(now) && same_root(now, as_new);
+    char said[sizeof status + 1];
+    std::memcpy(said, &status, sizeof status);
+    said[sizeof status] = as_it_was ? 'R' : 'X';
+    (void)!write(plan.status_write, said, sizeof said);
+    close(plan.status_write);
+    if (!as_it_was || !receive_command(plan.go_read, next)) _exit(0);
+    plan.error_write = next.fds[0];
+    plan.status_write = next.fds[1];
+    plan.stdin_read = next.fds[2];
+    plan.stdout_write = next.fds[3];
+    plan.stderr_write = next.fds[4];
+    start = {&plan, next.argv, next.envp, next.search_path};
+    if (last_pid >= 0) (void)!pwrite(last_pid, "1", 1, 0);
+    // System V IPC objects and message queues outlive their processes: each command gets a new
+    // IPC namespace (and with it the old one's are gone).
+    if (unshare(CLONE_NEWIPC) != 0) child_fail(plan, "IPC namespace", errno);
   }
 }
 

@@ -66,7 +66,7 @@ Result<void> open_trees(ChildPlan& plan, std::vector<std::unique_ptr<Fd>>& owned
 }  // namespace
 
 Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, const Policy& policy,
-                                         const Command& command) {
+                                         const Command& command, std::string recycle_key) {
   if (command.argv.empty()) return tl::unexpected(Error{"no command to run"});
   auto seccomp = resources->seccomp.get(policy.seccomp_policy);
   if (!seccomp) return tl::unexpected(seccomp.error());
@@ -84,6 +84,7 @@ Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, c
   build_process_plan(policy, command, plan, strings);
   plan.last_capability = host.last_capability;
   plan.seccomp = (*seccomp)->program();
+  plan.recycle = !recycle_key.empty();
 
   // From here on the Launched gives back whatever it took, however the start ends.
   auto l = std::make_unique<Launched>();
@@ -96,9 +97,17 @@ Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, c
     l->notes.push_back("memory, pids and CPU limits not applied (rootless: " + cg.error().message +
                        ")");
   }
-  Pipe go;
+  if (plan.recycle) {
+    l->recycle_key = std::move(recycle_key);
+    if (!policy.workspace.empty())
+      l->host_paths.push_back(std::make_unique<HostPathCheck>(policy.workspace));
+    for (const Mount& m : policy.mounts)
+      l->host_paths.push_back(std::make_unique<HostPathCheck>(m.source));
+  }
+  Pipe go;  // a socket: a recycled sandbox's PID 1 takes its next commands from it
   Pipe &error = l->error, &status = l->status, &in = l->in, &out = l->out, &err = l->err;
-  if (!go.open() || !error.open() || !status.open() || !in.open() || !out.open() || !err.open())
+  if (!go.open_socket() || !error.open() || !status.open() || !in.open() || !out.open() ||
+      !err.open())
     return tl::unexpected(Error{std::string("pipe: ") + std::strerror(errno)});
   plan.go_read = go.read;
   plan.error_write = error.write;
@@ -147,8 +156,36 @@ Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, c
   if (l->cgroup && plan.cgroup_tasks[0] < 0)  // v2
     if (auto attached = l->cgroup->attach(pid); !attached) return abort_child(attached.error());
   if (write(go.write, "g", 1) != 1) return abort_child(Error{"the sandbox did not start"});
-  go.close_write();
+  if (plan.recycle)
+    std::swap(l->control, go.write);
+  else
+    go.close_write();
   return l;
+}
+
+Result<void> relaunch(Launched& l, const Policy& policy, const Command& command) {
+  Strings strings;
+  ChildPlan plan;
+  build_process_plan(policy, command, plan, strings);
+  const std::string message = encode_command(plan.argv, plan.envp, plan.search_path);
+  if (message.empty()) return tl::unexpected(Error{"the command is too long to send"});
+  if (l.cgroup)
+    if (auto prepared = l.cgroup->prepare(policy.limits); !prepared)
+      return tl::unexpected(prepared.error());
+  Pipe &error = l.error, &status = l.status, &in = l.in, &out = l.out, &err = l.err;
+  for (Pipe* p : {&error, &status, &in, &out, &err}) p->close_both();  // the last command's
+  if (!error.open() || !status.open() || !in.open() || !out.open() || !err.open())
+    return tl::unexpected(Error{std::string("pipe: ") + std::strerror(errno)});
+  l.notes.clear();
+  l.started = Clock::now();
+  if (!send_command(l.control, message, {error.write, status.write, in.read, out.write, err.write}))
+    return tl::unexpected(Error{"the recycled sandbox is gone"});
+  error.close_write();
+  status.close_write();
+  in.close_read();
+  out.close_write();
+  err.close_write();
+  return {};
 }
 
 Launched::~Launched() {
@@ -157,6 +194,7 @@ Launched::~Launched() {
     reap();
   }
   if (pidfd >= 0) close(pidfd);
+  if (control >= 0) close(control);
   // PID 1 is reaped: the kernel has ended every process of its pid namespace, and with them
   // every socket of the network namespace. What is left in the cgroup is killed before reuse.
   if (cgroup) resources->cgroups.release(std::move(cgroup));

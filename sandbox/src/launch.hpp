@@ -3,6 +3,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "cgroup.hpp"
+#include "recycle.hpp"
 #include "resources.hpp"
 #include "warren/sandbox/sandbox.hpp"
 
@@ -29,6 +31,14 @@ struct Pipe {
   bool open() {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return false;
+    read = fds[0];
+    write = fds[1];
+    return true;
+  }
+  // A socket pair in its place (messages, with descriptors): `read` is the child's end.
+  bool open_socket() {
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) return false;
     read = fds[0];
     write = fds[1];
     return true;
@@ -93,9 +103,22 @@ struct Launched {
   Clock::time_point started;
   std::vector<std::string> notes;
   bool reaped = false;
+
+  // Recycling (recycle.hpp): set when PID 1 serves another command after this one. `control` is
+  // the supervisor's end of the socket PID 1 takes commands from.
+  std::string recycle_key;
+  int control = -1;
+  std::vector<std::unique_ptr<HostPathCheck>> host_paths;
+  Clock::time_point idle_since;
 };
 
+// `recycle_key` (recycle.hpp's, for this policy and command) not empty: PID 1 stays for another
+// command when this one leaves the sandbox as new.
 Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, const Policy& policy,
-                                         const Command& command);
+                                         const Command& command, std::string recycle_key = {});
+
+// Runs `command` in a recycled sandbox, `l`, which was launched with the same key: new pipes, the
+// cgroup's statistics started afresh, and the command sent to PID 1.
+Result<void> relaunch(Launched& l, const Policy& policy, const Command& command);
 
 }  // namespace warren::sandbox::detail

@@ -66,8 +66,8 @@ struct RlimitSetting {
 
 struct ChildPlan {
   // Pipes (the other ends are the parent's).
-  int go_read = -1;       // the parent writes one byte when maps and cgroups are in place
-  int error_write = -1;   // setup failures, as text; close-on-exec, so exec closes it
+  int go_read = -1;      // the parent writes one byte when maps and cgroups are in place (a socket)
+  int error_write = -1;  // setup failures, as text; close-on-exec, so exec closes it
   int status_write = -1;  // PID 1 writes the command's wait status here
   int stdin_read = -1, stdout_write = -1, stderr_write = -1;
   int lifeline = -1;  // the spawner's pidfd: readable once it has exited
@@ -84,9 +84,12 @@ struct ChildPlan {
   const char* hostname = nullptr;
   bool loopback_up = false;  // a private network namespace gets its lo up
   const char* workdir = "/";
-  bool terminal = false;    // stdin is a terminal, to become the command's controlling terminal
-  std::vector<char*> argv;  // null-terminated
-  std::vector<char*> envp;  // null-terminated
+  bool terminal = false;  // stdin is a terminal, to become the command's controlling terminal
+  // After the command, PID 1 ends what is left, checks the sandbox is as new, and waits on
+  // go_read (a socket then) for another command: see recycle.hpp.
+  bool recycle = false;
+  std::vector<char*> argv;            // null-terminated
+  std::vector<char*> envp;            // null-terminated
   const char* search_path = nullptr;  // PATH used to find argv[0]
   std::vector<RlimitSetting> rlimits;
   int last_capability = 63;  // /proc/sys/kernel/cap_last_cap: the bounding set is dropped up to it
@@ -101,7 +104,9 @@ bool decode_plan(std::string_view bytes, ChildPlan& plan, Strings& strings,
 
 // The sandbox's PID 1: sets up the filesystem, starts the command, reaps every process and
 // reports the command's status. Never returns.
-[[noreturn]] WARREN_CHILD_CODE void sandbox_init(const ChildPlan& plan);
+// PID 1 runs on its own copy of the plan, and changes the command's part of it for each command
+// of a recycled sandbox.
+[[noreturn]] WARREN_CHILD_CODE void sandbox_init(ChildPlan& plan);
 
 // Every signal's action to the default (an ignored signal would stay ignored across exec).
 WARREN_CHILD_CODE void reset_signal_actions();

@@ -121,6 +121,7 @@ std::string encode_plan(const ChildPlan& plan) {
   w.number(static_cast<std::uint8_t>(plan.loopback_up));
   w.text(plan.workdir);
   w.number(static_cast<std::uint8_t>(plan.terminal));
+  w.number(static_cast<std::uint8_t>(plan.recycle));
   w.strings(plan.argv);
   w.strings(plan.envp);
   w.text(plan.search_path);
@@ -147,6 +148,7 @@ bool decode_plan(std::string_view bytes, ChildPlan& plan, Strings& strings,
   plan.loopback_up = r.number<std::uint8_t>() != 0;
   plan.workdir = r.text();
   plan.terminal = r.number<std::uint8_t>() != 0;
+  plan.recycle = r.number<std::uint8_t>() != 0;
   r.strings(plan.argv);
   r.strings(plan.envp);
   plan.search_path = r.text();

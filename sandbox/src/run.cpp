@@ -18,8 +18,11 @@ namespace asio = boost::asio;
 
 Runtime::Runtime() : Runtime(Options{}) {}
 Runtime::Runtime(Options options)
-    : resources_(std::make_shared<detail::Resources>(options.keep, options.spawner)) {}
-Runtime::~Runtime() = default;
+    : resources_(std::make_shared<detail::Resources>(options.keep, options.spawner)),
+      warm_(std::make_shared<detail::WarmSandboxes>(options.recycle, options.recycle_idle)) {}
+Runtime::~Runtime() {
+  warm_->close();
+}
 
 Result<ExecResult> run(const Policy& policy, const Command& command) {
   return Runtime().run(policy, command);
@@ -29,9 +32,26 @@ Result<ExecResult> Runtime::run(const Policy& policy, const Command& command) {
   return resources_->io_contexts.run_to_completion(async_run(policy, command));
 }
 
+// A recycled sandbox of the same key, given this command; else a new one, recyclable when the
+// Runtime keeps recycled sandboxes.
+Result<std::unique_ptr<detail::Launched>> start(const std::shared_ptr<detail::Resources>& resources,
+                                                detail::WarmSandboxes& warm, const Policy& policy,
+                                                const Command& command) {
+  using namespace detail;
+  std::string key = warm.keep() > 0 ? recycle_key(policy, command) : std::string();
+  if (key.empty()) return launch(resources, policy, command);
+  while (auto recycled = warm.take(key)) {
+    if (relaunch(*recycled, policy, command)) return recycled;
+    // PID 1 went away meanwhile, or the command is too long to send: `recycled` ends here.
+  }
+  return launch(resources, policy, command, std::move(key));
+}
+
 asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command command) {
   using namespace detail;
-  auto launched = launch(resources_, policy, command);
+  // The coroutine may outlive this Runtime: it holds on to what it gives back.
+  const std::shared_ptr<WarmSandboxes> warm = warm_;
+  auto launched = start(resources_, *warm, policy, command);
   if (!launched) co_return tl::unexpected(launched.error());
   AsyncPoll poller(co_await asio::this_coro::executor);
   // The poller must hear of a descriptor before it is closed.
@@ -61,8 +81,13 @@ asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command co
   std::string setup_error;
   auto last_output = Clock::now();
   bool child_done = false;
+  // PID 1 reports the command's wait status; a recycled sandbox's PID 1 stays, and says with the
+  // status, once every other process is gone, whether the sandbox is as new ('R') or not.
+  const bool recyclable = l.control >= 0;
+  char report[sizeof(int) + 1] = {};
+  std::size_t reported = 0;
   while (out.read >= 0 || err.read >= 0 || error.read >= 0 || !child_done) {
-    pollfd fds[5];
+    pollfd fds[6];
     int n = 0;
     auto watch = [&](int fd, short events) {
       if (fd >= 0) fds[n++] = {fd, events, 0};
@@ -72,6 +97,7 @@ asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command co
     watch(error.read, POLLIN);
     watch(child_done ? -1 : pidfd, POLLIN);
     watch(in.write, POLLOUT);
+    watch(recyclable && !child_done ? status.read : -1, POLLIN);
 
     int wait_ms = -1;
     const auto now = Clock::now();
@@ -111,6 +137,12 @@ asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command co
         child_done = true;
         continue;
       }
+      if (fd == status.read) {  // written whole, in one write: a pipe keeps it together
+        const ssize_t r = read(fd, report, sizeof report);
+        reported = r > 0 ? static_cast<std::size_t>(r) : 0;
+        child_done = true;
+        continue;
+      }
       if (fd == in.write) {
         const ssize_t w = write(fd, input.data() + input_sent, input.size() - input_sent);
         if (w > 0) input_sent += static_cast<std::size_t>(w);
@@ -132,21 +164,42 @@ asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command co
       }
     }
   }
-  l.reap();
   result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
-
-  if (!setup_error.empty() && setup_error[0] == 'S')
-    co_return tl::unexpected(Error{"sandbox setup failed: " + setup_error.substr(1)});
-
+  if (!recyclable) {
+    l.reap();
+    const ssize_t r = read(status.read, report, sizeof(int));
+    reported = r > 0 ? static_cast<std::size_t>(r) : 0;
+  }
   int command_status = 0;
-  const bool have_status =
-      read(status.read, &command_status, sizeof command_status) == sizeof command_status;
+  const bool have_status = reported >= sizeof command_status;
+  std::memcpy(&command_status, report, sizeof command_status);
   if (cgroup) {
     const CgroupStats stats = cgroup->stats();
     result.peak_memory_bytes = stats.peak_memory_bytes;
     result.cpu_time = stats.cpu_time;
     result.oom_killed = stats.oom_kills > 0;
   }
+  if (recyclable) {
+    pollfd exited{pidfd, POLLIN, 0};
+    const bool as_new = reported == sizeof report && report[sizeof(int)] == 'R' &&
+                        !result.timed_out && !result.idle_timed_out && !result.oom_killed &&
+                        (!cgroup || cgroup->reusable()) && poll(&exited, 1, 0) == 0;
+    if (as_new) {
+      poller.forget(pidfd);  // the next command's poller watches it
+      for (Pipe* p : {&in, &out, &err, &error, &status}) {
+        close_read(*p);
+        close_write(*p);
+      }
+      warm->put(std::move(*launched));  // another command may have it from here on
+    } else {
+      l.kill();  // a PID 1 waiting for a command that will not come
+      l.reap();
+    }
+  }
+
+  if (!setup_error.empty() && setup_error[0] == 'S')
+    co_return tl::unexpected(Error{"sandbox setup failed: " + setup_error.substr(1)});
+
   if (!setup_error.empty()) {  // 'E': the command could not be executed
     result.exit_code = 127;
     stderr_capture.add("warren: cannot execute ", 23);

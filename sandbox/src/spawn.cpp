@@ -18,7 +18,7 @@ namespace warren::sandbox::detail {
 namespace {
 
 WARREN_CHILD_CODE int clone_entry(void* arg) {
-  sandbox_init(*static_cast<const ChildPlan*>(arg));
+  sandbox_init(*static_cast<ChildPlan*>(arg));
 }
 
 }  // namespace

@@ -25,6 +25,7 @@ ChildPlan sample(Strings& strings, std::vector<sock_filter>& filter) {
   plan.loopback_up = true;
   plan.workdir = strings.keep("/workspace");
   plan.terminal = true;
+  plan.recycle = true;
   plan.last_capability = 40;
   plan.argv = {const_cast<char*>(strings.keep("sh")), const_cast<char*>(strings.keep("-c")),
                const_cast<char*>(strings.keep(std::string("a\0b", 3))), nullptr};
@@ -59,6 +60,7 @@ TEST(PlanCodec, RoundTripKeepsEveryField) {
   EXPECT_TRUE(back.loopback_up);
   EXPECT_STREQ(back.workdir, "/workspace");
   EXPECT_TRUE(back.terminal);
+  EXPECT_TRUE(back.recycle);
   EXPECT_EQ(back.last_capability, 40);
   ASSERT_EQ(back.argv.size(), 4u);
   EXPECT_STREQ(back.argv[1], "-c");

@@ -95,7 +95,8 @@ struct ExecResult {
 
 namespace detail {
 struct Resources;
-}
+class WarmSandboxes;
+}  // namespace detail
 
 class Session;
 
@@ -111,8 +112,18 @@ Result<void> copy_workspace(const std::string& source, const std::string& dest);
 // co_await'ed call instead of passing braced temporaries (`co_await rt.async_run(Policy{}, ...)`):
 // that compiler destroys such temporaries twice.
 //
-// What a process that starts many sandboxes keeps between them: compiled seccomp policies, and
-// cgroups and network namespaces ready for reuse (creating them is most of the cost of a start).
+// What a process that starts many sandboxes keeps between them: compiled seccomp policies,
+// cgroups and network namespaces ready for reuse (creating them is most of the cost of a start),
+// and recycled sandboxes.
+//
+// Recycling: once a command has ended, its sandbox may serve the next command run() is given with
+// an equal policy (environment and timeouts aside), in place of a new one. Everything the command
+// left is gone first: every process killed, a new IPC namespace; and a sandbox is recycled only
+// when its root filesystem is exactly as it was new (a command that wrote a file anywhere but the
+// workspace or a read-write mount ends its sandbox), its host paths are unchanged, and it neither
+// timed out nor ran out of memory. Commands with an image root, a snapshot or a terminal always
+// get a new sandbox; so do sessions. What recycling checks and why it is enough: recycle.hpp.
+//
 // Thread-safe: share one. Sandboxes may outlive it.
 class Runtime {
  public:
@@ -121,6 +132,10 @@ class Runtime {
     // Start sandboxes from warren-spawner, a small helper process, when it can be found
     // ($WARREN_SPAWNER, or beside the executable): cheaper than from a large process.
     bool spawner = true;
+    // Recycled sandboxes kept waiting for a command (0: every command gets a new sandbox), and for
+    // how long at most. Each holds about 0.5 MiB, a cgroup and a network namespace.
+    std::size_t recycle = 64;
+    std::chrono::seconds recycle_idle{30};
   };
   Runtime();
   explicit Runtime(Options options);
@@ -139,6 +154,7 @@ class Runtime {
  private:
   friend class Session;
   std::shared_ptr<detail::Resources> resources_;
+  std::shared_ptr<detail::WarmSandboxes> warm_;
 };
 
 // One command in a sandbox of its own, with a Runtime made for it (nothing to reuse).

@@ -1,0 +1,322 @@
+// Recycling a sandbox for the next command: PID 1's checks and its side of the command socket,
+// the supervisor's side, and the pool of waiting sandboxes. Why it is safe: recycle.hpp.
+#include "recycle.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "launch.hpp"
+
+namespace warren::sandbox::detail {
+
+namespace {
+
+constexpr std::uint32_t kCommandMagic = 0x57435231;  // "WCR1"
+constexpr int kMaxDepth = 8;
+
+struct CommandHeader {
+  std::uint32_t magic = kCommandMagic;
+  std::uint32_t argc = 0, envc = 0;
+  std::uint32_t bytes = 0;  // of strings that follow, each NUL-terminated: argv, envp, search path
+};
+
+WARREN_CHILD_CODE bool add_entry(RootState& state, const struct statx& st) {
+  if (state.count == RootState::kMaxEntries) return false;
+  RootState::Entry& e = state.entries[state.count++];
+  e.ino = st.stx_ino;
+  e.size = st.stx_size;
+  e.mode = st.stx_mode;
+  e.uid = st.stx_uid;
+  e.gid = st.stx_gid;
+  e.nlink = st.stx_nlink;
+  e.mtime_s = st.stx_mtime.tv_sec;
+  e.mtime_ns = st.stx_mtime.tv_nsec;
+  e.ctime_s = st.stx_ctime.tv_sec;
+  e.ctime_ns = st.stx_ctime.tv_nsec;
+  return true;
+}
+
+// The directory `dir` (already described) and, depth first, what is in it on the root's
+// filesystem. Closes `dir`.
+WARREN_CHILD_CODE bool record_directory(int dir, std::uint64_t dev_major, std::uint64_t dev_minor,
+                                        RootState& state, int depth) {
+  bool ok = flistxattr(dir, nullptr, 0) == 0;  // an attribute is state the walk does not compare
+  alignas(8) char buffer[4096];
+  while (ok) {
+    const long n = syscall(SYS_getdents64, dir, buffer, sizeof buffer);
+    if (n <= 0) {
+      ok = n == 0;
+      break;
+    }
+    for (long at = 0; ok && at < n;) {
+      const auto* d = reinterpret_cast<const dirent64*>(buffer + at);
+      at += d->d_reclen;
+      const char* name = d->d_name;
+      if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
+      struct statx st {};
+      if (statx(dir, name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &st) != 0) {
+        ok = false;
+        break;
+      }
+      // Another filesystem mounted here: read-only, or the host's own (workspace, --mount).
+      if (st.stx_dev_major != dev_major || st.stx_dev_minor != dev_minor) continue;
+      if (S_ISLNK(st.stx_mode)) {
+        ok = add_entry(state, st);
+      } else if (S_ISDIR(st.stx_mode) && depth < kMaxDepth) {
+        const int sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        ok = sub >= 0 && add_entry(state, st) &&
+             record_directory(sub, dev_major, dev_minor, state, depth + 1);
+      } else {
+        ok = false;  // a file, a fifo, a socket, or too deep: not what a new sandbox has
+      }
+    }
+  }
+  close(dir);
+  return ok;
+}
+
+}  // namespace
+
+WARREN_CHILD_CODE bool record_root(RootState& state) {
+  state.count = 0;
+  const int root = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) return false;
+  struct statx st {};
+  struct statfs fs {};
+  if (statx(root, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &st) != 0 || fstatfs(root, &fs) != 0 ||
+      !add_entry(state, st)) {
+    close(root);
+    return false;
+  }
+  state.free_inodes = fs.f_ffree;
+  state.free_blocks = fs.f_bfree;
+  return record_directory(root, st.stx_dev_major, st.stx_dev_minor, state, 0);
+}
+
+WARREN_CHILD_CODE bool same_root(const RootState& a, const RootState& b) {
+  if (a.count != b.count || a.free_inodes != b.free_inodes || a.free_blocks != b.free_blocks)
+    return false;
+  for (int i = 0; i < a.count; ++i) {
+    const RootState::Entry &x = a.entries[i], &y = b.entries[i];
+    if (x.ino != y.ino || x.size != y.size || x.mode != y.mode || x.uid != y.uid ||
+        x.gid != y.gid || x.nlink != y.nlink || x.mtime_s != y.mtime_s ||
+        x.mtime_ns != y.mtime_ns || x.ctime_s != y.ctime_s || x.ctime_ns != y.ctime_ns)
+      return false;
+  }
+  return true;
+}
+
+WARREN_CHILD_CODE void end_every_process() {
+  // kill(-1) from a namespace's init reaches every other process of the namespace, zombies
+  // included, and fails with ESRCH only once there is none: a process forked while the signals
+  // went out is caught by the next round.
+  while (kill(-1, SIGKILL) == 0) {
+    // Reap what has exited; a process whose parent is still dying is not ours to wait for yet.
+    if (waitpid(-1, nullptr, __WALL) < 0 && errno == ECHILD) sched_yield();
+  }
+  while (waitpid(-1, nullptr, __WALL | WNOHANG) > 0) {
+  }
+}
+
+WARREN_CHILD_CODE bool receive_command(int socket, NextCommand& next) {
+  // Mapped at the first command: the message, then the argv and envp arrays that point into it.
+  constexpr std::size_t kPointers = kMaxCommandBytes / 2 + 2;
+  constexpr std::size_t kSize =
+      sizeof(CommandHeader) + kMaxCommandBytes + kPointers * sizeof(char*);
+  if (!next.buffer) {
+    void* mapped = mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mapped == MAP_FAILED) return false;
+    next.buffer = static_cast<char*>(mapped);
+  }
+  char* const buffer = next.buffer;
+  iovec iov{buffer, sizeof(CommandHeader) + kMaxCommandBytes};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * NextCommand::kFds)];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  do n = recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  int got = 0;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); n > 0 && c; c = CMSG_NXTHDR(&msg, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+      got = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+      if (got > NextCommand::kFds) got = NextCommand::kFds;
+      std::memcpy(next.fds, CMSG_DATA(c), sizeof(int) * static_cast<std::size_t>(got));
+    }
+  CommandHeader header;
+  if (n < static_cast<ssize_t>(sizeof header) || got != NextCommand::kFds ||
+      (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+    return false;
+  std::memcpy(&header, buffer, sizeof header);
+  char* strings = buffer + sizeof header;
+  if (header.magic != kCommandMagic || header.bytes != n - sizeof header || header.bytes == 0 ||
+      strings[header.bytes - 1] != '\0' || header.argc == 0 ||
+      header.argc + header.envc + 2 > kPointers)
+    return false;
+  // Pointers to each string in turn: argv (null-terminated), envp (the same), the search path.
+  auto** pointers = reinterpret_cast<char**>(buffer + sizeof header + kMaxCommandBytes);
+  char* at = strings;
+  char* const end = strings + header.bytes;
+  auto take = [&]() -> char* {
+    if (at >= end) return nullptr;
+    char* s = at;
+    at += std::strlen(at) + 1;
+    return s;
+  };
+  std::size_t p = 0;
+  next.argv = pointers + p;
+  for (std::uint32_t i = 0; i < header.argc; ++i)
+    if (!(pointers[p++] = take())) return false;
+  pointers[p++] = nullptr;
+  next.envp = pointers + p;
+  for (std::uint32_t i = 0; i < header.envc; ++i)
+    if (!(pointers[p++] = take())) return false;
+  pointers[p++] = nullptr;
+  next.search_path = take();
+  return next.search_path != nullptr;
+}
+
+std::string encode_command(const std::vector<char*>& argv, const std::vector<char*>& envp,
+                           const char* search_path) {
+  CommandHeader header;
+  std::string strings;
+  for (const char* arg : argv)
+    if (arg) strings.append(arg).push_back('\0'), ++header.argc;
+  for (const char* kv : envp)
+    if (kv) strings.append(kv).push_back('\0'), ++header.envc;
+  strings.append(search_path ? search_path : "").push_back('\0');
+  if (strings.size() > kMaxCommandBytes) return {};
+  header.bytes = static_cast<std::uint32_t>(strings.size());
+  std::string message(reinterpret_cast<const char*>(&header), sizeof header);
+  return message + strings;
+}
+
+bool send_command(int socket, const std::string& message, const int (&fds)[NextCommand::kFds]) {
+  iovec iov{const_cast<char*>(message.data()), message.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof fds);
+  std::memcpy(CMSG_DATA(c), fds, sizeof fds);
+  ssize_t n;
+  do n = sendmsg(socket, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(message.size());
+}
+
+std::string recycle_key(const Policy& policy, const Command& command) {
+  if (!policy.rootfs.empty() || !policy.snapshot.empty() || command.terminal >= 0) return {};
+  std::string key;
+  auto field = [&](const std::string& value) { key.append(value).push_back('\0'); };
+  const Limits& l = policy.limits;
+  for (std::uint64_t n : {l.memory_bytes, static_cast<std::uint64_t>(l.pids), l.disk_bytes,
+                          l.file_size_bytes, l.open_files})
+    field(std::to_string(n));
+  field(std::to_string(l.cpus));
+  field(policy.network == Network::None ? "none" : "host");
+  field(policy.workspace);
+  field(policy.workspace_path);
+  for (const Mount& m : policy.mounts) {
+    field(m.source);
+    field(m.target);
+    field(m.read_only ? "ro" : "rw");
+  }
+  field(policy.seccomp_policy);
+  field(policy.hostname);
+  return key;
+}
+
+HostPathCheck::HostPathCheck(const std::string& path)
+    : path_(path), fd_(open(path.c_str(), O_PATH | O_CLOEXEC)) {}
+
+HostPathCheck::~HostPathCheck() {
+  if (fd_ >= 0) close(fd_);
+}
+
+bool HostPathCheck::unchanged() const {
+  struct stat then {
+  }, now{};
+  return fd_ >= 0 && fstat(fd_, &then) == 0 && then.st_nlink > 0 &&
+         stat(path_.c_str(), &now) == 0 && now.st_dev == then.st_dev && now.st_ino == then.st_ino;
+}
+
+WarmSandboxes::WarmSandboxes(std::size_t keep, std::chrono::seconds idle_for)
+    : keep_(keep), idle_for_(idle_for) {}
+
+WarmSandboxes::~WarmSandboxes() {
+  close();
+}
+
+std::unique_ptr<Launched> WarmSandboxes::take(const std::string& key) {
+  std::vector<std::unique_ptr<Launched>> ended;  // ended outside the lock: each kill waits
+  std::unique_ptr<Launched> found;
+  {
+    std::lock_guard guard(lock_);
+    expire(ended);
+    for (auto it = waiting_.rbegin(); it != waiting_.rend(); ++it) {  // the newest first
+      if ((*it)->recycle_key != key) continue;
+      found = std::move(*it);
+      waiting_.erase(std::next(it).base());
+      break;
+    }
+  }
+  if (!found) return nullptr;
+  pollfd exited{found->pidfd, POLLIN, 0};
+  bool usable = poll(&exited, 1, 0) == 0;
+  for (const auto& path : found->host_paths) usable = usable && path->unchanged();
+  if (!usable) return nullptr;  // `found` ends here
+  return found;
+}
+
+void WarmSandboxes::put(std::unique_ptr<Launched> sandbox) {
+  std::vector<std::unique_ptr<Launched>> ended;
+  std::lock_guard guard(lock_);
+  if (closed_ || keep_ == 0) {
+    ended.push_back(std::move(sandbox));
+  } else {
+    sandbox->idle_since = Clock::now();
+    waiting_.push_back(std::move(sandbox));
+  }
+  expire(ended);
+}
+
+void WarmSandboxes::close() {
+  std::deque<std::unique_ptr<Launched>> ended;
+  std::lock_guard guard(lock_);
+  closed_ = true;
+  ended.swap(waiting_);
+}
+
+void WarmSandboxes::expire(std::vector<std::unique_ptr<Launched>>& ended) {
+  const auto now = Clock::now();
+  while (!waiting_.empty() &&
+         (waiting_.size() > keep_ || now - waiting_.front()->idle_since > idle_for_)) {
+    ended.push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+  }
+}
+
+}  // namespace warren::sandbox::detail
