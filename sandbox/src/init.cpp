@@ -240,7 +240,8 @@ WARREN_CHILD_CODE void reset_signal_actions() {
   if (plan.loopback_up) bring_loopback_up(plan);
 
   RootState as_new;  // a recycled sandbox is compared with this after each command
-  const bool recycle = plan.recycle && record_root(as_new);
+  IpcWatch ipc;
+  const bool recycle = plan.recycle && record_root(as_new) && watch_ipc(ipc);
   CommandStart start{&plan, plan.argv.data(), plan.envp.data(), plan.search_path};
   NextCommand next;
   while (true) {
@@ -252,8 +253,7 @@ WARREN_CHILD_CODE void reset_signal_actions() {
     // Recycling: nothing may be left when the supervisor hears of the exit, so that what it drains
     // from the output pipes is everything.
     end_every_process();
-    RootState now;
-    const bool as_it_was = record_root(now) && same_root(now, as_new);
+    const bool as_it_was = root_unchanged(as_new) && ipc_empty(ipc);
     char said[sizeof status + 1];
     std::memcpy(said, &status, sizeof status);
     said[sizeof status] = as_it_was ? 'R' : 'X';
@@ -267,9 +267,6 @@ WARREN_CHILD_CODE void reset_signal_actions() {
     plan.stderr_write = next.fds[4];
     start = {&plan, next.argv, next.envp, next.search_path};
     if (last_pid >= 0) (void)!pwrite(last_pid, "1", 1, 0);
-    // System V IPC objects and message queues outlive their processes: each command gets a new
-    // IPC namespace (and with it the old one's are gone).
-    if (unshare(CLONE_NEWIPC) != 0) child_fail(plan, "IPC namespace", errno);
   }
 }
 

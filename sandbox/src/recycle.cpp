@@ -6,7 +6,12 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -34,9 +39,31 @@ struct CommandHeader {
   std::uint32_t bytes = 0;  // of strings that follow, each NUL-terminated: argv, envp, search path
 };
 
-WARREN_CHILD_CODE bool add_entry(RootState& state, const struct statx& st) {
-  if (state.count == RootState::kMaxEntries) return false;
-  RootState::Entry& e = state.entries[state.count++];
+WARREN_CHILD_CODE bool same_entry(const RootState::Entry& x, const struct statx& st) {
+  return x.ino == st.stx_ino && x.size == st.stx_size && x.mode == st.stx_mode &&
+         x.uid == st.stx_uid && x.gid == st.stx_gid && x.nlink == st.stx_nlink &&
+         x.mtime_s == st.stx_mtime.tv_sec && x.mtime_ns == st.stx_mtime.tv_nsec &&
+         x.ctime_s == st.stx_ctime.tv_sec && x.ctime_ns == st.stx_ctime.tv_nsec;
+}
+
+// Adds an entry: the root (`parent` -1), or `name` in the directory that is entry `parent`. Its
+// index, or -1 when the state is full.
+WARREN_CHILD_CODE int add_entry(RootState& state, const struct statx& st, int parent,
+                                const char* name) {
+  const char* base = parent < 0 ? "" : state.paths + state.entries[parent].path;
+  const std::size_t base_len = std::strlen(base), name_len = std::strlen(name);
+  if (state.count == RootState::kMaxEntries ||
+      state.paths_used + base_len + 1 + name_len + 1 > sizeof state.paths)
+    return -1;
+  // The path: "/" for the root, "/name" in it, "/dir/name" further down.
+  char* path = state.paths + state.paths_used;
+  std::memcpy(path, base, base_len);
+  std::size_t len = base_len;
+  if (len != 1) path[len++] = '/';
+  std::memcpy(path + len, name, name_len);
+  len += name_len;
+  path[len] = '\0';
+  RootState::Entry& e = state.entries[state.count];
   e.ino = st.stx_ino;
   e.size = st.stx_size;
   e.mode = st.stx_mode;
@@ -47,13 +74,15 @@ WARREN_CHILD_CODE bool add_entry(RootState& state, const struct statx& st) {
   e.mtime_ns = st.stx_mtime.tv_nsec;
   e.ctime_s = st.stx_ctime.tv_sec;
   e.ctime_ns = st.stx_ctime.tv_nsec;
-  return true;
+  e.path = state.paths_used;
+  state.paths_used += static_cast<std::uint32_t>(len + 1);
+  return state.count++;
 }
 
-// The directory `dir` (already described) and, depth first, what is in it on the root's
+// What is in the directory `dir` (entry `at`, already added), depth first, on the root's
 // filesystem. Closes `dir`.
-WARREN_CHILD_CODE bool record_directory(int dir, std::uint64_t dev_major, std::uint64_t dev_minor,
-                                        RootState& state, int depth) {
+WARREN_CHILD_CODE bool record_directory(int dir, int at, std::uint64_t dev_major,
+                                        std::uint64_t dev_minor, RootState& state, int depth) {
   bool ok = flistxattr(dir, nullptr, 0) == 0;  // an attribute is state the walk does not compare
   alignas(8) char buffer[4096];
   while (ok) {
@@ -62,9 +91,9 @@ WARREN_CHILD_CODE bool record_directory(int dir, std::uint64_t dev_major, std::u
       ok = n == 0;
       break;
     }
-    for (long at = 0; ok && at < n;) {
-      const auto* d = reinterpret_cast<const dirent64*>(buffer + at);
-      at += d->d_reclen;
+    for (long offset = 0; ok && offset < n;) {
+      const auto* d = reinterpret_cast<const dirent64*>(buffer + offset);
+      offset += d->d_reclen;
       const char* name = d->d_name;
       if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
       struct statx st {};
@@ -74,13 +103,13 @@ WARREN_CHILD_CODE bool record_directory(int dir, std::uint64_t dev_major, std::u
       }
       // Another filesystem mounted here: read-only, or the host's own (workspace, --mount).
       if (st.stx_dev_major != dev_major || st.stx_dev_minor != dev_minor) continue;
-      if (S_ISLNK(st.stx_mode)) {
-        ok = add_entry(state, st);
+      const int added = add_entry(state, st, at, name);
+      if (added < 0) {
+        ok = false;
       } else if (S_ISDIR(st.stx_mode) && depth < kMaxDepth) {
         const int sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        ok = sub >= 0 && add_entry(state, st) &&
-             record_directory(sub, dev_major, dev_minor, state, depth + 1);
-      } else {
+        ok = sub >= 0 && record_directory(sub, added, dev_major, dev_minor, state, depth + 1);
+      } else if (!S_ISLNK(st.stx_mode)) {
         ok = false;  // a file, a fifo, a socket, or too deep: not what a new sandbox has
       }
     }
@@ -93,31 +122,65 @@ WARREN_CHILD_CODE bool record_directory(int dir, std::uint64_t dev_major, std::u
 
 WARREN_CHILD_CODE bool record_root(RootState& state) {
   state.count = 0;
+  state.paths_used = 0;
   const int root = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root < 0) return false;
   struct statx st {};
   struct statfs fs {};
   if (statx(root, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &st) != 0 || fstatfs(root, &fs) != 0 ||
-      !add_entry(state, st)) {
+      add_entry(state, st, -1, "") != 0) {
     close(root);
     return false;
   }
   state.free_inodes = fs.f_ffree;
   state.free_blocks = fs.f_bfree;
-  return record_directory(root, st.stx_dev_major, st.stx_dev_minor, state, 0);
+  return record_directory(root, 0, st.stx_dev_major, st.stx_dev_minor, state, 0);
 }
 
-WARREN_CHILD_CODE bool same_root(const RootState& a, const RootState& b) {
-  if (a.count != b.count || a.free_inodes != b.free_inodes || a.free_blocks != b.free_blocks)
+WARREN_CHILD_CODE bool root_unchanged(const RootState& state) {
+  struct statfs fs {};
+  if (statfs("/", &fs) != 0 || fs.f_ffree != state.free_inodes || fs.f_bfree != state.free_blocks)
     return false;
-  for (int i = 0; i < a.count; ++i) {
-    const RootState::Entry &x = a.entries[i], &y = b.entries[i];
-    if (x.ino != y.ino || x.size != y.size || x.mode != y.mode || x.uid != y.uid ||
-        x.gid != y.gid || x.nlink != y.nlink || x.mtime_s != y.mtime_s ||
-        x.mtime_ns != y.mtime_ns || x.ctime_s != y.ctime_s || x.ctime_ns != y.ctime_ns)
+  for (int i = 0; i < state.count; ++i) {
+    const RootState::Entry& e = state.entries[i];
+    const char* path = state.paths + e.path;
+    struct statx st {};
+    if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &st) != 0 ||
+        !same_entry(e, st) || (S_ISDIR(e.mode) && llistxattr(path, nullptr, 0) != 0))
       return false;
   }
   return true;
+}
+
+WARREN_CHILD_CODE bool watch_ipc(IpcWatch& watch) {
+  const int context = fsopen("mqueue", FSOPEN_CLOEXEC);
+  if (context < 0) return false;
+  const int mount = fsconfig(context, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) == 0
+                        ? fsmount(context, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOEXEC)
+                        : -1;
+  close(context);
+  if (mount < 0) return false;
+  watch.queues = openat(mount, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  close(mount);  // the open directory keeps the detached mount alive
+  return watch.queues >= 0;
+}
+
+WARREN_CHILD_CODE bool ipc_empty(const IpcWatch& watch) {
+  shm_info shm{};
+  msginfo msg{};
+  seminfo sem{};
+  if (shmctl(0, SHM_INFO, reinterpret_cast<shmid_ds*>(&shm)) < 0 || shm.used_ids != 0 ||
+      msgctl(0, MSG_INFO, reinterpret_cast<msqid_ds*>(&msg)) < 0 || msg.msgpool != 0 ||
+      semctl(0, 0, SEM_INFO, &sem) < 0 || sem.semusz != 0)
+    return false;
+  // Only "." and ".." in the queues' directory.
+  alignas(8) char buffer[512];
+  if (lseek(watch.queues, 0, SEEK_SET) != 0) return false;
+  const long n = syscall(SYS_getdents64, watch.queues, buffer, sizeof buffer);
+  int entries = 0;
+  for (long offset = 0; offset < n; ++entries)
+    offset += reinterpret_cast<const dirent64*>(buffer + offset)->d_reclen;
+  return n > 0 && entries == 2;
 }
 
 WARREN_CHILD_CODE void end_every_process() {

@@ -6,11 +6,12 @@
 // takes 1). Once a command has ended, PID 1 kills every process left in the sandbox, and checks
 // that nothing the command did can reach the next one:
 //   - processes: none are left (kill(-1) until there is nothing to signal, and every one reaped);
-//   - files: the root tmpfs, walked from /, is as it was after setup, entry by entry (inode,
-//     type, mode, owner, links, size, times, no extended attributes), and it holds no more inodes
-//     or blocks than then. Other filesystems (the read-only system binds, /proc, /dev, the host's
+//   - files: the root tmpfs is as it was after setup, entry by entry (inode, type, mode, owner,
+//     links, size, times, no extended attributes), and it holds no more inodes or blocks than
+//     then. Other filesystems (the read-only system binds, /proc, /dev, the host's
 //     workspace and mounts) are skipped: they are either read-only or the host's own;
-//   - System V IPC and POSIX message queues: each command gets an IPC namespace of its own.
+//   - System V IPC objects and POSIX message queues: there are none (they outlive their
+//     processes, so a command that leaves one ends its sandbox).
 // Nothing else a command can change outlives its processes: it holds no capability (mounts,
 // hostname, network configuration and the bounding set are out of its reach), seccomp denies the
 // mount API and keyrings, PID 1 cannot be traced or written (it is not dumpable), and the cgroup's
@@ -36,24 +37,39 @@ namespace warren::sandbox::detail {
 
 // ---- PID 1's side (system calls only, as the rest of PID 1)
 
-// What the root tmpfs looked like, entry by entry.
+// What the root tmpfs looked like, entry by entry, with each entry's path.
 struct RootState {
   struct Entry {
     std::uint64_t ino = 0, size = 0;
     std::uint32_t mode = 0, uid = 0, gid = 0, nlink = 0;
     std::int64_t mtime_s = 0, ctime_s = 0;
     std::uint32_t mtime_ns = 0, ctime_ns = 0;
+    std::uint32_t path = 0;  // offset into `paths`
   };
   static constexpr int kMaxEntries = 64;
   Entry entries[kMaxEntries];
   int count = 0;
+  char paths[4096];
+  std::uint32_t paths_used = 0;
   std::uint64_t free_inodes = 0, free_blocks = 0;
 };
 
-// False when the root cannot be described (too many entries, a regular file or an extended
-// attribute on it): such a sandbox is not recycled.
+// Walks the root tmpfs once, after setup. False when it cannot be described (too many entries, a
+// regular file or an extended attribute on it): such a sandbox is not recycled.
 WARREN_CHILD_CODE bool record_root(RootState& state);
-WARREN_CHILD_CODE bool same_root(const RootState& a, const RootState& b);
+// Whether the root is as recorded: every entry at its path unchanged, no extended attribute on a
+// directory, and as many free inodes and blocks. A new entry anywhere changes its directory's
+// times and takes an inode, so the entries need not be listed again.
+WARREN_CHILD_CODE bool root_unchanged(const RootState& state);
+
+// The IPC namespace's objects: System V ones are counted by the *ctl INFO calls; POSIX message
+// queues are listed through a detached mqueue mount that only PID 1 holds (the command never sees
+// it). False from watch_ipc: the kernel cannot (the sandbox is then not recycled).
+struct IpcWatch {
+  int queues = -1;  // the mount's root directory, opened for reading
+};
+WARREN_CHILD_CODE bool watch_ipc(IpcWatch& watch);
+WARREN_CHILD_CODE bool ipc_empty(const IpcWatch& watch);
 
 // SIGKILL to every process of the pid namespace but PID 1, until none is left, each one reaped.
 WARREN_CHILD_CODE void end_every_process();

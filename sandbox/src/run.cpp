@@ -25,7 +25,8 @@ Runtime::~Runtime() {
 }
 
 Result<ExecResult> run(const Policy& policy, const Command& command) {
-  return Runtime().run(policy, command);
+  // No command comes after this one: nothing to recycle for.
+  return Runtime(Runtime::Options{.recycle = 0}).run(policy, command);
 }
 
 Result<ExecResult> Runtime::run(const Policy& policy, const Command& command) {

@@ -45,19 +45,17 @@ TEST_F(Recycle, TheNextCommandRunsInTheSameSandboxAsIfItWereNew) {
   // Through the spawner and from this process alike.
   Runtime in_process{Runtime::Options{.keep = 1, .spawner = false}};
   for (Runtime* rt : {&runtime, &in_process}) {
-    const Ran first = run_in(*rt, "echo $$; readlink /proc/self/ns/ipc; exit 3");
+    const Ran first = run_in(*rt, "echo $$; exit 3");
     policy.env = {"GREETING=hello"};  // the environment travels with each command
-    const Ran second = run_in(*rt, "echo $$ $GREETING; readlink /proc/self/ns/ipc");
+    const Ran second = run_in(*rt, "echo $$ $GREETING");
     policy.env.clear();
     ASSERT_FALSE(first.pid_namespace.empty());
     EXPECT_EQ(second.pid_namespace, first.pid_namespace) << "not recycled";
     EXPECT_EQ(first.result.exit_code, 3);
     EXPECT_EQ(second.result.exit_code, 0) << second.result.stderr_data;
-    // Numbered from 2 again, and a System V IPC namespace of its own.
-    const std::size_t split = first.output.find('\n');
-    EXPECT_EQ(first.output.substr(0, split), "2");
-    EXPECT_EQ(second.output.substr(0, second.output.find('\n')), "2 hello");
-    EXPECT_NE(second.output.substr(second.output.find('\n')), first.output.substr(split));
+    // Numbered from 2 again.
+    EXPECT_EQ(first.output, "2\n");
+    EXPECT_EQ(second.output, "2 hello\n");
   }
 }
 
@@ -94,12 +92,25 @@ TEST_F(Recycle, AnythingWrittenToTheRootEndsTheSandbox) {
   }
 }
 
-TEST_F(Recycle, SystemVObjectsDoNotCarryOver) {
-  const Ran first = run("ipcmk -M 4096 >/dev/null && ipcs -m | grep -c '^0x'");
-  EXPECT_EQ(first.output, "1\n") << first.result.stderr_data;
-  const Ran second = run("ipcs -m | grep -c '^0x'");
-  EXPECT_EQ(second.pid_namespace, first.pid_namespace) << "not recycled";
-  EXPECT_EQ(second.output, "0\n");
+TEST_F(Recycle, IpcObjectsLeftBehindEndTheSandbox) {
+  // System V objects of each kind, and a POSIX message queue, outlive the process that made them.
+  const std::string count = "ipcs | grep -c '^0x'; ls /dev/mqueue 2>/dev/null | wc -l";
+  for (const std::string script :
+       {"ipcmk -M 4096", "ipcmk -Q", "ipcmk -S 1",
+        "python3 -c \"import ctypes, os; ctypes.CDLL(None).mq_open(b'/left', os.O_CREAT | "
+        "os.O_RDWR, 0o600, None)\""}) {
+    const Ran before = run("true");
+    const Ran maker = run(script + " >/dev/null && echo made");
+    EXPECT_EQ(maker.output, "made\n") << script << ": " << maker.result.stderr_data;
+    EXPECT_EQ(maker.pid_namespace, before.pid_namespace) << "not recycled before: " << script;
+    const Ran after = run(count);
+    EXPECT_NE(after.pid_namespace, maker.pid_namespace) << "recycled after: " << script;
+    EXPECT_EQ(after.output, "0\n0\n") << script;
+  }
+  // Made and removed again, nothing is left: the sandbox stays.
+  const Ran tidy = run("id=$(ipcmk -M 4096 | grep -o '[0-9]*$') && ipcrm -m $id && echo tidy");
+  EXPECT_EQ(tidy.output, "tidy\n");
+  EXPECT_EQ(run("true").pid_namespace, tidy.pid_namespace);
 }
 
 TEST_F(Recycle, WorkspaceWritesKeepTheSandboxAndAReplacedWorkspaceEndsIt) {

@@ -117,10 +117,10 @@ Result<void> copy_workspace(const std::string& source, const std::string& dest);
 // and recycled sandboxes.
 //
 // Recycling: once a command has ended, its sandbox may serve the next command run() is given with
-// an equal policy (environment and timeouts aside), in place of a new one. Everything the command
-// left is gone first: every process killed, a new IPC namespace; and a sandbox is recycled only
-// when its root filesystem is exactly as it was new (a command that wrote a file anywhere but the
-// workspace or a read-write mount ends its sandbox), its host paths are unchanged, and it neither
+// an equal policy (environment and timeouts aside), in place of a new one. Every process the
+// command left is killed first; and a sandbox is recycled only when its root filesystem is exactly
+// as it was new (a command that wrote a file anywhere but the workspace or a read-write mount ends
+// its sandbox), it holds no IPC object, its host paths are unchanged, and the command neither
 // timed out nor ran out of memory. Commands with an image root, a snapshot or a terminal always
 // get a new sandbox; so do sessions. What recycling checks and why it is enough: recycle.hpp.
 //
