@@ -176,7 +176,6 @@ Result<void> relaunch(Launched& l, const Policy& policy, const Command& command)
   for (Pipe* p : {&error, &status, &in, &out, &err}) p->close_both();  // the last command's
   if (!error.open() || !status.open() || !in.open() || !out.open() || !err.open())
     return tl::unexpected(Error{std::string("pipe: ") + std::strerror(errno)});
-  l.notes.clear();
   l.started = Clock::now();
   if (!send_command(l.control, message, {error.write, status.write, in.read, out.write, err.write}))
     return tl::unexpected(Error{"the recycled sandbox is gone"});

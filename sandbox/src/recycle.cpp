@@ -231,29 +231,25 @@ WARREN_CHILD_CODE bool receive_command(int socket, NextCommand& next) {
   char* strings = buffer + sizeof header;
   if (header.magic != kCommandMagic || header.bytes != n - sizeof header || header.bytes == 0 ||
       strings[header.bytes - 1] != '\0' || header.argc == 0 ||
-      header.argc + header.envc + 2 > kPointers)
+      header.argc + header.envc + 3 > kPointers)
     return false;
-  // Pointers to each string in turn: argv (null-terminated), envp (the same), the search path.
+  // Pointers to each string in turn: argv and envp, each null-terminated, then the search path.
+  // (No lambda here: sanitizers would instrument it, and PID 1 runs on a stack they do not know.)
   auto** pointers = reinterpret_cast<char**>(buffer + sizeof header + kMaxCommandBytes);
   char* at = strings;
   char* const end = strings + header.bytes;
-  auto take = [&]() -> char* {
-    if (at >= end) return nullptr;
-    char* s = at;
-    at += std::strlen(at) + 1;
-    return s;
-  };
   std::size_t p = 0;
-  next.argv = pointers + p;
-  for (std::uint32_t i = 0; i < header.argc; ++i)
-    if (!(pointers[p++] = take())) return false;
-  pointers[p++] = nullptr;
-  next.envp = pointers + p;
-  for (std::uint32_t i = 0; i < header.envc; ++i)
-    if (!(pointers[p++] = take())) return false;
-  pointers[p++] = nullptr;
-  next.search_path = take();
-  return next.search_path != nullptr;
+  for (std::uint32_t i = 0; i < header.argc + header.envc + 1; ++i) {
+    if (at >= end) return false;
+    if (i == header.argc) pointers[p++] = nullptr;                // argv's end
+    if (i == header.argc + header.envc) pointers[p++] = nullptr;  // envp's end
+    pointers[p++] = at;
+    at += std::strlen(at) + 1;
+  }
+  next.argv = pointers;
+  next.envp = pointers + header.argc + 1;
+  next.search_path = pointers[header.argc + header.envc + 2];
+  return true;
 }
 
 std::string encode_command(const std::vector<char*>& argv, const std::vector<char*>& envp,

@@ -2,9 +2,12 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 
@@ -22,6 +25,23 @@ namespace warren::sandbox::testing {
 // Processes on the host whose command line contains `marker`.
 inline int host_processes_with(const std::string& marker) {
   return static_cast<int>(processes_on_host(marker).size());
+}
+
+// A v2 host, with the unified hierarchy at /sys/fs/cgroup (as in scripts/cgroup2-vm.sh's VMs).
+inline bool unified_host() {
+  return std::filesystem::exists("/sys/fs/cgroup/cgroup.controllers");
+}
+
+// Whether a pool keeps its cgroups: always on v1; on v2 only where memory.peak can be reset
+// (Linux 6.12 and later), since a reused group must not report an earlier sandbox's peak. The
+// same holds a recycled sandbox, which keeps its group.
+inline bool cgroups_are_reused() {
+  if (!unified_host()) return true;
+  utsname host{};
+  uname(&host);
+  int major = 0, minor = 0;
+  std::sscanf(host.release, "%d.%d", &major, &minor);
+  return major > 6 || (major == 6 && minor >= 12);
 }
 
 // A `sleep` argument no other process on the host has: 100.<pid><n>.

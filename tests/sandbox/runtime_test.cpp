@@ -4,12 +4,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -21,7 +19,9 @@
 namespace warren::sandbox {
 namespace {
 
+using testing::cgroups_are_reused;
 using testing::host_processes_with;
+using testing::unified_host;
 using testing::unique_sleep;
 
 class Reuse : public testing::SandboxFixture {
@@ -39,22 +39,6 @@ int children_of(pid_t parent) {
     if (stat >> pid >> comm >> state >> ppid && ppid == parent) ++count;
   }
   return count;
-}
-
-// A v2 host, with the unified hierarchy at /sys/fs/cgroup (as in scripts/cgroup2-vm.sh's VMs).
-bool unified_host() {
-  return std::filesystem::exists("/sys/fs/cgroup/cgroup.controllers");
-}
-
-// Whether a pool keeps its cgroups: always on v1; on v2 only where memory.peak can be reset
-// (Linux 6.12 and later), since a reused group must not report an earlier sandbox's peak.
-bool cgroups_are_reused() {
-  if (!unified_host()) return true;
-  utsname host{};
-  uname(&host);
-  int major = 0, minor = 0;
-  std::sscanf(host.release, "%d.%d", &major, &minor);
-  return major > 6 || (major == 6 && minor >= 12);
 }
 
 TEST_F(Reuse, BothStartPathsRunTheSameSandbox) {
