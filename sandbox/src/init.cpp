@@ -91,8 +91,7 @@ WARREN_CHILD_CODE int run_command(void* start_arg) {
   const CommandStart& start = *static_cast<const CommandStart*>(start_arg);
   const ChildPlan& plan = *start.plan;
   // Signals as a freshly started program expects them, whatever the supervisor (or the spawner,
-  // which blocks SIGCHLD) had: none blocked, none ignored.
-  if (!plan.signals_default) reset_signal_actions();
+  // which blocks SIGCHLD) had: none blocked, none ignored (PID 1 saw to the actions).
   const std::uint64_t none = 0;
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof none);
   umask(022);
@@ -183,6 +182,9 @@ WARREN_CHILD_CODE void reset_signal_actions() {
 
 [[noreturn]] WARREN_CHILD_CODE void sandbox_init(ChildPlan& plan) {
   close_inherited_descriptors(plan);
+  // Started in-process, this is a copy of the supervisor with its signal handlers, which a signal
+  // from the command would run here (writing to descriptors whose numbers mean other things now).
+  if (!plan.signals_default) reset_signal_actions();
   // Into the cgroup first, so that everything this process starts is in it.
   for (int fd : plan.cgroup_tasks) {
     if (fd < 0) continue;
@@ -204,6 +206,10 @@ WARREN_CHILD_CODE void reset_signal_actions() {
   if (syscall(SYS_setgroups, 0, nullptr) != 0 && errno != EPERM)
     child_fail(plan, "setgroups", errno);
   if (syscall(SYS_setresuid, 0, 0, 0) != 0) child_fail(plan, "setresuid", errno);
+  // The change of ids made this process undumpable where the host's root started it, not where a
+  // user did (rootless, its host uid stays): said here, so that the command, which has the same
+  // ids, owns none of /proc/1 and can neither trace it nor write its memory or OOM score.
+  prctl(PR_SET_DUMPABLE, 0);
 
   // The starter gone (the spawner, or the supervisor's thread that started this in-process), the
   // whole sandbox goes. Set only now: a change of credentials clears it. A spawner that died
@@ -239,21 +245,20 @@ WARREN_CHILD_CODE void reset_signal_actions() {
     child_fail(plan, "sethostname", errno);
   if (plan.loopback_up) bring_loopback_up(plan);
 
-  RootState as_new;  // a recycled sandbox is compared with this after each command
-  IpcWatch ipc;
-  const bool recycle = plan.recycle && record_root(as_new) && watch_ipc(ipc);
+  AsNew as_new;  // a recycled sandbox is compared with this after each command
+  const bool recyclable = plan.recycle && record_as_new(as_new);
   CommandStart start{&plan, plan.argv.data(), plan.envp.data(), plan.search_path};
   NextCommand next;
   while (true) {
     const int status = run_to_exit(start);
-    if (!recycle) {
+    if (!plan.recycle) {
       (void)!write(plan.status_write, &status, sizeof status);
       _exit(0);  // the kernel ends a pid namespace with its init: nothing the command left lives on
     }
-    // Recycling: nothing may be left when the supervisor hears of the exit, so that what it drains
-    // from the output pipes is everything.
+    // The supervisor asked for recycling, and so takes the status as the end of everything: none
+    // may be left, so that what it drains from the output pipes is all there is.
     end_every_process();
-    const bool as_it_was = root_unchanged(as_new) && ipc_empty(ipc);
+    const bool as_it_was = recyclable && still_as_new(as_new);
     char said[sizeof status + 1];
     std::memcpy(said, &status, sizeof status);
     said[sizeof status] = as_it_was ? 'R' : 'X';

@@ -163,12 +163,14 @@ Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, c
   return l;
 }
 
-Result<void> relaunch(Launched& l, const Policy& policy, const Command& command) {
+std::string command_message(const Policy& policy, const Command& command) {
   Strings strings;
   ChildPlan plan;
   build_process_plan(policy, command, plan, strings);
-  const std::string message = encode_command(plan.argv, plan.envp, plan.search_path);
-  if (message.empty()) return tl::unexpected(Error{"the command is too long to send"});
+  return encode_command(plan.argv, plan.envp, plan.search_path);
+}
+
+Result<void> relaunch(Launched& l, const Policy& policy, const std::string& message) {
   if (l.cgroup)
     if (auto prepared = l.cgroup->prepare(policy.limits); !prepared)
       return tl::unexpected(prepared.error());

@@ -110,6 +110,7 @@ struct Launched {
   int control = -1;
   std::vector<std::unique_ptr<HostPathCheck>> host_paths;
   Clock::time_point idle_since;
+  bool recycled = false;  // the command now running is not this sandbox's first
 };
 
 // `recycle_key` (recycle.hpp's, for this policy and command) not empty: PID 1 stays for another
@@ -117,8 +118,12 @@ struct Launched {
 Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, const Policy& policy,
                                          const Command& command, std::string recycle_key = {});
 
-// Runs `command` in a recycled sandbox, `l`, which was launched with the same key: new pipes, the
-// cgroup's statistics started afresh, and the command sent to PID 1.
-Result<void> relaunch(Launched& l, const Policy& policy, const Command& command);
+// The command as a recycled sandbox's PID 1 takes it (recycle.hpp's encode_command); empty when it
+// cannot be sent (too long, or no argv).
+std::string command_message(const Policy& policy, const Command& command);
+
+// Runs a command, as `message`, in a recycled sandbox `l` that was launched with the same key:
+// new pipes, the cgroup's statistics started afresh, and the message sent to PID 1.
+Result<void> relaunch(Launched& l, const Policy& policy, const std::string& message);
 
 }  // namespace warren::sandbox::detail

@@ -71,8 +71,8 @@ struct ChildPlan {
   int status_write = -1;  // PID 1 writes the command's wait status here
   int stdin_read = -1, stdout_write = -1, stderr_write = -1;
   int lifeline = -1;  // the spawner's pidfd: readable once it has exited
-  // Every signal's action is the default already (the spawner's are): the command need not set
-  // each one again. Not part of the encoded plan: the spawner says it of itself.
+  // Every signal's action is the default already (the spawner's are): PID 1 need not set each one
+  // again. Not part of the encoded plan: the spawner says it of itself.
   bool signals_default = false;
   // cgroup v1 `tasks` files PID 1 writes "0" into to join its cgroup (see Cgroup).
   static constexpr int kMaxCgroupFiles = 4;

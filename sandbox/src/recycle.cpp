@@ -39,31 +39,31 @@ struct CommandHeader {
   std::uint32_t bytes = 0;  // of strings that follow, each NUL-terminated: argv, envp, search path
 };
 
-WARREN_CHILD_CODE bool same_entry(const RootState::Entry& x, const struct statx& st) {
+WARREN_CHILD_CODE bool same_entry(const AsNew::Entry& x, const struct statx& st) {
   return x.ino == st.stx_ino && x.size == st.stx_size && x.mode == st.stx_mode &&
          x.uid == st.stx_uid && x.gid == st.stx_gid && x.nlink == st.stx_nlink &&
          x.mtime_s == st.stx_mtime.tv_sec && x.mtime_ns == st.stx_mtime.tv_nsec &&
          x.ctime_s == st.stx_ctime.tv_sec && x.ctime_ns == st.stx_ctime.tv_nsec;
 }
 
-// Adds an entry: the root (`parent` -1), or `name` in the directory that is entry `parent`. Its
-// index, or -1 when the state is full.
-WARREN_CHILD_CODE int add_entry(RootState& state, const struct statx& st, int parent,
+// Adds an entry: `name` under the entry `parent`'s path, or the absolute path `name` when
+// `parent` is -1. Its index, or -1 when the state is full.
+WARREN_CHILD_CODE int add_entry(AsNew& state, const struct statx& st, int parent,
                                 const char* name) {
   const char* base = parent < 0 ? "" : state.paths + state.entries[parent].path;
   const std::size_t base_len = std::strlen(base), name_len = std::strlen(name);
-  if (state.count == RootState::kMaxEntries ||
+  if (state.count == AsNew::kMaxEntries ||
       state.paths_used + base_len + 1 + name_len + 1 > sizeof state.paths)
     return -1;
-  // The path: "/" for the root, "/name" in it, "/dir/name" further down.
+  // "/dir" + "name": "/dir/name"; "/" + "name": "/name"; "" + "/abs": "/abs".
   char* path = state.paths + state.paths_used;
   std::memcpy(path, base, base_len);
   std::size_t len = base_len;
-  if (len != 1) path[len++] = '/';
+  if (len > 1) path[len++] = '/';
   std::memcpy(path + len, name, name_len);
   len += name_len;
   path[len] = '\0';
-  RootState::Entry& e = state.entries[state.count];
+  AsNew::Entry& e = state.entries[state.count];
   e.ino = st.stx_ino;
   e.size = st.stx_size;
   e.mode = st.stx_mode;
@@ -74,16 +74,24 @@ WARREN_CHILD_CODE int add_entry(RootState& state, const struct statx& st, int pa
   e.mtime_ns = st.stx_mtime.tv_nsec;
   e.ctime_s = st.stx_ctime.tv_sec;
   e.ctime_ns = st.stx_ctime.tv_nsec;
+  e.xattr_bytes = S_ISDIR(st.stx_mode) ? llistxattr(path, nullptr, 0) : 0;
   e.path = state.paths_used;
   state.paths_used += static_cast<std::uint32_t>(len + 1);
-  return state.count++;
+  return e.xattr_bytes < 0 ? -1 : state.count++;
+}
+
+// An entry by its absolute path.
+WARREN_CHILD_CODE bool add_path(AsNew& state, const char* path) {
+  struct statx st {};
+  return statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &st) == 0 &&
+         add_entry(state, st, -1, path) >= 0;
 }
 
 // What is in the directory `dir` (entry `at`, already added), depth first, on the root's
 // filesystem. Closes `dir`.
 WARREN_CHILD_CODE bool record_directory(int dir, int at, std::uint64_t dev_major,
-                                        std::uint64_t dev_minor, RootState& state, int depth) {
-  bool ok = flistxattr(dir, nullptr, 0) == 0;  // an attribute is state the walk does not compare
+                                        std::uint64_t dev_minor, AsNew& state, int depth) {
+  bool ok = true;
   alignas(8) char buffer[4096];
   while (ok) {
     const long n = syscall(SYS_getdents64, dir, buffer, sizeof buffer);
@@ -118,17 +126,13 @@ WARREN_CHILD_CODE bool record_directory(int dir, int at, std::uint64_t dev_major
   return ok;
 }
 
-}  // namespace
-
-WARREN_CHILD_CODE bool record_root(RootState& state) {
-  state.count = 0;
-  state.paths_used = 0;
+WARREN_CHILD_CODE bool record_root(AsNew& state) {
   const int root = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root < 0) return false;
   struct statx st {};
   struct statfs fs {};
   if (statx(root, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &st) != 0 || fstatfs(root, &fs) != 0 ||
-      add_entry(state, st, -1, "") != 0) {
+      add_entry(state, st, -1, "/") != 0) {
     close(root);
     return false;
   }
@@ -137,22 +141,7 @@ WARREN_CHILD_CODE bool record_root(RootState& state) {
   return record_directory(root, 0, st.stx_dev_major, st.stx_dev_minor, state, 0);
 }
 
-WARREN_CHILD_CODE bool root_unchanged(const RootState& state) {
-  struct statfs fs {};
-  if (statfs("/", &fs) != 0 || fs.f_ffree != state.free_inodes || fs.f_bfree != state.free_blocks)
-    return false;
-  for (int i = 0; i < state.count; ++i) {
-    const RootState::Entry& e = state.entries[i];
-    const char* path = state.paths + e.path;
-    struct statx st {};
-    if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &st) != 0 ||
-        !same_entry(e, st) || (S_ISDIR(e.mode) && llistxattr(path, nullptr, 0) != 0))
-      return false;
-  }
-  return true;
-}
-
-WARREN_CHILD_CODE bool watch_ipc(IpcWatch& watch) {
+WARREN_CHILD_CODE bool watch_queues(AsNew& state) {
   const int context = fsopen("mqueue", FSOPEN_CLOEXEC);
   if (context < 0) return false;
   const int mount = fsconfig(context, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) == 0
@@ -160,12 +149,12 @@ WARREN_CHILD_CODE bool watch_ipc(IpcWatch& watch) {
                         : -1;
   close(context);
   if (mount < 0) return false;
-  watch.queues = openat(mount, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  state.queues = openat(mount, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   close(mount);  // the open directory keeps the detached mount alive
-  return watch.queues >= 0;
+  return state.queues >= 0;
 }
 
-WARREN_CHILD_CODE bool ipc_empty(const IpcWatch& watch) {
+WARREN_CHILD_CODE bool no_ipc_objects(const AsNew& state) {
   shm_info shm{};
   msginfo msg{};
   seminfo sem{};
@@ -175,12 +164,44 @@ WARREN_CHILD_CODE bool ipc_empty(const IpcWatch& watch) {
     return false;
   // Only "." and ".." in the queues' directory.
   alignas(8) char buffer[512];
-  if (lseek(watch.queues, 0, SEEK_SET) != 0) return false;
-  const long n = syscall(SYS_getdents64, watch.queues, buffer, sizeof buffer);
+  if (lseek(state.queues, 0, SEEK_SET) != 0) return false;
+  const long n = syscall(SYS_getdents64, state.queues, buffer, sizeof buffer);
   int entries = 0;
   for (long offset = 0; offset < n; ++entries)
     offset += reinterpret_cast<const dirent64*>(buffer + offset)->d_reclen;
   return n > 0 && entries == 2;
+}
+
+}  // namespace
+
+WARREN_CHILD_CODE bool record_as_new(AsNew& state) {
+  state.count = 0;
+  state.paths_used = 0;
+  for (int r = 0; r < RLIM_NLIMITS; ++r)
+    if (getrlimit(r, &state.limits[r]) != 0) return false;
+  return record_root(state) && add_path(state, "/dev/pts") && add_path(state, "/dev/pts/ptmx") &&
+         watch_queues(state);
+}
+
+WARREN_CHILD_CODE bool still_as_new(const AsNew& state) {
+  struct statfs fs {};
+  if (statfs("/", &fs) != 0 || fs.f_ffree != state.free_inodes || fs.f_bfree != state.free_blocks)
+    return false;
+  for (int i = 0; i < state.count; ++i) {
+    const AsNew::Entry& e = state.entries[i];
+    const char* path = state.paths + e.path;
+    struct statx st {};
+    if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &st) != 0 ||
+        !same_entry(e, st) || (S_ISDIR(e.mode) && llistxattr(path, nullptr, 0) != e.xattr_bytes))
+      return false;
+  }
+  for (int r = 0; r < RLIM_NLIMITS; ++r) {
+    rlimit now{};
+    if (getrlimit(r, &now) != 0 || now.rlim_cur != state.limits[r].rlim_cur ||
+        now.rlim_max != state.limits[r].rlim_max)
+      return false;
+  }
+  return no_ipc_objects(state);
 }
 
 WARREN_CHILD_CODE void end_every_process() {
@@ -197,7 +218,7 @@ WARREN_CHILD_CODE void end_every_process() {
 
 WARREN_CHILD_CODE bool receive_command(int socket, NextCommand& next) {
   // Mapped at the first command: the message, then the argv and envp arrays that point into it.
-  constexpr std::size_t kPointers = kMaxCommandBytes / 2 + 2;
+  constexpr std::size_t kPointers = kMaxCommandPointers;
   constexpr std::size_t kSize =
       sizeof(CommandHeader) + kMaxCommandBytes + kPointers * sizeof(char*);
   if (!next.buffer) {
@@ -231,7 +252,7 @@ WARREN_CHILD_CODE bool receive_command(int socket, NextCommand& next) {
   char* strings = buffer + sizeof header;
   if (header.magic != kCommandMagic || header.bytes != n - sizeof header || header.bytes == 0 ||
       strings[header.bytes - 1] != '\0' || header.argc == 0 ||
-      header.argc + header.envc + 3 > kPointers)
+      std::size_t{header.argc} + header.envc + 3 > kPointers)
     return false;
   // Pointers to each string in turn: argv and envp, each null-terminated, then the search path.
   // (No lambda here: sanitizers would instrument it, and PID 1 runs on a stack they do not know.)
@@ -261,7 +282,10 @@ std::string encode_command(const std::vector<char*>& argv, const std::vector<cha
   for (const char* kv : envp)
     if (kv) strings.append(kv).push_back('\0'), ++header.envc;
   strings.append(search_path ? search_path : "").push_back('\0');
-  if (strings.size() > kMaxCommandBytes) return {};
+  // PID 1 has room for this many strings' pointers (with argv's and envp's ends).
+  const std::size_t pointers = std::size_t{header.argc} + header.envc + 3;
+  if (header.argc == 0 || strings.size() > kMaxCommandBytes || pointers > kMaxCommandPointers)
+    return {};
   header.bytes = static_cast<std::uint32_t>(strings.size());
   std::string message(reinterpret_cast<const char*>(&header), sizeof header);
   return message + strings;

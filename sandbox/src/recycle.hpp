@@ -11,14 +11,18 @@
 //     then. Other filesystems (the read-only system binds, /proc, /dev, the host's
 //     workspace and mounts) are skipped: they are either read-only or the host's own;
 //   - System V IPC objects and POSIX message queues: there are none (they outlive their
-//     processes, so a command that leaves one ends its sandbox).
+//     processes, so a command that leaves one ends its sandbox);
+//   - PID 1's resource limits, which the next command inherits, are as they were.
 // Nothing else a command can change outlives its processes: it holds no capability (mounts,
 // hostname, network configuration and the bounding set are out of its reach), seccomp denies the
 // mount API and keyrings, PID 1 cannot be traced or written (it is not dumpable), and the cgroup's
-// statistics start afresh. A sandbox that fails any check, that timed out, or whose command was
-// killed for memory, is not recycled: it ends, and the next command gets a new one.
+// statistics start afresh. A sandbox that fails any check, that timed out, whose command was
+// killed for memory or could not be set up, is not recycled: it ends, and the next command gets a
+// new one. Only sandboxes the spawner started are recycled: an in-process PID 1 is a copy of the
+// whole supervisor and dies with the thread that started it.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -37,39 +41,40 @@ namespace warren::sandbox::detail {
 
 // ---- PID 1's side (system calls only, as the rest of PID 1)
 
-// What the root tmpfs looked like, entry by entry, with each entry's path.
-struct RootState {
+// What a new sandbox looks like, as PID 1 records it after setup and checks it after each command.
+struct AsNew {
+  // The root tmpfs, entry by entry with each entry's path, and the devpts instance's root and
+  // ptmx (which belong to the sandbox's root, so a command may chmod them).
   struct Entry {
     std::uint64_t ino = 0, size = 0;
     std::uint32_t mode = 0, uid = 0, gid = 0, nlink = 0;
     std::int64_t mtime_s = 0, ctime_s = 0;
     std::uint32_t mtime_ns = 0, ctime_ns = 0;
-    std::uint32_t path = 0;  // offset into `paths`
+    std::int64_t xattr_bytes = 0;  // of attribute names (directories; SELinux labels them all)
+    std::uint32_t path = 0;        // offset into `paths`
   };
   static constexpr int kMaxEntries = 64;
   Entry entries[kMaxEntries];
   int count = 0;
   char paths[4096];
   std::uint32_t paths_used = 0;
-  std::uint64_t free_inodes = 0, free_blocks = 0;
+  std::uint64_t free_inodes = 0, free_blocks = 0;  // of the root tmpfs
+  // PID 1's own resource limits, which every command inherits: a command has PID 1's ids and may
+  // lower them (prlimit needs no capability for that).
+  rlimit limits[RLIM_NLIMITS];
+  // The IPC namespace's objects: System V ones are counted by the *ctl INFO calls; POSIX message
+  // queues are listed through a detached mqueue mount whose directory only PID 1 holds open (the
+  // command never sees it).
+  int queues = -1;
 };
 
-// Walks the root tmpfs once, after setup. False when it cannot be described (too many entries, a
-// regular file or an extended attribute on it): such a sandbox is not recycled.
-WARREN_CHILD_CODE bool record_root(RootState& state);
-// Whether the root is as recorded: every entry at its path unchanged, no extended attribute on a
-// directory, and as many free inodes and blocks. A new entry anywhere changes its directory's
-// times and takes an inode, so the entries need not be listed again.
-WARREN_CHILD_CODE bool root_unchanged(const RootState& state);
-
-// The IPC namespace's objects: System V ones are counted by the *ctl INFO calls; POSIX message
-// queues are listed through a detached mqueue mount that only PID 1 holds (the command never sees
-// it). False from watch_ipc: the kernel cannot (the sandbox is then not recycled).
-struct IpcWatch {
-  int queues = -1;  // the mount's root directory, opened for reading
-};
-WARREN_CHILD_CODE bool watch_ipc(IpcWatch& watch);
-WARREN_CHILD_CODE bool ipc_empty(const IpcWatch& watch);
+// False when the sandbox cannot be described (too many entries; a regular file, fifo or socket
+// on the root; no way to watch message queues): such a sandbox is not recycled.
+WARREN_CHILD_CODE bool record_as_new(AsNew& state);
+// Whether the sandbox is as recorded: every entry at its path unchanged (a new entry anywhere
+// takes an inode and changes its directory's times, so the entries need not be listed again), as
+// many free inodes and blocks, the same limits, and no IPC object.
+WARREN_CHILD_CODE bool still_as_new(const AsNew& state);
 
 // SIGKILL to every process of the pid namespace but PID 1, until none is left, each one reaped.
 WARREN_CHILD_CODE void end_every_process();
@@ -93,8 +98,10 @@ WARREN_CHILD_CODE bool receive_command(int socket, NextCommand& next);
 // The largest command message: argv and environment together (a larger command starts a new
 // sandbox, which takes its command in the plan).
 constexpr std::size_t kMaxCommandBytes = 60 * 1024;
+constexpr std::size_t kMaxCommandPointers = kMaxCommandBytes / 2 + 2;
 
-// argv, envp and the search path as one message; empty when over kMaxCommandBytes.
+// argv, envp and the search path as one message; empty when over kMaxCommandBytes or when argv is
+// empty.
 std::string encode_command(const std::vector<char*>& argv, const std::vector<char*>& envp,
                            const char* search_path);
 // Sends it with the five descriptors (in NextCommand's order); false if PID 1 is gone.

@@ -34,16 +34,26 @@ Result<ExecResult> Runtime::run(const Policy& policy, const Command& command) {
 }
 
 // A recycled sandbox of the same key, given this command; else a new one, recyclable when the
-// Runtime keeps recycled sandboxes.
+// Runtime keeps recycled sandboxes and starts them through the spawner.
 Result<std::unique_ptr<detail::Launched>> start(const std::shared_ptr<detail::Resources>& resources,
                                                 detail::WarmSandboxes& warm, const Policy& policy,
                                                 const Command& command) {
   using namespace detail;
-  std::string key = warm.keep() > 0 ? recycle_key(policy, command) : std::string();
+  std::string key = warm.keep() > 0 && resources->spawner ? recycle_key(policy, command) : "";
+  // The seccomp program is the one a policy file held when the sandbox started: a file changed
+  // since is another key.
+  if (auto seccomp = resources->seccomp.get(policy.seccomp_policy); seccomp && !key.empty())
+    key += std::to_string(reinterpret_cast<std::uintptr_t>(seccomp->get()));
+  else
+    key.clear();
   if (key.empty()) return launch(resources, policy, command);
-  while (auto recycled = warm.take(key)) {
-    if (relaunch(*recycled, policy, command)) return recycled;
-    // PID 1 went away meanwhile, or the command is too long to send: `recycled` ends here.
+  const std::string message = command_message(policy, command);
+  while (auto recycled = message.empty() ? nullptr : warm.take(key)) {
+    if (relaunch(*recycled, policy, message)) {
+      recycled->recycled = true;
+      return recycled;
+    }
+    // PID 1 went away meanwhile: `recycled` ends here.
   }
   return launch(resources, policy, command, std::move(key));
 }
@@ -71,6 +81,7 @@ asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command co
   Cgroup* cgroup = l.cgroup.get();
   ExecResult result;
   result.notes = l.notes;
+  result.recycled = l.recycled;
 
   // Standard input: written as the command reads it, then closed.
   const std::string input = command.stdin_data.value_or("");
@@ -182,7 +193,10 @@ asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command co
   }
   if (recyclable) {
     pollfd exited{pidfd, POLLIN, 0};
-    const bool as_new = reported == sizeof report && report[sizeof(int)] == 'R' &&
+    // A failure to set the command up ('S') would come from the sandbox's state, which the checks
+    // found as new: not trusted either way. A program that was not found ('E') is the command's.
+    const bool started_fine = setup_error.empty() || setup_error[0] == 'E';
+    const bool as_new = reported == sizeof report && report[sizeof(int)] == 'R' && started_fine &&
                         !result.timed_out && !result.idle_timed_out && !result.oom_killed &&
                         (!cgroup || cgroup->reusable()) && poll(&exited, 1, 0) == 0;
     if (as_new) {

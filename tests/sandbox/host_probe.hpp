@@ -50,10 +50,11 @@ inline std::string unique_sleep(int n) {
 }
 
 // A fixture for one-shot sandboxes: root required, a 20 s timeout, and `sh -c` through a Runtime
-// that keeps `keep` cgroups and network namespaces for reuse.
+// that keeps `keep` cgroups and network namespaces for reuse, and `recycle` recycled sandboxes.
 class SandboxFixture : public ::testing::Test {
  protected:
-  explicit SandboxFixture(std::size_t keep = 256) : runtime(Runtime::Options{.keep = keep}) {}
+  explicit SandboxFixture(std::size_t keep = 256, std::size_t recycle = 64)
+      : runtime(Runtime::Options{.keep = keep, .recycle = recycle}) {}
   void SetUp() override {
     WARREN_REQUIRE_ROOT();
     policy.limits.timeout = std::chrono::seconds(20);

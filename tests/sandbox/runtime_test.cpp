@@ -26,7 +26,9 @@ using testing::unique_sleep;
 
 class Reuse : public testing::SandboxFixture {
  protected:
-  Reuse() : SandboxFixture(1) {}  // one of each kind: every start reuses it
+  // One of each kind, and no recycled sandbox (which would keep its group): every start reuses
+  // the pooled cgroup and network namespace.
+  Reuse() : SandboxFixture(1, 0) {}
 };
 
 // Children of `parent` on the host.

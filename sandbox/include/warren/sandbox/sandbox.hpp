@@ -91,6 +91,7 @@ struct ExecResult {
   std::uint64_t peak_memory_bytes = 0;
   std::chrono::microseconds cpu_time{0};
   std::vector<std::string> notes;  // limits that could not be applied, and why
+  bool recycled = false;           // ran in a sandbox that an earlier command left as new
 };
 
 namespace detail {
@@ -132,8 +133,10 @@ class Runtime {
     // Start sandboxes from warren-spawner, a small helper process, when it can be found
     // ($WARREN_SPAWNER, or beside the executable): cheaper than from a large process.
     bool spawner = true;
-    // Recycled sandboxes kept waiting for a command (0: every command gets a new sandbox), and for
-    // how long at most. Each holds about 0.5 MiB, a cgroup and a network namespace.
+    // Recycled sandboxes kept waiting for a command (0: every command gets a new sandbox), and how
+    // long one may wait: those older are ended when the Runtime next starts or ends a command, or
+    // when it is destroyed. Each holds about 0.5 MiB, a cgroup, a network namespace, and its
+    // binds of host paths. Recycling needs warren-spawner.
     std::size_t recycle = 64;
     std::chrono::seconds recycle_idle{30};
   };
