@@ -347,7 +347,9 @@ bool HostPathCheck::unchanged() const {
 }
 
 WarmSandboxes::WarmSandboxes(std::size_t keep, std::chrono::seconds idle_for)
-    : keep_(keep), idle_for_(idle_for) {}
+    : keep_(keep), idle_for_(idle_for) {
+  if (keep_ > 0) expiry_ = std::thread([this] { expire_when_due(); });
+}
 
 WarmSandboxes::~WarmSandboxes() {
   close();
@@ -382,21 +384,41 @@ void WarmSandboxes::put(std::unique_ptr<Launched> sandbox) {
   } else {
     sandbox->idle_since = Clock::now();
     waiting_.push_back(std::move(sandbox));
+    changed_.notify_one();
   }
   expire(ended);
 }
 
 void WarmSandboxes::close() {
   std::deque<std::unique_ptr<Launched>> ended;
-  std::lock_guard guard(lock_);
-  closed_ = true;
-  ended.swap(waiting_);
+  {
+    std::lock_guard guard(lock_);
+    closed_ = true;
+    ended.swap(waiting_);
+    changed_.notify_one();
+  }
+  if (expiry_.joinable() && expiry_.get_id() != std::this_thread::get_id()) expiry_.join();
+}
+
+void WarmSandboxes::expire_when_due() {
+  std::unique_lock lock(lock_);
+  while (!closed_) {
+    if (waiting_.empty())
+      changed_.wait(lock);
+    else
+      changed_.wait_until(lock, waiting_.front()->idle_since + idle_for_);
+    std::vector<std::unique_ptr<Launched>> ended;
+    expire(ended);
+    lock.unlock();
+    ended.clear();  // each waits for its PID 1 to go: not under the lock
+    lock.lock();
+  }
 }
 
 void WarmSandboxes::expire(std::vector<std::unique_ptr<Launched>>& ended) {
   const auto now = Clock::now();
   while (!waiting_.empty() &&
-         (waiting_.size() > keep_ || now - waiting_.front()->idle_since > idle_for_)) {
+         (waiting_.size() > keep_ || now - waiting_.front()->idle_since >= idle_for_)) {
     ended.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
   }

@@ -26,12 +26,14 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "plan.hpp"
@@ -132,7 +134,8 @@ class HostPathCheck {
 struct Launched;
 
 // Recycled sandboxes waiting for a command, by key. At most `keep` are kept (the oldest goes
-// first), none for longer than `idle_for`; closed, it keeps none. Thread-safe.
+// first), none for longer than `idle_for` (a thread of its own ends them when they are due);
+// closed, it keeps none. Thread-safe.
 class WarmSandboxes {
  public:
   WarmSandboxes(std::size_t keep, std::chrono::seconds idle_for);
@@ -150,12 +153,16 @@ class WarmSandboxes {
  private:
   // Removes from `waiting_` what is too old or too many; the caller ends them outside the lock.
   void expire(std::vector<std::unique_ptr<Launched>>& ended);
+  // The expiry thread: sleeps until the oldest waiting sandbox is due, ends it, until closed.
+  void expire_when_due();
 
   const std::size_t keep_;
   const std::chrono::seconds idle_for_;
   std::mutex lock_;
+  std::condition_variable changed_;  // a sandbox came to wait, or the pool closed
   bool closed_ = false;
   std::deque<std::unique_ptr<Launched>> waiting_;  // oldest first
+  std::thread expiry_;                             // started when `keep` > 0
 };
 
 }  // namespace warren::sandbox::detail

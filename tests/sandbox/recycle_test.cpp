@@ -243,5 +243,17 @@ TEST_F(Recycle, AWaitingSandboxEndsWithItsRuntime) {
   EXPECT_NE(start_time(pid_one), started);
 }
 
+TEST_F(Recycle, AWaitingSandboxEndsWhenItHasWaitedLongEnough) {
+  Runtime rt{Runtime::Options{.recycle_idle = std::chrono::seconds(1)}};
+  const pid_t pid_one = process_in(run_in(rt, "true").pid_namespace);
+  ASSERT_GT(pid_one, 0);
+  const std::string started = start_time(pid_one);
+  // Nothing else happens in the Runtime: its own thread ends the sandbox.
+  for (int i = 0; i < 150 && start_time(pid_one) == started; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_NE(start_time(pid_one), started);
+  EXPECT_FALSE(run_in(rt, "true").result.recycled);
+}
+
 }  // namespace
 }  // namespace warren::sandbox

@@ -133,10 +133,10 @@ class Runtime {
     // Start sandboxes from warren-spawner, a small helper process, when it can be found
     // ($WARREN_SPAWNER, or beside the executable): cheaper than from a large process.
     bool spawner = true;
-    // Recycled sandboxes kept waiting for a command (0: every command gets a new sandbox), and how
-    // long one may wait: those older are ended when the Runtime next starts or ends a command, or
-    // when it is destroyed. Each holds about 0.5 MiB, a cgroup, a network namespace, and its
-    // binds of host paths. Recycling needs warren-spawner.
+    // Recycled sandboxes kept waiting for a command (0: every command gets a new sandbox, and no
+    // thread is started), and how long one may wait before a thread of the Runtime's ends it.
+    // Each holds about 0.5 MiB, a cgroup, a network namespace, and its binds of host paths.
+    // Recycling needs warren-spawner.
     std::size_t recycle = 64;
     std::chrono::seconds recycle_idle{30};
   };
