@@ -7,16 +7,17 @@
 // that nothing the command did can reach the next one:
 //   - processes: none are left (kill(-1) until there is nothing to signal, and every one reaped);
 //   - files: the root tmpfs is as it was after setup, entry by entry (inode, type, mode, owner,
-//     links, size, times, no extended attributes), and it holds no more inodes or blocks than
-//     then. Other filesystems (the read-only system binds, /proc, /dev, the host's
-//     workspace and mounts) are skipped: they are either read-only or the host's own;
+//     links, size, times, extended attributes), and it holds no more inodes or blocks than then;
+//     so are the devpts instance's root and ptmx, which the command owns. Other filesystems (the
+//     read-only system binds, /proc, /dev, the host's workspace and mounts) are skipped: they are
+//     either read-only or the host's own;
 //   - System V IPC objects and POSIX message queues: there are none (they outlive their
 //     processes, so a command that leaves one ends its sandbox);
 //   - PID 1's resource limits, which the next command inherits, are as they were.
 // Nothing else a command can change outlives its processes: it holds no capability (mounts,
 // hostname, network configuration and the bounding set are out of its reach), seccomp denies the
-// mount API and keyrings, PID 1 cannot be traced or written (it is not dumpable), and the cgroup's
-// statistics start afresh. A sandbox that fails any check, that timed out, whose command was
+// mount API and keyrings, PID 1 cannot be traced or written (it makes itself undumpable), and the
+// cgroup's statistics start afresh. A sandbox that fails any check, that timed out, whose command was
 // killed for memory or could not be set up, is not recycled: it ends, and the next command gets a
 // new one. Only sandboxes the spawner started are recycled: an in-process PID 1 is a copy of the
 // whole supervisor and dies with the thread that started it.

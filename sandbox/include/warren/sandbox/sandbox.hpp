@@ -121,9 +121,10 @@ Result<void> copy_workspace(const std::string& source, const std::string& dest);
 // an equal policy (environment and timeouts aside), in place of a new one. Every process the
 // command left is killed first; and a sandbox is recycled only when its root filesystem is exactly
 // as it was new (a command that wrote a file anywhere but the workspace or a read-write mount ends
-// its sandbox), it holds no IPC object, its host paths are unchanged, and the command neither
-// timed out nor ran out of memory. Commands with an image root, a snapshot or a terminal always
-// get a new sandbox; so do sessions. What recycling checks and why it is enough: recycle.hpp.
+// its sandbox), it holds no IPC object, PID 1's limits are as they were, its host paths are
+// unchanged, and the command neither timed out nor ran out of memory. Commands with an image root,
+// a snapshot or a terminal always get a new sandbox; so do sessions, and sandboxes started without
+// the spawner. What recycling checks and why it is enough: recycle.hpp.
 //
 // Thread-safe: share one. Sandboxes may outlive it.
 class Runtime {
