@@ -17,9 +17,9 @@
 // Nothing else a command can change outlives its processes: it holds no capability (mounts,
 // hostname, network configuration and the bounding set are out of its reach), seccomp denies the
 // mount API and keyrings, PID 1 cannot be traced or written (it makes itself undumpable), and the
-// cgroup's statistics start afresh. A sandbox that fails any check, that timed out, whose command was
-// killed for memory or could not be set up, is not recycled: it ends, and the next command gets a
-// new one. Only sandboxes the spawner started are recycled: an in-process PID 1 is a copy of the
+// cgroup's statistics start afresh. A sandbox that fails any check, that timed out, whose command
+// was killed for memory or could not be set up, is not recycled: it ends, and the next command gets
+// a new one. Only sandboxes the spawner started are recycled: an in-process PID 1 is a copy of the
 // whole supervisor and dies with the thread that started it.
 #pragma once
 
