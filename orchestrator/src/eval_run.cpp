@@ -8,7 +8,6 @@
 #include <map>
 #include <utility>  // before Asio 1.74, which uses std::exchange without it
 
-
 #include "run_all.hpp"
 #include "warren/orchestrator/eval.hpp"
 

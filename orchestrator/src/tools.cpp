@@ -1,7 +1,7 @@
 // ToolBox: dispatch, the shell-backed tools, and running one step's calls.
+#include "tools.hpp"
 #include "run_all.hpp"
 #include "shell_quote.hpp"
-#include "tools.hpp"
 
 namespace warren::orchestrator::detail {
 

@@ -193,8 +193,7 @@ TEST_F(EvalCli, ResumeAfterSigkillRunsOnlyWhatDidNotFinish) {
   auto shown = warren("runs --db " + (state / "warren.db").string() + " show 1 --json");
   int interrupted = 0;
   const Json run = Json::parse(shown.out);  // named: a loop over a temporary's member dangles
-  for (const Json& t : run["trials"])
-    interrupted += t["exit_status"] == "interrupted";
+  for (const Json& t : run["trials"]) interrupted += t["exit_status"] == "interrupted";
   EXPECT_LE(interrupted, 1);
 }
 
