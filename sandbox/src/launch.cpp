@@ -66,9 +66,11 @@ Result<void> open_trees(ChildPlan& plan, std::vector<std::unique_ptr<Fd>>& owned
 }  // namespace
 
 Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, const Policy& policy,
-                                         const Command& command, std::string recycle_key) {
+                                         const Command& command, std::string recycle_key,
+                                         std::shared_ptr<const SeccompProgram> compiled) {
   if (command.argv.empty()) return tl::unexpected(Error{"no command to run"});
-  auto seccomp = resources->seccomp.get(policy.seccomp_policy);
+  auto seccomp = compiled ? Result<std::shared_ptr<const SeccompProgram>>(std::move(compiled))
+                          : resources->seccomp.get(policy.seccomp_policy);
   if (!seccomp) return tl::unexpected(seccomp.error());
   if (!resources->host) return tl::unexpected(resources->host.error());
   const HostView& host = *resources->host;

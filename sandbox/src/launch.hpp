@@ -114,9 +114,11 @@ struct Launched {
 };
 
 // `recycle_key` (recycle.hpp's, for this policy and command) not empty: PID 1 stays for another
-// command when this one leaves the sandbox as new.
+// command when this one leaves the sandbox as new. `compiled`: the policy's seccomp program when
+// the caller has it already (else it is looked up).
 Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, const Policy& policy,
-                                         const Command& command, std::string recycle_key = {});
+                                         const Command& command, std::string recycle_key = {},
+                                         std::shared_ptr<const SeccompProgram> compiled = nullptr);
 
 // The command as a recycled sandbox's PID 1 takes it (recycle.hpp's encode_command); empty when it
 // cannot be sent (too long, or no argv).

@@ -40,13 +40,12 @@ Result<std::unique_ptr<detail::Launched>> start(const std::shared_ptr<detail::Re
                                                 const Command& command) {
   using namespace detail;
   std::string key = warm.keep() > 0 && resources->spawner ? recycle_key(policy, command) : "";
+  if (key.empty()) return launch(resources, policy, command);
   // The seccomp program is the one a policy file held when the sandbox started: a file changed
   // since is another key.
-  if (auto seccomp = resources->seccomp.get(policy.seccomp_policy); seccomp && !key.empty())
-    key += std::to_string(reinterpret_cast<std::uintptr_t>(seccomp->get()));
-  else
-    key.clear();
-  if (key.empty()) return launch(resources, policy, command);
+  auto seccomp = resources->seccomp.get(policy.seccomp_policy);
+  if (!seccomp) return tl::unexpected(seccomp.error());
+  key += std::to_string(reinterpret_cast<std::uintptr_t>(seccomp->get()));
   const std::string message = command_message(policy, command);
   while (auto recycled = message.empty() ? nullptr : warm.take(key)) {
     if (relaunch(*recycled, policy, message)) {
@@ -55,7 +54,7 @@ Result<std::unique_ptr<detail::Launched>> start(const std::shared_ptr<detail::Re
     }
     // PID 1 went away meanwhile: `recycled` ends here.
   }
-  return launch(resources, policy, command, std::move(key));
+  return launch(resources, policy, command, std::move(key), std::move(*seccomp));
 }
 
 asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command command) {
