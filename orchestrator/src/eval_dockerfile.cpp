@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <sstream>
 
-#include "text_file.hpp"
+#include "task_files.hpp"
 #include "warren/orchestrator/eval.hpp"
 
 namespace warren::orchestrator::eval {
@@ -103,12 +103,24 @@ std::optional<std::string> inside_workdir(const std::string& workdir,
   return text == "." ? "" : text;
 }
 
+// A COPY source as a path relative to the task's folder (context/source, normalised: "." for the
+// folder itself).
+std::string in_context(const std::string& context, const std::string& source) {
+  std::string joined = (fs::path(context) / source).lexically_normal().string();
+  while (joined.size() > 1 && joined.ends_with('/')) joined.pop_back();
+  return joined.empty() ? "." : joined;
+}
+
 }  // namespace
 
-Result<Environment> read_dockerfile(const std::string& file, const std::string& context) {
-  auto text = detail::read_text_file(file, "the Dockerfile");
+Result<Environment> read_dockerfile(const std::string& task_dir, const std::string& file,
+                                    const std::string& context) {
+  auto folder = detail::TaskFolder::open(task_dir);
+  if (!folder) return tl::unexpected(folder.error());
+  auto text = folder->read(file, "the Dockerfile");
   if (!text) return tl::unexpected(text.error());
   Environment e;
+  e.context = context;
   for (const std::string& instruction : instructions(*text)) {
     const auto first = instruction.find_first_not_of(" \t");
     const auto end = instruction.find_first_of(" \t", first);
@@ -139,23 +151,32 @@ Result<Environment> read_dockerfile(const std::string& file, const std::string& 
           e.needs_image.push_back(instruction);
           break;
         }
-        fs::path source = (fs::path(context) / w[i]).lexically_normal();
-        if (source.filename().empty()) source = source.parent_path();  // "dir/" is "dir"
-        if (!fs::exists(source))
+        // The build context is the task's data: nothing outside it is ever read.
+        if (!detail::plainly_beneath(w[i]))
+          return tl::unexpected(Error{file + ": " + keyword + " source " + w[i] +
+                                      " is outside the build context (absolute paths and .. "
+                                      "are refused)"});
+        const std::string source = in_context(context, w[i]);
+        const detail::TaskEntry kind = folder->entry(source);
+        if (kind == detail::TaskEntry::Missing)
           return tl::unexpected(
               Error{file + ": " + keyword + " source " + w[i] + " is not in the build context"});
+        if (kind == detail::TaskEntry::Other)
+          return tl::unexpected(Error{file + ": " + keyword + " source " + w[i] +
+                                      " is not a file or directory beneath the build context "
+                                      "(a link that leads out of it is refused)"});
+        const bool directory = kind == detail::TaskEntry::Directory;
         // COPY dir/ dest copies the directory's contents; COPY file dest/ keeps the file's name.
         std::string into = *relative;
         const bool into_directory = destination.ends_with('/') || relative->empty() || w.size() > 2;
-        if (!fs::is_directory(source) && into_directory)
-          into = (fs::path(into) / source.filename()).string();
-        const std::string base_name = source.filename().string();
-        const bool archive = keyword == "ADD" && fs::is_regular_file(source) &&
+        const std::string base_name = fs::path(source).filename().string();
+        if (!directory && into_directory) into = (fs::path(into) / base_name).string();
+        const bool archive = keyword == "ADD" && !directory &&
                              (base_name.ends_with(".tar") || base_name.ends_with(".tar.gz") ||
                               base_name.ends_with(".tgz") || base_name.ends_with(".tar.xz") ||
                               base_name.ends_with(".tar.bz2"));
         if (archive) into = *relative;  // unpacked into the destination directory
-        e.copies.push_back({source.string(), into, archive});
+        e.copies.push_back({source, into, archive});
       }
     } else if (keyword == "RUN" || keyword == "USER" || keyword == "VOLUME" ||
                keyword == "ONBUILD") {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "task_files.hpp"
 #include "text_file.hpp"
 #include "warren/orchestrator/eval.hpp"
 
@@ -22,8 +23,8 @@ std::chrono::seconds seconds_of(double value) {
 
 // One solution.yaml step as shell: TB types each command into a terminal; blocking or not, here
 // each runs to its end in turn.
-Result<std::string> script_from_steps(const std::string& file) {
-  YAML::Node steps = YAML::LoadFile(file);
+Result<std::string> script_from_steps(const std::string& text, const std::string& file) {
+  YAML::Node steps = YAML::Load(text);
   if (!steps.IsSequence()) return tl::unexpected(Error{file + ": not a list of steps"});
   std::string script = "set -e\n";
   for (const YAML::Node& step : steps) {
@@ -45,9 +46,21 @@ std::string instruction_of(const YAML::Node& yaml) {
   return "";
 }
 
-void load_terminal_bench(Task& t) {
+// The text of `relative` in the task's folder, or the exception that makes the task a broken one.
+std::string text_of(const detail::TaskFolder& folder, const std::string& relative,
+                    const std::string& what) {
+  auto text = folder.read(relative, what);
+  if (!text) throw std::runtime_error(text.error().message);
+  return *text;
+}
+
+bool is_file(const detail::TaskFolder& folder, const std::string& relative) {
+  return folder.entry(relative) == detail::TaskEntry::File;
+}
+
+void load_terminal_bench(Task& t, const detail::TaskFolder& folder) {
   const fs::path dir = t.dir;
-  YAML::Node yaml = YAML::LoadFile((dir / "task.yaml").string());
+  YAML::Node yaml = YAML::Load(text_of(folder, "task.yaml", "the task"));
   t.instruction = instruction_of(yaml);
   if (t.instruction.empty()) throw std::runtime_error("task.yaml has no instruction");
   t.category = yaml["category"] ? yaml["category"].as<std::string>() : "software_engineering";
@@ -62,34 +75,34 @@ void load_terminal_bench(Task& t) {
   if (parser != "pytest")
     throw std::runtime_error("parser_name " + parser + " is not supported (pytest is)");
 
-  if (fs::exists(dir / "solution.sh")) {  // solution.sh wins over solution.yaml
-    auto text = detail::read_text_file((dir / "solution.sh").string(), "the solution");
-    if (!text) throw std::runtime_error(text.error().message);
-    t.solution = *text;
-  } else if (fs::exists(dir / "solution.yaml")) {
-    auto script = script_from_steps((dir / "solution.yaml").string());
+  if (folder.entry("solution.sh") != detail::TaskEntry::Missing) {  // wins over solution.yaml
+    t.solution = text_of(folder, "solution.sh", "the solution");
+  } else if (folder.entry("solution.yaml") != detail::TaskEntry::Missing) {
+    auto script = script_from_steps(text_of(folder, "solution.yaml", "the solution"),
+                                    (dir / "solution.yaml").string());
     if (!script) throw std::runtime_error(script.error().message);
     t.solution = *script;
   } else {
     throw std::runtime_error("no solution.sh or solution.yaml");
   }
-  if (!fs::exists(dir / "run-tests.sh")) throw std::runtime_error("no run-tests.sh");
+  if (!is_file(folder, "run-tests.sh")) throw std::runtime_error("no run-tests.sh");
   t.test_script = (dir / "run-tests.sh").string();
   t.tests_dir = (dir / "tests").string();
-  if (!fs::is_directory(t.tests_dir)) throw std::runtime_error("no tests/ directory");
-  if (fs::exists(dir / "Dockerfile")) {
-    auto environment = read_dockerfile((dir / "Dockerfile").string(), dir.string());
+  if (folder.entry("tests") != detail::TaskEntry::Directory)
+    throw std::runtime_error("no tests/ directory");
+  if (folder.entry("Dockerfile") != detail::TaskEntry::Missing) {
+    auto environment = read_dockerfile(t.dir, "Dockerfile", "");
     if (!environment) throw std::runtime_error(environment.error().message);
     t.environment = std::move(*environment);
   }
 }
 
-void load_harbor(Task& t) {
+void load_harbor(Task& t, const detail::TaskFolder& folder) {
   const fs::path dir = t.dir;
-  const toml::table config = toml::parse_file((dir / "task.toml").string());
-  auto text = detail::read_text_file((dir / "instruction.md").string(), "the instruction");
-  if (!text) throw std::runtime_error("no instruction.md");
-  t.instruction = *text;
+  const toml::table config = toml::parse(text_of(folder, "task.toml", "the task"));
+  if (folder.entry("instruction.md") == detail::TaskEntry::Missing)
+    throw std::runtime_error("no instruction.md");
+  t.instruction = text_of(folder, "instruction.md", "the instruction");
   t.category = config["metadata"]["category"].value_or(std::string("software_engineering"));
   t.difficulty = config["metadata"]["difficulty"].value_or(std::string("unknown"));
   if (const toml::array* tags = config["metadata"]["tags"].as_array())
@@ -97,20 +110,14 @@ void load_harbor(Task& t) {
       if (auto s = tag.value<std::string>()) t.tags.push_back(*s);
   t.agent_timeout = seconds_of(config["agent"]["timeout_sec"].value_or(600.0));
   t.test_timeout = seconds_of(config["verifier"]["timeout_sec"].value_or(600.0));
-  if (!fs::exists(dir / "tests" / "test.sh")) throw std::runtime_error("no tests/test.sh");
+  if (!is_file(folder, "tests/test.sh")) throw std::runtime_error("no tests/test.sh");
   t.tests_dir = (dir / "tests").string();
   t.test_script = (dir / "tests" / "test.sh").string();
-  if (fs::exists(dir / "solution" / "solve.sh")) {
-    auto solution =
-        detail::read_text_file((dir / "solution" / "solve.sh").string(), "the solution");
-    if (!solution) throw std::runtime_error(solution.error().message);
-    t.solution = *solution;
-  } else {
+  if (folder.entry("solution/solve.sh") == detail::TaskEntry::Missing)
     throw std::runtime_error("no solution/solve.sh");
-  }
-  const fs::path dockerfile = dir / "environment" / "Dockerfile";
-  if (fs::exists(dockerfile)) {
-    auto environment = read_dockerfile(dockerfile.string(), (dir / "environment").string());
+  t.solution = text_of(folder, "solution/solve.sh", "the solution");
+  if (folder.entry("environment/Dockerfile") != detail::TaskEntry::Missing) {
+    auto environment = read_dockerfile(t.dir, "environment/Dockerfile", "environment");
     if (!environment) throw std::runtime_error(environment.error().message);
     t.environment = std::move(*environment);
   }
@@ -154,7 +161,10 @@ Task swe_task(const Json& instance, const fs::path& base, std::size_t index) {
   Task::Swe& s = t.swe;
   s.repo = instance.value("repo", "");
   const std::string path = instance.value("repo_path", "");
+  s.repo_root = base.string();
+  s.repo_relative = path;
   s.repo_path = path.empty() ? "" : (base / path).lexically_normal().string();
+  const auto folder = detail::TaskFolder::open(base.string());
   s.base_commit = instance.value("base_commit", "");
   s.patch = instance.value("patch", "");
   s.test_patch = instance.value("test_patch", "");
@@ -166,7 +176,10 @@ Task swe_task(const Json& instance, const fs::path& base, std::size_t index) {
     t.load_error = "no problem_statement";
   else if (s.repo_path.empty())
     t.load_error = "no repo_path (the local git checkout of " + s.repo + ")";
-  else if (!fs::is_directory(fs::path(s.repo_path) / ".git"))
+  else if (!detail::plainly_beneath(path))
+    t.load_error = "repo_path " + path + " is outside " + base.string() +
+                   ", the folder of the instances (absolute paths and .. are refused)";
+  else if (!folder || folder->entry(path + "/.git") != detail::TaskEntry::Directory)
     t.load_error = "repo_path " + s.repo_path + " is not a git checkout";
   else if (s.base_commit.empty())
     t.load_error = "no base_commit";
@@ -211,19 +224,29 @@ Result<std::vector<Task>> load_swe_file(const fs::path& file) {
 }
 
 bool is_task_dir(const fs::path& dir) {
-  return fs::exists(dir / "task.yaml") || fs::exists(dir / "task.toml");
+  std::error_code ec;
+  return fs::symlink_status(dir / "task.yaml", ec).type() != fs::file_type::not_found ||
+         fs::symlink_status(dir / "task.toml", ec).type() != fs::file_type::not_found;
 }
 
 Task load_task(const fs::path& dir) {
   Task t;
   t.name = dir.filename().string();
   t.dir = fs::absolute(dir).lexically_normal().string();
-  t.format = fs::exists(dir / "task.toml") ? TaskFormat::Harbor : TaskFormat::TerminalBench;
+  std::error_code ec;
+  t.format = fs::symlink_status(dir / "task.toml", ec).type() != fs::file_type::not_found
+                 ? TaskFormat::Harbor
+                 : TaskFormat::TerminalBench;
+  auto folder = detail::TaskFolder::open(t.dir);
+  if (!folder) {
+    t.load_error = folder.error().message;
+    return t;
+  }
   try {
     if (t.format == TaskFormat::Harbor)
-      load_harbor(t);
+      load_harbor(t, *folder);
     else
-      load_terminal_bench(t);
+      load_terminal_bench(t, *folder);
   } catch (const std::exception& e) {  // yaml-cpp and toml++ report with exceptions
     t.load_error = e.what();
   }
@@ -261,8 +284,10 @@ Result<std::vector<Task>> load_suite(const std::string& path) {
     tasks.push_back(load_task(root));
     return tasks;
   }
+  // A task folder that is a link is left out: it could lead anywhere on the host.
   for (const auto& entry : fs::directory_iterator(root, ec))
-    if (entry.is_directory() && is_task_dir(entry.path())) tasks.push_back(load_task(entry.path()));
+    if (!entry.is_symlink() && entry.is_directory() && is_task_dir(entry.path()))
+      tasks.push_back(load_task(entry.path()));
   if (ec) return tl::unexpected(Error{"cannot read the suite " + path + ": " + ec.message()});
   if (tasks.empty())
     return tl::unexpected(

@@ -12,7 +12,7 @@
 #include <boost/asio/this_coro.hpp>
 
 #include "eval_swe.hpp"
-#include "text_file.hpp"
+#include "task_files.hpp"
 #include "warren/orchestrator/eval.hpp"
 
 namespace warren::orchestrator::eval {
@@ -49,25 +49,16 @@ std::string submit_completion(const std::string& reasoning) {
          "name=\"submit\">\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>";
 }
 
-// The task's files as the Dockerfile's COPY lines lay them out, then handed to the sandbox's ids.
+// The task's files as the Dockerfile's COPY lines lay them out, handed to the sandbox's ids. Every
+// source is resolved beneath the task's folder (sandbox::make_workspace): the task is data.
 sandbox::Result<void> make_workspace(const Task& task, const fs::path& trial_dir) {
+  const std::string workspace = (trial_dir / "workspace").string();
   if (task.format == TaskFormat::SweBench)  // the checkout, history included
-    return sandbox::copy_workspace(task.swe.repo_path, (trial_dir / "workspace").string());
-  const fs::path stage = trial_dir / "stage";
-  std::error_code ec;
-  fs::create_directories(stage, ec);
-  for (const Environment::Copy& c : task.environment.copies) {
-    if (c.extract) continue;  // unpacked in a sandbox afterwards (unpack_archives)
-    const fs::path to = stage / c.destination;
-    fs::create_directories(fs::is_directory(c.source) ? to : to.parent_path(), ec);
-    fs::copy(c.source, to, fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
-    if (ec)
-      return tl::unexpected(
-          sandbox::Error{"copying " + c.source + " into the workspace: " + ec.message()});
-  }
-  auto copied = sandbox::copy_workspace(stage.string(), (trial_dir / "workspace").string());
-  fs::remove_all(stage, ec);
-  return copied;
+    return sandbox::make_workspace(task.swe.repo_root, {{task.swe.repo_relative, ""}}, workspace);
+  std::vector<sandbox::WorkspaceFile> files;
+  for (const Environment::Copy& c : task.environment.copies)
+    if (!c.extract) files.push_back({c.source, c.destination});  // archives: unpack_archives
+  return sandbox::make_workspace(task.dir, files, workspace);
 }
 
 // ADD of tar archives, unpacked in a sandbox (the archive comes from the task: its members must
@@ -77,7 +68,9 @@ boost::asio::awaitable<std::string> unpack_archives(const Task& task, sandbox::P
                                                     sandbox::Runtime& runtime) {
   for (const Environment::Copy& c : task.environment.copies) {
     if (!c.extract) continue;
-    auto archive = orchestrator::detail::read_text_file(c.source, "the archive");
+    auto folder = orchestrator::detail::TaskFolder::open(task.dir);
+    if (!folder) co_return folder.error().message;
+    auto archive = folder->read(c.source, "the archive", std::uint64_t{1} << 30);
     if (!archive) co_return archive.error().message;
     const std::string into = c.destination.empty() ? "." : c.destination;
     sandbox::Command command{{"sh", "-c", "mkdir -p \"$1\" && tar -xf - -C \"$1\"", "unpack", into},
@@ -90,33 +83,34 @@ boost::asio::awaitable<std::string> unpack_archives(const Task& task, sandbox::P
   co_return std::string();
 }
 
-// The tests, and the script that runs them, copied for the grading sandbox (at /tests).
+// The tests, and the script that runs them, copied for the grading sandbox (at /tests), from
+// beneath the task's folder.
 sandbox::Result<void> make_tests(const Task& task, const fs::path& trial_dir) {
-  const fs::path stage = trial_dir / "tests-stage";
-  std::error_code ec;
-  fs::create_directories(stage, ec);
-  if (task.format == TaskFormat::SweBench)
+  const std::string tests = (trial_dir / "tests").string();
+  if (task.format == TaskFormat::SweBench) {
+    const fs::path stage = trial_dir / "tests-stage";
+    std::error_code ec;
+    fs::create_directories(stage, ec);
     std::ofstream(stage / "test.patch", std::ios::binary) << task.swe.test_patch;
-  else
-    fs::copy(task.tests_dir, stage, fs::copy_options::recursive, ec);
-  if (!ec && task.format == TaskFormat::TerminalBench)
-    fs::copy_file(task.test_script, stage / "run-tests.sh", fs::copy_options::overwrite_existing,
-                  ec);
-  if (ec) return tl::unexpected(sandbox::Error{"copying the tests: " + ec.message()});
-  auto copied = sandbox::copy_workspace(stage.string(), (trial_dir / "tests").string());
-  fs::remove_all(stage, ec);
-  return copied;
+    auto copied = sandbox::copy_workspace(stage.string(), tests);
+    fs::remove_all(stage, ec);
+    return copied;
+  }
+  std::vector<sandbox::WorkspaceFile> files{{"tests", ""}};
+  if (task.format == TaskFormat::TerminalBench) files.push_back({"run-tests.sh", "run-tests.sh"});
+  return sandbox::make_workspace(task.dir, files, tests);
 }
 
 // What runs the tests. Terminal-Bench's run-tests.sh usually installs uv and a pinned pytest from
 // the network first; with no network the local pytest runs the same tests instead.
 std::string grading_command(const Task& task, const std::string& script_text) {
   if (task.format == TaskFormat::SweBench) return detail::swe_grading_command(task);
+  // The reward is read from /logs/verifier (a host folder) once the sandbox has ended, never from
+  // the output, which the program under test writes too (read_reward).
   if (task.format == TaskFormat::Harbor)
-    return "mkdir -p /logs/verifier /logs/agent /logs/artifacts; bash /tests/test.sh > "
+    return "mkdir -p /logs/agent /logs/artifacts; bash /tests/test.sh > "
            "/logs/verifier/test-stdout.txt 2>&1; status=$?; cat /logs/verifier/test-stdout.txt; "
-           "echo; echo '@@warren reward.txt'; cat /logs/verifier/reward.txt 2>/dev/null; echo; "
-           "echo '@@warren reward.json'; cat /logs/verifier/reward.json 2>/dev/null; exit $status";
+           "exit $status";
   const bool fetches = script_text.find("curl") != std::string::npos ||
                        script_text.find("uv ") != std::string::npos ||
                        script_text.find("pip install") != std::string::npos;
@@ -124,22 +118,26 @@ std::string grading_command(const Task& task, const std::string& script_text) {
   return "export TEST_DIR=/tests; bash /tests/run-tests.sh";
 }
 
-// Harbor's reward: reward.json's "reward" (or its only number), else reward.txt's number.
-std::optional<double> read_reward(const std::string& output) {
-  const auto txt = output.find("@@warren reward.txt\n"),
-             json = output.find("@@warren reward.json\n");
-  if (txt == std::string::npos || json == std::string::npos) return std::nullopt;
-  const std::string json_text = output.substr(json + 21);
-  if (auto parsed = toolcall::parse_json(json_text); parsed && parsed->is_object()) {
-    if (parsed->contains("reward") && (*parsed)["reward"].is_number())
-      return (*parsed)["reward"].get<double>();
-    for (const auto& [key, value] : parsed->items())
-      if (value.is_number()) return value.get<double>();
+// Harbor's reward: reward.json's "reward" (or its only number), else reward.txt's number, read
+// from the verifier's folder after the grading sandbox has ended: every process that could write
+// there is gone, and what the verifier wrote last is what counts. The folder is the sandbox's, so
+// it is read as untrusted data (regular files only, nothing followed out of it).
+std::optional<double> read_reward(const fs::path& verifier_dir) {
+  auto folder = orchestrator::detail::TaskFolder::open(verifier_dir.string());
+  if (!folder) return std::nullopt;
+  if (auto json_text = folder->read("reward.json", "the reward", 1 << 20)) {
+    if (auto parsed = toolcall::parse_json(*json_text); parsed && parsed->is_object()) {
+      if (parsed->contains("reward") && (*parsed)["reward"].is_number())
+        return (*parsed)["reward"].get<double>();
+      for (const auto& [key, value] : parsed->items())
+        if (value.is_number()) return value.get<double>();
+    }
   }
-  const std::string txt_text = output.substr(txt + 20, json - txt - 20);
+  auto txt_text = folder->read("reward.txt", "the reward", 1 << 20);
+  if (!txt_text) return std::nullopt;
   char* end = nullptr;
-  const double value = std::strtod(txt_text.c_str(), &end);
-  if (end == txt_text.c_str()) return std::nullopt;
+  const double value = std::strtod(txt_text->c_str(), &end);
+  if (end == txt_text->c_str()) return std::nullopt;
   return value;
 }
 
@@ -309,17 +307,24 @@ boost::asio::awaitable<TrialReport> run_trial(const Task& task, int attempt,
   session.reset();
   if (grading_problem.empty())
     if (auto made = make_tests(task, trial_dir); !made) grading_problem = made.error().message;
+  // Harbor's verifier writes its reward into a folder of the host's (read_reward).
+  const fs::path verifier_dir = trial_dir / "verifier";
+  if (grading_problem.empty() && task.format == TaskFormat::Harbor)
+    if (auto made = sandbox::make_workspace(trial_dir.string(), {}, verifier_dir.string()); !made)
+      grading_problem = made.error().message;
   sandbox::ExecResult graded;
   if (grading_problem.empty()) {
     sandbox::Policy grading = policy;
     grading.workspace.clear();  // the snapshot's workspace, copy-on-write
     grading.snapshot = snapshot.string();
     grading.mounts.push_back({(trial_dir / "tests").string(), "/tests", false});
+    if (task.format == TaskFormat::Harbor)
+      grading.mounts.push_back({verifier_dir.string(), "/logs/verifier", false});
     grading.limits.timeout = scaled(task.test_timeout, settings.timeout_multiplier);
-    const std::string script_text =
-        task.format == TaskFormat::TerminalBench
-            ? orchestrator::detail::read_text_file(task.test_script, "").value_or("")
-            : std::string();
+    std::string script_text;
+    if (auto folder = orchestrator::detail::TaskFolder::open(task.dir);
+        folder && task.format == TaskFormat::TerminalBench)
+      script_text = folder->read("run-tests.sh", "the test script").value_or("");
     sandbox::Command command{{"bash", "-c", grading_command(task, script_text)}, std::nullopt};
     auto result = co_await runtime.async_run(std::move(grading), std::move(command));
     if (result)
@@ -346,7 +351,7 @@ boost::asio::awaitable<TrialReport> run_trial(const Task& task, int attempt,
     storage::Artifact prediction{report.trial, "patch", detail::swe_prediction(output)};
     (void)co_await store.async_put_artifact(std::move(prediction));
   } else if (task.format == TaskFormat::Harbor) {
-    report.reward = read_reward(output);
+    report.reward = read_reward(verifier_dir);
     report.resolved = report.reward && *report.reward >= 1.0;
     if (!report.reward && failure.empty()) {
       failure = "test_failed";

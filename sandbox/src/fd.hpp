@@ -10,6 +10,15 @@ struct Fd {
   explicit Fd(int f) : fd(f) {}
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
+  Fd(Fd&& other) noexcept : fd(other.fd) { other.fd = -1; }
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      if (fd >= 0) close(fd);
+      fd = other.fd;
+      other.fd = -1;
+    }
+    return *this;
+  }
   ~Fd() {
     if (fd >= 0) close(fd);
   }

@@ -3,6 +3,7 @@
 // relative, or /proc magic links) can never leave it.
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -14,6 +15,7 @@
 
 #include "fd.hpp"
 #include "session_state.hpp"
+#include "tree_copy.hpp"
 #include "user.hpp"
 #include "warren/sandbox/sandbox.hpp"
 
@@ -23,27 +25,57 @@ namespace {
 
 using detail::Fd;
 
-// File operations act as the sandbox's root would: this thread's filesystem ids become the
-// sandbox root's host ids for the duration (files created belong to it; its permissions apply).
+// File operations act as the sandbox's root would: for the duration, this thread's filesystem ids
+// become the sandbox root's host ids (files created belong to it; its permissions apply) and its
+// effective capabilities are emptied. Changing the filesystem ids clears only the filesystem
+// capabilities; without the rest, /proc/<pid>/maps of an undumpable process inside is refused
+// to the host as it is to the sandbox (CAP_SYS_PTRACE would have opened it). Capabilities and
+// filesystem ids are per thread, and the file operations do not yield, so no other work on this
+// thread runs meanwhile.
 class AsSandboxRoot {
  public:
   AsSandboxRoot() : active_(geteuid() == 0) {
-    if (!active_) return;
+    if (!active_) return;  // rootless: the caller is the sandbox's root and holds no capability
+    saved_header_.version = _LINUX_CAPABILITY_VERSION_3;
+    syscall(SYS_capget, &saved_header_, saved_);
     syscall(SYS_setfsgid, detail::kHostIdBase);
     syscall(SYS_setfsuid, detail::kHostIdBase);
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct none[2] = {saved_[0], saved_[1]};
+    none[0].effective = none[1].effective = 0;
+    syscall(SYS_capset, &header, none);
   }
   ~AsSandboxRoot() {
     if (!active_) return;
     syscall(SYS_setfsuid, 0);
     syscall(SYS_setfsgid, 0);
+    syscall(SYS_capset, &saved_header_, saved_);
   }
+  AsSandboxRoot(const AsSandboxRoot&) = delete;
+  AsSandboxRoot& operator=(const AsSandboxRoot&) = delete;
 
  private:
   bool active_;
+  __user_cap_header_struct saved_header_{};
+  __user_cap_data_struct saved_[2]{};
 };
 
 tl::unexpected<Error> file_error(const char* what, const std::string& path, int err) {
   return tl::unexpected(Error{std::string(what) + " " + path + ": " + std::strerror(err)});
+}
+
+const char* type_name(mode_t mode) {
+  return S_ISDIR(mode)    ? "a directory"
+         : S_ISCHR(mode)  ? "a character device"
+         : S_ISBLK(mode)  ? "a block device"
+         : S_ISFIFO(mode) ? "a fifo"
+         : S_ISSOCK(mode) ? "a socket"
+                          : "not a regular file";
+}
+
+tl::unexpected<Error> not_regular(const char* what, const std::string& path, mode_t mode) {
+  return tl::unexpected(
+      Error{std::string(what) + " " + path + ": " + type_name(mode) + ", not a regular file"});
 }
 
 FileInfo info_from(const std::string& name, const struct stat& st) {
@@ -69,16 +101,38 @@ int open_in_root(int root_fd, const std::string& workdir, const std::string& pat
   return static_cast<int>(syscall(SYS_openat2, root_fd, inside.c_str(), &how, sizeof how));
 }
 
+// The regular file at `path` inside the root, opened for `flags` (O_RDONLY, or O_WRONLY |
+// O_TRUNC). Whatever the sandbox put there is looked at before it is opened: an O_PATH
+// descriptor opens nothing, so a device, fifo or socket is refused without being opened (opening
+// /dev/tty would reach the operator's terminal; a fifo would block). The file is then opened
+// again through that descriptor, which names the same inode however the path changes meanwhile,
+// non-blocking and never as a controlling terminal. With `missing_ok`, a path that names nothing
+// gives a descriptor of -1 instead of an error.
+Result<Fd> open_regular(int root_fd, const std::string& workdir, const char* what,
+                        const std::string& path, int flags, bool missing_ok = false) {
+  Fd located{open_in_root(root_fd, workdir, path, O_PATH)};
+  if (located.fd < 0 && errno == ENOENT && missing_ok) return Fd{-1};
+  if (located.fd < 0) return file_error(what, path, errno);
+  Fd opened{detail::reopen_regular(located.fd, flags)};
+  if (opened.fd < 0 && errno == EINVAL) {
+    struct stat st {};
+    fstat(located.fd, &st);
+    return not_regular(what, path, st.st_mode);
+  }
+  if (opened.fd < 0) return file_error(what, path, errno);
+  return opened;
+}
+
 }  // namespace
 
 Result<std::string> Session::read_file(const std::string& path, std::uint64_t max_bytes) {
   if (state_->root_fd < 0) return tl::unexpected(Error{"the session has no root"});
   AsSandboxRoot identity;
-  Fd f{open_in_root(state_->root_fd, state_->workdir, path, O_RDONLY)};
-  if (f.fd < 0) return file_error("read", path, errno);
+  auto opened = open_regular(state_->root_fd, state_->workdir, "read", path, O_RDONLY);
+  if (!opened) return tl::unexpected(opened.error());
+  const Fd& f = *opened;
   struct stat st {};
   fstat(f.fd, &st);
-  if (S_ISDIR(st.st_mode)) return file_error("read", path, EISDIR);
   if (static_cast<std::uint64_t>(st.st_size) > max_bytes)
     return tl::unexpected(Error{"read " + path + ": " + std::to_string(st.st_size) +
                                 " bytes, more than the " + std::to_string(max_bytes) + " allowed"});
@@ -94,8 +148,17 @@ Result<std::string> Session::read_file(const std::string& path, std::uint64_t ma
 Result<void> Session::write_file(const std::string& path, std::string_view data) {
   if (state_->root_fd < 0) return tl::unexpected(Error{"the session has no root"});
   AsSandboxRoot identity;
-  Fd f{open_in_root(state_->root_fd, state_->workdir, path, O_WRONLY | O_CREAT | O_TRUNC, 0644)};
-  if (f.fd < 0) return file_error("write", path, errno);
+  // An existing file is checked before it is opened (open_regular); a new one is made with
+  // O_EXCL, which follows no link and opens nothing that was there before.
+  auto opened =
+      open_regular(state_->root_fd, state_->workdir, "write", path, O_WRONLY | O_TRUNC, true);
+  if (!opened) return tl::unexpected(opened.error());
+  if (opened->fd < 0) {
+    opened->fd = open_in_root(state_->root_fd, state_->workdir, path,
+                              O_WRONLY | O_CREAT | O_EXCL | O_NOCTTY | O_NONBLOCK, 0644);
+    if (opened->fd < 0) return file_error("write", path, errno);
+  }
+  const Fd& f = *opened;
   for (std::size_t done = 0; done < data.size();) {
     const ssize_t n = ::write(f.fd, data.data() + done, data.size() - done);
     if (n < 0) return file_error("write", path, errno);
@@ -107,7 +170,9 @@ Result<void> Session::write_file(const std::string& path, std::string_view data)
 Result<std::vector<FileInfo>> Session::list(const std::string& path) {
   if (state_->root_fd < 0) return tl::unexpected(Error{"the session has no root"});
   AsSandboxRoot identity;
-  const int fd = open_in_root(state_->root_fd, state_->workdir, path, O_RDONLY | O_DIRECTORY);
+  // O_DIRECTORY: anything else is refused before it is opened.
+  const int fd = open_in_root(state_->root_fd, state_->workdir, path,
+                              O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return file_error("list", path, errno);
   DIR* dir = fdopendir(fd);
   if (!dir) {

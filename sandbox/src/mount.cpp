@@ -33,9 +33,13 @@ constexpr const char* kMaskedFiles[] = {"/etc/shadow", "/etc/gshadow", "/etc/sha
 // in every start, so none is here that the kernel already closes to a sandbox: /proc/kmsg needs
 // CAP_SYSLOG in the host's user namespace and is its root's alone (0400), and /proc/sysvipc's
 // files are read-only (0444) for everyone.
-constexpr const char* kMaskedProc[] = {"/proc/kcore",   "/proc/sysrq-trigger", "/proc/timer_list",
-                                       "/proc/keys",    "/proc/latency_stats", "/proc/sched_debug",
-                                       "/proc/kallsyms"};
+// The boot's command line, the kernel's build configuration and the boot's id say which host this
+// is (and the first may carry secrets passed at boot): a sandbox learns none of them.
+constexpr const char* kMaskedProc[] = {"/proc/kcore",         "/proc/sysrq-trigger",
+                                       "/proc/timer_list",    "/proc/keys",
+                                       "/proc/latency_stats", "/proc/sched_debug",
+                                       "/proc/kallsyms",      "/proc/cmdline",
+                                       "/proc/config.gz",     "/proc/sys/kernel/random/boot_id"};
 constexpr const char* kReadOnlyProc[] = {"/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq"};
 
 constexpr const char* kDevices[] = {"null", "zero", "full", "random", "urandom", "tty"};

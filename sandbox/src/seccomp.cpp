@@ -4,6 +4,7 @@
 #include <seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -39,6 +41,19 @@ struct IoctlName {
 };
 constexpr IoctlName kIoctls[] = {{"TIOCSTI", TIOCSTI}, {"TIOCLINUX", TIOCLINUX}};
 
+struct FamilyName {
+  const char* name;
+  unsigned value;
+};
+// The socket families a policy may allow. Every family at or above kFamilyLimit is refused
+// whatever the policy says (vsock is 40, and new families are added at the top).
+constexpr unsigned kFamilyLimit = 32;
+constexpr FamilyName kFamilies[] = {{"AF_UNIX", AF_UNIX},
+                                    {"AF_INET", AF_INET},
+                                    {"AF_INET6", AF_INET6},
+                                    {"AF_NETLINK", AF_NETLINK},
+                                    {"AF_PACKET", AF_PACKET}};
+
 constexpr std::uint64_t kNamespaceFlags[] = {CLONE_NEWNS,     CLONE_NEWUTS, CLONE_NEWIPC,
                                              CLONE_NEWUSER,   CLONE_NEWPID, CLONE_NEWNET,
                                              CLONE_NEWCGROUP, 0x00000080 /* CLONE_NEWTIME */};
@@ -48,6 +63,28 @@ Result<int> syscall_number(const Json& name) {
   const int nr = seccomp_syscall_resolve_name(name.get<std::string>().c_str());
   if (nr == __NR_SCMP_ERROR) return fail("unknown system call '" + name.get<std::string>() + "'");
   return nr;
+}
+
+// The refusals for socket() and socketpair() with a family not in `allowed` (a bit per family
+// below kFamilyLimit). The domain is an int but seccomp sees the whole register, and the kernel
+// ignores its upper half: a value of 2^32 or more is refused outright, so the rules below it may
+// compare 64 bits. The families below the limit that are refused are grouped into aligned blocks
+// of a power of two (4 to 7: one masked compare), a dozen rules instead of one per family.
+std::vector<scmp_arg_cmp> family_refusals(std::uint32_t allowed) {
+  std::vector<scmp_arg_cmp> rules{SCMP_A0_64(SCMP_CMP_GE, kFamilyLimit)};
+  for (unsigned start = 0; start < kFamilyLimit;) {
+    if (allowed & (1u << start)) {
+      ++start;
+      continue;
+    }
+    unsigned size = 1;  // the largest aligned block from `start` with no allowed family in it
+    while (start % (size * 2) == 0 && start + size * 2 <= kFamilyLimit &&
+           (allowed & (((1ull << (size * 2)) - 1) << start)) == 0)
+      size *= 2;
+    rules.push_back(SCMP_A0_64(SCMP_CMP_MASKED_EQ, ~std::uint64_t{size - 1}, start));
+    start += size;
+  }
+  return rules;
 }
 
 }  // namespace
@@ -105,6 +142,25 @@ Result<SeccompProgram> compile_seccomp_policy(const std::string& text, const std
       if (!add(SCMP_ACT_ERRNO(deny_errno), SCMP_SYS(ioctl), 1, &cmp))
         return fail("cannot add the ioctl rules");
     }
+  }
+
+  if (policy.contains("socket_families")) {
+    std::uint32_t allowed = 0;
+    if (!policy["socket_families"].is_array()) return fail("socket_families must be an array");
+    for (const Json& name : policy["socket_families"]) {
+      const FamilyName* found = nullptr;
+      for (const auto& f : kFamilies)
+        if (name == f.name) found = &f;
+      if (!found)
+        return fail("unknown socket family " + name.dump() +
+                    " (known: AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET)");
+      allowed |= 1u << found->value;
+    }
+    // EAFNOSUPPORT, as a kernel without the family says: programs fall back on it.
+    for (const scmp_arg_cmp& cmp : family_refusals(allowed))
+      for (int nr : {SCMP_SYS(socket), SCMP_SYS(socketpair)})
+        if (!add(SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1, &cmp))
+          return fail("cannot add the socket family rules");
   }
 
   // Export the BPF program through a memfd (libseccomp 2.5 exports to a descriptor).

@@ -7,6 +7,7 @@
 // root layer.
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -14,6 +15,10 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <vector>
 
 #include "fd.hpp"
 #include "session_state.hpp"
@@ -25,12 +30,68 @@ namespace warren::sandbox {
 
 namespace {
 
+using detail::copy_file;
 using detail::copy_tree;
 using detail::Fd;
 using detail::TreeCopyOptions;
 
+using detail::TreeCopyBudget;
+
+// Every process of the sandbox but PID 1 stopped (SIGSTOP, which no process can block or
+// ignore), and continued again when this ends: the copy sees a sandbox that nothing changes
+// meanwhile. Without it a background job could swap files as they are copied. The processes are
+// PID 1's descendants (an orphan is reparented to PID 1, the pid namespace's init), found from its
+// children lists round by round until a round stops nothing new and each is seen stopped.
+class StoppedProcesses {
+ public:
+  explicit StoppedProcesses(pid_t pid1) {
+    for (int round = 0; round < 100; ++round) {
+      bool all_stopped = true;
+      for (pid_t pid : descendants(pid1)) {
+        if (stopped_.insert(pid).second) ::kill(pid, SIGSTOP);
+        if (!is_stopped(pid)) all_stopped = false;
+      }
+      if (all_stopped) break;
+      usleep(1000);  // a process on another CPU stops when it next enters the kernel
+    }
+  }
+  ~StoppedProcesses() {
+    for (pid_t pid : stopped_) ::kill(pid, SIGCONT);
+  }
+  StoppedProcesses(const StoppedProcesses&) = delete;
+  StoppedProcesses& operator=(const StoppedProcesses&) = delete;
+
+ private:
+  static std::vector<pid_t> descendants(pid_t pid1) {
+    std::vector<pid_t> found, parents{pid1};
+    while (!parents.empty()) {
+      const pid_t parent = parents.back();
+      parents.pop_back();
+      // Each thread has its own list; the main thread's holds what the process forked.
+      std::ifstream children("/proc/" + std::to_string(parent) + "/task/" + std::to_string(parent) +
+                             "/children");
+      for (pid_t child; children >> child;) {
+        found.push_back(child);
+        parents.push_back(child);
+      }
+    }
+    return found;
+  }
+  // Stopped, traced, a zombie, or gone: nothing it does can change a file any more.
+  static bool is_stopped(pid_t pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), {});
+    const std::size_t paren = text.rfind(')');
+    if (paren == std::string::npos || paren + 2 >= text.size()) return true;
+    const char state = text[paren + 2];
+    return state == 'T' || state == 't' || state == 'Z' || state == 'X';
+  }
+  std::set<pid_t> stopped_;
+};
+
 // Copies the tree at `path` inside the sandbox (absolute) into the new directory `to`.
-Result<void> copy_from_sandbox(int root_fd, const char* path, const std::string& to) {
+Result<void> copy_from_sandbox(int root_fd, const char* path, const std::string& to,
+                               const Limits& limits, TreeCopyBudget& budget) {
   // No component may be a link: the sandbox could have made one lead anywhere on the host.
   open_how how{};
   how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
@@ -49,8 +110,11 @@ Result<void> copy_from_sandbox(int root_fd, const char* path, const std::string&
   if (target.fd < 0)
     return tl::unexpected(Error{"snapshot: opening " + to + ": " + std::strerror(errno)});
   // The sandbox's ids are kept as the host sees them (100000 and up); its mounts are left out.
-  const TreeCopyOptions options{.purpose = "snapshot", .same_device_only = true};
-  if (auto copied = copy_tree(from.fd, target.fd, options); !copied) return copied;
+  const TreeCopyOptions options{.purpose = "snapshot",
+                                .same_device_only = true,
+                                .max_bytes = limits.snapshot_bytes,
+                                .max_entries = limits.snapshot_files};
+  if (auto copied = copy_tree(from.fd, target.fd, options, budget); !copied) return copied;
   // The top takes the owner and mode of what it copies, as the sandbox sees it.
   if (fchown(target.fd, st.st_uid, st.st_gid) != 0 || fchmod(target.fd, st.st_mode & 01777) != 0)
     return tl::unexpected(Error{"snapshot: owner of " + to + ": " + std::strerror(errno)});
@@ -64,10 +128,15 @@ Result<void> Session::snapshot(const std::string& dir) {
   if (s.dead) return tl::unexpected(Error{"the session has ended"});
   if (mkdir(dir.c_str(), 0711) != 0)  // searchable by the sandbox's ids, which read it as a layer
     return tl::unexpected(Error{"snapshot: creating " + dir + ": " + std::strerror(errno)});
-  auto copied = copy_from_sandbox(s.root_fd, ".", dir + "/root");
+  const StoppedProcesses quiet(s.sandbox->pid);
+  TreeCopyBudget budget;  // the root and the workspace together
+  const Limits& limits = s.policy.limits;
+  auto copied = copy_from_sandbox(s.root_fd, ".", dir + "/root", limits, budget);
   const std::string& workspace = s.policy.workspace_path;
   if (copied && s.workdir != workspace) return {};  // no workspace in this sandbox
-  if (copied) copied = copy_from_sandbox(s.root_fd, workspace.c_str() + 1, dir + "/workspace");
+  if (copied)
+    copied =
+        copy_from_sandbox(s.root_fd, workspace.c_str() + 1, dir + "/workspace", limits, budget);
   if (!copied) {
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);  // nothing half-made is left behind
@@ -75,7 +144,74 @@ Result<void> Session::snapshot(const std::string& dir) {
   return copied;
 }
 
-Result<void> copy_workspace(const std::string& source, const std::string& dest) {
+namespace {
+
+tl::unexpected<Error> workspace_error(const std::string& message) {
+  return tl::unexpected(Error{"workspace: " + message});
+}
+
+// `relative` names something beneath its folder on its face: not absolute, no "..".
+bool plainly_beneath(const std::string& relative) {
+  if (relative.starts_with('/')) return false;
+  for (const auto& part : std::filesystem::path(relative))
+    if (part == "..") return false;
+  return true;
+}
+
+// The directory `relative` (made with its parents, owned by `owner` when not -1) under `top`.
+Result<Fd> make_directories(int top, const std::string& relative, int owner) {
+  Fd at(dup(top));
+  for (const auto& part : std::filesystem::path(relative)) {
+    const std::string name = part.string();
+    if (name.empty() || name == ".") continue;
+    if (mkdirat(at.fd, name.c_str(), 0755) == 0 && owner >= 0)
+      fchownat(at.fd, name.c_str(), owner, owner, AT_SYMLINK_NOFOLLOW);
+    Fd next(openat(at.fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (next.fd < 0) return workspace_error("making " + relative + ": " + std::strerror(errno));
+    at = std::move(next);
+  }
+  return at;
+}
+
+// One entry of `files`: resolved beneath `root` and copied to its place under `to`.
+Result<void> copy_entry(int root, const std::string& root_name, const WorkspaceFile& file, int to,
+                        const TreeCopyOptions& options, TreeCopyBudget& budget) {
+  if (!plainly_beneath(file.from))
+    return workspace_error(file.from + " is outside " + root_name +
+                           " (absolute paths and .. are refused)");
+  open_how how{};
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  Fd source(static_cast<int>(syscall(SYS_openat2, root, file.from.c_str(), &how, sizeof how)));
+  if (source.fd < 0 && errno == EXDEV)
+    return workspace_error(file.from + " leads out of " + root_name + " through a link");
+  if (source.fd < 0) return workspace_error(file.from + ": " + std::strerror(errno));
+  struct stat st {};
+  if (fstat(source.fd, &st) != 0) return workspace_error(file.from + ": " + std::strerror(errno));
+  const int owner = options.id_shift ? static_cast<int>(options.id_shift) : -1;
+  if (S_ISDIR(st.st_mode)) {  // its contents, into `to`
+    Fd listing(openat(source.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    auto into = make_directories(to, file.to, owner);
+    if (!into) return tl::unexpected(into.error());
+    if (listing.fd < 0) return workspace_error(file.from + ": " + std::strerror(errno));
+    return copy_tree(listing.fd, into->fd, options, budget);
+  }
+  if (!S_ISREG(st.st_mode))
+    return workspace_error(file.from + " in " + root_name + " is not a file or a directory");
+  const std::filesystem::path target(file.to);
+  if (target.filename().empty() || target.filename() == "." || target.filename() == "..")
+    return workspace_error("no file name to copy " + file.from + " to");
+  auto parent = make_directories(to, target.parent_path().string(), owner);
+  if (!parent) return tl::unexpected(parent.error());
+  const std::string name = target.filename().string();
+  unlinkat(parent->fd, name.c_str(), 0);  // a later copy replaces an earlier one, as in Docker
+  return copy_file(source.fd, parent->fd, name, options, budget);
+}
+
+}  // namespace
+
+Result<void> make_workspace(const std::string& root, const std::vector<WorkspaceFile>& files,
+                            const std::string& dest) {
   // As root, the sandbox mounts the workspace as its own root (host uid 100000), which must be
   // able to walk down to it.
   if (geteuid() == 0) {
@@ -83,32 +219,38 @@ Result<void> copy_workspace(const std::string& source, const std::string& dest) 
     for (auto dir = absolute.parent_path(); !dir.empty(); dir = dir.parent_path()) {
       struct stat st {};
       if (::stat(dir.c_str(), &st) == 0 && !(st.st_mode & S_IXOTH))
-        return tl::unexpected(Error{"workspace: the sandbox's users cannot reach " + dest + ": " +
-                                    dir.string() + " is not searchable by others (chmod o+x " +
-                                    dir.string() + ")"});
+        return workspace_error("the sandbox's users cannot reach " + dest + ": " + dir.string() +
+                               " is not searchable by others (chmod o+x " + dir.string() + ")");
       if (dir == dir.root_path()) break;
     }
   }
-  Fd from(open(source.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (from.fd < 0)
-    return tl::unexpected(Error{"workspace: opening " + source + ": " + std::strerror(errno)});
+  Fd from(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (from.fd < 0) return workspace_error("opening " + root + ": " + std::strerror(errno));
   if (mkdir(dest.c_str(), 0755) != 0)
-    return tl::unexpected(Error{"workspace: creating " + dest + ": " + std::strerror(errno)});
+    return workspace_error("creating " + dest + ": " + std::strerror(errno));
   Fd to(open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (to.fd < 0)
-    return tl::unexpected(Error{"workspace: opening " + dest + ": " + std::strerror(errno)});
+  if (to.fd < 0) return workspace_error("opening " + dest + ": " + std::strerror(errno));
   // As root the sandbox's ids are host ids 100000 and up (user.hpp): shift the owners there.
   // Rootless the sandbox's root is the caller, who owns the copy already.
   const unsigned shift = geteuid() == 0 ? detail::kHostIdBase : 0;
   const TreeCopyOptions options{.purpose = "workspace", .id_shift = shift};
-  auto copied = copy_tree(from.fd, to.fd, options);
+  TreeCopyBudget budget;
+  Result<void> copied;
+  for (const WorkspaceFile& file : files) {
+    copied = copy_entry(from.fd, root, file, to.fd, options, budget);
+    if (!copied) break;
+  }
   if (copied && shift && fchown(to.fd, shift, shift) != 0)
-    copied = tl::unexpected(Error{"workspace: owner of " + dest + ": " + std::strerror(errno)});
+    copied = workspace_error("owner of " + dest + ": " + std::strerror(errno));
   if (!copied) {
     std::error_code ec;
     std::filesystem::remove_all(dest, ec);  // nothing half-made is left behind
   }
   return copied;
+}
+
+Result<void> copy_workspace(const std::string& source, const std::string& dest) {
+  return make_workspace(source, {{".", ""}}, dest);
 }
 
 }  // namespace warren::sandbox

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -20,7 +21,8 @@ constexpr int kMaxDepth = 256;
 
 class TreeCopy {
  public:
-  explicit TreeCopy(const TreeCopyOptions& options) : options_(options) {}
+  TreeCopy(const TreeCopyOptions& options, TreeCopyBudget& budget, int top)
+      : options_(options), budget_(budget), top_(top) {}
 
   // Copies the directory `from` (its contents) into the existing directory `to`.
   Result<void> directory(int from, int to, dev_t device, const std::string& where, int depth) {
@@ -47,8 +49,8 @@ class TreeCopy {
     struct stat st {};
     if (fstatat(from, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
       return errno == ENOENT ? Result<void>{} : fail(where, "stat", errno);  // gone meanwhile
-    // Set-id bits are dropped: the copy lies on the host, where they would mean something else.
-    const mode_t mode = st.st_mode & 01777;
+    if (options_.max_entries && ++budget_.entries > options_.max_entries)
+      return over_limit(std::to_string(options_.max_entries) + " files and directories");
     if (S_ISDIR(st.st_mode)) {
       if (mkdirat(to, name.c_str(), 0700) != 0 && errno != EEXIST)
         return fail(where, "mkdir", errno);
@@ -59,8 +61,19 @@ class TreeCopy {
         if (source.fd < 0 || target.fd < 0) return fail(where, "open", errno);
         if (auto r = directory(source.fd, target.fd, device, where, depth + 1); !r) return r;
       }
+    } else if (S_ISREG(st.st_mode) && st.st_nlink > 1 &&
+               budget_.links.contains({st.st_dev, st.st_ino})) {
+      // Another name of a file copied already: a link to that copy, which has its owner, mode
+      // and times.
+      const std::string& first = budget_.links[{st.st_dev, st.st_ino}];
+      if (linkat(top_, first.c_str(), to, name.c_str(), 0) != 0) return fail(where, "link", errno);
+      return {};
     } else if (S_ISREG(st.st_mode)) {
-      if (auto r = file(from, to, name, where); !r) return r;
+      Fd source(open_regular_at(from, name.c_str(), O_RDONLY));
+      if (source.fd < 0 && (errno == EINVAL || errno == ENOENT)) return {};  // replaced, gone
+      if (source.fd < 0) return fail(where, "open", errno);
+      if (auto r = file(source.fd, to, name, where, st); !r) return r;
+      if (st.st_nlink > 1) budget_.links[{st.st_dev, st.st_ino}] = where.substr(1);
     } else if (S_ISLNK(st.st_mode)) {
       std::string target(static_cast<std::size_t>(st.st_size) + 1, '\0');
       const ssize_t n = readlinkat(from, name.c_str(), target.data(), target.size());
@@ -72,40 +85,84 @@ class TreeCopy {
     } else {
       return {};  // sockets and device nodes mean nothing in a copy
     }
-    // Owners (shifted when asked), then modes (chown clears set-id bits, and they are dropped
-    // anyway), then times: builds compare them.
+    return attributes(to, name, st, where);
+  }
+
+ public:
+  // Owners (shifted when asked), then modes (chown clears set-id bits, and they are dropped
+  // anyway: the copy lies on the host, where they would mean something else), then times:
+  // builds compare them.
+  Result<void> attributes(int to, const std::string& name, const struct stat& st,
+                          const std::string& where) {
     if (fchownat(to, name.c_str(), shift(st.st_uid), shift(st.st_gid), AT_SYMLINK_NOFOLLOW) != 0)
       return fail(where, "chown", errno);
-    if (!S_ISLNK(st.st_mode) && fchmodat(to, name.c_str(), mode, 0) != 0)
+    if (!S_ISLNK(st.st_mode) && fchmodat(to, name.c_str(), st.st_mode & 01777, 0) != 0)
       return fail(where, "chmod", errno);
     const timespec times[2] = {st.st_atim, st.st_mtim};
     utimensat(to, name.c_str(), times, AT_SYMLINK_NOFOLLOW);
     return {};
   }
 
-  Result<void> file(int from, int to, const std::string& name, const std::string& where) {
-    Fd source(openat(from, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    if (source.fd < 0) return fail(where, "open", errno);
+  // A regular file, its data extents only: holes stay holes (SEEK_DATA and SEEK_HOLE find them;
+  // a file of a filesystem without them is one extent).
+  Result<void> file(int source, int to, const std::string& name, const std::string& where,
+                    const struct stat& st) {
     Fd target(openat(to, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (target.fd < 0) return fail(where, "create", errno);
-    while (true) {
-      const ssize_t n =
-          copy_file_range(source.fd, nullptr, target.fd, nullptr, std::size_t{1} << 30, 0);
-      if (n == 0) return {};
-      if (n > 0) continue;
-      if (errno != EXDEV && errno != EINVAL && errno != ENOSYS) return fail(where, "copy", errno);
-      break;  // not between these filesystems: copy through a buffer
+    const off_t size = st.st_size;
+    for (off_t data = 0; data < size;) {
+      data = lseek(source, data, SEEK_DATA);
+      if (data < 0) break;  // ENXIO: only a hole is left
+      off_t hole = lseek(source, data, SEEK_HOLE);
+      if (hole < 0 || hole > size) hole = size;
+      if (auto r = extent(source, target.fd, data, hole - data, where); !r) return r;
+      data = hole;
     }
+    if (ftruncate(target.fd, size) != 0) return fail(where, "truncate", errno);  // a last hole
+    return {};
+  }
+
+  // `length` bytes at `offset`, to the same offset in the target.
+  Result<void> extent(int source, int target, off_t offset, off_t length,
+                      const std::string& where) {
+    if (options_.max_bytes &&
+        (budget_.bytes += static_cast<std::uint64_t>(length)) > options_.max_bytes)
+      return over_limit(std::to_string(options_.max_bytes) + " bytes");
+    off_t in = offset, out = offset;
+    const off_t end = offset + length;
+    bool kernel_copy = true;
     char buffer[65536];
-    for (ssize_t n; (n = read(source.fd, buffer, sizeof buffer)) != 0;) {
-      if (n < 0) return fail(where, "read", errno);
-      for (ssize_t done = 0; done < n;) {
-        const ssize_t w = write(target.fd, buffer + done, static_cast<std::size_t>(n - done));
-        if (w < 0) return fail(where, "write", errno);
-        done += w;
+    while (in < end) {
+      const std::size_t want = static_cast<std::size_t>(end - in);
+      ssize_t n = -1;
+      if (kernel_copy) {
+        n = copy_file_range(source, &in, target, &out, want, 0);
+        if (n < 0 &&
+            (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+          kernel_copy = false;  // not between these filesystems: through a buffer
+          continue;
+        }
+        if (n < 0) return fail(where, "copy", errno);
+      } else {
+        n = pread(source, buffer, std::min(want, sizeof buffer), in);
+        if (n < 0) return fail(where, "read", errno);
+        for (ssize_t done = 0; done < n;) {
+          const ssize_t w =
+              pwrite(target, buffer + done, static_cast<std::size_t>(n - done), out + done);
+          if (w < 0) return fail(where, "write", errno);
+          done += w;
+        }
+        in += n;
+        out += n;
       }
+      if (n == 0) break;  // the file shrank meanwhile
     }
     return {};
+  }
+
+  tl::unexpected<Error> over_limit(const std::string& limit) const {
+    return tl::unexpected(Error{options_.purpose + ": more than " + limit +
+                                ", the limit of one copy; nothing was kept"});
   }
 
   unsigned shift(unsigned id) const {
@@ -119,15 +176,50 @@ class TreeCopy {
   }
 
   const TreeCopyOptions& options_;
+  TreeCopyBudget& budget_;
+  int top_;  // `to` of the whole copy: hard links are made relative to it
 };
 
 }  // namespace
 
-Result<void> copy_tree(int from, int to, const TreeCopyOptions& options) {
+Result<void> copy_tree(int from, int to, const TreeCopyOptions& options, TreeCopyBudget& budget) {
   struct stat st {};
   if (fstat(from, &st) != 0)
     return tl::unexpected(Error{options.purpose + ": stat: " + std::strerror(errno)});
-  return TreeCopy(options).directory(from, to, st.st_dev, "", 0);
+  budget.links.clear();  // links are made within one top
+  return TreeCopy(options, budget, to).directory(from, to, st.st_dev, "", 0);
+}
+
+Result<void> copy_file(int source, int to, const std::string& name, const TreeCopyOptions& options,
+                       TreeCopyBudget& budget) {
+  struct stat st {};
+  if (fstat(source, &st) != 0)
+    return tl::unexpected(Error{options.purpose + ": stat " + name + ": " + std::strerror(errno)});
+  Fd opened(reopen_regular(source, O_RDONLY));
+  if (opened.fd < 0)
+    return tl::unexpected(Error{options.purpose + ": " + name + ": " +
+                                (errno == EINVAL ? "not a regular file" : std::strerror(errno))});
+  TreeCopy copy(options, budget, to);
+  if (auto r = copy.file(opened.fd, to, name, "/" + name, st); !r) return r;
+  return copy.attributes(to, name, st, "/" + name);
+}
+
+int reopen_regular(int path_fd, int flags) {
+  struct stat st {};
+  if (fstat(path_fd, &st) != 0) return -1;
+  if (!S_ISREG(st.st_mode)) {
+    errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+    return -1;
+  }
+  // The descriptor names the inode that was looked at, whatever happens to its path meanwhile.
+  const std::string self = "/proc/self/fd/" + std::to_string(path_fd);
+  return open(self.c_str(), flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+}
+
+int open_regular_at(int dir, const char* name, int flags) {
+  Fd located(openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (located.fd < 0) return -1;
+  return reopen_regular(located.fd, flags);
 }
 
 }  // namespace warren::sandbox::detail

@@ -1,11 +1,15 @@
 // Copying a directory tree by descriptor: one component at a time with openat(O_NOFOLLOW) from
 // directory descriptors, so that nothing planted in the source (a symlink, a rename race) can
-// lead the walk out of it. Used for snapshots (sandbox -> host) and workspaces (host -> sandbox).
+// lead the walk out of it, and nothing but regular files and directories is ever opened. Used
+// for snapshots (sandbox -> host) and workspaces (host -> sandbox).
 #pragma once
 
 #include <sys/types.h>
 
+#include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
 
 #include "warren/sandbox/sandbox.hpp"
 
@@ -18,11 +22,35 @@ struct TreeCopyOptions {
   // Added to every owner and group id below kIdCount (ids above it become the range's nobody).
   // 0 keeps owners as they are.
   unsigned id_shift = 0;
+  // What one copy may write, data bytes (holes are not written) and entries; 0: no limit. The
+  // counts run over every copy_tree call given the same TreeCopyBudget.
+  std::uint64_t max_bytes = 0, max_entries = 0;
+};
+
+// What the copies made so far have used, and the files with more than one link already copied
+// (by source device and inode), so that a later link becomes a link to the first copy.
+struct TreeCopyBudget {
+  std::uint64_t bytes = 0, entries = 0;
+  std::map<std::pair<dev_t, ino_t>, std::string> links;  // -> path of the copy, from `to`'s top
 };
 
 // Copies the contents of the directory `from` into the existing directory `to`, keeping owners
-// (shifted), modes (set-id bits dropped), symlinks and times. Hard links become separate files;
-// sockets and device nodes are left out.
-Result<void> copy_tree(int from, int to, const TreeCopyOptions& options);
+// (shifted), modes (set-id bits dropped), symlinks, hard links (within one budget's copies into
+// the same top), holes of sparse files, and times. Sockets and device nodes are left out.
+Result<void> copy_tree(int from, int to, const TreeCopyOptions& options, TreeCopyBudget& budget);
+
+// Copies the regular file `source` (a descriptor, O_PATH or not) to the new file `name` in the
+// directory `to`, as copy_tree copies one.
+Result<void> copy_file(int source, int to, const std::string& name, const TreeCopyOptions& options,
+                       TreeCopyBudget& budget);
+
+// The regular file `name` in the directory `dir` opened for reading, without following a link
+// and without opening anything else: it is looked at through an O_PATH descriptor first and
+// opened again through that descriptor, non-blocking and never as a controlling terminal. -1
+// with errno set (EINVAL: not a regular file) when it cannot be.
+int open_regular_at(int dir, const char* name, int flags);
+
+// The same for a descriptor from an O_PATH open (openat2 with RESOLVE_BENEATH, say).
+int reopen_regular(int path_fd, int flags);
 
 }  // namespace warren::sandbox::detail

@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 
@@ -21,6 +23,19 @@ namespace warren::sandbox::testing {
     if (geteuid() != 0)                                                              \
       GTEST_SKIP() << "sandbox tests need root: they create namespaces and cgroups"; \
   } while (0)
+
+// The whole of a host file.
+inline std::string slurp(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+// What `command` printed in the session, stdout then stderr; an error throws.
+inline std::string sh(Session& s, const std::string& command) {
+  auto r = s.exec(command);
+  if (!r) throw std::runtime_error(r.error().message);
+  return r->stdout_data + r->stderr_data;
+}
 
 // Processes on the host whose command line contains `marker`.
 inline int host_processes_with(const std::string& marker) {

@@ -14,11 +14,8 @@ namespace warren::sandbox {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
+using testing::sh;
+using testing::slurp;
 
 class Snapshot : public ::testing::Test {
  protected:
@@ -36,11 +33,6 @@ class Snapshot : public ::testing::Test {
     auto s = Session::start(runtime, policy);
     if (!s) throw std::runtime_error(s.error().message);
     return std::move(*s);
-  }
-  static std::string sh(Session& s, const std::string& command) {
-    auto r = s.exec(command);
-    if (!r) throw std::runtime_error(r.error().message);
-    return r->stdout_data + r->stderr_data;
   }
 
   // A session prepared the way an agent's environment is: files in its writable layer and in its

@@ -23,8 +23,9 @@ struct Environment {
   std::string base_image;        // FROM, for the record
   std::string workdir = "/app";  // the workspace appears here (TB's convention when unset)
   std::vector<std::string> env;  // KEY=VALUE
+  std::string context;           // the build context, relative to the task's folder ("" for it)
   struct Copy {
-    std::string source;       // host path, inside the build context
+    std::string source;       // relative to the task's folder, beneath the build context
     std::string destination;  // relative to the workdir ("" or "." for the workdir itself)
     bool extract = false;     // ADD of a local tar archive: unpacked there, as Docker does
   };
@@ -34,8 +35,11 @@ struct Environment {
   std::vector<std::string> needs_image;
 };
 
-// Reads a Dockerfile: `context` is its build context (where COPY sources are looked up).
-Result<Environment> read_dockerfile(const std::string& file, const std::string& context);
+// Reads the Dockerfile `file` of the task folder `task_dir`, whose build context is `context`
+// (both relative to the folder, "" for the folder itself). Every source is resolved beneath the
+// context: an absolute path, "..", or a link that leads out of it is an Error naming it.
+Result<Environment> read_dockerfile(const std::string& task_dir, const std::string& file,
+                                    const std::string& context);
 
 struct Task {
   std::string name;  // the directory's name
@@ -48,12 +52,15 @@ struct Task {
   std::chrono::seconds test_timeout{60};
   Environment environment;
   std::string solution;     // the reference solution as a shell script (solution.yaml converted)
-  std::string tests_dir;    // host directory copied to /tests for grading
-  std::string test_script;  // TB: run-tests.sh; Harbor: tests/test.sh (absolute)
+  std::string tests_dir;    // copied to /tests for grading (absolute; beneath `dir`)
+  std::string test_script;  // TB: run-tests.sh; Harbor: tests/test.sh (absolute; beneath `dir`)
   // SWE-bench style instances: a local git checkout at a base commit.
   struct Swe {
     std::string repo;       // the instance's "repo" (owner/name), for the record
     std::string repo_path;  // absolute path of the local checkout
+    // The checkout as the instance names it: `repo_relative` beneath `repo_root`, the folder of
+    // the instances file (resolved beneath it when copied).
+    std::string repo_root, repo_relative;
     std::string base_commit;
     std::string patch;       // the gold patch (the oracle's)
     std::string test_patch;  // applied before the tests, never shown to the agent

@@ -48,6 +48,10 @@ struct Limits {
   std::chrono::milliseconds idle_timeout{0};   // no output for this long; 0: none
   std::uint64_t file_size_bytes = 1ULL << 30;  // RLIMIT_FSIZE
   std::uint64_t open_files = 1024;             // RLIMIT_NOFILE
+  // What Session::snapshot() may copy to the host: data bytes (holes of sparse files are not
+  // written) and files and directories, the root layer and the workspace together.
+  std::uint64_t snapshot_bytes = 4ULL << 30;
+  std::uint64_t snapshot_files = 1000000;
 };
 
 struct Policy {
@@ -101,11 +105,25 @@ class WarmSandboxes;
 
 class Session;
 
-// Makes the new directory `dest` a copy of the host directory `source`, to be a sandbox's
-// workspace (Policy::workspace): owners move into the sandbox's id range, so that the sandbox's
-// root owns what host root owned and can write it; modes, symlinks and times are kept, set-id
-// bits dropped, hard links become separate files. Rootless, the copy stays the caller's, which is
-// the sandbox's root there. The copy is read by descriptor: links in `source` never lead it out.
+// One entry of a workspace made from a folder (make_workspace): `from`, relative to the folder, and
+// where it goes, relative to the workspace. A directory's contents go into the directory `to`
+// ("" for the top); a file becomes the file `to`.
+struct WorkspaceFile {
+  std::string from;
+  std::string to;
+};
+
+// Makes the new directory `dest` a sandbox's workspace (Policy::workspace) from `files` of the
+// folder `root`, which may be untrusted (a task's): each `from` is resolved beneath `root`
+// (openat2 RESOLVE_BENEATH), so an absolute path, "..", or a link that leads out of it is refused
+// with the reason, and only regular files, directories, symlinks (as links) and fifos are copied.
+// Owners move into the sandbox's id range, so that the sandbox's root owns what host root owned
+// and can write it; modes, symlinks, hard links and times are kept, set-id bits dropped. Rootless,
+// the copy stays the caller's, which is the sandbox's root there. On an error nothing is left.
+Result<void> make_workspace(const std::string& root, const std::vector<WorkspaceFile>& files,
+                            const std::string& dest);
+
+// make_workspace of the whole of `source`.
 Result<void> copy_workspace(const std::string& source, const std::string& dest);
 
 // The async_ forms are C++20 coroutines on Boost.Asio. Run each on one thread or on a strand: a
@@ -205,9 +223,11 @@ class Session {
 
   // Copies what the session's commands changed (its writable layer: everything outside the
   // read-only system directories, /proc and /dev) and its /workspace into the new directory
-  // `dir`, as dir/root and dir/workspace, with owners, modes, symlinks and times kept and set-id
-  // bits dropped. Hard links become separate files. Take it between commands: what background
-  // jobs write meanwhile may or may not be in it. Start sandboxes from it with Policy::snapshot.
+  // `dir`, as dir/root and dir/workspace, with owners, modes, symlinks, hard links, holes and
+  // times kept and set-id bits dropped. Take it between commands. The session's processes are
+  // stopped while it copies (SIGSTOP, then SIGCONT), so background jobs change nothing meanwhile.
+  // Past Limits::snapshot_bytes or snapshot_files it stops, removes what it made, and says so.
+  // Start sandboxes from it with Policy::snapshot.
   Result<void> snapshot(const std::string& dir);
 
  private:
