@@ -19,9 +19,9 @@ namespace warren::sandbox {
 namespace {
 
 namespace fs = std::filesystem;
+using std::chrono::seconds;
 using testing::sh;
 using testing::slurp;
-using std::chrono::seconds;
 
 class HostIo : public ::testing::Test {
  protected:
