@@ -75,7 +75,7 @@ struct Started {
 // A new run: its records, its workspace, the workspace's starting tree.
 boost::asio::awaitable<Result<Started>> start_new(const TaskRunOptions& o, ModelBackend& backend,
                                                   sandbox::Runtime& runtime, storage::Store& store,
-                                                  const Config& config) {
+                                                  const Config& config, unsigned host_ids) {
   if (!fs::is_directory(o.repo)) co_return tl::unexpected(Error{"no repository at " + o.repo});
   Started s;
   auto run = store.create_run(
@@ -99,10 +99,11 @@ boost::asio::awaitable<Result<Started>> start_new(const TaskRunOptions& o, Model
   fs::create_directories(o.workspaces, ec);
   s.workspace = (fs::absolute(o.workspaces) / ("trial-" + std::to_string(s.trial))).string();
   fs::remove_all(s.workspace, ec);  // a leftover of a database that was deleted
-  if (auto copied = sandbox::copy_workspace(o.repo, s.workspace); !copied)
+  if (auto copied = sandbox::copy_workspace(o.repo, s.workspace, host_ids); !copied)
     co_return tl::unexpected(Error{copied.error().message});
   sandbox::Policy policy = o.policy;
   policy.workspace = s.workspace;
+  policy.host_ids = host_ids;
   auto tree = co_await workspace_tree(runtime, std::move(policy));
   if (!tree) co_return tl::unexpected(tree.error());
   s.base_tree = *tree;
@@ -147,17 +148,23 @@ boost::asio::awaitable<Result<TaskRunResult>> run_task(TaskRunOptions o, ModelBa
                                                        sandbox::Runtime& runtime,
                                                        storage::Store& store, const Config& config,
                                                        Observer* observer) {
+  // The run's sandboxes run in host ids of their own, held until it ends. A resumed run's
+  // workspace keeps the range it was made for (Policy::host_ids 0: its owner's).
+  auto ids = sandbox::IdRange::take();
+  if (!ids) co_return tl::unexpected(Error{ids.error().message});
+  const unsigned host_ids = o.resume ? 0 : ids->base();
   Result<Started> started;
   if (o.resume)
     started = find_resumable(*o.resume, store);
   else
-    started = co_await start_new(o, backend, runtime, store, config);
+    started = co_await start_new(o, backend, runtime, store, config, host_ids);
   if (!started) co_return tl::unexpected(started.error());
   TaskRunResult result{
       .run = started->run, .trial = started->trial, .workspace = started->workspace};
 
   sandbox::Policy policy = o.policy;
   policy.workspace = started->workspace;
+  policy.host_ids = host_ids;
   // Bytecode caches would otherwise land in the workspace, and in the patch.
   policy.env.push_back("PYTHONDONTWRITEBYTECODE=1");
   auto session = co_await sandbox::Session::async_start(runtime, policy);

@@ -34,12 +34,12 @@ using detail::Fd;
 // thread runs meanwhile.
 class AsSandboxRoot {
  public:
-  AsSandboxRoot() : active_(geteuid() == 0) {
+  explicit AsSandboxRoot(unsigned host_ids) : active_(geteuid() == 0) {
     if (!active_) return;  // rootless: the caller is the sandbox's root and holds no capability
     saved_header_.version = _LINUX_CAPABILITY_VERSION_3;
     syscall(SYS_capget, &saved_header_, saved_);
-    syscall(SYS_setfsgid, detail::kHostIdBase);
-    syscall(SYS_setfsuid, detail::kHostIdBase);
+    syscall(SYS_setfsgid, host_ids);
+    syscall(SYS_setfsuid, host_ids);
     __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
     __user_cap_data_struct none[2] = {saved_[0], saved_[1]};
     none[0].effective = none[1].effective = 0;
@@ -127,7 +127,7 @@ Result<Fd> open_regular(int root_fd, const std::string& workdir, const char* wha
 
 Result<std::string> Session::read_file(const std::string& path, std::uint64_t max_bytes) {
   if (state_->root_fd < 0) return tl::unexpected(Error{"the session has no root"});
-  AsSandboxRoot identity;
+  AsSandboxRoot identity(state_->sandbox->host_ids);
   auto opened = open_regular(state_->root_fd, state_->workdir, "read", path, O_RDONLY);
   if (!opened) return tl::unexpected(opened.error());
   const Fd& f = *opened;
@@ -147,7 +147,7 @@ Result<std::string> Session::read_file(const std::string& path, std::uint64_t ma
 
 Result<void> Session::write_file(const std::string& path, std::string_view data) {
   if (state_->root_fd < 0) return tl::unexpected(Error{"the session has no root"});
-  AsSandboxRoot identity;
+  AsSandboxRoot identity(state_->sandbox->host_ids);
   // An existing file is checked before it is opened (open_regular); a new one is made with
   // O_EXCL, which follows no link and opens nothing that was there before.
   auto opened =
@@ -169,7 +169,7 @@ Result<void> Session::write_file(const std::string& path, std::string_view data)
 
 Result<std::vector<FileInfo>> Session::list(const std::string& path) {
   if (state_->root_fd < 0) return tl::unexpected(Error{"the session has no root"});
-  AsSandboxRoot identity;
+  AsSandboxRoot identity(state_->sandbox->host_ids);
   // O_DIRECTORY: anything else is refused before it is opened.
   const int fd = open_in_root(state_->root_fd, state_->workdir, path,
                               O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_NOCTTY);
@@ -195,7 +195,7 @@ Result<std::vector<FileInfo>> Session::list(const std::string& path) {
 
 Result<FileInfo> Session::stat(const std::string& path) {
   if (state_->root_fd < 0) return tl::unexpected(Error{"the session has no root"});
-  AsSandboxRoot identity;
+  AsSandboxRoot identity(state_->sandbox->host_ids);
   Fd f{open_in_root(state_->root_fd, state_->workdir, path, O_PATH | O_NOFOLLOW)};
   if (f.fd < 0) return file_error("stat", path, errno);
   struct stat st {};

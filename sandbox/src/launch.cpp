@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include "mount.hpp"
 #include "net.hpp"
 #include "spawn.hpp"
+#include "user.hpp"
 #include "warren/sandbox/sandbox.hpp"
 
 namespace warren::sandbox::detail {
@@ -63,6 +65,32 @@ Result<void> open_trees(ChildPlan& plan, std::vector<std::unique_ptr<Fd>>& owned
   return {};
 }
 
+// The range the sandbox runs in, as Policy::host_ids says: given, the owner's of the workspace or
+// the snapshot (the range they were made for; the shared one when their owner begins none), or
+// one taken for this sandbox and kept with it.
+Result<void> choose_host_ids(const Policy& policy, Launched& l) {
+  if (geteuid() != 0) return {};
+  l.host_ids = policy.host_ids;
+  const std::string made_for = !policy.workspace.empty()  ? policy.workspace
+                               : !policy.snapshot.empty() ? policy.snapshot + "/root"
+                                                          : std::string();
+  if (!l.host_ids && !made_for.empty()) {
+    struct stat st {};
+    const unsigned owner = ::stat(made_for.c_str(), &st) == 0 ? range_starting_at(st.st_uid) : 0;
+    l.host_ids = owner ? owner : kHostIdBase;
+  }
+  if (!l.host_ids) {
+    auto taken = IdRange::take();
+    if (!taken) return tl::unexpected(taken.error());
+    l.ids = std::make_unique<IdRange>(std::move(*taken));
+    l.host_ids = l.ids->base();
+  }
+  if (!range_starting_at(l.host_ids))
+    return tl::unexpected(
+        Error{"host ids " + std::to_string(l.host_ids) + " begin no id range (IdRange::base)"});
+  return {};
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, const Policy& policy,
@@ -91,6 +119,8 @@ Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, c
   // From here on the Launched gives back whatever it took, however the start ends.
   auto l = std::make_unique<Launched>();
   l->resources = std::move(resources);
+  if (auto ids = choose_host_ids(policy, *l); !ids) return tl::unexpected(ids.error());
+  plan.host_ids = l->host_ids;
   if (auto cg = l->resources->cgroups.acquire(policy.limits)) {
     l->cgroup = std::move(*cg);
   } else if (geteuid() == 0) {

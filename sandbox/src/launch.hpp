@@ -103,6 +103,8 @@ struct Launched {
   Clock::time_point started;
   std::vector<std::string> notes;
   bool reaped = false;
+  unsigned host_ids = 0;         // the host id of the sandbox's root (0 rootless)
+  std::unique_ptr<IdRange> ids;  // the range taken for this sandbox alone, if it needed one
 
   // Recycling (recycle.hpp): set when PID 1 serves another command after this one. `control` is
   // the supervisor's end of the socket PID 1 takes commands from.

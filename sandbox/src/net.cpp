@@ -54,7 +54,7 @@ Result<int> make_namespace() {
     (void)write_control("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
     (void)write_control(
         "/proc/sys/net/ipv4/ping_group_range",
-        std::to_string(kHostIdBase) + " " + std::to_string(kHostIdBase + kIdCount - 1));
+        std::to_string(kHostIdBase) + " " + std::to_string(kHostIdBase + kIdRanges * kIdCount - 1));
     const int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
       made = tl::unexpected(Error{std::string("opening the namespace: ") + std::strerror(errno)});

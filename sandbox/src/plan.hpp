@@ -82,6 +82,7 @@ struct ChildPlan {
   std::vector<FsStep> before_pivot;  // paths under new_root
   std::vector<FsStep> after_pivot;   // paths in the new root (masks over /proc)
   const char* hostname = nullptr;
+  unsigned host_ids = 0;     // the host id of the sandbox's root (user.hpp); 0 rootless
   bool loopback_up = false;  // a private network namespace gets its lo up
   const char* workdir = "/";
   bool terminal = false;  // stdin is a terminal, to become the command's controlling terminal

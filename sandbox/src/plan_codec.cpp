@@ -118,6 +118,7 @@ std::string encode_plan(const ChildPlan& plan) {
   w.steps(plan.before_pivot);
   w.steps(plan.after_pivot);
   w.text(plan.hostname);
+  w.number(static_cast<std::uint32_t>(plan.host_ids));
   w.number(static_cast<std::uint8_t>(plan.loopback_up));
   w.text(plan.workdir);
   w.number(static_cast<std::uint8_t>(plan.terminal));
@@ -145,6 +146,7 @@ bool decode_plan(std::string_view bytes, ChildPlan& plan, Strings& strings,
   r.steps(plan.before_pivot);
   r.steps(plan.after_pivot);
   plan.hostname = r.text();
+  plan.host_ids = r.number<std::uint32_t>();
   plan.loopback_up = r.number<std::uint8_t>() != 0;
   plan.workdir = r.text();
   plan.terminal = r.number<std::uint8_t>() != 0;

@@ -329,6 +329,7 @@ std::string recycle_key(const Policy& policy, const Command& command) {
   }
   field(policy.seccomp_policy);
   field(policy.hostname);
+  field(std::to_string(policy.host_ids));
   return key;
 }
 

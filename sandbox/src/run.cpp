@@ -10,6 +10,7 @@
 #include "async_poll.hpp"
 #include "launch.hpp"
 #include "resources.hpp"
+#include "tree_copy.hpp"
 #include "warren/sandbox/sandbox.hpp"
 
 namespace warren::sandbox {
@@ -210,6 +211,9 @@ asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command co
       l.reap();
     }
   }
+
+  // Nothing the command made keeps a set-id bit on the host (docs/security.md).
+  if (!policy.workspace.empty()) clear_set_id_bits(policy.workspace);
 
   if (!setup_error.empty() && setup_error[0] == 'S')
     co_return tl::unexpected(Error{"sandbox setup failed: " + setup_error.substr(1)});

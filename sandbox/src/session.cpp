@@ -14,6 +14,7 @@
 
 #include "async_poll.hpp"
 #include "session_state.hpp"
+#include "tree_copy.hpp"
 #include "warren/sandbox/sandbox.hpp"
 
 namespace warren::sandbox {
@@ -250,6 +251,8 @@ asio::awaitable<Result<ExecResult>> Session::async_exec(std::string command,
     result.cpu_time = stats.cpu_time;
     result.oom_killed = stats.oom_kills > oom_before;
   }
+  // Nothing the command made keeps a set-id bit on the host (docs/security.md).
+  if (!s.policy.workspace.empty()) detail::clear_set_id_bits(s.policy.workspace);
   result.truncated = out.capture().truncated() || err.capture().truncated();
   result.stdout_data = out.capture().take();
   result.stderr_data = err.capture().take();

@@ -211,7 +211,7 @@ Result<void> copy_entry(int root, const std::string& root_name, const WorkspaceF
 }  // namespace
 
 Result<void> make_workspace(const std::string& root, const std::vector<WorkspaceFile>& files,
-                            const std::string& dest) {
+                            const std::string& dest, unsigned host_ids) {
   // As root, the sandbox mounts the workspace as its own root (host uid 100000), which must be
   // able to walk down to it.
   if (geteuid() == 0) {
@@ -230,9 +230,11 @@ Result<void> make_workspace(const std::string& root, const std::vector<Workspace
     return workspace_error("creating " + dest + ": " + std::strerror(errno));
   Fd to(open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (to.fd < 0) return workspace_error("opening " + dest + ": " + std::strerror(errno));
-  // As root the sandbox's ids are host ids 100000 and up (user.hpp): shift the owners there.
+  // As root the sandbox's ids are a range of host ids (user.hpp): shift the owners there.
   // Rootless the sandbox's root is the caller, who owns the copy already.
-  const unsigned shift = geteuid() == 0 ? detail::kHostIdBase : 0;
+  if (host_ids && !detail::range_starting_at(host_ids))
+    return workspace_error("host ids " + std::to_string(host_ids) + " begin no id range");
+  const unsigned shift = geteuid() == 0 ? (host_ids ? host_ids : detail::kHostIdBase) : 0;
   const TreeCopyOptions options{.purpose = "workspace", .id_shift = shift};
   TreeCopyBudget budget;
   Result<void> copied;
@@ -249,8 +251,8 @@ Result<void> make_workspace(const std::string& root, const std::vector<Workspace
   return copied;
 }
 
-Result<void> copy_workspace(const std::string& source, const std::string& dest) {
-  return make_workspace(source, {{".", ""}}, dest);
+Result<void> copy_workspace(const std::string& source, const std::string& dest, unsigned host_ids) {
+  return make_workspace(source, {{".", ""}}, dest, host_ids);
 }
 
 }  // namespace warren::sandbox

@@ -53,7 +53,7 @@ Result<Spawned> spawn_init(const ChildPlan& plan, int netns, bool new_netns,
   if (spawned.pid < 0)
     return tl::unexpected(Error{std::string("cannot create the sandbox's namespaces: ") +
                                 std::strerror(clone_errno)});
-  if (auto maps = write_id_maps(spawned.pid); !maps) {
+  if (auto maps = write_id_maps(spawned.pid, plan.host_ids); !maps) {
     syscall(SYS_pidfd_send_signal, spawned.pidfd, SIGKILL, nullptr, 0);
     siginfo_t info{};
     waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(spawned.pidfd), &info, WEXITED);

@@ -204,6 +204,43 @@ Result<void> copy_file(int source, int to, const std::string& name, const TreeCo
   return copy.attributes(to, name, st, "/" + name);
 }
 
+namespace {
+
+void clear_set_id_bits_in(int dir, dev_t device, int depth) {
+  if (depth > kMaxDepth) return;
+  const int listing_fd = dup(dir);
+  if (listing_fd < 0) return;
+  std::unique_ptr<DIR, int (*)(DIR*)> listing(fdopendir(listing_fd), closedir);
+  if (!listing) {
+    close(listing_fd);
+    return;
+  }
+  while (dirent* entry = readdir(listing.get())) {
+    if (entry->d_type != DT_DIR && entry->d_type != DT_REG && entry->d_type != DT_UNKNOWN) continue;
+    const std::string name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    Fd located(openat(dir, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    struct stat st {};
+    if (located.fd < 0 || fstat(located.fd, &st) != 0 || st.st_dev != device) continue;
+    if (S_ISDIR(st.st_mode)) {
+      Fd below(openat(located.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (below.fd >= 0) clear_set_id_bits_in(below.fd, device, depth + 1);
+    } else if (S_ISREG(st.st_mode) && (st.st_mode & (S_ISUID | S_ISGID))) {
+      // chmod through the descriptor: the inode looked at, whatever its name is now.
+      const std::string self = "/proc/self/fd/" + std::to_string(located.fd);
+      chmod(self.c_str(), st.st_mode & 01777);
+    }
+  }
+}
+
+}  // namespace
+
+void clear_set_id_bits(const std::string& dir) {
+  Fd top(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  struct stat st {};
+  if (top.fd >= 0 && fstat(top.fd, &st) == 0) clear_set_id_bits_in(top.fd, st.st_dev, 0);
+}
+
 int reopen_regular(int path_fd, int flags) {
   struct stat st {};
   if (fstat(path_fd, &st) != 0) return -1;

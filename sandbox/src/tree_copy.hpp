@@ -44,6 +44,11 @@ Result<void> copy_tree(int from, int to, const TreeCopyOptions& options, TreeCop
 Result<void> copy_file(int source, int to, const std::string& name, const TreeCopyOptions& options,
                        TreeCopyBudget& budget);
 
+// Clears the set-user-id and set-group-id bits of every regular file under the host directory
+// `dir` (a workspace), on its filesystem only, walking by descriptor without following links:
+// nothing a sandbox made there keeps a set-id bit on the host once its command has ended.
+void clear_set_id_bits(const std::string& dir);
+
 // The regular file `name` in the directory `dir` opened for reading, without following a link
 // and without opening anything else: it is looked at through an O_PATH descriptor first and
 // opened again through that descriptor, non-blocking and never as a controlling terminal. -1

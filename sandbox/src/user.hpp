@@ -9,12 +9,20 @@
 
 namespace warren::sandbox::detail {
 
-// Host ids the sandbox's ids 0..65535 map to when Warren runs as root.
+// Host ids the sandbox's ids 0..65535 map to when Warren runs as root: one of kIdRanges ranges,
+// kHostIdBase + k * kIdCount. Range 0 (100000..165535) is the one shared by sandboxes nothing
+// assigns another (a workspace made without a range); IdRange::take hands out the others, one
+// holder at a time across the host.
 inline constexpr unsigned kHostIdBase = 100000;
 inline constexpr unsigned kIdCount = 65536;
+inline constexpr unsigned kIdRanges = 4096;
 
-// Writes uid_map and gid_map of the child `pid`. As root: 0..65535 -> 100000..165535. As an
-// ordinary user (rootless): the sandbox's root is the user's own id, the only mapping allowed.
-Result<void> write_id_maps(pid_t pid);
+// The range that begins at `uid`, or 0 when none does.
+unsigned range_starting_at(unsigned uid);
+
+// Writes uid_map and gid_map of the child `pid`. As root: 0..65535 -> host_ids..host_ids+65535.
+// As an ordinary user (rootless): the sandbox's root is the user's own id, the only mapping
+// allowed, and `host_ids` is ignored.
+Result<void> write_id_maps(pid_t pid, unsigned host_ids);
 
 }  // namespace warren::sandbox::detail

@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -186,6 +188,77 @@ TEST_F(HostIo, SnapshotsKeepHolesAndLinksAndStopAtTheirLimit) {
   EXPECT_EQ(
       too_many.error().message,
       "snapshot: more than 50 files and directories, the limit of one copy; nothing was kept");
+}
+
+// Item 5: a set-id copy of python made in a workspace used to stay set-id on the host, owned by
+// the sandbox's host uid, for any host user to run as that uid. The bits are gone once the
+// command ends, in a session and in a one-shot run; run by nobody, it is nobody.
+TEST_F(HostIo, SetIdBitsDoNotSurviveACommand) {
+  auto s = start();
+  EXPECT_EQ(sh(*s,
+               "cp /usr/bin/python3 /workspace/py && chmod 6755 /workspace/py && "
+               "stat -c %a /workspace/py"),
+            "6755\n");  // the command itself may make one; it just does not outlive the command
+  struct stat st {};
+  ASSERT_EQ(stat((base / "ws" / "py").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  auto r =
+      run(policy, Command{{"sh", "-c", "cp /bin/sh /workspace/sh2 && chmod 4755 /workspace/sh2"}});
+  ASSERT_TRUE(r && r->exit_code == 0);
+  ASSERT_EQ(stat((base / "ws" / "sh2").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  const std::string as_nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups " +
+                                (base / "ws" / "py").string() +
+                                " -c 'import os; print(os.geteuid(), os.getegid())'";
+  FILE* p = popen(as_nobody.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char line[64] = {};
+  ASSERT_NE(fgets(line, sizeof line, p), nullptr);
+  pclose(p);
+  EXPECT_EQ(std::string(line), "65534 65534\n");
+}
+
+// Item 5: sandboxes running at once are distinct host uids, in ranges that do not overlap, so a
+// process with one sandbox's uid (say through a set-id file that did survive) can neither signal
+// another sandbox's processes nor write its files.
+TEST_F(HostIo, SandboxesRunningAtOnceAreDistinctHostIds) {
+  Policy bare;  // no workspace: each takes a range of its own
+  bare.limits.timeout = seconds(30);
+  std::vector<std::unique_ptr<Session>> sessions;
+  std::vector<unsigned> uids;
+  for (int i = 0; i < 3; ++i) {
+    auto s = Session::start(runtime, bare);
+    ASSERT_TRUE(s) << s.error().message;
+    const std::string marker = testing::unique_sleep(i);
+    sh(**s, "sleep " + marker + " & sleep 0.1");
+    const auto pids = processes_on_host(marker);
+    ASSERT_EQ(pids.size(), 1u);
+    std::ifstream status("/proc/" + std::to_string(pids[0]) + "/status");
+    std::string key;
+    unsigned uid = 0;
+    while (status >> key && key != "Uid:") {
+    }
+    status >> uid;
+    uids.push_back(uid);
+    sessions.push_back(std::move(*s));
+  }
+  for (std::size_t i = 0; i < uids.size(); ++i) {
+    EXPECT_GE(uids[i], 100000u + 65536u) << "not a range of its own";
+    EXPECT_EQ((uids[i] - 100000u) % 65536u, 0u);
+    for (std::size_t j = 0; j < i; ++j) EXPECT_NE(uids[i], uids[j]);
+  }
+  // The first sandbox's uid cannot signal the second's sleep.
+  const auto victim = processes_on_host(testing::unique_sleep(1));
+  ASSERT_EQ(victim.size(), 1u);
+  const std::string kill = "setpriv --reuid=" + std::to_string(uids[0]) +
+                           " --regid=" + std::to_string(uids[0]) + " --clear-groups kill -9 " +
+                           std::to_string(victim[0]) + " 2>/dev/null";
+  EXPECT_NE(std::system(kill.c_str()), 0);
+  EXPECT_EQ(processes_on_host(testing::unique_sleep(1)).size(), 1u);
+  // Two ranges taken in one process are distinct too, and each is free again once let go.
+  auto a = IdRange::take(), b = IdRange::take();
+  ASSERT_TRUE(a && b);
+  EXPECT_NE(a->base(), b->base());
 }
 
 // Item 7: vsock leads towards a VM's host whatever the network namespace. Only the families a

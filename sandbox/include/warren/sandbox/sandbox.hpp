@@ -54,8 +54,32 @@ struct Limits {
   std::uint64_t snapshot_files = 1000000;
 };
 
+// 65536 host ids for sandboxes to run as (their ids 0..65535), taken by no one else on the host
+// while this object lives, in this process or another. As root every sandbox runs in a range:
+// one given by Policy::host_ids, or one taken for it. Take one for a workspace and every sandbox
+// that runs on it (make_workspace, Policy::host_ids), so that what one task's sandboxes own and
+// run as is never another's. Rootless, the range is the caller's own id and base() is 0.
+class IdRange {
+ public:
+  static Result<IdRange> take();
+  IdRange(IdRange&& other) noexcept;
+  IdRange& operator=(IdRange&&) = delete;
+  IdRange(const IdRange&) = delete;
+  ~IdRange();
+  unsigned base() const { return base_; }  // the host id of the sandbox's root
+
+ private:
+  IdRange(int lock, unsigned base) : lock_(lock), base_(base) {}
+  int lock_;
+  unsigned base_;
+};
+
 struct Policy {
   Limits limits;
+  // The host id of the sandbox's root, the base() of an IdRange the caller holds for as long as
+  // the sandbox and its workspace live. 0: the range the workspace (or the snapshot) was made
+  // for, its owner's; with neither, a range taken for this sandbox alone. Ignored rootless.
+  unsigned host_ids = 0;
   Network network = Network::None;
   std::string rootfs;     // an image directory; empty: the host-system view (read-only binds)
   std::string workspace;  // host directory bound read-write at workspace_path (the working dir)
@@ -120,11 +144,13 @@ struct WorkspaceFile {
 // Owners move into the sandbox's id range, so that the sandbox's root owns what host root owned
 // and can write it; modes, symlinks, hard links and times are kept, set-id bits dropped. Rootless,
 // the copy stays the caller's, which is the sandbox's root there. On an error nothing is left.
+// `host_ids`: the IdRange the workspace's sandboxes will run in (0: the shared range 100000).
 Result<void> make_workspace(const std::string& root, const std::vector<WorkspaceFile>& files,
-                            const std::string& dest);
+                            const std::string& dest, unsigned host_ids = 0);
 
 // make_workspace of the whole of `source`.
-Result<void> copy_workspace(const std::string& source, const std::string& dest);
+Result<void> copy_workspace(const std::string& source, const std::string& dest,
+                            unsigned host_ids = 0);
 
 // The async_ forms are C++20 coroutines on Boost.Asio. Run each on one thread or on a strand: a
 // sandbox's waits are not synchronised against each other. With GCC 12, name the arguments of a
