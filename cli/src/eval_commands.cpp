@@ -28,7 +28,7 @@ struct EvalFlags {
   int concurrency = 0, attempts = 1;
   double timeout_multiplier = 1.0;
   std::int64_t resume = 0;
-  bool json = false;
+  bool json = false, keep_workspaces = false;
 };
 
 int fail(const std::string& command, const std::string& message) {
@@ -165,6 +165,7 @@ int eval_command(const EvalFlags& f) {
   o.settings.timeout_multiplier = s.timeout_multiplier;
   o.settings.rootfs = s.rootfs;
   o.settings.workspaces = (std::filesystem::path(f.db).parent_path() / "workspaces").string();
+  o.settings.keep_workspaces = f.keep_workspaces;
   if (s.agent == "model") {
     auto model = config->model(s.model);
     if (!model) return fail("eval", model.error().message);
@@ -251,6 +252,8 @@ void add_eval_commands(CLI::App& app, int& exit_code) {
   eval->add_option("--predictions", f->predictions,
                    "also write SWE-bench predictions ({instance_id: {model_patch, ...}})");
   eval->add_flag("--json", f->json, "print the report as JSON, no progress");
+  eval->add_flag("--keep-workspaces", f->keep_workspaces,
+                 "keep each trial's folder (its bounded filesystems stay mounted)");
   eval->callback([f, eval, &exit_code] {
     if (eval->got_subcommand("merge")) return;  // `eval merge` runs instead
     exit_code = eval_command(*f);

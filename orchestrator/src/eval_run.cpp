@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <utility>  // before Asio 1.74, which uses std::exchange without it
@@ -134,6 +135,10 @@ boost::asio::awaitable<Result<EvalResult>> run_eval(
       } else {  // cut short when the last eval was stopped: closed, and run again
         storage::TrialEnd end{.exit_status = "interrupted", .failure_mode = "interrupted"};
         (void)co_await store.async_finish_trial(t.id, std::move(end));
+        // What it left, its bounded filesystems included, goes with it.
+        (void)sandbox::remove_workspace(
+            (std::filesystem::path(o.settings.workspaces) / ("trial-" + std::to_string(t.id)))
+                .string());
       }
     }
   } else {

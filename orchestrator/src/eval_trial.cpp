@@ -51,16 +51,16 @@ std::string submit_completion(const std::string& reasoning) {
 
 // The task's files as the Dockerfile's COPY lines lay them out, handed to the sandbox's ids. Every
 // source is resolved beneath the task's folder (sandbox::make_workspace): the task is data.
-sandbox::Result<void> make_workspace(const Task& task, const fs::path& trial_dir,
-                                     unsigned host_ids) {
+sandbox::Result<void> make_workspace(const Task& task, const fs::path& trial_dir, unsigned host_ids,
+                                     sandbox::WorkspaceLimits limits) {
   const std::string workspace = (trial_dir / "workspace").string();
   if (task.format == TaskFormat::SweBench)  // the checkout, history included
     return sandbox::make_workspace(task.swe.repo_root, {{task.swe.repo_relative, ""}}, workspace,
-                                   host_ids);
+                                   host_ids, limits);
   std::vector<sandbox::WorkspaceFile> files;
   for (const Environment::Copy& c : task.environment.copies)
     if (!c.extract) files.push_back({c.source, c.destination});  // archives: unpack_archives
-  return sandbox::make_workspace(task.dir, files, workspace, host_ids);
+  return sandbox::make_workspace(task.dir, files, workspace, host_ids, limits);
 }
 
 // ADD of tar archives, unpacked in a sandbox (the archive comes from the task: its members must
@@ -87,20 +87,21 @@ boost::asio::awaitable<std::string> unpack_archives(const Task& task, sandbox::P
 
 // The tests, and the script that runs them, copied for the grading sandbox (at /tests), from
 // beneath the task's folder.
-sandbox::Result<void> make_tests(const Task& task, const fs::path& trial_dir, unsigned host_ids) {
+sandbox::Result<void> make_tests(const Task& task, const fs::path& trial_dir, unsigned host_ids,
+                                 sandbox::WorkspaceLimits limits) {
   const std::string tests = (trial_dir / "tests").string();
   if (task.format == TaskFormat::SweBench) {
     const fs::path stage = trial_dir / "tests-stage";
     std::error_code ec;
     fs::create_directories(stage, ec);
     std::ofstream(stage / "test.patch", std::ios::binary) << task.swe.test_patch;
-    auto copied = sandbox::copy_workspace(stage.string(), tests, host_ids);
+    auto copied = sandbox::make_workspace(stage.string(), {{".", ""}}, tests, host_ids, limits);
     fs::remove_all(stage, ec);
     return copied;
   }
   std::vector<sandbox::WorkspaceFile> files{{"tests", ""}};
   if (task.format == TaskFormat::TerminalBench) files.push_back({"run-tests.sh", "run-tests.sh"});
-  return sandbox::make_workspace(task.dir, files, tests, host_ids);
+  return sandbox::make_workspace(task.dir, files, tests, host_ids, limits);
 }
 
 // What runs the tests. Terminal-Bench's run-tests.sh usually installs uv and a pinned pytest from
@@ -235,15 +236,24 @@ boost::asio::awaitable<TrialReport> run_trial(const Task& task, int attempt,
   const fs::path trial_dir =
       fs::path(settings.workspaces) / ("trial-" + std::to_string(report.trial));
   std::error_code ec;
-  fs::remove_all(trial_dir, ec);
+  (void)sandbox::remove_workspace(trial_dir.string());  // a leftover of a deleted database
   fs::create_directories(trial_dir, ec);
+  // The trial's folder and its bounded filesystems go when it ends, unless asked to stay.
+  struct Cleanup {
+    std::string dir;
+    bool keep;
+    ~Cleanup() {
+      if (!keep) (void)sandbox::remove_workspace(dir);
+    }
+  } cleanup{trial_dir.string(), settings.keep_workspaces};
+  const sandbox::WorkspaceLimits bounded{.bytes = settings.limits.disk_bytes};
   // Every sandbox of the trial runs in host ids of its own, which own its workspace: no other
   // trial's sandbox can signal its processes or write its files.
   auto ids = sandbox::IdRange::take();
   if (problem.empty() && !ids) problem = ids.error().message;
   const unsigned host_ids = ids ? ids->base() : 0;
   if (problem.empty())
-    if (auto made = make_workspace(task, trial_dir, host_ids); !made)
+    if (auto made = make_workspace(task, trial_dir, host_ids, bounded); !made)
       problem = made.error().message;
 
   sandbox::Policy policy;
@@ -315,13 +325,13 @@ boost::asio::awaitable<TrialReport> run_trial(const Task& task, int attempt,
     grading_problem = saved.error().message;
   session.reset();
   if (grading_problem.empty())
-    if (auto made = make_tests(task, trial_dir, host_ids); !made)
+    if (auto made = make_tests(task, trial_dir, host_ids, bounded); !made)
       grading_problem = made.error().message;
   // Harbor's verifier writes its reward into a folder of the host's (read_reward).
   const fs::path verifier_dir = trial_dir / "verifier";
   if (grading_problem.empty() && task.format == TaskFormat::Harbor)
-    if (auto made =
-            sandbox::make_workspace(trial_dir.string(), {}, verifier_dir.string(), host_ids);
+    if (auto made = sandbox::make_workspace(trial_dir.string(), {}, verifier_dir.string(), host_ids,
+                                            bounded);
         !made)
       grading_problem = made.error().message;
   sandbox::ExecResult graded;

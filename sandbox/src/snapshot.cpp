@@ -8,16 +8,19 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <set>
+#include <sstream>
 #include <vector>
 
 #include "fd.hpp"
@@ -208,10 +211,54 @@ Result<void> copy_entry(int root, const std::string& root_name, const WorkspaceF
   return copy_file(source.fd, parent->fd, name, options, budget);
 }
 
+// A tmpfs of `limits` at the new directory `dest`, owned by `owner`.
+Result<void> mount_bounded(const std::string& dest, WorkspaceLimits limits, unsigned owner) {
+  const std::uint64_t files =
+      limits.files ? limits.files : std::max<std::uint64_t>(limits.bytes >> 10, 1024);
+  const std::string options =
+      "size=" + std::to_string(limits.bytes) + ",nr_inodes=" + std::to_string(files) +
+      ",mode=0755,uid=" + std::to_string(owner) + ",gid=" + std::to_string(owner);
+  if (mount("warren-workspace", dest.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) != 0)
+    return workspace_error("mounting a bounded filesystem at " + dest + ": " +
+                           std::strerror(errno));
+  return {};
+}
+
 }  // namespace
 
+Result<void> remove_workspace(const std::string& path) {
+  std::error_code ec;
+  const std::string top = std::filesystem::absolute(path, ec).lexically_normal().string();
+  // Mount points at or below `top`, from mountinfo's fifth field (spaces and the like octal).
+  std::vector<std::string> mounts;
+  std::ifstream info("/proc/self/mountinfo");
+  for (std::string line; std::getline(info, line);) {
+    std::istringstream fields(line);
+    std::string id, parent, device, root, point;
+    fields >> id >> parent >> device >> root >> point;
+    std::string decoded;
+    for (std::size_t i = 0; i < point.size(); ++i) {
+      if (point[i] == '\\' && i + 3 < point.size()) {
+        decoded += static_cast<char>(std::stoi(point.substr(i + 1, 3), nullptr, 8));
+        i += 3;
+      } else {
+        decoded += point[i];
+      }
+    }
+    if (decoded == top || decoded.starts_with(top + "/")) mounts.push_back(decoded);
+  }
+  std::sort(mounts.begin(), mounts.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  for (const std::string& point : mounts)
+    if (umount2(point.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0 && errno != EINVAL)
+      return workspace_error("unmounting " + point + ": " + std::strerror(errno));
+  std::filesystem::remove_all(top, ec);
+  if (ec) return workspace_error("removing " + top + ": " + ec.message());
+  return {};
+}
+
 Result<void> make_workspace(const std::string& root, const std::vector<WorkspaceFile>& files,
-                            const std::string& dest, unsigned host_ids) {
+                            const std::string& dest, unsigned host_ids, WorkspaceLimits limits) {
   // As root, the sandbox mounts the workspace as its own root (host uid 100000), which must be
   // able to walk down to it.
   if (geteuid() == 0) {
@@ -226,15 +273,20 @@ Result<void> make_workspace(const std::string& root, const std::vector<Workspace
   }
   Fd from(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (from.fd < 0) return workspace_error("opening " + root + ": " + std::strerror(errno));
-  if (mkdir(dest.c_str(), 0755) != 0)
-    return workspace_error("creating " + dest + ": " + std::strerror(errno));
-  Fd to(open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (to.fd < 0) return workspace_error("opening " + dest + ": " + std::strerror(errno));
-  // As root the sandbox's ids are a range of host ids (user.hpp): shift the owners there.
-  // Rootless the sandbox's root is the caller, who owns the copy already.
   if (host_ids && !detail::range_starting_at(host_ids))
     return workspace_error("host ids " + std::to_string(host_ids) + " begin no id range");
+  // As root the sandbox's ids are a range of host ids (user.hpp): shift the owners there.
+  // Rootless the sandbox's root is the caller, who owns the copy already.
   const unsigned shift = geteuid() == 0 ? (host_ids ? host_ids : detail::kHostIdBase) : 0;
+  if (mkdir(dest.c_str(), 0755) != 0)
+    return workspace_error("creating " + dest + ": " + std::strerror(errno));
+  if (shift && limits.bytes)
+    if (auto bounded = mount_bounded(dest, limits, shift); !bounded) {
+      rmdir(dest.c_str());
+      return bounded;
+    }
+  Fd to(open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (to.fd < 0) return workspace_error("opening " + dest + ": " + std::strerror(errno));
   const TreeCopyOptions options{.purpose = "workspace", .id_shift = shift};
   TreeCopyBudget budget;
   Result<void> copied;
@@ -245,8 +297,12 @@ Result<void> make_workspace(const std::string& root, const std::vector<Workspace
   if (copied && shift && fchown(to.fd, shift, shift) != 0)
     copied = workspace_error("owner of " + dest + ": " + std::strerror(errno));
   if (!copied) {
-    std::error_code ec;
-    std::filesystem::remove_all(dest, ec);  // nothing half-made is left behind
+    to = Fd(-1);
+    (void)remove_workspace(dest);  // nothing half-made is left behind
+    if (copied.error().message.find(std::strerror(ENOSPC)) != std::string::npos)
+      copied =
+          workspace_error("the files are more than the workspace's limit of " +
+                          std::to_string(limits.bytes) + " bytes (" + copied.error().message + ")");
   }
   return copied;
 }

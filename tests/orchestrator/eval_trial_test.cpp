@@ -57,7 +57,7 @@ class Trials : public ::testing::Test {
   }
   void TearDown() override {
     store.reset();
-    fs::remove_all(root);
+    (void)sandbox::remove_workspace(root.string());  // kept workspaces are bounded filesystems
   }
   void write(const fs::path& file, const std::string& text) {
     fs::create_directories(file.parent_path());
@@ -108,6 +108,7 @@ class Trials : public ::testing::Test {
     EvalSettings settings;
     settings.agent = agent;
     settings.workspaces = (root / "state" / "trials").string();
+    settings.keep_workspaces = true;  // some tests look at what the agent left
     boost::asio::io_context io;
     std::optional<TrialReport> report;
     boost::asio::co_spawn(io, run_trial(task, 0, settings, runtime, *store, config, run, task_id),

@@ -34,7 +34,7 @@ class Harness : public ::testing::Test {
     fs::permissions(secret, fs::perms::owner_read);
   }
   void TearDown() override {
-    fs::remove_all(base);
+    (void)sandbox::remove_workspace(base.string());  // kept workspaces are bounded filesystems
     fs::remove(secret);
   }
   void write(const fs::path& file, const std::string& text) {
@@ -102,11 +102,9 @@ TEST_F(Harness, TaskFilesAreReadBeneathTheTaskFolderOnly) {
                      relative_environ / "solution.sh");
   fs::create_symlink("/etc", base / "suite" / "task-folder-link");
 
+  // Workspaces kept, so that the search below covers what the trials left too.
   auto r = warren_with_secret("eval " + (base / "suite").string() + " --agent oracle --json --db " +
                               (base / "state" / "warren.db").string() + " --keep-workspaces");
-  if (r.err.find("--keep-workspaces") != std::string::npos)  // not a flag of this version yet
-    r = warren_with_secret("eval " + (base / "suite").string() + " --agent oracle --json --db " +
-                           (base / "state" / "warren.db").string());
   const Json report = Json::parse(r.out);
   auto tasks = by_name(report);
   EXPECT_EQ(tasks.count("task-folder-link"), 0u);  // a linked task folder is not a task
@@ -185,6 +183,9 @@ TEST_F(Harness, AHarborRewardCannotBeForgedFromTheOutput) {
   const Json& attempt = report["tasks"][0]["attempts"][0];
   EXPECT_EQ(attempt["resolved"], false) << attempt;
   EXPECT_EQ(attempt["failure_mode"], "test_failed") << attempt;
+  // Without --keep-workspaces nothing of the trial is left behind, mounts included.
+  EXPECT_TRUE(fs::is_empty(base / "state" / "workspaces"));
+  EXPECT_EQ(slurp("/proc/self/mountinfo").find((base / "state").string()), std::string::npos);
 }
 
 // Item 2: a model's editor calls name the operator's terminal, a fifo, the pty multiplexer and

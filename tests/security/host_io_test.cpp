@@ -261,6 +261,48 @@ TEST_F(HostIo, SandboxesRunningAtOnceAreDistinctHostIds) {
   EXPECT_NE(a->base(), b->base());
 }
 
+// Item 4: a workspace is a filesystem of its own on the host, bounded in bytes and inodes: a
+// command that fills it gets ENOSPC and the host's disk is untouched; inside, neither the host's
+// path nor the host disk's figures show. remove_workspace takes the filesystem away.
+TEST_F(HostIo, AWorkspaceIsBoundedOnTheHost) {
+  auto ids = IdRange::take();
+  ASSERT_TRUE(ids);
+  const fs::path ws = base / "bounded";
+  ASSERT_TRUE(make_workspace(base.string(), {{"empty", ""}}, ws.string(), ids->base(),
+                             {.bytes = 8 << 20, .files = 1000}));
+  policy.workspace = ws.string();
+  policy.host_ids = ids->base();
+  auto s = start();
+  EXPECT_EQ(sh(*s, "head -c 20M /dev/zero > big; echo status=$?"),
+            "status=1\nhead: error writing 'standard output': No space left on device\n");
+  struct stat st {};
+  ASSERT_EQ(stat((ws / "big").c_str(), &st), 0);
+  EXPECT_LE(static_cast<std::uint64_t>(st.st_blocks) * 512, 8u << 20);
+  EXPECT_EQ(sh(*s,
+               "rm big; for i in $(seq 1 2000); do : > f$i || break; done 2>/dev/null; "
+               "ls | wc -l"),
+            "999\n");  // the top directory is the thousandth inode
+  EXPECT_EQ(sh(*s, "df -B1 --output=size /workspace | tail -1 | tr -d ' '"), "8388608\n");
+  const std::string mountinfo = sh(*s, "cat /proc/self/mountinfo");
+  EXPECT_EQ(mountinfo.find(base.string()), std::string::npos) << mountinfo;
+  s.reset();
+
+  // Files more than the limit are refused when the workspace is made, and nothing is left.
+  std::ofstream(base / "empty" / "large", std::ios::binary) << std::string(9 << 20, 'x');
+  auto too_big = make_workspace(base.string(), {{"empty", ""}}, (base / "over").string(),
+                                ids->base(), {.bytes = 8 << 20});
+  ASSERT_FALSE(too_big.has_value());
+  EXPECT_NE(too_big.error().message.find("the files are more than the workspace's limit of "
+                                         "8388608 bytes"),
+            std::string::npos)
+      << too_big.error().message;
+  EXPECT_FALSE(fs::exists(base / "over"));
+
+  ASSERT_TRUE(remove_workspace(ws.string()));
+  EXPECT_FALSE(fs::exists(ws));
+  EXPECT_EQ(slurp("/proc/self/mountinfo").find(ws.string()), std::string::npos);
+}
+
 // Item 7: vsock leads towards a VM's host whatever the network namespace. Only the families a
 // tool needs are allowed, and a family hidden in the upper half of the register is refused too.
 TEST_F(HostIo, OnlyTheSocketFamiliesAToolNeedsCanBeCreated) {

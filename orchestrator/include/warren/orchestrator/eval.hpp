@@ -99,7 +99,10 @@ struct EvalSettings {
   double timeout_multiplier = 1.0;
   std::string rootfs;  // a prepared base image for tasks whose Dockerfile needs one
   sandbox::Limits limits;
+  // Each trial's workspace, tests and verifier folder are bounded filesystems of
+  // limits.disk_bytes each (sandbox::make_workspace), removed when the trial ends unless kept.
   std::string workspaces;  // where trial directories are made
+  bool keep_workspaces = false;
 };
 
 struct TrialReport {

@@ -144,9 +144,24 @@ struct WorkspaceFile {
 // Owners move into the sandbox's id range, so that the sandbox's root owns what host root owned
 // and can write it; modes, symlinks, hard links and times are kept, set-id bits dropped. Rootless,
 // the copy stays the caller's, which is the sandbox's root there. On an error nothing is left.
+//
 // `host_ids`: the IdRange the workspace's sandboxes will run in (0: the shared range 100000).
+// `limits`: what the workspace may hold. As root, a bounded workspace is a filesystem of its own,
+// a tmpfs mounted at `dest` (nosuid, nodev) with that size and inode count: a command that fills
+// it gets ENOSPC and the host's disk is untouched, and inside the sandbox neither the host's path
+// nor the host disk's figures show. Its pages count against the memory limit of whoever writes
+// them. Remove it with remove_workspace. Rootless, or with no limits, it is a plain directory.
+struct WorkspaceLimits {
+  std::uint64_t bytes = 0;  // 0: unbounded
+  std::uint64_t files = 0;  // files and directories; 0: one per KiB of `bytes`
+};
 Result<void> make_workspace(const std::string& root, const std::vector<WorkspaceFile>& files,
-                            const std::string& dest, unsigned host_ids = 0);
+                            const std::string& dest, unsigned host_ids = 0,
+                            WorkspaceLimits limits = {});
+
+// Removes `path` and everything below it, bounded workspaces included (every mount at or below
+// it is detached first, deepest first), as a workspace left by a killed run may be.
+Result<void> remove_workspace(const std::string& path);
 
 // make_workspace of the whole of `source`.
 Result<void> copy_workspace(const std::string& source, const std::string& dest,
