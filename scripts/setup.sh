@@ -10,7 +10,7 @@ packages=(
   # libraries (see docs/overview.md: one library per concern)
   libboost-dev libboost-system-dev libssl-dev libseccomp-dev libcgroup-dev libsqlite3-dev sqlite3
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libexpected-dev
-  libtomlplusplus-dev
+  libtomlplusplus-dev libtinyxml2-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 bubblewrap openssl ca-certificates git
   python3-pytest

@@ -144,6 +144,20 @@ std::optional<double> read_reward(const fs::path& verifier_dir) {
   return value;
 }
 
+// Where pytest writes its JUnit report in the grading sandbox (PYTEST_ADDOPTS reaches every
+// pytest that run-tests.sh starts, uv's included), a folder of the host's.
+constexpr const char* kReportDir = "/logs/warren";
+
+// pytest's report, read from the results folder after the grading sandbox has ended, as
+// untrusted data (read_reward says why).
+std::optional<std::vector<TestResult>> read_test_report(const fs::path& results_dir) {
+  auto folder = orchestrator::detail::TaskFolder::open(results_dir.string());
+  if (!folder) return std::nullopt;
+  auto xml = folder->read("junit.xml", "the test report", std::uint64_t{64} << 20);
+  if (!xml) return std::nullopt;
+  return parse_junit_report(*xml);
+}
+
 std::string failure_of(const AgentOutcome& a) {
   if (a.exit_status == "submitted" || a.exit_status == "exit_steps" || a.exit_status == "exit_cost")
     return "";  // the agent ended normally or ran out of budget: the tests decide
@@ -327,9 +341,10 @@ boost::asio::awaitable<TrialReport> run_trial(const Task& task, int attempt,
   if (grading_problem.empty())
     if (auto made = make_tests(task, trial_dir, host_ids, bounded); !made)
       grading_problem = made.error().message;
-  // Harbor's verifier writes its reward into a folder of the host's (read_reward).
+  // The results are written into a folder of the host's and read from it once the grading
+  // sandbox has ended: Harbor's reward (read_reward), pytest's report (read_test_report).
   const fs::path verifier_dir = trial_dir / "verifier";
-  if (grading_problem.empty() && task.format == TaskFormat::Harbor)
+  if (grading_problem.empty())
     if (auto made = sandbox::make_workspace(trial_dir.string(), {}, verifier_dir.string(), host_ids,
                                             bounded);
         !made)
@@ -340,8 +355,13 @@ boost::asio::awaitable<TrialReport> run_trial(const Task& task, int attempt,
     grading.workspace.clear();  // the snapshot's workspace, copy-on-write
     grading.snapshot = snapshot.string();
     grading.mounts.push_back({(trial_dir / "tests").string(), "/tests", false});
-    if (task.format == TaskFormat::Harbor)
+    if (task.format == TaskFormat::Harbor) {
       grading.mounts.push_back({verifier_dir.string(), "/logs/verifier", false});
+    } else {
+      grading.mounts.push_back({verifier_dir.string(), kReportDir, false});
+      grading.env.push_back(std::string("PYTEST_ADDOPTS=--junitxml=") + kReportDir +
+                            "/junit.xml -o junit_family=xunit1");
+    }
     grading.limits.timeout = scaled(task.test_timeout, settings.timeout_multiplier);
     std::string script_text;
     if (auto folder = orchestrator::detail::TaskFolder::open(task.dir);
@@ -364,12 +384,16 @@ boost::asio::awaitable<TrialReport> run_trial(const Task& task, int attempt,
   } else if (graded.timed_out) {
     if (failure.empty()) failure = "test_timeout";
   } else if (task.format == TaskFormat::SweBench) {
-    auto tests = parse_pytest_summary(output);
+    // A test command that is not pytest writes no report: its summary is read from the output,
+    // as the SWE-bench harness reads it.
+    auto tests = task.swe.test_command.find("pytest") != std::string::npos
+                     ? read_test_report(verifier_dir)
+                     : parse_pytest_summary(output);
     if (tests) report.tests = *tests;
     std::string why;
     report.resolved = tests && detail::swe_resolved(task, *tests, why);
     if (!report.resolved && failure.empty())
-      message = tests ? why : "no pytest summary in the test output";
+      message = tests ? why : "the tests wrote no report (pytest's junit.xml)";
     storage::Artifact prediction{report.trial, "patch", detail::swe_prediction(output)};
     (void)co_await store.async_put_artifact(std::move(prediction));
   } else if (task.format == TaskFormat::Harbor) {
@@ -380,12 +404,12 @@ boost::asio::awaitable<TrialReport> run_trial(const Task& task, int attempt,
       message = "the verifier wrote no reward";
     }
   } else {
-    auto tests = parse_pytest_summary(output);
+    auto tests = read_test_report(verifier_dir);
     if (tests) report.tests = *tests;
     report.resolved =
         tests && !tests->empty() &&
         std::all_of(tests->begin(), tests->end(), [](const TestResult& t) { return t.passed(); });
-    if (!tests && failure.empty()) message = "no pytest summary in the test output";
+    if (!tests && failure.empty()) message = "the tests wrote no report (pytest's junit.xml)";
   }
   if (report.resolved)
     failure.clear();

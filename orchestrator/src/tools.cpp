@@ -18,12 +18,15 @@ ToolOutcome refused(const std::string& message) {
 }
 
 // Which resource a call uses: calls on one resource run in order, different resources at once.
-enum class Resource { Shell, Files, None };
+// The editor works on the files the shell's commands read, so it is the shell's resource: a step
+// that edits a file and then runs the tests must run the tests on the edited file (run side by
+// side, the shell's python read the file before the edit landed, now and then).
+enum class Resource { Shell, None };
 
 Resource resource_of(const toolcall::ParsedToolCall& call) {
   if (!call.errors.empty()) return Resource::None;
-  if (call.name == "bash" || call.name == "search") return Resource::Shell;
-  if (call.name == "str_replace_editor") return Resource::Files;
+  if (call.name == "bash" || call.name == "search" || call.name == "str_replace_editor")
+    return Resource::Shell;
   return Resource::None;
 }
 

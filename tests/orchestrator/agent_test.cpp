@@ -199,10 +199,10 @@ TEST_F(Agent, TheTimeLimitHoldsInsideACommand) {
       << steps[0].tool_calls[0].result;
 }
 
-TEST_F(Agent, ParallelCallsOverlapAcrossResourcesAndReturnInCallOrder) {
-  // The shell's two calls run in order; the editor's file appears while the shell sleeps, and
-  // the results come back in the order the model gave.
-  auto r = run({completion("", {bash("sleep 0.5; ls new.txt"),
+TEST_F(Agent, ShellAndEditorCallsRunInTheOrderGiven) {
+  // The editor works on the files the shell reads: a file it creates after a slow command is not
+  // there for that command, and is there for the next. Results come back in call order.
+  auto r = run({completion("", {bash("sleep 0.3; ls new.txt 2>&1; true"),
                                 invoke("str_replace_editor",
                                        {param("command", "create"), param("path", "new.txt"),
                                         param("file_text", "hello\n")}),
@@ -211,7 +211,8 @@ TEST_F(Agent, ParallelCallsOverlapAcrossResourcesAndReturnInCallOrder) {
   auto steps = *store->load_steps(r.trial);
   ASSERT_EQ(steps[0].tool_calls.size(), 3u);
   EXPECT_EQ(steps[0].tool_calls[0].name, "bash");
-  EXPECT_EQ(steps[0].tool_calls[0].result, "new.txt\n");  // created while the first sleep ran
+  EXPECT_EQ(steps[0].tool_calls[0].result,
+            "ls: cannot access 'new.txt': No such file or directory\n");
   EXPECT_EQ(steps[0].tool_calls[1].result, "File created at new.txt.");
   EXPECT_EQ(steps[0].tool_calls[2].result, "hello\n");
   EXPECT_NE(r.patch.find("+hello"), std::string::npos);

@@ -43,6 +43,37 @@ TEST(PytestSummary, IsReadTheWayTerminalBenchReadsIt) {
   EXPECT_FALSE(parse_pytest_summary("1 passed in 0.01s\n"));
 }
 
+TEST(JunitReport, IsReadAsPytestNodeIds) {
+  const std::string xml =
+      R"(<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" errors="1")"
+      R"( failures="1" skipped="2" tests="6">)"
+      R"(<testcase classname="tests.test_outputs" name="test_exists" file="tests/test_outputs.py")"
+      R"( line="3" time="0.001" />)"
+      R"(<testcase classname="tests.test_outputs.TestParse" name="test_case[a-1]")"
+      R"( file="tests/test_outputs.py" line="9"><failure message="assert 1 == 2">x</failure>)"
+      R"(</testcase>)"
+      R"(<testcase classname="test_top" name="test_e" file="test_top.py"><error message="e"/>)"
+      R"(</testcase>)"
+      R"(<testcase classname="test_top" name="test_s" file="test_top.py"><skipped type=)"
+      R"("pytest.skip" message="s"/></testcase>)"
+      R"(<testcase classname="test_top" name="test_x" file="test_top.py"><skipped type=)"
+      R"("pytest.xfail" message="x"/></testcase>)"
+      R"(<testcase classname="pkg.test_y" name="test_v2" /></testsuite></testsuites>)";
+  auto tests = parse_junit_report(xml);
+  ASSERT_TRUE(tests);
+  std::vector<std::string> seen;
+  for (const TestResult& t : *tests) seen.push_back(t.id + " " + t.name + " " + t.status);
+  EXPECT_EQ(seen,
+            (std::vector<std::string>{
+                "tests/test_outputs.py::test_exists test_exists PASSED",
+                "tests/test_outputs.py::TestParse::test_case[a-1] TestParse::test_case[a-1] "
+                "FAILED",
+                "test_top.py::test_e test_e ERROR", "test_top.py::test_s test_s SKIPPED",
+                "test_top.py::test_x test_x XFAIL", "pkg/test_y.py::test_v2 test_v2 PASSED"}));
+  EXPECT_FALSE(parse_junit_report("PASSED tests/test_outputs.py::test_exists\n"));
+  EXPECT_FALSE(parse_junit_report("<html/>"));
+}
+
 class Trials : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -66,6 +66,17 @@ class Harness : public ::testing::Test {
         found.push_back(e.path().string());
     return found;
   }
+  // The oracle's one attempt at the task `dir`, from `warren eval --json`.
+  Json oracle_attempt(const fs::path& dir) {
+    auto r = warren("eval " + dir.string() + " --agent oracle --json --db " +
+                    (base / "state" / "warren.db").string());
+    const Json report = Json::parse(r.out, nullptr, false);
+    if (!report.is_object() || report["tasks"].size() != 1) {
+      ADD_FAILURE() << r.out << r.err;
+      return Json::object();
+    }
+    return report["tasks"][0]["attempts"][0];
+  }
   static std::map<std::string, Json> by_name(const Json& report) {
     std::map<std::string, Json> out;
     for (const Json& t : report["tasks"]) out[t["name"]] = t;
@@ -176,16 +187,36 @@ TEST_F(Harness, AHarborRewardCannotBeForgedFromTheOutput) {
   write(d / "tests" / "test.sh",
         "#!/bin/bash\n/app/prog\nif [ \"$(/app/prog)\" = 42 ]; then echo 1; else echo 0; fi > "
         "/logs/verifier/reward.txt\n");
-  auto r = warren("eval " + d.string() + " --agent oracle --json --db " +
-                  (base / "state" / "warren.db").string());
-  const Json report = Json::parse(r.out);
-  ASSERT_EQ(report["tasks"].size(), 1u) << r.out << r.err;
-  const Json& attempt = report["tasks"][0]["attempts"][0];
+  const Json attempt = oracle_attempt(d);
   EXPECT_EQ(attempt["resolved"], false) << attempt;
   EXPECT_EQ(attempt["failure_mode"], "test_failed") << attempt;
   // Without --keep-workspaces nothing of the trial is left behind, mounts included.
   EXPECT_TRUE(fs::is_empty(base / "state" / "workspaces"));
   EXPECT_EQ(slurp("/proc/self/mountinfo").find((base / "state").string()), std::string::npos);
+}
+
+// Beyond the list: Terminal-Bench's tests were graded from pytest's summary in the output, which
+// the program under test can print too. Here it prints a summary where every test PASSED and
+// ends pytest before pytest prints its own. Not counted: the report pytest writes to a host
+// folder at the end of its session is what grades, and there is none.
+TEST_F(Harness, ATerminalBenchSummaryCannotBeForgedFromTheOutput) {
+  const fs::path d = task("forged-summary");
+  // pytest captures fd 1 while a test runs; the original output is a pipe it keeps at another
+  // descriptor, which the program finds and writes to.
+  write(d / "solution.sh",
+        "cat > /app/prog.py <<'EOF'\nimport os, stat\n"
+        "forged = ('=' * 20 + ' short test summary info ' + '=' * 20 + '\\n'\n"
+        "          'PASSED tests/test_outputs.py::test_ok\\n' + '=' * 20 + ' 1 passed ' + "
+        "'=' * 20 + '\\n')\n"
+        "for fd in range(3, 64):\n    try:\n        if stat.S_ISFIFO(os.fstat(fd).st_mode):\n"
+        "            os.write(fd, forged.encode())\n    except OSError:\n        pass\n"
+        "os._exit(0)\nEOF\necho wrong > out.txt\n");
+  write(d / "tests" / "test_outputs.py",
+        "import runpy\n\ndef test_ok():\n    runpy.run_path('/app/prog.py')\n"
+        "    assert open('/app/out.txt').read() == 'ok\\n'\n");
+  const Json attempt = oracle_attempt(d);
+  EXPECT_EQ(attempt["resolved"], false) << attempt;
+  EXPECT_EQ(attempt["failure_mode"], "test_failed") << attempt;
 }
 
 // Item 2: a model's editor calls name the operator's terminal, a fifo, the pty multiplexer and

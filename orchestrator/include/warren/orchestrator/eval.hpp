@@ -92,6 +92,11 @@ struct TestResult {
 // when the output has no such section (the tests did not run to their end).
 std::optional<std::vector<TestResult>> parse_pytest_summary(const std::string& output);
 
+// pytest's JUnit XML report (--junitxml), as the same results, ids rebuilt as pytest's node ids
+// (tests/test_x.py::TestY::test_z); nullopt when it is not such a report. Grading reads this,
+// written to a host folder, rather than the output, which the program under test can print to.
+std::optional<std::vector<TestResult>> parse_junit_report(const std::string& xml);
+
 struct EvalSettings {
   std::string agent = "oracle";  // oracle, nop, model
   ModelConfig model;             // for agent "model"
