@@ -54,7 +54,7 @@ class Progress {
       std::cerr << "\r" << line << "\033[K" << std::flush;
       if (p.done == p.total && !p.running) std::cerr << "\n";
     } else if (finished) {
-      std::cerr << line << "  " << finished->task << " #" << finished->attempt << ": "
+      std::cerr << line << "  " << printable(finished->task) << " #" << finished->attempt << ": "
                 << (finished->resolved ? "resolved" : finished->failure_mode) << "\n";
     }
   }
@@ -78,7 +78,8 @@ bool parse_shard(const std::string& text, int& index, int& count) {
 
 void print_report(const Json& r) {
   std::printf("run %lld: %s (%s)\n", static_cast<long long>(r["run"].get<std::int64_t>()),
-              r["suite"].get<std::string>().c_str(), r["settings"].value("agent", "").c_str());
+              printable(r["suite"].get<std::string>()).c_str(),
+              r["settings"].value("agent", "").c_str());
   std::printf("%-36s %-18s %-9s %s\n", "task", "category", "status", "failure / message");
   for (const Json& t : r["tasks"]) {
     std::string status = t["resolved"].get<bool>() ? "resolved" : "failed";
@@ -90,8 +91,9 @@ void print_report(const Json& r) {
       if (!message.empty()) why += ": " + message.substr(0, 80);
     }
     if (t["attempts"].empty()) status = "not run";
-    std::printf("%-36s %-18s %-9s %s\n", t["name"].get<std::string>().c_str(),
-                t["category"].get<std::string>().c_str(), status.c_str(), why.c_str());
+    std::printf("%-36s %-18s %-9s %s\n", printable(t["name"].get<std::string>()).c_str(),
+                printable(t["category"].get<std::string>()).c_str(), status.c_str(),
+                printable(why).c_str());
   }
   std::printf("resolved %d of %d tasks (%.1f%%)", r["resolved"].get<int>(),
               r["tasks_run"].get<int>(), 100 * r["resolved_rate"].get<double>());

@@ -62,10 +62,10 @@ class TerminalObserver final : public orch::Observer {
     if (quiet_) return;
     std::string tools;
     for (const std::string& t : r.tools) tools += (tools.empty() ? "" : ", ") + t;
-    std::cerr << "step " << r.step + 1 << "  " << (tools.empty() ? "(no tool call)" : tools)
-              << "  tokens " << tokens_text(r.usage.prompt_tokens) << " in ("
-              << tokens_text(r.usage.cached_tokens) << " cached), "
-              << tokens_text(r.usage.completion_tokens) << " out  total "
+    std::cerr << "step " << r.step + 1 << "  "
+              << (tools.empty() ? "(no tool call)" : printable(tools)) << "  tokens "
+              << tokens_text(r.usage.prompt_tokens) << " in (" << tokens_text(r.usage.cached_tokens)
+              << " cached), " << tokens_text(r.usage.completion_tokens) << " out  total "
               << tokens_text(r.total_tokens) << " " << dollars(r.total_cost_usd)
               << (r.note.empty() ? "" : "  [" + r.note + "]") << "\n";
   }

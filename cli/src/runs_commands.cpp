@@ -69,7 +69,7 @@ int list(const RunsFlags& f) {
                 when(s.run.created_ms).c_str(), s.trials, s.resolved,
                 static_cast<long long>(s.steps),
                 static_cast<long long>(s.prompt_tokens + s.completion_tokens), s.cost_usd,
-                s.run.name.c_str());
+                printable(s.run.name).c_str());
   return 0;
 }
 
@@ -85,7 +85,7 @@ int show(const RunsFlags& f) {
   const Json& r = (*run)["run"];
   std::printf("run %lld (%s) %s: %s\n", static_cast<long long>(f.id),
               r["kind"].get<std::string>().c_str(), r["status"].get<std::string>().c_str(),
-              r["name"].get<std::string>().c_str());
+              printable(r["name"].get<std::string>()).c_str());
   for (const Json& t : (*run)["trials"]) {
     std::printf("  trial %lld attempt %d: %s, %zu steps%s\n",
                 static_cast<long long>(t["id"].get<std::int64_t>()), t["attempt"].get<int>(),
@@ -99,7 +99,7 @@ int show(const RunsFlags& f) {
       for (const Json& c : s["tool_calls"])
         tools += (tools.empty() ? "" : ", ") + c["name"].get<std::string>();
       std::printf("    step %d: %s\n", s["step"].get<int>() + 1,
-                  tools.empty() ? "(no tool call)" : tools.c_str());
+                  tools.empty() ? "(no tool call)" : printable(tools).c_str());
     }
   }
   return 0;

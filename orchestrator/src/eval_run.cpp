@@ -135,11 +135,13 @@ boost::asio::awaitable<Result<EvalResult>> run_eval(
       } else {  // cut short when the last eval was stopped: closed, and run again
         storage::TrialEnd end{.exit_status = "interrupted", .failure_mode = "interrupted"};
         (void)co_await store.async_finish_trial(t.id, std::move(end));
-        // What it left, its bounded filesystems included, goes with it.
+      }
+      // What a killed eval left of a trial, its bounded filesystems included, goes now (a
+      // finished trial's too: the kill may have come before its cleanup).
+      if (!o.settings.keep_workspaces)
         (void)sandbox::remove_workspace(
             (std::filesystem::path(o.settings.workspaces) / ("trial-" + std::to_string(t.id)))
                 .string());
-      }
     }
   } else {
     auto created = store.create_run(

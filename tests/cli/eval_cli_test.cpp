@@ -30,7 +30,8 @@ class EvalCli : public ::testing::Test {
     fs::create_directories(state);
     fs::permissions(state, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
   }
-  void TearDown() override { fs::remove_all(state); }
+  // A killed eval may leave a trial's bounded filesystems mounted.
+  void TearDown() override { (void)sandbox::remove_workspace(state.string()); }
   std::string eval(const std::string& args) const {
     return "eval " + suite + " --db " + (state / "warren.db").string() + " " + args;
   }

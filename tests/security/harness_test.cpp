@@ -219,6 +219,24 @@ TEST_F(Harness, ATerminalBenchSummaryCannotBeForgedFromTheOutput) {
   EXPECT_EQ(attempt["failure_mode"], "test_failed") << attempt;
 }
 
+// Beyond the list: a task folder's name, its category and its broken task.yaml's message are the
+// task author's text, printed in the report on the operator's terminal. Control characters in
+// them (an escape sequence that retitles the window, C1's CSI) come out as '?'.
+TEST_F(Harness, TaskTextReachesTheTerminalWithoutControlCharacters) {
+  const std::string name =
+      "evil\x1b]0;retitled\x07\xc2\x9b"
+      "31m";
+  const fs::path d = task(name);
+  write(d / "task.yaml", "instruction: Write ok into out.txt.\ncategory: \"cat\\e[2J\"\n");
+  auto r = warren("eval " + (base / "suite").string() + " --agent oracle --db " +
+                  (base / "state" / "warren.db").string());
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("\xc2\x9b"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("evil?]0;retitled??31m"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cat?[2J"), std::string::npos) << r.out;
+  EXPECT_EQ(r.err.find('\x1b'), std::string::npos) << r.err;  // the progress lines
+}
+
 // Item 2: a model's editor calls name the operator's terminal, a fifo, the pty multiplexer and
 // PID 1's memory map. Run from a terminal (script(1) gives `warren` one, and types a line into it),
 // none of them is opened: the line typed stays unread, nothing is written onto the terminal, and
