@@ -37,7 +37,10 @@ class AsSandboxRoot {
   explicit AsSandboxRoot(unsigned host_ids) : active_(geteuid() == 0) {
     if (!active_) return;  // rootless: the caller is the sandbox's root and holds no capability
     saved_header_.version = _LINUX_CAPABILITY_VERSION_3;
-    syscall(SYS_capget, &saved_header_, saved_);
+    // Without the sets read back they could not be restored: then nothing is changed, and the
+    // file operation is refused (ok()).
+    caps_saved_ = syscall(SYS_capget, &saved_header_, saved_) == 0;
+    if (!caps_saved_) return;
     syscall(SYS_setfsgid, host_ids);
     syscall(SYS_setfsuid, host_ids);
     __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
@@ -46,16 +49,18 @@ class AsSandboxRoot {
     syscall(SYS_capset, &header, none);
   }
   ~AsSandboxRoot() {
-    if (!active_) return;
+    if (!active_ || !caps_saved_) return;
     syscall(SYS_setfsuid, 0);
     syscall(SYS_setfsgid, 0);
     syscall(SYS_capset, &saved_header_, saved_);
   }
+  bool ok() const { return !active_ || caps_saved_; }
   AsSandboxRoot(const AsSandboxRoot&) = delete;
   AsSandboxRoot& operator=(const AsSandboxRoot&) = delete;
 
  private:
   bool active_;
+  bool caps_saved_ = false;
   __user_cap_header_struct saved_header_{};
   __user_cap_data_struct saved_[2]{};
 };
@@ -128,6 +133,7 @@ Result<Fd> open_regular(int root_fd, const std::string& workdir, const char* wha
 Result<std::string> Session::read_file(const std::string& path, std::uint64_t max_bytes) {
   if (state_->root_fd < 0) return tl::unexpected(Error{"the session has no root"});
   AsSandboxRoot identity(state_->sandbox->host_ids);
+  if (!identity.ok()) return tl::unexpected(Error{"the file API could not set its identity"});
   auto opened = open_regular(state_->root_fd, state_->workdir, "read", path, O_RDONLY);
   if (!opened) return tl::unexpected(opened.error());
   const Fd& f = *opened;
@@ -148,6 +154,7 @@ Result<std::string> Session::read_file(const std::string& path, std::uint64_t ma
 Result<void> Session::write_file(const std::string& path, std::string_view data) {
   if (state_->root_fd < 0) return tl::unexpected(Error{"the session has no root"});
   AsSandboxRoot identity(state_->sandbox->host_ids);
+  if (!identity.ok()) return tl::unexpected(Error{"the file API could not set its identity"});
   // An existing file is checked before it is opened (open_regular); a new one is made with
   // O_EXCL, which follows no link and opens nothing that was there before.
   auto opened =
@@ -170,6 +177,7 @@ Result<void> Session::write_file(const std::string& path, std::string_view data)
 Result<std::vector<FileInfo>> Session::list(const std::string& path) {
   if (state_->root_fd < 0) return tl::unexpected(Error{"the session has no root"});
   AsSandboxRoot identity(state_->sandbox->host_ids);
+  if (!identity.ok()) return tl::unexpected(Error{"the file API could not set its identity"});
   // O_DIRECTORY: anything else is refused before it is opened.
   const int fd = open_in_root(state_->root_fd, state_->workdir, path,
                               O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_NOCTTY);
@@ -196,6 +204,7 @@ Result<std::vector<FileInfo>> Session::list(const std::string& path) {
 Result<FileInfo> Session::stat(const std::string& path) {
   if (state_->root_fd < 0) return tl::unexpected(Error{"the session has no root"});
   AsSandboxRoot identity(state_->sandbox->host_ids);
+  if (!identity.ok()) return tl::unexpected(Error{"the file API could not set its identity"});
   Fd f{open_in_root(state_->root_fd, state_->workdir, path, O_PATH | O_NOFOLLOW)};
   if (f.fd < 0) return file_error("stat", path, errno);
   struct stat st {};
