@@ -61,12 +61,14 @@ class TreeCopy {
         if (source.fd < 0 || target.fd < 0) return fail(where, "open", errno);
         if (auto r = directory(source.fd, target.fd, device, where, depth + 1); !r) return r;
       }
-    } else if (S_ISREG(st.st_mode) && st.st_nlink > 1 &&
-               budget_.links.contains({st.st_dev, st.st_ino})) {
+    } else if (const auto copied = S_ISREG(st.st_mode) && st.st_nlink > 1
+                                       ? budget_.links.find({st.st_dev, st.st_ino})
+                                       : budget_.links.end();
+               copied != budget_.links.end()) {
       // Another name of a file copied already: a link to that copy, which has its owner, mode
       // and times.
-      const std::string& first = budget_.links[{st.st_dev, st.st_ino}];
-      if (linkat(top_, first.c_str(), to, name.c_str(), 0) != 0) return fail(where, "link", errno);
+      if (linkat(top_, copied->second.c_str(), to, name.c_str(), 0) != 0)
+        return fail(where, "link", errno);
       return {};
     } else if (S_ISREG(st.st_mode)) {
       Fd source(open_regular_at(from, name.c_str(), O_RDONLY));
@@ -122,6 +124,7 @@ class TreeCopy {
     return {};
   }
 
+ private:
   // `length` bytes at `offset`, to the same offset in the target.
   Result<void> extent(int source, int target, off_t offset, off_t length,
                       const std::string& where) {
