@@ -166,7 +166,7 @@ int eval_command(const EvalFlags& f) {
   o.settings.agent = s.agent;
   o.settings.timeout_multiplier = s.timeout_multiplier;
   o.settings.rootfs = s.rootfs;
-  o.settings.workspaces = (std::filesystem::path(f.db).parent_path() / "workspaces").string();
+  o.settings.workspaces = orch::workspaces_folder(f.db);
   o.settings.keep_workspaces = f.keep_workspaces;
   if (s.agent == "model") {
     auto model = config->model(s.model);

@@ -25,11 +25,11 @@ using Json = nlohmann::ordered_json;
 
 struct RunFlags {
   std::string repo, task, task_file, model, base_url, api_key_env, thinking = "high", config;
-  std::string db = ".warren/warren.db", patch_out, script;
+  std::string db = ".warren/warren.db", patch_out, script, copy = "git";
   int max_steps = 100;
   double max_cost = 0, timeout = 0;
   std::int64_t resume = 0;
-  bool json = false;
+  bool json = false, keep_workspace = false;
 };
 
 int fail(const std::string& command, const std::string& message) {
@@ -72,6 +72,9 @@ class TerminalObserver final : public orch::Observer {
   void on_warning(const std::string& message) override {
     std::cerr << "warren run: warning: " << message << "\n";
   }
+  void on_note(const std::string& message) override {
+    if (!quiet_) std::cerr << printable(message) << "\n";
+  }
 
  private:
   bool quiet_;
@@ -94,6 +97,7 @@ orch::Result<orch::TaskRunOptions> task_options(const RunFlags& f, const orch::C
     stored.max_steps = s.value("max_steps", 100);
     stored.max_cost = s.value("max_cost_usd", 0.0);
     stored.timeout = s.value("timeout_s", 0.0);
+    stored.keep_workspace = f.keep_workspace || s.value("keep_workspace", false);
     o.resume = f.resume;
   } else {
     if (f.repo.empty()) return tl::unexpected(orch::Error{"--repo is required"});
@@ -131,7 +135,14 @@ orch::Result<orch::TaskRunOptions> task_options(const RunFlags& f, const orch::C
   o.policy.limits.pids = 1024;
   o.policy.limits.cpus = 2;
   o.policy.limits.timeout = o.settings.command_timeout;
-  o.workspaces = (std::filesystem::path(f.db).parent_path() / "workspaces").string();
+  auto copy = orch::parse_repo_copy(f.copy);
+  if (!copy) return tl::unexpected(copy.error());
+  o.copy = *copy;
+  o.keep_workspace = stored.keep_workspace;
+  o.workspaces = orch::workspaces_folder(f.db);
+  // Warren's own state, wherever it is: the database's files and every database's workspaces.
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) o.exclude.push_back(f.db + suffix);
+  o.exclude.push_back(std::filesystem::path(o.workspaces).parent_path().string());
   return o;
 }
 
@@ -215,6 +226,8 @@ int run_command(const RunFlags& f) {
               << r.outcome.steps << " steps, "
               << tokens_text(r.outcome.usage.prompt_tokens + r.outcome.usage.completion_tokens)
               << " tokens, " << dollars(r.outcome.cost_usd) << "  (run " << r.run << ")\n";
+    if (r.outcome.exit_status == "cancelled")
+      std::cerr << "warren run --resume " << r.run << " --db " << f.db << " continues it\n";
     if (f.patch_out.empty()) write_stdout(r.patch);
   }
   return r.outcome.exit_status == "submitted" ? 0 : 1;
@@ -247,6 +260,12 @@ void add_run_command(CLI::App& app, int& exit_code) {
   run->add_option("--script", f->script,
                   "replay raw completions from this file instead of a model");
   run->add_option("--resume", f->resume, "continue run ID from its last recorded step");
+  run->add_option("--copy", f->copy,
+                  "what the workspace starts with: git (the working tree as git lists it, the "
+                  "default) or all (everything); never Warren's own state")
+      ->check(CLI::IsMember({"git", "all"}));
+  run->add_flag("--keep-workspace", f->keep_workspace,
+                "keep the workspace once the run has finished (it is removed, the patch stored)");
   run->add_flag("--json", f->json, "print one JSON object at the end, no progress");
   run->callback([f, &exit_code] { exit_code = run_command(*f); });
 }

@@ -51,8 +51,9 @@ std::string submit_completion(const std::string& reasoning) {
 
 // The task's files as the Dockerfile's COPY lines lay them out, handed to the sandbox's ids. Every
 // source is resolved beneath the task's folder (sandbox::make_workspace): the task is data.
-sandbox::Result<void> make_workspace(const Task& task, const fs::path& trial_dir, unsigned host_ids,
-                                     sandbox::WorkspaceLimits limits) {
+sandbox::Result<sandbox::WorkspaceCopy> make_workspace(const Task& task, const fs::path& trial_dir,
+                                                       unsigned host_ids,
+                                                       sandbox::WorkspaceLimits limits) {
   const std::string workspace = (trial_dir / "workspace").string();
   if (task.format == TaskFormat::SweBench)  // the checkout, history included
     return sandbox::make_workspace(task.swe.repo_root, {{task.swe.repo_relative, ""}}, workspace,
@@ -87,8 +88,9 @@ boost::asio::awaitable<std::string> unpack_archives(const Task& task, sandbox::P
 
 // The tests, and the script that runs them, copied for the grading sandbox (at /tests), from
 // beneath the task's folder.
-sandbox::Result<void> make_tests(const Task& task, const fs::path& trial_dir, unsigned host_ids,
-                                 sandbox::WorkspaceLimits limits) {
+sandbox::Result<sandbox::WorkspaceCopy> make_tests(const Task& task, const fs::path& trial_dir,
+                                                   unsigned host_ids,
+                                                   sandbox::WorkspaceLimits limits) {
   const std::string tests = (trial_dir / "tests").string();
   if (task.format == TaskFormat::SweBench) {
     const fs::path stage = trial_dir / "tests-stage";

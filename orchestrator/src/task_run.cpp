@@ -1,12 +1,20 @@
 // One task on one repository: record the run, copy the repository into a workspace, hold a
 // sandbox session on it for the agent, and take the diff of what the agent changed.
 //
-// The workspace's starting state is kept as a git tree object (written with a private index, so
-// neither HEAD nor the repository's index moves), and the patch is the diff from that tree to the
-// final state. Both git commands run inside sandboxes: the workspace is the agent's, and git
-// obeys configuration (hooks, filters, fsmonitor) found in it.
+// The workspace's starting state is kept as a git tree object, written with an index of Warren's
+// own in the workspace's git folder (warren-index), so that neither HEAD nor the repository's
+// index moves, and the patch is the diff from that tree to the final state. The index starts as
+// a copy of the repository's: the copy keeps sizes and mtimes, so git rehashes only what differs
+// from the last commit, not every file of a large repository. Both git commands run inside
+// sandboxes: the workspace is the agent's, and git obeys configuration (hooks, filters,
+// fsmonitor) found in it.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <filesystem>
 
+#include "repo_copy.hpp"
 #include "warren/orchestrator/orchestrator.hpp"
 
 namespace warren::orchestrator {
@@ -15,13 +23,17 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Prints the tree of the workspace's current files (.gitignore obeyed), making a repository
-// first when the workspace is not one.
-constexpr const char* kWriteTree =
+// Selects Warren's index of the workspace (GIT_INDEX_FILE), made from the repository's index or
+// empty, and adds the workspace's current files (.gitignore obeyed), making a repository first
+// when the workspace is not one. Whole-second mtimes and sizes are what the copy keeps, so git
+// compares only those (core.checkStat=minimal).
+constexpr const char* kAddAll =
     "set -e; export GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=warren "
-    "GIT_AUTHOR_EMAIL=warren@localhost; "
-    "[ -e .git ] || git init -q; dir=$(mktemp -d); index=$dir/index; trap 'rm -rf \"$dir\"' EXIT; "
-    "GIT_INDEX_FILE=$index git add -A; GIT_INDEX_FILE=$index git write-tree";
+    "GIT_AUTHOR_EMAIL=warren@localhost; [ -e .git ] || git init -q; "
+    "git_dir=$(git rev-parse --absolute-git-dir); export GIT_INDEX_FILE=$git_dir/warren-index; "
+    "[ -f \"$GIT_INDEX_FILE\" ] || [ ! -f \"$git_dir/index\" ] || "
+    "cp \"$git_dir/index\" \"$GIT_INDEX_FILE\"; "
+    "git -c core.checkStat=minimal -c core.trustctime=false add -A; ";
 
 Result<sandbox::ExecResult> succeeded(sandbox::Result<sandbox::ExecResult> r, const char* what) {
   if (!r) return tl::unexpected(Error{std::string(what) + ": " + r.error().message});
@@ -32,7 +44,7 @@ Result<sandbox::ExecResult> succeeded(sandbox::Result<sandbox::ExecResult> r, co
 
 boost::asio::awaitable<Result<std::string>> workspace_tree(sandbox::Runtime& runtime,
                                                            sandbox::Policy policy) {
-  sandbox::Command command{{"bash", "-c", kWriteTree}, std::nullopt};
+  sandbox::Command command{{"bash", "-c", std::string(kAddAll) + "git write-tree"}, std::nullopt};
   auto r = succeeded(co_await runtime.async_run(std::move(policy), std::move(command)),
                      "recording the workspace's state");
   if (!r) co_return tl::unexpected(r.error());
@@ -47,8 +59,7 @@ boost::asio::awaitable<Result<std::string>> workspace_tree(sandbox::Runtime& run
 boost::asio::awaitable<Result<std::string>> workspace_diff(sandbox::Runtime& runtime,
                                                            sandbox::Policy policy,
                                                            const std::string& base) {
-  const std::string script = std::string(kWriteTree) +
-                             " >/dev/null; tree=$(GIT_INDEX_FILE=$index git write-tree); " +
+  const std::string script = std::string(kAddAll) + "tree=$(git write-tree); " +
                              "git diff --binary --no-color --no-ext-diff " + base + " \"$tree\"";
   policy.limits.output_bytes = 256 << 20;  // a patch is not cut
   sandbox::Command command{{"bash", "-c", script}, std::nullopt};
@@ -72,10 +83,68 @@ struct Started {
   std::string base_tree;
 };
 
+std::string size_text(std::uint64_t bytes) {
+  char text[32];
+  if (bytes >= (1u << 30))
+    std::snprintf(text, sizeof text, "%.2f GiB", static_cast<double>(bytes) / (1u << 30));
+  else if (bytes >= (1u << 20))
+    std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1u << 20));
+  else
+    std::snprintf(text, sizeof text, "%.1f KiB", static_cast<double>(bytes) / 1024);
+  return text;
+}
+
+// The note on how the workspace was made.
+void note_made(Observer* observer, const std::string& how, bool git,
+               std::chrono::steady_clock::time_point began) {
+  if (!observer) return;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+  char took[32];
+  std::snprintf(took, sizeof took, "%.2f s", seconds);
+  observer->on_note(how + (git ? " (the working tree as git lists it)" : " (everything)") + " in " +
+                    took);
+}
+
+// The new workspace `dest` from the repository's files, as `o.copy` selects them: as root an
+// overlay over the repository (at once, whatever its size), else, or where the repository's
+// filesystem has no idmapped mounts, a copy. Either holds --disk more than the repository.
+Result<void> make_run_workspace(const TaskRunOptions& o, const std::string& dest, unsigned host_ids,
+                                Observer* observer) {
+  std::vector<fs::path> excluded(o.exclude.begin(), o.exclude.end());
+  excluded.push_back(o.workspaces);
+  const auto began = std::chrono::steady_clock::now();
+  sandbox::WorkspaceLimits limits{.bytes = o.policy.limits.disk_bytes};
+  std::string overlay_problem;
+  if (geteuid() == 0) {
+    auto hidden = detail::hidden_in_repository(o.repo, o.copy, excluded);
+    if (!hidden) return tl::unexpected(hidden.error());
+    auto made = sandbox::overlay_workspace(fs::canonical(o.repo).string(), hidden->hidden, dest,
+                                           host_ids, limits);
+    if (made) {
+      note_made(observer, "an overlay over " + o.repo, hidden->git, began);
+      return {};
+    }
+    overlay_problem = made.error().message;
+  }
+  auto listing = detail::list_repository(o.repo, o.copy, excluded);
+  if (!listing) return tl::unexpected(listing.error());
+  limits.beyond_copy = true;  // as root: a filesystem of its own, the copy and --disk more
+  auto copied = sandbox::make_workspace(o.repo, listing->files, dest, host_ids, limits);
+  if (!copied) return tl::unexpected(Error{copied.error().message});
+  if (!overlay_problem.empty() && observer) observer->on_note(overlay_problem + ": copying");
+  note_made(observer,
+            "copied " + std::to_string(copied->entries) + " files and folders, " +
+                size_text(copied->bytes) + ", of " + o.repo,
+            listing->git, began);
+  return {};
+}
+
 // A new run: its records, its workspace, the workspace's starting tree.
 boost::asio::awaitable<Result<Started>> start_new(const TaskRunOptions& o, ModelBackend& backend,
                                                   sandbox::Runtime& runtime, storage::Store& store,
-                                                  const Config& config, unsigned host_ids) {
+                                                  const Config& config, unsigned host_ids,
+                                                  Observer* observer) {
   if (!fs::is_directory(o.repo)) co_return tl::unexpected(Error{"no repository at " + o.repo});
   Started s;
   auto run = store.create_run(
@@ -98,9 +167,9 @@ boost::asio::awaitable<Result<Started>> start_new(const TaskRunOptions& o, Model
   std::error_code ec;
   fs::create_directories(o.workspaces, ec);
   s.workspace = (fs::absolute(o.workspaces) / ("trial-" + std::to_string(s.trial))).string();
-  fs::remove_all(s.workspace, ec);  // a leftover of a database that was deleted
-  if (auto copied = sandbox::copy_workspace(o.repo, s.workspace, host_ids); !copied)
-    co_return tl::unexpected(Error{copied.error().message});
+  (void)sandbox::remove_workspace(s.workspace);  // a leftover of a database that was deleted
+  if (auto copied = make_run_workspace(o, s.workspace, host_ids, observer); !copied)
+    co_return tl::unexpected(copied.error());
   sandbox::Policy policy = o.policy;
   policy.workspace = s.workspace;
   policy.host_ids = host_ids;
@@ -124,69 +193,66 @@ Result<Started> find_resumable(storage::RunId id, storage::Store& store) {
     return tl::unexpected(Error{"run " + std::to_string(id) + " has finished (" + t.exit_status +
                                 "): there is nothing to resume"});
   Started s{id, t.id, t.info.value("workspace", ""), t.info.value("base_tree", "")};
-  if (s.workspace.empty() || s.base_tree.empty() || !fs::is_directory(s.workspace))
+  if (s.workspace.empty() || s.base_tree.empty())
     return tl::unexpected(Error{"run " + std::to_string(id) +
                                 " stopped before its workspace was ready: start it again"});
+  if (!fs::is_directory(s.workspace))
+    return tl::unexpected(Error{"run " + std::to_string(id) + "'s workspace " + s.workspace +
+                                " is gone (a bounded workspace does not outlive a reboot): "
+                                "start it again"});
   return s;
 }
 
-}  // namespace
-
-Json settings_to_json(const TaskRunOptions& o) {
-  Json settings = {{"repo", fs::absolute(o.repo).string()},
-                   {"task", o.task},
-                   {"model", o.model.name},
-                   {"thinking", to_string(o.settings.thinking)},
-                   {"max_steps", o.settings.limits.max_steps},
-                   {"max_cost_usd", o.settings.limits.max_cost_usd},
-                   {"timeout_s", o.settings.limits.timeout.count()}};
-  settings.update(o.extra_settings);
-  return settings;
+// The host ids of a run's sandboxes, held until it ends: a new range, or the one a resumed run's
+// workspace was made for (its owner's), which no one else may hold meanwhile.
+Result<sandbox::IdRange> run_ids(const TaskRunOptions& o, const Started& started) {
+  if (!o.resume || geteuid() != 0) {
+    auto taken = sandbox::IdRange::take();
+    if (!taken) return tl::unexpected(Error{taken.error().message});
+    return std::move(*taken);
+  }
+  struct stat st {};
+  if (::stat(started.workspace.c_str(), &st) != 0)
+    return tl::unexpected(Error{"the workspace " + started.workspace + " is gone"});
+  auto held = sandbox::IdRange::take(st.st_uid);
+  if (!held)
+    return tl::unexpected(
+        Error{"run " + std::to_string(*o.resume) + "'s workspace: " + held.error().message});
+  return std::move(*held);
 }
 
-boost::asio::awaitable<Result<TaskRunResult>> run_task(TaskRunOptions o, ModelBackend& backend,
-                                                       sandbox::Runtime& runtime,
-                                                       storage::Store& store, const Config& config,
-                                                       Observer* observer) {
-  // The run's sandboxes run in host ids of their own, held until it ends. A resumed run's
-  // workspace keeps the range it was made for (Policy::host_ids 0: its owner's).
-  auto ids = sandbox::IdRange::take();
-  if (!ids) co_return tl::unexpected(Error{ids.error().message});
-  const unsigned host_ids = o.resume ? 0 : ids->base();
-  Result<Started> started;
-  if (o.resume)
-    started = find_resumable(*o.resume, store);
-  else
-    started = co_await start_new(o, backend, runtime, store, config, host_ids);
-  if (!started) co_return tl::unexpected(started.error());
-  TaskRunResult result{
-      .run = started->run, .trial = started->trial, .workspace = started->workspace};
-
-  sandbox::Policy policy = o.policy;
-  policy.workspace = started->workspace;
-  policy.host_ids = host_ids;
-  // Bytecode caches would otherwise land in the workspace, and in the patch.
-  policy.env.push_back("PYTHONDONTWRITEBYTECODE=1");
+// The agent's part: a session on the workspace, the loop, the session's end.
+boost::asio::awaitable<AgentOutcome> run_agent_in(const TaskRunOptions& o, const Started& started,
+                                                  const sandbox::Policy& policy,
+                                                  ModelBackend& backend, sandbox::Runtime& runtime,
+                                                  storage::Store& store, const Config& config,
+                                                  Observer* observer) {
   auto session = co_await sandbox::Session::async_start(runtime, policy);
   // Event details are named before each co_await (GCC 12 destroys temporaries there twice).
   Json detail;
   if (!session) {
-    result.outcome =
-        AgentOutcome{.exit_status = "exit_environment", .message = session.error().message};
     detail = {{"message", session.error().message}};
-    co_await record_event(store, result.trial, "error", std::move(detail));
-  } else {
-    detail = {{"workspace", started->workspace}};
-    co_await record_event(store, result.trial, o.resume ? "resumed" : "started", std::move(detail));
-    auto tools = make_sandbox_tools(**session, o.settings);
-    AgentContext context{backend, *tools, store, config, o.settings, observer, o.cancelled};
-    result.outcome = co_await run_agent(context, started->trial);
-    detail = {{"exit_status", result.outcome.exit_status}, {"session_alive", (*session)->alive()}};
-    session->reset();  // its background processes end before the diff is taken
-    co_await record_event(store, result.trial, "stopped", std::move(detail));
+    co_await record_event(store, started.trial, "error", std::move(detail));
+    co_return AgentOutcome{.exit_status = "exit_environment", .message = session.error().message};
   }
+  detail = {{"workspace", started.workspace}};
+  co_await record_event(store, started.trial, o.resume ? "resumed" : "started", std::move(detail));
+  auto tools = make_sandbox_tools(**session, o.settings);
+  AgentContext context{backend, *tools, store, config, o.settings, observer, o.cancelled};
+  AgentOutcome outcome = co_await run_agent(context, started.trial);
+  detail = {{"exit_status", outcome.exit_status}, {"session_alive", (*session)->alive()}};
+  session->reset();  // its background processes end before the diff is taken
+  co_await record_event(store, started.trial, "stopped", std::move(detail));
+  co_return outcome;
+}
 
-  auto patch = co_await workspace_diff(runtime, policy, started->base_tree);
+// The patch of a run that ended, stored with the trial's end; the workspace removed unless kept.
+boost::asio::awaitable<Result<void>> finish(const TaskRunOptions& o, const sandbox::Policy& policy,
+                                            const Started& started, TaskRunResult& result,
+                                            sandbox::Runtime& runtime, storage::Store& store,
+                                            Observer* observer) {
+  auto patch = co_await workspace_diff(runtime, policy, started.base_tree);
+  Json detail;
   if (patch)
     detail = {{"bytes", patch->size()}};
   else
@@ -206,6 +272,76 @@ boost::asio::awaitable<Result<TaskRunResult>> run_task(TaskRunOptions o, ModelBa
     co_return tl::unexpected(Error{finished.error().message});
   if (auto done = store.finish_run(result.run); !done)
     co_return tl::unexpected(Error{done.error().message});
+  // The patch is stored: the copy is no longer needed, unless asked for (or the diff failed).
+  if (patch && !o.keep_workspace) {
+    if (auto removed = sandbox::remove_workspace(started.workspace); removed)
+      result.workspace.clear();
+    else if (observer)
+      observer->on_warning(removed.error().message);
+  }
+  co_return Result<void>{};
+}
+
+}  // namespace
+
+Json settings_to_json(const TaskRunOptions& o) {
+  Json settings = {{"repo", fs::absolute(o.repo).string()},
+                   {"task", o.task},
+                   {"model", o.model.name},
+                   {"thinking", to_string(o.settings.thinking)},
+                   {"max_steps", o.settings.limits.max_steps},
+                   {"max_cost_usd", o.settings.limits.max_cost_usd},
+                   {"timeout_s", o.settings.limits.timeout.count()},
+                   {"copy", to_string(o.copy)},
+                   {"keep_workspace", o.keep_workspace}};
+  settings.update(o.extra_settings);
+  return settings;
+}
+
+const char* to_string(RepoCopy copy) {
+  return copy == RepoCopy::Git ? "git" : "all";
+}
+
+Result<RepoCopy> parse_repo_copy(const std::string& text) {
+  if (text == "git") return RepoCopy::Git;
+  if (text == "all") return RepoCopy::All;
+  return tl::unexpected(Error{"--copy must be git or all, not \"" + text + "\""});
+}
+
+std::string workspaces_folder(const std::string& db) {
+  const fs::path file(db);
+  return (file.parent_path() / "workspaces" / file.filename()).string();
+}
+
+boost::asio::awaitable<Result<TaskRunResult>> run_task(TaskRunOptions o, ModelBackend& backend,
+                                                       sandbox::Runtime& runtime,
+                                                       storage::Store& store, const Config& config,
+                                                       Observer* observer) {
+  Result<Started> started;
+  if (o.resume) {
+    started = find_resumable(*o.resume, store);
+    if (!started) co_return tl::unexpected(started.error());
+  }
+  auto taken = run_ids(o, started ? *started : Started{});
+  if (!taken) co_return tl::unexpected(taken.error());
+  if (!o.resume) {
+    started = co_await start_new(o, backend, runtime, store, config, taken->base(), observer);
+    if (!started) co_return tl::unexpected(started.error());
+  }
+  TaskRunResult result{
+      .run = started->run, .trial = started->trial, .workspace = started->workspace};
+  sandbox::Policy policy = o.policy;
+  policy.workspace = started->workspace;
+  policy.host_ids = taken->base();
+  // Bytecode caches would otherwise land in the workspace, and in the patch.
+  policy.env.push_back("PYTHONDONTWRITEBYTECODE=1");
+  result.outcome =
+      co_await run_agent_in(o, *started, policy, backend, runtime, store, config, observer);
+  // Cancelled (Ctrl-C): the trial stays open and its workspace kept, for --resume.
+  if (result.outcome.exit_status == "cancelled") co_return result;
+  if (auto finished = co_await finish(o, policy, *started, result, runtime, store, observer);
+      !finished)
+    co_return tl::unexpected(finished.error());
   co_return result;
 }
 

@@ -95,17 +95,18 @@ Result<void> check_workspace_path(const std::string& path) {
 // snapshot itself is only ever read. Attached, the snapshot and the image are mounted in that
 // tmpfs first, and the overlays take their layers from there.
 Result<void> plan_snapshot_layer(const Policy& policy, const std::string& new_root, bool attach,
-                                 const std::string& size, ChildPlan& plan, Strings& strings) {
+                                 bool in_spawner, const std::string& size, ChildPlan& plan,
+                                 Strings& strings) {
   const std::string snapshot = fs::absolute(policy.snapshot);
   if (!fs::is_directory(snapshot + "/root"))
     return tl::unexpected(
         Error{"--snapshot " + policy.snapshot + " is not a snapshot (it has no root/ directory)"});
   if (!overlay_safe(snapshot) || !overlay_safe(policy.rootfs))
     return tl::unexpected(Error{"--snapshot and --rootfs paths cannot contain ',', ':' or '\\'"});
-  // Beside the staging directory: on the host, or, attached, in the spawner's root, which has it.
+  // Beside the staging directory: on the host, or in the spawner's root, which has it.
   const std::string layer = new_root + "-layer";
   std::error_code ec;
-  if (!attach) fs::create_directories(layer, ec);
+  if (!in_spawner) fs::create_directories(layer, ec);
   if (ec) return tl::unexpected(Error{"cannot create " + layer + ": " + ec.message()});
   auto& pre = plan.before_pivot;
   pre.push_back({FsStep::Mount, strings.keep(layer), "tmpfs", "tmpfs", kSafe, strings.keep(size)});
@@ -251,7 +252,10 @@ Result<void> plan_filesystem(const Policy& policy, const HostView& host,
     return tl::unexpected(
         Error{"at most " + std::to_string(kMaxAttached - 3) + " --mount options can be given"});
   // With templates, PID 1 starts from the spawner's namespace, which has no host mounts to name.
-  const bool attach = !templates.empty();
+  // As root, host paths are attached by descriptor in any case: PID 1 runs as the sandbox's ids,
+  // which cannot walk down to a workspace below a private folder (a 0700 home), and need not.
+  const bool in_spawner = !templates.empty();
+  const bool attach = in_spawner || geteuid() == 0;
   auto& pre = plan.before_pivot;
   auto& post = plan.after_pivot;
 
@@ -260,7 +264,9 @@ Result<void> plan_filesystem(const Policy& policy, const HostView& host,
   const std::string size = "size=" + std::to_string(policy.limits.disk_bytes) + ",mode=0755";
   const bool layered = !policy.snapshot.empty();
   if (layered) {
-    if (auto planned = plan_snapshot_layer(policy, new_root, attach, size, plan, strings); !planned)
+    if (auto planned =
+            plan_snapshot_layer(policy, new_root, attach, in_spawner, size, plan, strings);
+        !planned)
       return planned;
   } else if (policy.rootfs.empty()) {
     pre.push_back(

@@ -2,14 +2,19 @@
 // encoded and eval'd (so that a syntax error cannot swallow what follows), with stdin from
 // /dev/null, followed by end markers on stdout (with $?) and on stderr. Everything before the
 // markers is the command's output.
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 
 #include "async_poll.hpp"
@@ -87,6 +92,34 @@ class UntilMarker {
   int status_ = 0;
 };
 
+// The sandbox's root directory, for the file API: PID 1's, through /proc. Rootless, PID 1 is
+// undumpable in a memory map the host's user namespace made (it was forked, never executed), so
+// its /proc/PID/root is the caller's to open only as root; the session's shell, its child, was
+// executed in the sandbox's user namespace, which the caller owns, and has the same root. It is
+// looked for before the session's first command from outside, while the shell is PID 1's only
+// child.
+int open_sandbox_root(pid_t pid1) {
+  const std::string own = "/proc/" + std::to_string(pid1) + "/root";
+  const int fd = open(own.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0 || errno != EACCES || geteuid() == 0) return fd;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat_file(entry.path() / "stat");
+    const std::string stat((std::istreambuf_iterator<char>(stat_file)), {});
+    const std::size_t end = stat.rfind(')');  // the command name may hold anything but this
+    if (end == std::string::npos) continue;
+    char state = 0;
+    long parent = 0;
+    if (std::sscanf(stat.c_str() + end + 1, " %c %ld", &state, &parent) != 2 || parent != pid1)
+      continue;
+    return open((entry.path() / "root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  }
+  errno = EACCES;
+  return -1;
+}
+
 }  // namespace
 
 Session::Session(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -127,7 +160,7 @@ asio::awaitable<Result<std::unique_ptr<Session>>> Session::async_start(Runtime& 
   if (!session->alive() || ready->exit_code != 0)
     co_return tl::unexpected(Error{"the session's shell did not start: " + ready->stderr_data});
   const std::string root = "/proc/" + std::to_string(session->state_->sandbox->pid) + "/root";
-  session->state_->root_fd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  session->state_->root_fd = open_sandbox_root(session->state_->sandbox->pid);
   if (session->state_->root_fd < 0)
     co_return tl::unexpected(Error{"opening " + root + ": " + std::strerror(errno)});
   co_return session;

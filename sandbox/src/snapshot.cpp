@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -176,6 +177,20 @@ Result<Fd> make_directories(int top, const std::string& relative, int owner) {
   return at;
 }
 
+// A copy of the link `name` in `dir`, read through `link` (an O_PATH descriptor of it), with its
+// owner moved to `owner` when not -1.
+Result<void> copy_link(int link, int dir, const std::string& name, const struct stat& st,
+                       int owner) {
+  std::string target(static_cast<std::size_t>(st.st_size) + 1, '\0');
+  const ssize_t n = readlinkat(link, "", target.data(), target.size());
+  if (n < 0) return workspace_error("reading the link " + name + ": " + std::strerror(errno));
+  target.resize(static_cast<std::size_t>(n));
+  if (symlinkat(target.c_str(), dir, name.c_str()) != 0)
+    return workspace_error("making the link " + name + ": " + std::strerror(errno));
+  if (owner >= 0) fchownat(dir, name.c_str(), owner, owner, AT_SYMLINK_NOFOLLOW);
+  return {};
+}
+
 // One entry of `files`: resolved beneath `root` and copied to its place under `to`.
 Result<void> copy_entry(int root, const std::string& root_name, const WorkspaceFile& file, int to,
                         const TreeCopyOptions& options, TreeCopyBudget& budget) {
@@ -183,7 +198,7 @@ Result<void> copy_entry(int root, const std::string& root_name, const WorkspaceF
     return workspace_error(file.from + " is outside " + root_name +
                            " (absolute paths and .. are refused)");
   open_how how{};
-  how.flags = O_PATH | O_CLOEXEC;
+  how.flags = O_PATH | O_CLOEXEC | (file.follow_link ? 0 : O_NOFOLLOW);
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
   Fd source(static_cast<int>(syscall(SYS_openat2, root, file.from.c_str(), &how, sizeof how)));
   if (source.fd < 0 && errno == EXDEV)
@@ -199,7 +214,7 @@ Result<void> copy_entry(int root, const std::string& root_name, const WorkspaceF
     if (listing.fd < 0) return workspace_error(file.from + ": " + std::strerror(errno));
     return copy_tree(listing.fd, into->fd, options, budget);
   }
-  if (!S_ISREG(st.st_mode))
+  if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
     return workspace_error(file.from + " in " + root_name + " is not a file or a directory");
   const std::filesystem::path target(file.to);
   if (target.filename().empty() || target.filename() == "." || target.filename() == "..")
@@ -208,19 +223,49 @@ Result<void> copy_entry(int root, const std::string& root_name, const WorkspaceF
   if (!parent) return tl::unexpected(parent.error());
   const std::string name = target.filename().string();
   unlinkat(parent->fd, name.c_str(), 0);  // a later copy replaces an earlier one, as in Docker
+  ++budget.entries;
+  if (S_ISLNK(st.st_mode)) return copy_link(source.fd, parent->fd, name, st, owner);
   return copy_file(source.fd, parent->fd, name, options, budget);
 }
 
-// A tmpfs of `limits` at the new directory `dest`, owned by `owner`.
+// The options of the tmpfs of a bounded workspace owned by `owner`.
+std::string bounded_options(std::uint64_t bytes, std::uint64_t files, unsigned owner) {
+  return "size=" + std::to_string(bytes) + ",nr_inodes=" + std::to_string(files) +
+         ",mode=0755,uid=" + std::to_string(owner) + ",gid=" + std::to_string(owner);
+}
+
+std::uint64_t inodes_for(WorkspaceLimits limits) {
+  return limits.files ? limits.files : std::max<std::uint64_t>(limits.bytes >> 10, 1024);
+}
+
+// A tmpfs of `limits` at the new directory `dest`, owned by `owner`. Limits beyond the copy start
+// as large as the machine's memory allows and are cut down once the copy is in (fit_to_copy).
 Result<void> mount_bounded(const std::string& dest, WorkspaceLimits limits, unsigned owner) {
-  const std::uint64_t files =
-      limits.files ? limits.files : std::max<std::uint64_t>(limits.bytes >> 10, 1024);
-  const std::string options =
-      "size=" + std::to_string(limits.bytes) + ",nr_inodes=" + std::to_string(files) +
-      ",mode=0755,uid=" + std::to_string(owner) + ",gid=" + std::to_string(owner);
+  std::uint64_t bytes = limits.bytes, files = inodes_for(limits);
+  if (limits.beyond_copy) {
+    bytes = static_cast<std::uint64_t>(sysconf(_SC_PHYS_PAGES)) *
+            static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+    files = std::uint64_t{1} << 31;
+  }
+  const std::string options = bounded_options(bytes, files, owner);
   if (mount("warren-workspace", dest.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) != 0)
     return workspace_error("mounting a bounded filesystem at " + dest + ": " +
                            std::strerror(errno));
+  return {};
+}
+
+// The bounded workspace at `dest` holds what was copied and `limits` more.
+Result<void> fit_to_copy(const std::string& dest, WorkspaceLimits limits, unsigned owner) {
+  struct statfs fs {};
+  if (statfs(dest.c_str(), &fs) != 0)
+    return workspace_error("statfs " + dest + ": " + std::strerror(errno));
+  const std::uint64_t used = (fs.f_blocks - fs.f_bfree) * static_cast<std::uint64_t>(fs.f_bsize);
+  const std::uint64_t used_files = fs.f_files - fs.f_ffree;
+  const std::string options =
+      bounded_options(used + limits.bytes, used_files + inodes_for(limits), owner);
+  if (mount("warren-workspace", dest.c_str(), "tmpfs", MS_REMOUNT | MS_NOSUID | MS_NODEV,
+            options.c_str()) != 0)
+    return workspace_error("limiting the filesystem at " + dest + ": " + std::strerror(errno));
   return {};
 }
 
@@ -245,7 +290,10 @@ Result<void> remove_workspace(const std::string& path) {
         decoded += point[i];
       }
     }
-    if (decoded == top || decoded.starts_with(top + "/")) mounts.push_back(decoded);
+    const std::string layers = workspace_layers(top);  // an overlay workspace's
+    if (decoded == top || decoded.starts_with(top + "/") || decoded == layers ||
+        decoded.starts_with(layers + "/"))
+      mounts.push_back(decoded);
   }
   std::sort(mounts.begin(), mounts.end(),
             [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
@@ -254,23 +302,15 @@ Result<void> remove_workspace(const std::string& path) {
       return workspace_error("unmounting " + point + ": " + std::strerror(errno));
   std::filesystem::remove_all(top, ec);
   if (ec) return workspace_error("removing " + top + ": " + ec.message());
+  std::filesystem::remove_all(workspace_layers(top), ec);
+  if (ec) return workspace_error("removing " + workspace_layers(top) + ": " + ec.message());
   return {};
 }
 
-Result<void> make_workspace(const std::string& root, const std::vector<WorkspaceFile>& files,
-                            const std::string& dest, unsigned host_ids, WorkspaceLimits limits) {
-  // As root, the sandbox mounts the workspace as its own root (host uid 100000), which must be
-  // able to walk down to it.
-  if (geteuid() == 0) {
-    const std::filesystem::path absolute = std::filesystem::absolute(dest);
-    for (auto dir = absolute.parent_path(); !dir.empty(); dir = dir.parent_path()) {
-      struct stat st {};
-      if (::stat(dir.c_str(), &st) == 0 && !(st.st_mode & S_IXOTH))
-        return workspace_error("the sandbox's users cannot reach " + dest + ": " + dir.string() +
-                               " is not searchable by others (chmod o+x " + dir.string() + ")");
-      if (dir == dir.root_path()) break;
-    }
-  }
+Result<WorkspaceCopy> make_workspace(const std::string& root,
+                                     const std::vector<WorkspaceFile>& files,
+                                     const std::string& dest, unsigned host_ids,
+                                     WorkspaceLimits limits) {
   Fd from(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (from.fd < 0) return workspace_error("opening " + root + ": " + std::strerror(errno));
   if (host_ids && !detail::range_starting_at(host_ids))
@@ -280,10 +320,11 @@ Result<void> make_workspace(const std::string& root, const std::vector<Workspace
   const unsigned shift = geteuid() == 0 ? (host_ids ? host_ids : detail::kHostIdBase) : 0;
   if (mkdir(dest.c_str(), 0755) != 0)
     return workspace_error("creating " + dest + ": " + std::strerror(errno));
-  if (shift && limits.bytes)
-    if (auto bounded = mount_bounded(dest, limits, shift); !bounded) {
+  const bool bounded = shift && limits.bytes;
+  if (bounded)
+    if (auto mounted = mount_bounded(dest, limits, shift); !mounted) {
       rmdir(dest.c_str());
-      return bounded;
+      return tl::unexpected(mounted.error());
     }
   Fd to(open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (to.fd < 0) return workspace_error("opening " + dest + ": " + std::strerror(errno));
@@ -296,6 +337,7 @@ Result<void> make_workspace(const std::string& root, const std::vector<Workspace
   }
   if (copied && shift && fchown(to.fd, shift, shift) != 0)
     copied = workspace_error("owner of " + dest + ": " + std::strerror(errno));
+  if (copied && bounded && limits.beyond_copy) copied = fit_to_copy(dest, limits, shift);
   if (!copied) {
     to = Fd(-1);
     (void)remove_workspace(dest);  // nothing half-made is left behind
@@ -303,11 +345,13 @@ Result<void> make_workspace(const std::string& root, const std::vector<Workspace
       copied =
           workspace_error("the files are more than the workspace's limit of " +
                           std::to_string(limits.bytes) + " bytes (" + copied.error().message + ")");
+    return tl::unexpected(copied.error());
   }
-  return copied;
+  return WorkspaceCopy{budget.entries, budget.bytes};
 }
 
-Result<void> copy_workspace(const std::string& source, const std::string& dest, unsigned host_ids) {
+Result<WorkspaceCopy> copy_workspace(const std::string& source, const std::string& dest,
+                                     unsigned host_ids) {
   return make_workspace(source, {{".", ""}}, dest, host_ids);
 }
 

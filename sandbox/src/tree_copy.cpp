@@ -49,7 +49,7 @@ class TreeCopy {
     struct stat st {};
     if (fstatat(from, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
       return errno == ENOENT ? Result<void>{} : fail(where, "stat", errno);  // gone meanwhile
-    if (options_.max_entries && ++budget_.entries > options_.max_entries)
+    if (++budget_.entries > options_.max_entries && options_.max_entries)
       return over_limit(std::to_string(options_.max_entries) + " files and directories");
     if (S_ISDIR(st.st_mode)) {
       if (mkdirat(to, name.c_str(), 0700) != 0 && errno != EEXIST)
@@ -128,8 +128,8 @@ class TreeCopy {
   // `length` bytes at `offset`, to the same offset in the target.
   Result<void> extent(int source, int target, off_t offset, off_t length,
                       const std::string& where) {
-    if (options_.max_bytes &&
-        (budget_.bytes += static_cast<std::uint64_t>(length)) > options_.max_bytes)
+    if ((budget_.bytes += static_cast<std::uint64_t>(length)) > options_.max_bytes &&
+        options_.max_bytes)
       return over_limit(std::to_string(options_.max_bytes) + " bytes");
     off_t in = offset, out = offset;
     const off_t end = offset + length;

@@ -6,9 +6,11 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 namespace warren::testing {
 
@@ -36,6 +38,21 @@ inline Outcome warren_via(const std::string& command, const std::string& input =
 // Runs `warren ARGS < input`.
 inline Outcome warren(const std::string& args, const std::string& input = "") {
   return warren_via(std::string(WARREN_BINARY) + " " + args, input);
+}
+
+// A --script file for `warren run`: one completion per command, in the model's own format, each
+// ended by its end-of-sentence token; "submit" submits.
+inline std::string write_script(const std::filesystem::path& file,
+                                const std::vector<std::string>& commands) {
+  std::ofstream out(file);
+  for (const std::string& c : commands)
+    out << "Next step.</think>\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\""
+        << (c == "submit" ? "submit" : "bash") << "\">\n"
+        << (c == "submit" ? ""
+                          : "<｜DSML｜parameter name=\"command\" string=\"true\">" + c +
+                                "</｜DSML｜parameter>\n")
+        << "</｜DSML｜invoke>\n</｜DSML｜tool_calls><｜end▁of▁sentence｜>\n";
+  return file.string();
 }
 
 }  // namespace warren::testing

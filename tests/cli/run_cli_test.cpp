@@ -30,20 +30,10 @@ class RunCli : public ::testing::Test {
     std::ofstream(base / "repo" / "greet.sh") << "echo helo\n";
     db = (base / "state" / "warren.db").string();
   }
-  void TearDown() override { fs::remove_all(base); }
+  void TearDown() override { (void)sandbox::remove_workspace(base.string()); }
 
-  // Completions in the model's own format, each ended by its end-of-sentence token.
   std::string script(const std::vector<std::string>& commands) {
-    const fs::path file = base / "script.txt";
-    std::ofstream out(file);
-    for (const std::string& c : commands)
-      out << "Next step.</think>\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\""
-          << (c == "submit" ? "submit" : "bash") << "\">\n"
-          << (c == "submit" ? ""
-                            : "<｜DSML｜parameter name=\"command\" string=\"true\">" + c +
-                                  "</｜DSML｜parameter>\n")
-          << "</｜DSML｜invoke>\n</｜DSML｜tool_calls><｜end▁of▁sentence｜>\n";
-    return file.string();
+    return write_script(base / "script.txt", commands);
   }
   std::string flags() const { return "--repo " + (base / "repo").string() + " --db " + db; }
 
@@ -184,7 +174,7 @@ TEST_F(RunCli, SigkillThenResumeFinishesTheRun) {
   bool sleeping = false;
   for (int i = 0; i < 200 && !sleeping; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    sleeping = fs::exists(base / "state" / "workspaces" / "trial-1" / ".slept");
+    sleeping = fs::exists(base / "state" / "workspaces" / "warren.db" / "trial-1" / ".slept");
   }
   ASSERT_TRUE(sleeping);
   kill(child, SIGKILL);

@@ -27,7 +27,7 @@ class Snapshot : public ::testing::Test {
     fs::permissions(base / "workspace", fs::perms::all);
     std::ofstream(base / "workspace" / "README") << "from the host\n";
   }
-  void TearDown() override { fs::remove_all(base); }
+  void TearDown() override { (void)remove_workspace(base.string()); }
 
   std::unique_ptr<Session> start(const Policy& policy) {
     auto s = Session::start(runtime, policy);
@@ -196,14 +196,69 @@ TEST_F(Snapshot, ACopiedWorkspaceBelongsToTheSandboxUsers) {
   EXPECT_FALSE(copy_workspace(repo, copy).has_value());  // exists already
   fs::create_directories(base / "private");
   fs::permissions(base / "private", fs::perms::owner_all);
-  auto hidden = copy_workspace(repo, base / "private" / "copy");
-  ASSERT_FALSE(hidden.has_value());
-  EXPECT_NE(hidden.error().message.find("private is not searchable by others (chmod o+x"),
-            std::string::npos)
-      << hidden.error().message;
+  // Below a folder only host root may enter (a 0700 home): the sandbox is given the workspace by
+  // descriptor, and never needs to walk the host's path down to it.
+  const fs::path hidden = base / "private" / "copy";
+  ASSERT_TRUE(copy_workspace(repo, hidden).has_value());
+  policy.workspace = hidden;
+  auto inside =
+      runtime.run(policy, Command{{"sh", "-c", "echo ok > new && cat src/main.c"}, std::nullopt});
+  ASSERT_TRUE(inside.has_value()) << inside.error().message;
+  EXPECT_EQ(inside->exit_code, 0) << inside->stderr_data;
+  EXPECT_EQ(inside->stdout_data, "int main() { return 0; }\n");
+  EXPECT_EQ(slurp(hidden / "new"), "ok\n");
+  Runtime::Options options;  // PID 1 forked from this process, not from warren-spawner
+  options.spawner = false;
+  options.recycle = 0;
+  Runtime own(options);
+  auto forked = own.run(policy, Command{{"cat", "new"}, std::nullopt});
+  ASSERT_TRUE(forked.has_value()) << forked.error().message;
+  EXPECT_EQ(forked->stdout_data, "ok\n") << forked->stderr_data;
   auto missing = copy_workspace(base / "nowhere", base / "copy2");
   ASSERT_FALSE(missing.has_value());
   EXPECT_NE(missing.error().message.find("workspace: opening"), std::string::npos);
+}
+
+// A workspace over a folder: the sandbox owns what it sees, writes only the bounded upper layer,
+// never the folder, and sees nothing of what is hidden.
+TEST_F(Snapshot, AnOverlayWorkspaceNeverWritesItsFolder) {
+  const fs::path repo = base / "repo";
+  fs::create_directories(repo / "src");
+  fs::create_directories(repo / "build");
+  std::ofstream(repo / "src" / "main.c") << "int main;\n";
+  fs::permissions(repo / "src" / "main.c", fs::perms::owner_read | fs::perms::owner_write);
+  std::ofstream(repo / "build" / "secret.o") << "hidden\n";
+  std::ofstream(repo / "src" / "state.db") << "hidden too\n";
+  auto ids = IdRange::take();
+  ASSERT_TRUE(ids.has_value());
+  const fs::path ws = base / "ws";
+  auto made = overlay_workspace(repo.string(), {"build", "src/state.db"}, ws.string(), ids->base(),
+                                WorkspaceLimits{.bytes = 8 << 20});
+  ASSERT_TRUE(made.has_value()) << made.error().message;
+  Policy policy;
+  policy.workspace = ws;
+  policy.host_ids = ids->base();
+  auto r = runtime.run(
+      policy, Command{{"sh", "-c",
+                       "stat -c '%u %a' src/main.c; ls -A; ls src; echo more >> src/main.c; "
+                       "rm -r src; mkdir new && echo x > new/f; "
+                       "dd if=/dev/zero of=big bs=1M count=16 2>&1 | grep -o 'No space left'"},
+                      std::nullopt});
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->stdout_data, "0 600\nsrc\nmain.c\nNo space left\n") << r->stderr_data;
+  // The folder is as it was; the workspace has the changes, owned by the sandbox's range.
+  EXPECT_EQ(slurp(repo / "src" / "main.c"), "int main;\n");
+  EXPECT_TRUE(fs::exists(repo / "build" / "secret.o"));
+  EXPECT_FALSE(fs::exists(ws / "src"));
+  EXPECT_EQ(slurp(ws / "new" / "f"), "x\n");
+  struct stat st {};
+  ASSERT_EQ(::stat((ws / "new" / "f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, ids->base());
+  // Removed, nothing of it is mounted any more.
+  ASSERT_TRUE(remove_workspace(ws.string()).has_value());
+  EXPECT_FALSE(fs::exists(ws));
+  EXPECT_FALSE(fs::exists(workspace_layers(ws.string())));
+  EXPECT_EQ(slurp("/proc/self/mountinfo").find(ws.string()), std::string::npos);
 }
 
 }  // namespace

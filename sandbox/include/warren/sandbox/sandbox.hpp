@@ -62,6 +62,10 @@ struct Limits {
 class IdRange {
  public:
   static Result<IdRange> take();
+  // The range beginning at `base` (a workspace's, when a run resumes on it), or an error when it
+  // is not a range or another holder has it. The shared range (100000) is no one's: taking it
+  // holds nothing.
+  static Result<IdRange> take(unsigned base);
   IdRange(IdRange&& other) noexcept;
   IdRange& operator=(IdRange&&) = delete;
   IdRange(const IdRange&) = delete;
@@ -131,10 +135,13 @@ class Session;
 
 // One entry of a workspace made from a folder (make_workspace): `from`, relative to the folder, and
 // where it goes, relative to the workspace. A directory's contents go into the directory `to`
-// ("" for the top); a file becomes the file `to`.
+// ("" for the top); a file becomes the file `to`. A link at `from` itself is followed (within the
+// folder), as Docker's COPY does, unless `follow_link` is false: then it is copied as a link, as
+// git tracks one.
 struct WorkspaceFile {
   std::string from;
   std::string to;
+  bool follow_link = true;
 };
 
 // Makes the new directory `dest` a sandbox's workspace (Policy::workspace) from `files` of the
@@ -144,6 +151,8 @@ struct WorkspaceFile {
 // Owners move into the sandbox's id range, so that the sandbox's root owns what host root owned
 // and can write it; modes, symlinks, hard links and times are kept, set-id bits dropped. Rootless,
 // the copy stays the caller's, which is the sandbox's root there. On an error nothing is left.
+// Host paths are attached to sandboxes by descriptor, so `dest` may be below a private (0700)
+// folder.
 //
 // `host_ids`: the IdRange the workspace's sandboxes will run in (0: the shared range 100000).
 // `limits`: what the workspace may hold. As root, a bounded workspace is a filesystem of its own,
@@ -154,18 +163,39 @@ struct WorkspaceFile {
 struct WorkspaceLimits {
   std::uint64_t bytes = 0;  // 0: unbounded
   std::uint64_t files = 0;  // files and directories; 0: one per KiB of `bytes`
+  // The limits are room left once the files are copied, not the whole (a repository of any
+  // size, plus what its agent may add).
+  bool beyond_copy = false;
 };
-Result<void> make_workspace(const std::string& root, const std::vector<WorkspaceFile>& files,
-                            const std::string& dest, unsigned host_ids = 0,
-                            WorkspaceLimits limits = {});
+// What was copied: files, directories and links, and data bytes.
+struct WorkspaceCopy {
+  std::uint64_t entries = 0;
+  std::uint64_t bytes = 0;
+};
+Result<WorkspaceCopy> make_workspace(const std::string& root,
+                                     const std::vector<WorkspaceFile>& files,
+                                     const std::string& dest, unsigned host_ids = 0,
+                                     WorkspaceLimits limits = {});
+
+// A workspace over the folder `folder` instead of a copy of it, made at once whatever the folder's
+// size: an overlay whose lower layer is the folder seen through an idmapped mount (owners moved
+// into the range as make_workspace moves a copy's, read-only, nosuid, nodev) and whose upper layer
+// is a bounded tmpfs of `limits` (all the workspace's sandboxes may write), with the paths
+// `hidden` (relative to the folder) whited out. The folder is never written; changes made to it
+// while the workspace lives may or may not show in it. Root only, on a filesystem with idmapped
+// mounts (ext4, xfs, btrfs, tmpfs): otherwise an error, and make_workspace is the way. The layers
+// live beside `dest`, in workspace_layers(dest); remove_workspace(dest) removes both.
+Result<void> overlay_workspace(const std::string& folder, const std::vector<std::string>& hidden,
+                               const std::string& dest, unsigned host_ids, WorkspaceLimits limits);
+std::string workspace_layers(const std::string& workspace);
 
 // Removes `path` and everything below it, bounded workspaces included (every mount at or below
 // it is detached first, deepest first), as a workspace left by a killed run may be.
 Result<void> remove_workspace(const std::string& path);
 
 // make_workspace of the whole of `source`.
-Result<void> copy_workspace(const std::string& source, const std::string& dest,
-                            unsigned host_ids = 0);
+Result<WorkspaceCopy> copy_workspace(const std::string& source, const std::string& dest,
+                                     unsigned host_ids = 0);
 
 // The async_ forms are C++20 coroutines on Boost.Asio. Run each on one thread or on a strand: a
 // sandbox's waits are not synchronised against each other. With GCC 12, name the arguments of a

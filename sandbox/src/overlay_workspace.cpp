@@ -1,0 +1,185 @@
+// A workspace over a folder instead of a copy of it (sandbox.hpp's overlay_workspace).
+//
+// Layout, for the workspace DEST:
+//   DEST.layers/          a tmpfs of the workspace's limits (nosuid, nodev): all the agent writes
+//     lower/              the folder, through an idmapped mount (owners shifted into the range)
+//     upper/ work/        the overlay's writable layer, and overlayfs's work folder
+//   DEST                  the overlay of upper/ on lower/, what sandboxes are given
+// The idmapped mount is why no file need be copied: the sandbox's root owns, through it, what
+// host root owns, as it would own a copy (make_workspace). overlayfs copies a file up, with the
+// credentials of whoever mounted it (host root), the first time a sandbox writes it, and the
+// folder itself is never written. What is hidden is whited out in upper/ (a 0:0 character device
+// is overlayfs's whiteout).
+#include <fcntl.h>
+#include <linux/mount.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "control_file.hpp"
+#include "fd.hpp"
+#include "user.hpp"
+#include "warren/sandbox/sandbox.hpp"
+
+namespace warren::sandbox {
+
+namespace {
+
+using detail::Fd;
+
+tl::unexpected<Error> overlay_error(const std::string& message) {
+  return tl::unexpected(Error{"workspace: " + message});
+}
+
+// A user namespace whose ids 0..65535 are the host's `shift`.., held by its descriptor: what an
+// idmapped mount takes. A child makes it and waits while the maps are written; it then exits.
+Result<Fd> id_shifting_namespace(unsigned shift) {
+  int go[2];
+  if (pipe2(go, O_CLOEXEC) != 0) return overlay_error(std::string("pipe: ") + std::strerror(errno));
+  const pid_t child = fork();
+  if (child == 0) {  // async-signal-safe calls only: the parent may have threads
+    char byte;
+    if (unshare(CLONE_NEWUSER) != 0) _exit(1);
+    close(go[1]);
+    while (read(go[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    _exit(0);
+  }
+  close(go[0]);
+  if (child < 0) {
+    close(go[1]);
+    return overlay_error(std::string("fork: ") + std::strerror(errno));
+  }
+  // The child has unshared once its own user namespace differs from ours.
+  const std::string proc = "/proc/" + std::to_string(child);
+  struct stat ours {
+  }, theirs{};
+  stat("/proc/self/ns/user", &ours);
+  for (int i = 0; i < 10000; ++i) {
+    if (stat((proc + "/ns/user").c_str(), &theirs) == 0 && theirs.st_ino != ours.st_ino) break;
+    usleep(50);
+  }
+  const std::string map = "0 " + std::to_string(shift) + " " + std::to_string(detail::kIdCount);
+  Result<void> mapped = theirs.st_ino != ours.st_ino
+                            ? detail::write_control(proc + "/uid_map", map)
+                            : tl::unexpected(Error{"the child made no user namespace"});
+  if (mapped) mapped = detail::write_control(proc + "/gid_map", map);
+  Fd ns(mapped ? open((proc + "/ns/user").c_str(), O_RDONLY | O_CLOEXEC) : -1);
+  close(go[1]);  // the child exits; the namespace lives on in `ns`
+  waitpid(child, nullptr, 0);
+  if (!mapped) return overlay_error("an id-shifting namespace: " + mapped.error().message);
+  if (ns.fd < 0) return overlay_error(std::string("ns/user: ") + std::strerror(errno));
+  return ns;
+}
+
+// `folder` (a host path) seen through an idmapped, read-only, nosuid, nodev mount at `at`.
+Result<void> mount_shifted(const std::string& folder, const std::string& at, unsigned shift) {
+  auto ns = id_shifting_namespace(shift);
+  if (!ns) return tl::unexpected(ns.error());
+  Fd tree(static_cast<int>(
+      syscall(SYS_open_tree, AT_FDCWD, folder.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)));
+  if (tree.fd < 0) return overlay_error("open_tree " + folder + ": " + std::strerror(errno));
+  mount_attr attributes{};
+  attributes.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  attributes.userns_fd = static_cast<std::uint64_t>(ns->fd);
+  if (syscall(SYS_mount_setattr, tree.fd, "", AT_EMPTY_PATH, &attributes, sizeof attributes) != 0)
+    return overlay_error("the filesystem of " + folder + " has no idmapped mounts (" +
+                         std::strerror(errno) + ")");
+  if (syscall(SYS_move_mount, tree.fd, "", AT_FDCWD, at.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0)
+    return overlay_error("move_mount " + at + ": " + std::strerror(errno));
+  return {};
+}
+
+// `relative` whited out in `upper`, its parent folders made as the lower layer has them (an
+// upper folder's owner and mode are what the overlay shows).
+Result<void> white_out(const std::string& lower, const std::string& upper,
+                       const std::filesystem::path& relative) {
+  std::filesystem::path at_lower = lower, at_upper = upper;
+  for (const auto& part : relative.parent_path()) {
+    at_lower /= part;
+    at_upper /= part;
+    struct stat st {};
+    if (lstat(at_lower.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return {};  // nothing to hide
+    if (mkdir(at_upper.c_str(), st.st_mode & 07777) == 0) {
+      lchown(at_upper.c_str(), st.st_uid, st.st_gid);
+      const timespec times[2] = {st.st_atim, st.st_mtim};
+      utimensat(AT_FDCWD, at_upper.c_str(), times, AT_SYMLINK_NOFOLLOW);
+    }
+  }
+  const std::string target = upper + "/" + relative.string();
+  if (mknod(target.c_str(), S_IFCHR | 0000, makedev(0, 0)) != 0 && errno != EEXIST)
+    return overlay_error("hiding " + relative.string() + ": " + std::strerror(errno));
+  return {};
+}
+
+}  // namespace
+
+std::string workspace_layers(const std::string& workspace) {
+  return workspace + ".layers";
+}
+
+Result<void> overlay_workspace(const std::string& folder, const std::vector<std::string>& hidden,
+                               const std::string& dest, unsigned host_ids, WorkspaceLimits limits) {
+  if (geteuid() != 0) return overlay_error("an overlay over " + folder + " needs root");
+  if (host_ids && !detail::range_starting_at(host_ids))
+    return overlay_error("host ids " + std::to_string(host_ids) + " begin no id range");
+  const unsigned shift = host_ids ? host_ids : detail::kHostIdBase;
+  if (dest.find_first_of(",:\\") != std::string::npos)  // overlayfs's option separators
+    return overlay_error("an overlay cannot be made at " + dest + " (it has ',', ':' or '\\')");
+  const std::string layers = workspace_layers(dest);
+  const std::string lower = layers + "/lower", upper = layers + "/upper", work = layers + "/work";
+  struct stat top {};
+  if (stat(folder.c_str(), &top) != 0 || !S_ISDIR(top.st_mode))
+    return overlay_error(folder + " is not a folder");
+  if (mkdir(dest.c_str(), 0755) != 0)
+    return overlay_error("creating " + dest + ": " + std::strerror(errno));
+  auto fail = [&](const Result<void>& error) -> Result<void> {
+    (void)remove_workspace(dest);  // nothing half-made is left behind
+    return error;
+  };
+  if (mkdir(layers.c_str(), 0700) != 0)
+    return fail(overlay_error("creating " + layers + ": " + std::strerror(errno)));
+  const std::uint64_t files =
+      limits.files ? limits.files : std::max<std::uint64_t>(limits.bytes >> 10, 1024);
+  const std::string size =
+      "size=" + std::to_string(limits.bytes) + ",nr_inodes=" + std::to_string(files) + ",mode=0700";
+  if (mount("warren-workspace", layers.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, size.c_str()) != 0)
+    return fail(
+        overlay_error("mounting a bounded filesystem at " + layers + ": " + std::strerror(errno)));
+  for (const std::string& dir : {lower, upper, work})
+    if (mkdir(dir.c_str(), 0755) != 0)
+      return fail(overlay_error("creating " + dir + ": " + std::strerror(errno)));
+  if (auto shifted = mount_shifted(folder, lower, shift); !shifted) return fail(shifted);
+  struct stat seen {};  // the folder's top as the sandbox sees it: the overlay's top shows upper's
+  stat(lower.c_str(), &seen);
+  chown(upper.c_str(), seen.st_uid, seen.st_gid);
+  chmod(upper.c_str(), seen.st_mode & 07777);
+  // Shortest first, so that what lies in a hidden folder needs no whiteout of its own.
+  std::vector<std::string> sorted = hidden;
+  std::sort(sorted.begin(), sorted.end());
+  std::string last;
+  for (const std::string& path : sorted) {
+    if (!last.empty() && path.starts_with(last + "/")) continue;
+    if (auto out = white_out(lower, upper, path); !out) return fail(out);
+    last = path;
+  }
+  // No index, no redirects, no metacopy: nothing in the layers but plain files and whiteouts.
+  const std::string options = "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work +
+                              ",index=off,redirect_dir=off,metacopy=off";
+  if (mount("warren-workspace", dest.c_str(), "overlay", MS_NOSUID | MS_NODEV, options.c_str()) !=
+      0)
+    return fail(overlay_error("the overlay at " + dest + ": " + std::strerror(errno)));
+  return {};
+}
+
+}  // namespace warren::sandbox
