@@ -79,6 +79,17 @@ GitOutput run_git(std::vector<std::string> args) {
   return r;
 }
 
+// git's -z output, one path per entry.
+std::vector<std::string> split_paths(const std::string& out) {
+  std::vector<std::string> paths;
+  for (std::size_t at = 0; at < out.size();) {
+    const std::size_t end = std::min(out.find('\0', at), out.size());
+    paths.push_back(out.substr(at, end - at));
+    at = end + 1;
+  }
+  return paths;
+}
+
 tl::unexpected<Error> git_refused(const fs::path& repo, const GitOutput& git) {
   return tl::unexpected(Error{"git cannot list the files of " + repo.string() + " (" +
                               git.err.substr(0, git.err.find('\n')) +
@@ -123,11 +134,8 @@ Result<std::optional<std::vector<sandbox::WorkspaceFile>>> list_git(
   std::vector<sandbox::WorkspaceFile> files;
   std::set<std::string> seen;  // an unmerged path is listed once per stage
   struct stat st {};
-  for (std::size_t at = 0; at < listed.out.size();) {
-    const std::size_t end = std::min(listed.out.find('\0', at), listed.out.size());
-    // Relative to `repo` (git's working directory), below it only.
-    const std::string path = listed.out.substr(at, end - at);
-    at = end + 1;
+  // Relative to `repo` (git's working directory), below it only.
+  for (const std::string& path : split_paths(listed.out)) {
     if (path.empty() || excluded_entry(path, excluded) || !seen.insert(path).second) continue;
     if (::lstat((repo / path).c_str(), &st) != 0) continue;  // deleted, not yet staged
     files.push_back({path, path, false});
@@ -137,34 +145,35 @@ Result<std::optional<std::vector<sandbox::WorkspaceFile>>> list_git(
   return Listed{std::move(files)};
 }
 
-// Warren's state below `repo` (relative paths), or an error when `repo` is itself part of it.
-Result<std::vector<std::string>> excluded_below(const fs::path& repo,
-                                                const std::vector<fs::path>& excluded) {
-  std::vector<std::string> relative{".warren"};
+// The repository's real path and Warren's state below it (relative paths), or an error when
+// there is none or it is itself part of that state.
+Result<std::pair<fs::path, std::vector<std::string>>> find_repository(
+    const fs::path& repo, const std::vector<fs::path>& excluded) {
   std::error_code ec;
+  const fs::path top = fs::canonical(repo, ec);
+  if (ec) return tl::unexpected(Error{"no repository at " + repo.string() + ": " + ec.message()});
+  std::vector<std::string> relative{".warren"};
   for (const fs::path& x : excluded) {
-    const fs::path inside = fs::weakly_canonical(x, ec).lexically_relative(repo);
+    const fs::path inside = fs::weakly_canonical(x, ec).lexically_relative(top);
     if (ec || inside.empty() || *inside.begin() == "..") continue;
     if (inside == ".")
       return tl::unexpected(Error{"the repository " + repo.string() + " is Warren's own " +
                                   x.string() + ": give a repository that holds it, or another"});
     relative.push_back(inside.string());
   }
-  return relative;
+  return std::pair{top, std::move(relative)};
 }
 
 }  // namespace
 
 Result<RepoListing> list_repository(const fs::path& repo, RepoCopy copy,
                                     const std::vector<fs::path>& excluded) {
-  std::error_code ec;
-  const fs::path top = fs::canonical(repo, ec);
-  if (ec) return tl::unexpected(Error{"no repository at " + repo.string() + ": " + ec.message()});
-  auto relative = excluded_below(top, excluded);
-  if (!relative) return tl::unexpected(relative.error());
+  auto found = find_repository(repo, excluded);
+  if (!found) return tl::unexpected(found.error());
+  const auto& [top, relative] = *found;
   RepoListing listing;
   if (copy == RepoCopy::Git) {
-    auto listed = list_git(top, *relative);
+    auto listed = list_git(top, relative);
     if (!listed) return tl::unexpected(listed.error());
     if (*listed) {
       listing.files = std::move(**listed);
@@ -172,19 +181,17 @@ Result<RepoListing> list_repository(const fs::path& repo, RepoCopy copy,
       return listing;
     }
   }
-  list_all(top, "", *relative, listing.files);
+  list_all(top, "", relative, listing.files);
   return listing;
 }
 
 Result<RepoListing> hidden_in_repository(const fs::path& repo, RepoCopy copy,
                                          const std::vector<fs::path>& excluded) {
-  std::error_code ec;
-  const fs::path top = fs::canonical(repo, ec);
-  if (ec) return tl::unexpected(Error{"no repository at " + repo.string() + ": " + ec.message()});
-  auto relative = excluded_below(top, excluded);
-  if (!relative) return tl::unexpected(relative.error());
+  auto found = find_repository(repo, excluded);
+  if (!found) return tl::unexpected(found.error());
+  const fs::path top = found->first;
   RepoListing listing;
-  listing.hidden = std::move(*relative);
+  listing.hidden = std::move(found->second);
   struct stat st {};
   if (::lstat((top / ".git").c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
     listing.hidden.push_back(".git");  // a link to a repository elsewhere, unreachable inside
@@ -197,10 +204,7 @@ Result<RepoListing> hidden_in_repository(const fs::path& repo, RepoCopy copy,
     return listing;  // not a repository: everything
   if (ignored.status != 0) return git_refused(top, ignored);
   listing.git = true;
-  for (std::size_t at = 0; at < ignored.out.size();) {
-    const std::size_t end = std::min(ignored.out.find('\0', at), ignored.out.size());
-    std::string path = ignored.out.substr(at, end - at);
-    at = end + 1;
+  for (std::string path : split_paths(ignored.out)) {
     while (!path.empty() && path.back() == '/') path.pop_back();
     if (!path.empty() && !excluded_entry(path, listing.hidden)) listing.hidden.push_back(path);
   }

@@ -147,8 +147,9 @@ boost::asio::awaitable<Result<Started>> start_new(const TaskRunOptions& o, Model
                                                   Observer* observer) {
   if (!fs::is_directory(o.repo)) co_return tl::unexpected(Error{"no repository at " + o.repo});
   Started s;
-  auto run = store.create_run(
-      storage::Run{.kind = "run", .name = o.repo, .settings = settings_to_json(o)});
+  auto run = store.create_run(storage::Run{.kind = "run",
+                                           .name = fs::absolute(o.repo).lexically_normal().string(),
+                                           .settings = settings_to_json(o)});
   if (!run) co_return tl::unexpected(Error{run.error().message});
   s.run = *run;
   auto task = store.add_task(storage::Task{.run = s.run, .name = "task", .instruction = o.task});

@@ -26,7 +26,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "control_file.hpp"
+#include "bounded_fs.hpp"
 #include "fd.hpp"
 #include "user.hpp"
 #include "warren/sandbox/sandbox.hpp"
@@ -69,11 +69,9 @@ Result<Fd> id_shifting_namespace(unsigned shift) {
     if (stat((proc + "/ns/user").c_str(), &theirs) == 0 && theirs.st_ino != ours.st_ino) break;
     usleep(50);
   }
-  const std::string map = "0 " + std::to_string(shift) + " " + std::to_string(detail::kIdCount);
   Result<void> mapped = theirs.st_ino != ours.st_ino
-                            ? detail::write_control(proc + "/uid_map", map)
+                            ? detail::write_id_maps(child, shift)
                             : tl::unexpected(Error{"the child made no user namespace"});
-  if (mapped) mapped = detail::write_control(proc + "/gid_map", map);
   Fd ns(mapped ? open((proc + "/ns/user").c_str(), O_RDONLY | O_CLOEXEC) : -1);
   close(go[1]);  // the child exits; the namespace lives on in `ns`
   waitpid(child, nullptr, 0);
@@ -149,13 +147,8 @@ Result<void> overlay_workspace(const std::string& folder, const std::vector<std:
   };
   if (mkdir(layers.c_str(), 0700) != 0)
     return fail(overlay_error("creating " + layers + ": " + std::strerror(errno)));
-  const std::uint64_t files =
-      limits.files ? limits.files : std::max<std::uint64_t>(limits.bytes >> 10, 1024);
-  const std::string size =
-      "size=" + std::to_string(limits.bytes) + ",nr_inodes=" + std::to_string(files) + ",mode=0700";
-  if (mount("warren-workspace", layers.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, size.c_str()) != 0)
-    return fail(
-        overlay_error("mounting a bounded filesystem at " + layers + ": " + std::strerror(errno)));
+  // Root's alone on the host: lower/ shows the folder whatever the folders above it allow.
+  if (auto bounded = detail::mount_bounded(layers, limits, 0, 0700); !bounded) return fail(bounded);
   for (const std::string& dir : {lower, upper, work})
     if (mkdir(dir.c_str(), 0755) != 0)
       return fail(overlay_error("creating " + dir + ": " + std::strerror(errno)));

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +25,7 @@
 #include <sstream>
 #include <vector>
 
+#include "bounded_fs.hpp"
 #include "fd.hpp"
 #include "session_state.hpp"
 #include "tree_copy.hpp"
@@ -228,32 +230,6 @@ Result<void> copy_entry(int root, const std::string& root_name, const WorkspaceF
   return copy_file(source.fd, parent->fd, name, options, budget);
 }
 
-// The options of the tmpfs of a bounded workspace owned by `owner`.
-std::string bounded_options(std::uint64_t bytes, std::uint64_t files, unsigned owner) {
-  return "size=" + std::to_string(bytes) + ",nr_inodes=" + std::to_string(files) +
-         ",mode=0755,uid=" + std::to_string(owner) + ",gid=" + std::to_string(owner);
-}
-
-std::uint64_t inodes_for(WorkspaceLimits limits) {
-  return limits.files ? limits.files : std::max<std::uint64_t>(limits.bytes >> 10, 1024);
-}
-
-// A tmpfs of `limits` at the new directory `dest`, owned by `owner`. Limits beyond the copy start
-// as large as the machine's memory allows and are cut down once the copy is in (fit_to_copy).
-Result<void> mount_bounded(const std::string& dest, WorkspaceLimits limits, unsigned owner) {
-  std::uint64_t bytes = limits.bytes, files = inodes_for(limits);
-  if (limits.beyond_copy) {
-    bytes = static_cast<std::uint64_t>(sysconf(_SC_PHYS_PAGES)) *
-            static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
-    files = std::uint64_t{1} << 31;
-  }
-  const std::string options = bounded_options(bytes, files, owner);
-  if (mount("warren-workspace", dest.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) != 0)
-    return workspace_error("mounting a bounded filesystem at " + dest + ": " +
-                           std::strerror(errno));
-  return {};
-}
-
 // The bounded workspace at `dest` holds what was copied and `limits` more.
 Result<void> fit_to_copy(const std::string& dest, WorkspaceLimits limits, unsigned owner) {
   struct statfs fs {};
@@ -261,8 +237,8 @@ Result<void> fit_to_copy(const std::string& dest, WorkspaceLimits limits, unsign
     return workspace_error("statfs " + dest + ": " + std::strerror(errno));
   const std::uint64_t used = (fs.f_blocks - fs.f_bfree) * static_cast<std::uint64_t>(fs.f_bsize);
   const std::uint64_t used_files = fs.f_files - fs.f_ffree;
-  const std::string options =
-      bounded_options(used + limits.bytes, used_files + inodes_for(limits), owner);
+  const std::string options = detail::bounded_options(
+      used + limits.bytes, used_files + detail::inodes_for(limits), owner, 0755);
   if (mount("warren-workspace", dest.c_str(), "tmpfs", MS_REMOUNT | MS_NOSUID | MS_NODEV,
             options.c_str()) != 0)
     return workspace_error("limiting the filesystem at " + dest + ": " + std::strerror(errno));
@@ -270,6 +246,37 @@ Result<void> fit_to_copy(const std::string& dest, WorkspaceLimits limits, unsign
 }
 
 }  // namespace
+
+namespace detail {
+
+std::string bounded_options(std::uint64_t bytes, std::uint64_t files, unsigned owner,
+                            unsigned mode) {
+  char octal[8];
+  std::snprintf(octal, sizeof octal, "%04o", mode);
+  return "size=" + std::to_string(bytes) + ",nr_inodes=" + std::to_string(files) +
+         ",mode=" + octal + ",uid=" + std::to_string(owner) + ",gid=" + std::to_string(owner);
+}
+
+std::uint64_t inodes_for(WorkspaceLimits limits) {
+  return limits.files ? limits.files : std::max<std::uint64_t>(limits.bytes >> 10, 1024);
+}
+
+Result<void> mount_bounded(const std::string& dest, WorkspaceLimits limits, unsigned owner,
+                           unsigned mode) {
+  std::uint64_t bytes = limits.bytes, files = inodes_for(limits);
+  if (limits.beyond_copy) {  // as large as memory allows until the copy is in (fit_to_copy)
+    bytes = static_cast<std::uint64_t>(sysconf(_SC_PHYS_PAGES)) *
+            static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+    files = std::uint64_t{1} << 31;
+  }
+  const std::string options = bounded_options(bytes, files, owner, mode);
+  if (mount("warren-workspace", dest.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) != 0)
+    return tl::unexpected(
+        Error{"workspace: mounting a bounded filesystem at " + dest + ": " + std::strerror(errno)});
+  return {};
+}
+
+}  // namespace detail
 
 Result<void> remove_workspace(const std::string& path) {
   std::error_code ec;
@@ -322,7 +329,7 @@ Result<WorkspaceCopy> make_workspace(const std::string& root,
     return workspace_error("creating " + dest + ": " + std::strerror(errno));
   const bool bounded = shift && limits.bytes;
   if (bounded)
-    if (auto mounted = mount_bounded(dest, limits, shift); !mounted) {
+    if (auto mounted = detail::mount_bounded(dest, limits, shift, 0755); !mounted) {
       rmdir(dest.c_str());
       return tl::unexpected(mounted.error());
     }
