@@ -25,6 +25,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <set>
 
 #include "bounded_fs.hpp"
 #include "fd.hpp"
@@ -157,14 +158,18 @@ Result<void> overlay_workspace(const std::string& folder, const std::vector<std:
   stat(lower.c_str(), &seen);
   chown(upper.c_str(), seen.st_uid, seen.st_gid);
   chmod(upper.c_str(), seen.st_mode & 07777);
-  // Shortest first, so that what lies in a hidden folder needs no whiteout of its own.
+  // What lies in a hidden folder needs no whiteout of its own (and could have none: the folder is
+  // a whiteout already). Shortest first, so that every folder is seen before what it holds.
   std::vector<std::string> sorted = hidden;
-  std::sort(sorted.begin(), sorted.end());
-  std::string last;
+  std::sort(sorted.begin(), sorted.end(),
+            [](const std::string& a, const std::string& b) { return a.size() < b.size(); });
+  std::set<std::string> done;
   for (const std::string& path : sorted) {
-    if (!last.empty() && path.starts_with(last + "/")) continue;
+    bool inside = false;
+    for (auto at = path.find('/'); at != std::string::npos && !inside; at = path.find('/', at + 1))
+      inside = done.contains(path.substr(0, at));
+    if (inside || !done.insert(path).second) continue;
     if (auto out = white_out(lower, upper, path); !out) return fail(out);
-    last = path;
   }
   // No index, no redirects, no metacopy: nothing in the layers but plain files and whiteouts.
   const std::string options = "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work +

@@ -229,11 +229,14 @@ TEST_F(Snapshot, AnOverlayWorkspaceNeverWritesItsFolder) {
   fs::permissions(repo / "src" / "main.c", fs::perms::owner_read | fs::perms::owner_write);
   std::ofstream(repo / "build" / "secret.o") << "hidden\n";
   std::ofstream(repo / "src" / "state.db") << "hidden too\n";
+  std::ofstream(repo / "build-cache") << "hidden\n";  // sorts between build and build/...
+  std::ofstream(repo / "build-notes") << "shown\n";
   auto ids = IdRange::take();
   ASSERT_TRUE(ids.has_value());
   const fs::path ws = base / "ws";
-  auto made = overlay_workspace(repo.string(), {"build", "src/state.db"}, ws.string(), ids->base(),
-                                WorkspaceLimits{.bytes = 8 << 20});
+  auto made =
+      overlay_workspace(repo.string(), {"build/secret.o", "build", "build-cache", "src/state.db"},
+                        ws.string(), ids->base(), WorkspaceLimits{.bytes = 8 << 20});
   ASSERT_TRUE(made.has_value()) << made.error().message;
   Policy policy;
   policy.workspace = ws;
@@ -245,7 +248,7 @@ TEST_F(Snapshot, AnOverlayWorkspaceNeverWritesItsFolder) {
                        "dd if=/dev/zero of=big bs=1M count=16 2>&1 | grep -o 'No space left'"},
                       std::nullopt});
   ASSERT_TRUE(r.has_value()) << r.error().message;
-  EXPECT_EQ(r->stdout_data, "0 600\nsrc\nmain.c\nNo space left\n") << r->stderr_data;
+  EXPECT_EQ(r->stdout_data, "0 600\nbuild-notes\nsrc\nmain.c\nNo space left\n") << r->stderr_data;
   // The folder is as it was; the workspace has the changes, owned by the sandbox's range.
   EXPECT_EQ(slurp(repo / "src" / "main.c"), "int main;\n");
   EXPECT_TRUE(fs::exists(repo / "build" / "secret.o"));
