@@ -13,7 +13,7 @@ packages=(
   libtomlplusplus-dev libtinyxml2-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 bubblewrap openssl ca-certificates git
-  python3-pytest
+  python3-pytest iproute2
   # the cgroup v2 test VM (scripts/cgroup2-vm.sh)
   qemu-system-x86 busybox-static xz-utils
 )

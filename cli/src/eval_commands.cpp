@@ -133,6 +133,24 @@ bool write_outputs(const std::string& command, const EvalFlags& f, const storage
   return true;
 }
 
+// The exit status of an eval, for a CI job: 1 when trials never ran (their task or environment
+// could not be set up) or, with the oracle, when a task is broken (its own solution fails it);
+// 0 when every trial ran, whatever the agent made of it. Says why on stderr.
+int eval_status(const Json& report, bool oracle) {
+  const int trials = report["trials"].get<int>();
+  const int never_ran = report["never_ran"].get<int>();
+  const int unresolved = report["tasks_run"].get<int>() - report["resolved"].get<int>();
+  if (never_ran > 0)
+    std::cerr << "warren eval: " << never_ran << " of " << trials
+              << " trial(s) never ran (environment_error: the task or its environment could not "
+                 "be set up); "
+              << trials - never_ran << " ran\n";
+  if (oracle && unresolved > 0)
+    std::cerr << "warren eval: the oracle could not solve " << unresolved
+              << " task(s): the suite is broken there: " << report["unresolved"].dump() << "\n";
+  return never_ran > 0 || (oracle && unresolved > 0) ? 1 : 0;
+}
+
 int eval_command(const EvalFlags& f) {
   auto config = orch::Config::load(f.config);
   if (!config) return fail("eval", config.error().message);
@@ -197,10 +215,7 @@ int eval_command(const EvalFlags& f) {
   if (!report) return fail("eval", report.error().message);
   if (!write_outputs("eval", f, **store, *report)) return 2;
   show_report(f, *report);
-  if (!f.json && s.agent == "oracle" && !(*report)["unresolved"].empty())
-    std::cerr << "warren eval: the oracle could not solve " << (*report)["unresolved"].size()
-              << " task(s): the suite is broken there: " << (*report)["unresolved"].dump() << "\n";
-  return 0;
+  return eval_status(*report, s.agent == "oracle");
 }
 
 int report_command(const EvalFlags& f) {

@@ -74,6 +74,7 @@ Result<Json> eval_report(const storage::Store& store, storage::RunId id) {
   Json out_tasks = Json::array();
   std::map<std::string, std::pair<int, int>> categories;  // resolved, tasks
   std::map<std::string, int> failure_modes;
+  int never_ran = 0;  // trials whose task or environment could not be set up
   std::vector<double> durations, harness_ms;
   int resolved_tasks = 0, counted = 0, k_max = 0;
   std::vector<std::pair<int, int>> attempts_per_task;  // (n, c)
@@ -88,6 +89,7 @@ Result<Json> eval_report(const storage::Store& store, storage::RunId id) {
       durations.push_back(seconds);
       if (t->info.contains("harness_ms")) harness_ms.push_back(t->info["harness_ms"].get<double>());
       if (!resolved) ++failure_modes[t->failure_mode.empty() ? "unknown" : t->failure_mode];
+      if (t->failure_mode == "environment_error") ++never_ran;
       double cost = 0;
       std::int64_t tokens = 0;
       if (auto steps = store.load_steps(t->id))
@@ -158,6 +160,7 @@ Result<Json> eval_report(const storage::Store& store, storage::RunId id) {
       {"resolved_rate", counted ? static_cast<double>(resolved_tasks) / counted : 0.0},
       {"pass_at_k", pass},
       {"trials", static_cast<int>(durations.size())},
+      {"never_ran", never_ran},
       {"failure_modes", modes},
       {"by_category", by_category},
       {"duration_s",

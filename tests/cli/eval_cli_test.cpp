@@ -162,6 +162,36 @@ TEST_F(EvalCli, FiltersAndShardsSliceTheSuiteDeterministically) {
             "warren eval: no suite at /nonexistent (not a directory, .json or .jsonl)\n");
 }
 
+// A CI job notices a suite that could not run: trials whose task or environment could not be set
+// up make the exit status 1 and are counted apart from those that ran and failed.
+TEST_F(EvalCli, TrialsThatNeverRanMakeTheExitStatusOne) {
+  const fs::path mixed = state / "mixed";
+  fs::create_directories(mixed);
+  fs::copy(suite + "/word-frequency", mixed / "word-frequency", fs::copy_options::recursive);
+  fs::copy(suite + "/word-frequency", mixed / "broken", fs::copy_options::recursive);
+  std::ofstream(mixed / "broken" / "task.toml") << "version = \"1.0\"\n[agent\n";  // cut off
+  const std::string db = " --db " + (state / "mixed.db").string();
+
+  auto nop = warren("eval " + mixed.string() + " --agent nop --json" + db);
+  EXPECT_EQ(nop.status, 1) << nop.err;
+  const Json report = Json::parse(nop.out);
+  EXPECT_EQ(report["trials"], 2);
+  EXPECT_EQ(report["never_ran"], 1);
+  EXPECT_EQ(report["failure_modes"]["environment_error"], 1);
+  EXPECT_EQ(report["failure_modes"]["test_failed"], 1);
+  EXPECT_NE(nop.err.find("warren eval: 1 of 2 trial(s) never ran"), std::string::npos) << nop.err;
+
+  // Every trial ran: what the agent made of them does not change the status.
+  auto ran = warren("eval " + mixed.string() + " --agent nop --filter word-frequency" + db);
+  EXPECT_EQ(ran.status, 0) << ran.err;
+  // The oracle failing a task it can run says the suite is broken there.
+  std::ofstream(mixed / "word-frequency" / "solution" / "solve.sh") << "#!/bin/sh\nexit 0\n";
+  auto oracle = warren("eval " + mixed.string() + " --agent oracle --filter word-frequency" + db);
+  EXPECT_EQ(oracle.status, 1) << oracle.err;
+  EXPECT_NE(oracle.err.find("the oracle could not solve 1 task(s)"), std::string::npos)
+      << oracle.err;
+}
+
 TEST_F(EvalCli, ResumeAfterSigkillRunsOnlyWhatDidNotFinish) {
   const std::string command =
       std::string(WARREN_BINARY) + " " + eval("--agent oracle --concurrency 1 --json");

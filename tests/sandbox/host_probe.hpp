@@ -47,16 +47,20 @@ inline bool unified_host() {
   return std::filesystem::exists("/sys/fs/cgroup/cgroup.controllers");
 }
 
-// Whether a pool keeps its cgroups: always on v1; on v2 only where memory.peak can be reset
-// (Linux 6.12 and later), since a reused group must not report an earlier sandbox's peak. The
-// same holds a recycled sandbox, which keeps its group.
-inline bool cgroups_are_reused() {
-  if (!unified_host()) return true;
+// Whether the running kernel is Linux major.minor or later.
+inline bool kernel_at_least(int want_major, int want_minor) {
   utsname host{};
   uname(&host);
   int major = 0, minor = 0;
   std::sscanf(host.release, "%d.%d", &major, &minor);
-  return major > 6 || (major == 6 && minor >= 12);
+  return major > want_major || (major == want_major && minor >= want_minor);
+}
+
+// Whether a pool keeps its cgroups: always on v1; on v2 only where memory.peak can be reset
+// (Linux 6.12 and later), since a reused group must not report an earlier sandbox's peak. The
+// same holds a recycled sandbox, which keeps its group.
+inline bool cgroups_are_reused() {
+  return !unified_host() || kernel_at_least(6, 12);
 }
 
 // A `sleep` argument no other process on the host has: 100.<pid><n>.

@@ -1,5 +1,5 @@
 // warren/orchestrator/eval: batch evaluation over task suites (Terminal-Bench, Harbor,
-// SWE-bench style), without Docker. Formats: docs/eval-formats.md and ../shared/docs/harness.md.
+// SWE-bench style), without Docker. Formats: docs/eval-formats.md and docs/harness.md.
 #pragma once
 
 #include <chrono>

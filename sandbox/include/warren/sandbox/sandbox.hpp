@@ -3,7 +3,7 @@
 // Isolation (all on by default): new user, pid, mount, network, ipc, uts and cgroup namespaces;
 // a fresh root (tmpfs) with read-only binds of the host system and the host's secrets masked;
 // no capabilities, no_new_privs, a seccomp filter, rlimits; cgroup limits on memory (no swap),
-// pids and CPU. Facts and the hardening checklist: ../shared/docs/sandbox.md.
+// pids and CPU. Facts and the hardening checklist: docs/sandbox-facts.md.
 #pragma once
 
 #include <sys/types.h>

@@ -4,7 +4,7 @@
 //   encode: an OpenAI-format chat request -> the exact prompt string the model was trained on;
 //   parse:  the model's completion text -> reasoning, content and tool calls, either all at once or
 //           incrementally as a stream of events (input may be cut at any byte).
-// Facts: ../shared/docs/dsml.md and the official test vectors in tests/toolcall/data/.
+// Facts: docs/dsml.md and the official test vectors in tests/toolcall/data/.
 #pragma once
 
 #include <cstdint>
