@@ -8,9 +8,9 @@ packages=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config git clang clang-format libclang-rt-14-dev
   # libraries (see docs/overview.md: one library per concern)
-  libboost-dev libboost-system-dev libssl-dev libseccomp-dev libcgroup-dev libsqlite3-dev sqlite3
+  libboost-dev libboost-system-dev libssl-dev libseccomp-dev libsqlite3-dev sqlite3
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libexpected-dev
-  libtomlplusplus-dev libtinyxml2-dev
+  libtomlplusplus-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 bubblewrap openssl ca-certificates git
   python3-pytest iproute2

@@ -281,8 +281,15 @@ void add_sandbox_commands(CLI::App& app, int& exit_code) {
   bench->add_flag("--compare-bwrap", b->compare_bwrap, "measure bwrap --unshare-all the same way");
   bench->add_flag("--compare-floor", b->compare_floor,
                   "measure /bin/true without a sandbox the same way (the machine's floor)");
+  bench
+      ->add_option("--one-shot", b->one_shot,
+                   "instead, time N pairs of `warren sandbox exec -- /bin/true` and bwrap's "
+                   "/bin/true as whole commands, alternating (wall and CPU time, medians)")
+      ->check(CLI::PositiveNumber);
   bench->add_flag("--json", b->json, "print the figures as JSON");
-  bench->callback([b, &exit_code] { exit_code = run_sandbox_bench(*b); });
+  bench->callback([b, &exit_code] {
+    exit_code = b->one_shot > 0 ? run_one_shot_bench(b->one_shot, b->json) : run_sandbox_bench(*b);
+  });
 }
 
 }  // namespace warren::cli

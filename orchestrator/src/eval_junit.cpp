@@ -1,9 +1,11 @@
-// pytest's JUnit XML report (--junitxml), read with tinyxml2: the out-of-band record of a test
-// run, written by pytest to a file at the end of the session, where the program under test's
-// output cannot stand in for it (docs/security.md).
-#include <tinyxml2.h>
-
+// pytest's JUnit XML report (--junitxml), read with Boost.PropertyTree's XML parser (header-only,
+// so `warren` links statically; see cli/CMakeLists.txt): the out-of-band record of a test run,
+// written by pytest to a file at the end of the session, where the program under test's output
+// cannot stand in for it (docs/security.md).
 #include <algorithm>
+#include <boost/property_tree/ptree.hpp>
+#include <boost/property_tree/xml_parser.hpp>
+#include <sstream>
 
 #include "warren/orchestrator/eval.hpp"
 
@@ -11,14 +13,24 @@ namespace warren::orchestrator::eval {
 
 namespace {
 
-std::string attribute(const tinyxml2::XMLElement& e, const char* name) {
-  const char* value = e.Attribute(name);
-  return value ? value : "";
+namespace pt = boost::property_tree;
+
+// An element's attributes are the parser's "<xmlattr>" child.
+std::string attribute(const pt::ptree& e, const std::string& name) {
+  return e.get<std::string>("<xmlattr>." + name, "");
+}
+
+// The children of `e` named `name`, in document order.
+std::vector<const pt::ptree*> children(const pt::ptree& e, const std::string& name) {
+  std::vector<const pt::ptree*> out;
+  for (const auto& [key, child] : e)
+    if (key == name) out.push_back(&child);
+  return out;
 }
 
 // pytest's node id from a testcase: `file` and `name`, with the classes between them taken from
 // `classname` past the module's dotted path (tests/test_x.py -> tests.test_x).
-std::string node_id(const tinyxml2::XMLElement& testcase) {
+std::string node_id(const pt::ptree& testcase) {
   const std::string name = attribute(testcase, "name");
   const std::string classname = attribute(testcase, "classname");
   std::string file = attribute(testcase, "file");
@@ -42,24 +54,36 @@ std::string node_id(const tinyxml2::XMLElement& testcase) {
 }  // namespace
 
 std::optional<std::vector<TestResult>> parse_junit_report(const std::string& xml) {
-  tinyxml2::XMLDocument document;
-  if (document.Parse(xml.data(), xml.size()) != tinyxml2::XML_SUCCESS) return std::nullopt;
-  const tinyxml2::XMLElement* top = document.RootElement();
+  pt::ptree document;
+  std::istringstream in(xml);
+  try {
+    pt::read_xml(in, document, pt::xml_parser::no_comments);
+  } catch (const pt::xml_parser_error&) {
+    return std::nullopt;
+  }
+  // The root element: the one child that is not a declaration ("<xml...>" keys are the parser's).
+  const pt::ptree* top = nullptr;
+  std::string top_name;
+  for (const auto& [key, child] : document)
+    if (!key.starts_with("<")) {
+      top = &child;
+      top_name = key;
+      break;
+    }
   if (!top) return std::nullopt;
   // <testsuites><testsuite>... (pytest 5.1 and later), or a lone <testsuite>.
-  std::vector<const tinyxml2::XMLElement*> suites;
-  if (std::string_view(top->Name()) == "testsuite") suites.push_back(top);
-  for (auto* s = top->FirstChildElement("testsuite"); s; s = s->NextSiblingElement("testsuite"))
-    suites.push_back(s);
+  std::vector<const pt::ptree*> suites;
+  if (top_name == "testsuite") suites.push_back(top);
+  for (const pt::ptree* s : children(*top, "testsuite")) suites.push_back(s);
   if (suites.empty()) return std::nullopt;
   std::vector<TestResult> results;
-  for (const auto* suite : suites)
-    for (auto* t = suite->FirstChildElement("testcase"); t; t = t->NextSiblingElement("testcase")) {
+  for (const pt::ptree* suite : suites)
+    for (const pt::ptree* t : children(*suite, "testcase")) {
       std::string status = "PASSED";
-      if (t->FirstChildElement("failure")) status = "FAILED";
-      if (t->FirstChildElement("error")) status = "ERROR";
-      if (const auto* skipped = t->FirstChildElement("skipped"))
-        status = attribute(*skipped, "type") == "pytest.xfail" ? "XFAIL" : "SKIPPED";
+      if (t->find("failure") != t->not_found()) status = "FAILED";
+      if (t->find("error") != t->not_found()) status = "ERROR";
+      if (auto skipped = t->find("skipped"); skipped != t->not_found())
+        status = attribute(skipped->second, "type") == "pytest.xfail" ? "XFAIL" : "SKIPPED";
       const std::string id = node_id(*t);
       const std::size_t colons = id.find("::");
       results.push_back({id, colons == std::string::npos ? id : id.substr(colons + 2), status});

@@ -2,11 +2,11 @@
 // time, OOM kills), and killing everything in it. Works on cgroup v1/hybrid hosts (the machines
 // this project runs on) and on v2.
 //
-// libcgroup creates and deletes the groups and finds the hierarchies. The per-start work (attach,
-// limits, counter resets) writes the control files directly: through libcgroup it cost 150 us an
-// attach under a process-wide lock (libcgroup is not thread-safe), against 40 us without.
-// Creating a group costs 1.4 ms and deleting one 0.4 ms (2026-11-24, this 2-core machine), so a
-// CgroupPool reuses groups between sandboxes.
+// Everything is done on the cgroup filesystems directly (mkdir, rmdir, control files), not through
+// libcgroup: through it an attach cost 150 us under a process-wide lock (libcgroup is not
+// thread-safe), against 40 us without, and its set-up cost a one-shot sandbox 3.5 ms (cgroup.cpp).
+// Creating and deleting a group still costs the kernel's work, so a CgroupPool reuses groups
+// between sandboxes.
 #pragma once
 
 #include <sys/types.h>
@@ -20,8 +20,6 @@
 
 #include "control_file.hpp"
 #include "warren/sandbox/sandbox.hpp"
-
-struct cgroup;  // libcgroup
 
 namespace warren::sandbox::detail {
 
@@ -61,7 +59,6 @@ class Cgroup {
  private:
   Cgroup() = default;
 
-  ::cgroup* group_ = nullptr;                          // libcgroup's handle, for deletion
   bool unified_ = false;                               // cgroup v2
   std::string memory_, pids_, cpu_, cpuacct_;          // the group's directory in each hierarchy
   std::vector<std::string> hierarchies_;               // distinct directories, for attach

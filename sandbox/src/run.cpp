@@ -27,7 +27,7 @@ Runtime::~Runtime() {
 
 Result<ExecResult> run(const Policy& policy, const Command& command) {
   // No command comes after this one: nothing to recycle for.
-  return Runtime(Runtime::Options{.recycle = 0}).run(policy, command);
+  return Runtime(Runtime::Options{.keep = 0, .spawner = false, .recycle = 0}).run(policy, command);
 }
 
 Result<ExecResult> Runtime::run(const Policy& policy, const Command& command) {

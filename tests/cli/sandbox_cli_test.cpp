@@ -157,6 +157,22 @@ TEST_F(SandboxCli, BenchReportsFiguresAsJson) {
   EXPECT_TRUE(j["idle"]["warren_session_mib_each"].is_number());
 }
 
+// --one-shot times whole commands: each pair's warren is a `warren sandbox exec` process, which
+// takes more than the bare start of its sandbox, and uses CPU of its own and its children's.
+TEST_F(SandboxCli, OneShotBenchTimesWholeCommandsAgainstBwrap) {
+  const Outcome r = warren("sandbox bench --one-shot 3 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["pairs"], 3);
+  for (const char* tool : {"warren", "bwrap"}) {
+    EXPECT_GT(j[tool]["wall_ms"].get<double>(), 0.5) << tool;
+    EXPECT_GT(j[tool]["cpu_ms"].get<double>(), 0.0) << tool;
+    EXPECT_LE(j[tool]["cpu_ms"].get<double>(), 4 * j[tool]["wall_ms"].get<double>()) << tool;
+  }
+  const Outcome bad = warren("sandbox bench --one-shot 0");
+  EXPECT_EQ(bad.status, 2) << bad.err;
+}
+
 TEST_F(SandboxCli, RootlessRunsAndSaysWhichLimitsItCannotApply) {
   // An ordinary user (nobody) runs a copy of warren and its spawner from a directory it can reach.
   namespace fs = std::filesystem;
