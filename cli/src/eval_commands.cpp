@@ -139,7 +139,7 @@ bool write_outputs(const std::string& command, const EvalFlags& f, const storage
 int eval_status(const Json& report, bool oracle) {
   const int trials = report["trials"].get<int>();
   const int never_ran = report["never_ran"].get<int>();
-  const int unresolved = report["tasks_run"].get<int>() - report["resolved"].get<int>();
+  const std::size_t unresolved = report["unresolved"].size();
   if (never_ran > 0)
     std::cerr << "warren eval: " << never_ran << " of " << trials
               << " trial(s) never ran (environment_error: the task or its environment could not "

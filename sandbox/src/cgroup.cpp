@@ -64,7 +64,9 @@ std::map<std::string, std::string> controller_mounts() {
           if (option == controller) v1.emplace(controller, point);
     } else if (type == "cgroup2") {
       std::istringstream listed(read_control(point + "/cgroup.controllers"));
-      for (std::string controller; listed >> controller;) v2.emplace(controller, point);
+      for (std::string controller; listed >> controller;)
+        if (controller == "memory" || controller == "pids" || controller == "cpu")
+          v2.emplace(controller, point);
       if (v2.contains("cpu")) v2.emplace("cpuacct", v2["cpu"]);
     }
   }
@@ -112,7 +114,12 @@ const HostCgroups& host_cgroups() {
     const std::string& memory = h.mounts["memory"];
     h.unified = access((memory + "/cgroup.controllers").c_str(), F_OK) == 0;
     if (h.unified) h.ready = enable_v2_controllers(memory);
-    for (const auto& [controller, point] : h.mounts) {
+    const std::set<std::string> hierarchies = [&] {
+      std::set<std::string> points;
+      for (const auto& [controller, point] : h.mounts) points.insert(point);
+      return points;
+    }();
+    for (const std::string& point : hierarchies) {
       if (!h.ready) break;
       const std::string warren = point + "/warren";
       if (mkdir(warren.c_str(), 0755) != 0 && errno != EEXIST)

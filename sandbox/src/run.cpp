@@ -26,7 +26,7 @@ Runtime::~Runtime() {
 }
 
 Result<ExecResult> run(const Policy& policy, const Command& command) {
-  // No command comes after this one: nothing to recycle for.
+  // No command comes after this one: no spawner to start, no pools to keep, nothing to recycle.
   return Runtime(Runtime::Options{.keep = 0, .spawner = false, .recycle = 0}).run(policy, command);
 }
 
