@@ -40,10 +40,10 @@ WARREN_CHILD_CODE void write_all(int fd, const char* text) {
   }
 }
 
-// Reports "<kind><before><what>: <error>" (kind 'S' for setup, 'E' for exec) and exits.
-[[noreturn]] WARREN_CHILD_CODE void report(const ChildPlan& plan, char kind, const char* what,
+// Reports "<kind><before><what>: <error>" and exits.
+[[noreturn]] WARREN_CHILD_CODE void report(const ChildPlan& plan, InitWord kind, const char* what,
                                            int err, const char* before = "") {
-  const char prefix[2] = {kind, '\0'};
+  const char prefix[2] = {word(kind), '\0'};
   write_all(plan.error_write, prefix);
   write_all(plan.error_write, before);
   write_all(plan.error_write, what);
@@ -66,7 +66,7 @@ struct CommandStart {
   const char* file = start.argv[0];
   if (std::strchr(file, '/')) {
     execve(file, start.argv, start.envp);
-    report(plan, 'E', file, errno);
+    report(plan, InitWord::ExecFailed, file, errno);
   }
   // PATH search with a stack buffer: ENOENT moves on, anything else is remembered.
   int err = ENOENT;
@@ -84,7 +84,7 @@ struct CommandStart {
     }
     dir = end ? end + 1 : nullptr;
   }
-  report(plan, 'E', file, err);
+  report(plan, InitWord::ExecFailed, file, err);
 }
 
 WARREN_CHILD_CODE int run_command(void* start_arg) {
@@ -102,13 +102,13 @@ WARREN_CHILD_CODE int run_command(void* start_arg) {
   setsid();
   if (dup2(plan.stdin_read, 0) < 0 || dup2(plan.stdout_write, 1) < 0 ||
       dup2(plan.stderr_write, 2) < 0)
-    report(plan, 'S', "stdio", errno);
+    report(plan, InitWord::SetupFailed, "stdio", errno);
   if (plan.terminal && ioctl(0, TIOCSCTTY, 0) != 0)
-    report(plan, 'S', "controlling terminal", errno);
-  if (chdir(plan.workdir) != 0) report(plan, 'S', plan.workdir, errno);
+    report(plan, InitWord::SetupFailed, "controlling terminal", errno);
+  if (chdir(plan.workdir) != 0) report(plan, InitWord::SetupFailed, plan.workdir, errno);
   apply_process_limits(plan, plan.error_write);
   if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &plan.seccomp) != 0)
-    report(plan, 'S', "seccomp", errno);
+    report(plan, InitWord::SetupFailed, "seccomp", errno);
   exec_command(start);
 }
 
@@ -177,7 +177,7 @@ WARREN_CHILD_CODE void reset_signal_actions() {
 
 [[noreturn]] WARREN_CHILD_CODE void child_fail(const ChildPlan& plan, const char* what, int err,
                                                const char* before) {
-  report(plan, 'S', what, err, before);
+  report(plan, InitWord::SetupFailed, what, err, before);
 }
 
 [[noreturn]] WARREN_CHILD_CODE void sandbox_init(ChildPlan& plan) {
@@ -240,10 +240,11 @@ WARREN_CHILD_CODE void reset_signal_actions() {
   // Optional: the file exists only where the kernel has checkpoint/restore.
   const int last_pid =
       plan.recycle ? open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC) : -1;
+  // Its network's settings are written to /proc/sys/net, still writable here, too.
+  if (plan.loopback_up) bring_loopback_up(plan);
   apply_fs_steps(plan, plan.after_pivot);
   if (plan.hostname && sethostname(plan.hostname, std::strlen(plan.hostname)) != 0)
     child_fail(plan, "sethostname", errno);
-  if (plan.loopback_up) bring_loopback_up(plan);
 
   AsNew as_new;  // a recycled sandbox is compared with this after each command
   const bool recyclable = plan.recycle && record_as_new(as_new);
@@ -261,7 +262,7 @@ WARREN_CHILD_CODE void reset_signal_actions() {
     const bool as_it_was = recyclable && still_as_new(as_new);
     char said[sizeof status + 1];
     std::memcpy(said, &status, sizeof status);
-    said[sizeof status] = as_it_was ? 'R' : 'X';
+    said[sizeof status] = word(as_it_was ? InitWord::AsNew : InitWord::Changed);
     (void)!write(plan.status_write, said, sizeof said);
     close(plan.status_write);
     if (!as_it_was || !receive_command(plan.go_read, next)) _exit(0);

@@ -114,8 +114,29 @@ EnterNetns::~EnterNetns() {
   if (owned_) close(previous_);
 }
 
+namespace {
+
+// Writes `text` to a /proc/sys file with system calls only; false if it could not.
+WARREN_CHILD_CODE bool write_sysctl(const char* path, const char* text) {
+  const int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const auto length = static_cast<ssize_t>(std::strlen(text));
+  const bool written = write(fd, text, static_cast<std::size_t>(length)) == length;
+  close(fd);
+  return written;
+}
+
+}  // namespace
+
 WARREN_CHILD_CODE void bring_loopback_up(const ChildPlan& plan) {
   if (const int err = loopback_up(); err != 0) child_fail(plan, "loopback up", err);
+  // As make_namespace does for a pooled namespace: ports below 1024 and ping for the sandbox's
+  // ids, which will hold no capability. Its ids are all of 0..65535 as root, 0 alone rootless
+  // (the wider range is refused there). /proc/sys/net follows the writer's network namespace.
+  (void)write_sysctl("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
+  static_assert(kIdCount == 65536);
+  if (!write_sysctl("/proc/sys/net/ipv4/ping_group_range", "0 65535"))
+    (void)write_sysctl("/proc/sys/net/ipv4/ping_group_range", "0 0");
 }
 
 }  // namespace warren::sandbox::detail

@@ -50,7 +50,8 @@ class EnterNetns {
   bool owned_;
 };
 
-// Child side, rootless: brings up the loopback of the namespace the sandbox created.
+// Child side, where the sandbox made its own namespace (rootless, or one-shot): brings up its
+// loopback and lets the sandbox's ids bind low ports and ping.
 WARREN_CHILD_CODE void bring_loopback_up(const ChildPlan& plan);
 
 }  // namespace warren::sandbox::detail

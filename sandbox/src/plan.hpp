@@ -59,6 +59,23 @@ struct FsStep {
 // sources together. A bound on the descriptors PID 1 keeps and the spawner's request carries.
 constexpr int kMaxAttached = 32;
 
+// What PID 1 tells its supervisor in one byte: the kind of an error report on the error pipe
+// ("S<what>: <error>"), or, after a recycled sandbox's wait status on the status pipe, whether
+// the sandbox is as new.
+enum class InitWord : char {
+  SetupFailed = 'S',  // the sandbox could not be set up: an error of Warren's, never the command's
+  ExecFailed = 'E',   // the command could not be executed (not found, not executable)
+  AsNew = 'R',        // a recycled sandbox, checked as new: ready for the next command
+  Changed = 'X',      // a recycled sandbox that is not as new: to be discarded
+};
+constexpr char word(InitWord w) {
+  return static_cast<char>(w);
+}
+// Whether an error report (as read from the error pipe) is of kind `w`.
+inline bool reported(const std::string& report, InitWord w) {
+  return !report.empty() && report[0] == word(w);
+}
+
 struct RlimitSetting {
   int resource;
   rlimit value;

@@ -20,8 +20,10 @@ namespace warren::sandbox::detail {
 struct Resources {
   Resources(std::size_t keep, bool use_spawner) : host(look_at_host()), cgroups(keep) {
     // Rootless, a sandbox makes its own network namespace (the host's user cannot make one that
-    // the sandbox could enter).
-    if (geteuid() == 0) netns.emplace(keep);
+    // the sandbox could enter). So does a one-shot sandbox (nothing kept for reuse): a pool's
+    // namespace costs it a thread and a setns more, for nothing. Either way the command's empty
+    // capability bounding set leaves it no power over the namespace.
+    if (geteuid() == 0 && keep > 0) netns.emplace(keep);
     // Without a spawner, sandboxes start from this process: slower, and just as isolated.
     if (const std::string path = use_spawner ? find_spawner() : std::string(); !path.empty())
       if (auto started = Spawner::start(path)) spawner = std::move(*started);

@@ -94,7 +94,7 @@ asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command co
   auto last_output = Clock::now();
   bool child_done = false;
   // PID 1 reports the command's wait status; a recycled sandbox's PID 1 stays, and says with the
-  // status, once every other process is gone, whether the sandbox is as new ('R') or not.
+  // status, once every other process is gone, whether the sandbox is as new or not (InitWord).
   const bool recyclable = l.control >= 0;
   char report[sizeof(int) + 1] = {};
   std::size_t reported = 0;
@@ -193,12 +193,14 @@ asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command co
   }
   if (recyclable) {
     pollfd exited{pidfd, POLLIN, 0};
-    // A failure to set the command up ('S') would come from the sandbox's state, which the checks
-    // found as new: not trusted either way. A program that was not found ('E') is the command's.
-    const bool started_fine = setup_error.empty() || setup_error[0] == 'E';
-    const bool as_new = reported == sizeof report && report[sizeof(int)] == 'R' && started_fine &&
-                        !result.timed_out && !result.idle_timed_out && !result.oom_killed &&
-                        (!cgroup || cgroup->reusable()) && poll(&exited, 1, 0) == 0;
+    // A failure to set the command up would come from the sandbox's state, which the checks
+    // found as new: not trusted either way. A program that was not found is the command's.
+    const bool started_fine =
+        setup_error.empty() || detail::reported(setup_error, InitWord::ExecFailed);
+    const bool as_new = reported == sizeof report && report[sizeof(int)] == word(InitWord::AsNew) &&
+                        started_fine && !result.timed_out && !result.idle_timed_out &&
+                        !result.oom_killed && (!cgroup || cgroup->reusable()) &&
+                        poll(&exited, 1, 0) == 0;
     if (as_new) {
       poller.forget(pidfd);  // the next command's poller watches it
       for (Pipe* p : {&in, &out, &err, &error, &status}) {
@@ -215,10 +217,10 @@ asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command co
   // Nothing the command made keeps a set-id bit on the host (docs/security.md).
   if (!policy.workspace.empty()) clear_set_id_bits(policy.workspace);
 
-  if (!setup_error.empty() && setup_error[0] == 'S')
+  if (detail::reported(setup_error, InitWord::SetupFailed))
     co_return tl::unexpected(Error{"sandbox setup failed: " + setup_error.substr(1)});
 
-  if (!setup_error.empty()) {  // 'E': the command could not be executed
+  if (!setup_error.empty()) {  // InitWord::ExecFailed: the command could not be executed
     result.exit_code = 127;
     stderr_capture.add("warren: cannot execute ", 23);
     stderr_capture.add(setup_error.data() + 1, setup_error.size() - 1);

@@ -9,14 +9,10 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <vector>
 
 #include <nlohmann/json.hpp>
-
-#include "default_seccomp_policy.hpp"  // generated from configs/seccomp/default.json
 
 namespace warren::sandbox::detail {
 
@@ -177,22 +173,6 @@ Result<SeccompProgram> compile_seccomp_policy(const std::string& text, const std
   close(fd);
   if (n != size) return fail("reading the exported filter failed");
   return program;
-}
-
-Result<std::shared_ptr<const SeccompProgram>> SeccompCache::get(const std::string& path) {
-  std::string text = kDefaultSeccompPolicy;
-  if (!path.empty()) {
-    std::ifstream in(path);
-    if (!in) return tl::unexpected(Error{"cannot read seccomp policy " + path});
-    text.assign(std::istreambuf_iterator<char>(in), {});
-  }
-  std::lock_guard guard(lock_);
-  if (auto found = compiled_.find(text); found != compiled_.end()) return found->second;
-  auto program = compile_seccomp_policy(text, path.empty() ? "the built-in policy" : path);
-  if (!program) return tl::unexpected(program.error());
-  auto shared = std::make_shared<const SeccompProgram>(std::move(*program));
-  compiled_.emplace(std::move(text), shared);
-  return shared;
 }
 
 }  // namespace warren::sandbox::detail

@@ -265,7 +265,7 @@ asio::awaitable<Result<ExecResult>> Session::async_exec(std::string command,
     }
     out.flush();
     err.flush();
-    if (!setup_error.empty() && setup_error[0] == 'S')
+    if (reported(setup_error, InitWord::SetupFailed))
       co_return tl::unexpected(Error{"sandbox setup failed: " + setup_error.substr(1)});
     if (!box.reaped) box.reap();
     int status = 0;
