@@ -11,7 +11,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
-#include "warren/orchestrator/eval.hpp"
+#include "warren/eval/eval.hpp"
 
 namespace fs = std::filesystem;
 using namespace warren;

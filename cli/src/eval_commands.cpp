@@ -11,14 +11,14 @@
 
 #include "io.hpp"
 #include "run_commands.hpp"
-#include "warren/orchestrator/eval.hpp"
+#include "warren/eval/eval.hpp"
 
 namespace warren::cli {
 
 namespace {
 
 namespace orch = warren::orchestrator;
-namespace ev = warren::orchestrator::eval;
+namespace ev = warren::eval;
 using Json = nlohmann::ordered_json;
 
 struct EvalFlags {
@@ -135,8 +135,20 @@ bool write_outputs(const std::string& command, const EvalFlags& f, const storage
 
 // The exit status of an eval, for a CI job: 1 when trials never ran (their task or environment
 // could not be set up) or, with the oracle, when a task is broken (its own solution fails it);
-// 0 when every trial ran, whatever the agent made of it. Says why on stderr.
-int eval_status(const Json& report, bool oracle) {
+// 0 when every trial ran, whatever the agent made of it. Says why on stderr. Records the database
+// could not take (a full disk) make it 1 too: the report, read from it, lacks them.
+int eval_status(const Json& report, bool oracle, const std::vector<ev::TrialReport>& trials_run) {
+  int record_errors = 0;
+  std::string first_reason;
+  for (const ev::TrialReport& t : trials_run)
+    if (t.record_errors > 0) {
+      if (record_errors == 0) first_reason = t.record_error;
+      record_errors += t.record_errors;
+    }
+  if (record_errors > 0)
+    std::cerr << "warren eval: " << record_errors
+              << " record(s) could not be written to the database, so the report lacks them: "
+              << printable(first_reason) << "\n";
   const int trials = report["trials"].get<int>();
   const int never_ran = report["never_ran"].get<int>();
   const std::size_t unresolved = report["unresolved"].size();
@@ -148,7 +160,7 @@ int eval_status(const Json& report, bool oracle) {
   if (oracle && unresolved > 0)
     std::cerr << "warren eval: the oracle could not solve " << unresolved
               << " task(s): the suite is broken there: " << report["unresolved"].dump() << "\n";
-  return never_ran > 0 || (oracle && unresolved > 0) ? 1 : 0;
+  return never_ran > 0 || (oracle && unresolved > 0) || record_errors > 0 ? 1 : 0;
 }
 
 int eval_command(const EvalFlags& f) {
@@ -215,7 +227,7 @@ int eval_command(const EvalFlags& f) {
   if (!report) return fail("eval", report.error().message);
   if (!write_outputs("eval", f, **store, *report)) return 2;
   show_report(f, *report);
-  return eval_status(*report, s.agent == "oracle");
+  return eval_status(*report, s.agent == "oracle", (*result)->trials);
 }
 
 int report_command(const EvalFlags& f) {

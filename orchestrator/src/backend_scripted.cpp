@@ -5,7 +5,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "text_file.hpp"
+#include "warren/orchestrator/orchestrator.hpp"
 
 namespace warren::orchestrator {
 
@@ -122,7 +122,7 @@ std::unique_ptr<ModelBackend> make_scripted_backend_from(std::vector<std::string
 
 Result<std::unique_ptr<ModelBackend>> make_scripted_backend(const std::string& file,
                                                             std::size_t chunk_bytes) {
-  auto text = detail::read_text_file(file, "the script");
+  auto text = read_text_file(file, "the script");
   if (!text) return tl::unexpected(text.error());
   auto completions = split_script(*text, file);
   if (!completions) return tl::unexpected(completions.error());

@@ -1,6 +1,5 @@
 // Config: the compiled-in defaults from configs/, with a user's file laid over them.
 #include "default_config.hpp"
-#include "text_file.hpp"
 #include "warren/orchestrator/orchestrator.hpp"
 
 namespace warren::orchestrator {
@@ -77,7 +76,7 @@ Result<Config> Config::load(const std::string& file) {
   c.tools = *tools;
   c.system_prompt = detail::kDefaultSystemPrompt;
   if (!file.empty()) {
-    auto text = detail::read_text_file(file, "the config");
+    auto text = read_text_file(file, "the config");
     if (!text) return tl::unexpected(text.error());
     auto over = parse(*text, file);
     if (!over) return tl::unexpected(over.error());

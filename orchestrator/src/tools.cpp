@@ -1,7 +1,5 @@
 // ToolBox: dispatch, the shell-backed tools, and running one step's calls.
 #include "tools.hpp"
-#include "run_all.hpp"
-#include "shell_quote.hpp"
 
 namespace warren::orchestrator::detail {
 

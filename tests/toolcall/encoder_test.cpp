@@ -77,6 +77,33 @@ TEST(OfficialVectors, FirstAssistantTurnOfVector1ParsesBack) {
   EXPECT_TRUE(final_turn.tool_calls.empty());
 }
 
+TEST(OfficialVectors, ACompletionRendersAsTheAssistantTurnOfVector1) {
+  // What a scripted model answers with is the turn as the prompt holds it, up to its end of
+  // sentence, and parses back to the same call.
+  const std::string prompt = read_file(data_path("test_output_1.txt"));
+  const std::string open = "<｜Assistant｜><think>";
+  const std::size_t start = prompt.find(open) + open.size();
+  const std::size_t end = prompt.find("<｜end▁of▁sentence｜>", start);
+  Message turn{.role = Role::Assistant};
+  turn.reasoning_content =
+      "The user wants to know the weather in Beijing. I should use the get_weather tool.";
+  turn.tool_calls.push_back(
+      {"call_1", "get_weather", R"({"location":"Beijing","unit":"celsius"})"});
+  const auto rendered = make_codec(Format::V4)->render_completion(turn);
+  ASSERT_TRUE(rendered) << rendered.error().message;
+  EXPECT_EQ(*rendered, prompt.substr(start, end - start));
+  const auto back = testing::must_parse(*rendered, testing::options(Mode::Thinking));
+  ASSERT_EQ(back.tool_calls.size(), 1u);
+  EXPECT_EQ(back.tool_calls[0].arguments, R"({"location": "Beijing", "unit": "celsius"})");
+
+  turn.tool_calls = {{"", "submit", "{}"}};  // a call without arguments parses back too
+  const auto submit = make_codec(Format::V4)->render_completion(turn);
+  ASSERT_TRUE(submit);
+  const auto parsed = testing::must_parse(*submit, testing::options(Mode::Thinking));
+  ASSERT_EQ(parsed.tool_calls.size(), 1u);
+  EXPECT_EQ(parsed.tool_calls[0].name, "submit");
+}
+
 TEST(Encoder, RequestToolsWithoutSystemMessageInsertEmptySystemFirst) {
   const std::string prompt = encode_json(R"({
     "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],

@@ -26,6 +26,9 @@ class V4Codec final : public Codec {
                                             EventSink& sink) const override {
     return detail::make_dsml_parser(kV4Dialect, options, sink);
   }
+  Result<std::string> render_completion(const Message& assistant) const override {
+    return detail::encode_v4_completion(assistant);
+  }
 };
 
 }  // namespace

@@ -185,6 +185,30 @@ Result<std::string> encode_v4_tool_calls(const std::vector<ToolCall>& calls) {
   return out;
 }
 
+namespace {
+
+// What the model says in an assistant turn: its thinking (where kept), content and tool calls.
+Result<std::string> say_v4_assistant(const Message& m, bool with_thinking) {
+  std::string out;
+  if (with_thinking) {
+    out += m.reasoning_content.value_or("");
+    out += v4::kThinkEnd;
+  }
+  out += m.content;
+  if (!m.tool_calls.empty()) {
+    auto block = encode_v4_tool_calls(m.tool_calls);
+    if (!block) return tl::unexpected(block.error());
+    out += *block;
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> encode_v4_completion(const Message& assistant) {
+  return say_v4_assistant(assistant, true);
+}
+
 Result<std::string> encode_v4(const ChatRequest& request, const EncodeOptions& options) {
   const bool thinking = options.mode == Mode::Thinking;
 
@@ -248,16 +272,9 @@ Result<std::string> encode_v4(const ChatRequest& request, const EncodeOptions& o
       case Role::Assistant: {
         // The turn after a task turn is the task's answer: it has no thinking part.
         const bool after_task = i > 0 && turns[i - 1].task().has_value();
-        if (thinking && !after_task && (!drop || index > last_user)) {
-          out += m->reasoning_content.value_or("");
-          out += v4::kThinkEnd;
-        }
-        out += m->content;
-        if (!m->tool_calls.empty()) {
-          auto block = encode_v4_tool_calls(m->tool_calls);
-          if (!block) return tl::unexpected(block.error());
-          out += *block;
-        }
+        auto said = say_v4_assistant(*m, thinking && !after_task && (!drop || index > last_user));
+        if (!said) return tl::unexpected(said.error());
+        out += *said;
         if (!m->without_eos) out += v4::kEos;
         break;
       }

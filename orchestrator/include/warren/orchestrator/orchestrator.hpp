@@ -323,4 +323,19 @@ boost::asio::awaitable<Result<TaskRunResult>> run_task(TaskRunOptions options,
                                                        storage::Store& store, const Config& config,
                                                        Observer* observer);
 
+// ---------------------------------------------------------------------------------------------
+// Helpers (evaluation uses them too)
+// ---------------------------------------------------------------------------------------------
+
+// Starts every task on the caller's executor and resumes the caller once the last has ended: the
+// one way the orchestrator overlaps work (a step's tool calls on different resources, an eval's
+// workers). Exceptions in the tasks are dropped: tasks report through their own results.
+boost::asio::awaitable<void> run_all(std::vector<boost::asio::awaitable<void>> tasks);
+
+// `text` as one word for sh: single quotes, with each ' written as '\''.
+std::string shell_quote(const std::string& text);
+
+// The whole file at `path`, a config or script the operator named; `what` names it in errors.
+Result<std::string> read_text_file(const std::string& path, const std::string& what);
+
 }  // namespace warren::orchestrator

@@ -200,6 +200,10 @@ class Codec {
                                      const EncodeOptions& options) const = 0;
   virtual std::unique_ptr<StreamParser> make_parser(const ParserOptions& options,
                                                     EventSink& sink) const = 0;
+  // An assistant turn as the model writes it in thinking mode, what follows the prompt: its
+  // reasoning, content and tool calls (arguments as JSON text), without the end of sentence.
+  // A scripted model (Warren's oracle agent) answers with these.
+  virtual Result<std::string> render_completion(const Message& assistant) const = 0;
 };
 
 std::unique_ptr<Codec> make_codec(Format format);

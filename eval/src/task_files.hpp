@@ -8,9 +8,9 @@
 #include <cstdint>
 #include <string>
 
-#include "warren/orchestrator/orchestrator.hpp"
+#include "warren/eval/eval.hpp"
 
-namespace warren::orchestrator::detail {
+namespace warren::eval::detail {
 
 enum class TaskEntry { Missing, File, Directory, Other };
 
@@ -39,4 +39,4 @@ class TaskFolder {
 // Whether `relative` names something beneath its folder on its face: not absolute, no "..".
 bool plainly_beneath(const std::string& relative);
 
-}  // namespace warren::orchestrator::detail
+}  // namespace warren::eval::detail

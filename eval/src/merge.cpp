@@ -6,9 +6,9 @@
 #include <map>
 #include <optional>
 
-#include "warren/orchestrator/eval.hpp"
+#include "warren/eval/eval.hpp"
 
-namespace warren::orchestrator::eval {
+namespace warren::eval {
 
 namespace {
 
@@ -104,4 +104,4 @@ Result<std::vector<storage::RunId>> merge_databases(storage::Store& store,
   return std::vector<storage::RunId>{*target};
 }
 
-}  // namespace warren::orchestrator::eval
+}  // namespace warren::eval

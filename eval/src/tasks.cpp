@@ -8,10 +8,9 @@
 #include <filesystem>
 
 #include "task_files.hpp"
-#include "text_file.hpp"
-#include "warren/orchestrator/eval.hpp"
+#include "warren/eval/eval.hpp"
 
-namespace warren::orchestrator::eval {
+namespace warren::eval {
 
 namespace {
 
@@ -190,7 +189,7 @@ Task swe_task(const Json& instance, const fs::path& base, std::size_t index) {
 
 // A .json file (one instance or a list) or a .jsonl file (one instance per line).
 Result<std::vector<Task>> load_swe_file(const fs::path& file) {
-  auto text = detail::read_text_file(file.string(), "the instances");
+  auto text = orchestrator::read_text_file(file.string(), "the instances");
   if (!text) return tl::unexpected(text.error());
   const fs::path base = fs::absolute(file).parent_path();
   std::vector<Task> tasks;
@@ -297,4 +296,4 @@ Result<std::vector<Task>> load_suite(const std::string& path) {
   return tasks;
 }
 
-}  // namespace warren::orchestrator::eval
+}  // namespace warren::eval

@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "warren/orchestrator/eval.hpp"
+#include "warren/eval/eval.hpp"
 
-namespace warren::orchestrator::eval {
+namespace warren::eval {
 namespace {
 
 namespace fs = std::filesystem;
@@ -147,9 +147,9 @@ TEST_F(Suites, BrokenTasksAreNamedAndTheRestLoad) {
 }
 
 }  // namespace
-}  // namespace warren::orchestrator::eval
+}  // namespace warren::eval
 
-namespace warren::orchestrator::eval {
+namespace warren::eval {
 namespace {
 
 // The unbiased estimator: 1 - C(n-c, k) / C(n, k).
@@ -164,4 +164,4 @@ TEST(PassAtK, MatchesTheBinomialFormula) {
 }
 
 }  // namespace
-}  // namespace warren::orchestrator::eval
+}  // namespace warren::eval

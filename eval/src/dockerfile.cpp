@@ -5,9 +5,9 @@
 #include <sstream>
 
 #include "task_files.hpp"
-#include "warren/orchestrator/eval.hpp"
+#include "warren/eval/eval.hpp"
 
-namespace warren::orchestrator::eval {
+namespace warren::eval {
 
 namespace {
 
@@ -188,4 +188,4 @@ Result<Environment> read_dockerfile(const std::string& task_dir, const std::stri
   return e;
 }
 
-}  // namespace warren::orchestrator::eval
+}  // namespace warren::eval

@@ -1,4 +1,7 @@
-#include "run_all.hpp"
+// Helpers the orchestrator shares with evaluation (orchestrator.hpp, "Helpers").
+#include <fstream>
+#include <sstream>
+#include <utility>  // before Asio 1.74, which uses std::exchange without it
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -6,7 +9,9 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-namespace warren::orchestrator::detail {
+#include "warren/orchestrator/orchestrator.hpp"
+
+namespace warren::orchestrator {
 
 boost::asio::awaitable<void> run_all(std::vector<boost::asio::awaitable<void>> tasks) {
   auto executor = co_await boost::asio::this_coro::executor;
@@ -24,4 +29,18 @@ boost::asio::awaitable<void> run_all(std::vector<boost::asio::awaitable<void>> t
   }
 }
 
-}  // namespace warren::orchestrator::detail
+std::string shell_quote(const std::string& text) {
+  std::string quoted = "'";
+  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+Result<std::string> read_text_file(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return tl::unexpected(Error{"cannot read " + what + " " + path});
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace warren::orchestrator

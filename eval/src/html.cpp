@@ -3,9 +3,9 @@
 #include <cmath>
 #include <cstdio>
 
-#include "warren/orchestrator/eval.hpp"
+#include "warren/eval/eval.hpp"
 
-namespace warren::orchestrator::eval {
+namespace warren::eval {
 
 namespace {
 
@@ -157,4 +157,4 @@ svg .bar { fill: #3b6fd8; } svg .track { fill: #eef1f7; } svg .label { font-size
   return html;
 }
 
-}  // namespace warren::orchestrator::eval
+}  // namespace warren::eval

@@ -10,9 +10,9 @@
 
 #include "host_probe.hpp"
 #include "nlohmann/json.hpp"
-#include "warren/orchestrator/eval.hpp"
+#include "warren/eval/eval.hpp"
 
-namespace warren::orchestrator::eval {
+namespace warren::eval {
 namespace {
 
 namespace fs = std::filesystem;
@@ -283,4 +283,4 @@ TEST_F(Trials, ATaskThatNeedsAnImageIsAnEnvironmentError) {
 }
 
 }  // namespace
-}  // namespace warren::orchestrator::eval
+}  // namespace warren::eval

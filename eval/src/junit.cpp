@@ -7,9 +7,9 @@
 #include <boost/property_tree/xml_parser.hpp>
 #include <sstream>
 
-#include "warren/orchestrator/eval.hpp"
+#include "warren/eval/eval.hpp"
 
-namespace warren::orchestrator::eval {
+namespace warren::eval {
 
 namespace {
 
@@ -91,4 +91,4 @@ std::optional<std::vector<TestResult>> parse_junit_report(const std::string& xml
   return results;
 }
 
-}  // namespace warren::orchestrator::eval
+}  // namespace warren::eval

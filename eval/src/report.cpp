@@ -4,9 +4,9 @@
 #include <cmath>
 #include <map>
 
-#include "warren/orchestrator/eval.hpp"
+#include "warren/eval/eval.hpp"
 
-namespace warren::orchestrator::eval {
+namespace warren::eval {
 
 namespace {
 
@@ -173,4 +173,4 @@ Result<Json> eval_report(const storage::Store& store, storage::RunId id) {
       {"tasks", out_tasks}};
 }
 
-}  // namespace warren::orchestrator::eval
+}  // namespace warren::eval

@@ -9,10 +9,9 @@
 #include <map>
 #include <utility>  // before Asio 1.74, which uses std::exchange without it
 
-#include "run_all.hpp"
-#include "warren/orchestrator/eval.hpp"
+#include "warren/eval/eval.hpp"
 
-namespace warren::orchestrator::eval {
+namespace warren::eval {
 
 namespace {
 
@@ -172,10 +171,10 @@ boost::asio::awaitable<Result<EvalResult>> run_eval(
   std::vector<boost::asio::awaitable<void>> tasks;
   for (int i = 0; i < workers; ++i)
     tasks.push_back(worker(work, o, runtime, store, config, on_progress, run));
-  co_await detail::run_all(std::move(tasks));
+  co_await orchestrator::run_all(std::move(tasks));
   if (auto done = store.finish_run(run); !done)
     co_return tl::unexpected(Error{done.error().message});
   co_return std::move(work.result);
 }
 
-}  // namespace warren::orchestrator::eval
+}  // namespace warren::eval

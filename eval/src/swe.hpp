@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "warren/orchestrator/eval.hpp"
+#include "warren/eval/eval.hpp"
 
-namespace warren::orchestrator::eval::detail {
+namespace warren::eval::detail {
 
 // Puts the checkout at the base commit, clean.
 std::string swe_setup_command(const Task& task);
@@ -27,4 +27,4 @@ std::string swe_prediction(const std::string& output);
 // did not.
 bool swe_resolved(const Task& task, const std::vector<TestResult>& results, std::string& message);
 
-}  // namespace warren::orchestrator::eval::detail
+}  // namespace warren::eval::detail

@@ -1,11 +1,9 @@
-#include "eval_swe.hpp"
+#include "swe.hpp"
 
 #include <map>
 #include <set>
 
-#include "shell_quote.hpp"
-
-namespace warren::orchestrator::eval::detail {
+namespace warren::eval::detail {
 
 namespace {
 
@@ -51,7 +49,7 @@ std::string swe_grading_command(const Task& task) {
     for (const std::string& id : *ids) files.insert(id.substr(0, id.find("::")));
   std::string s;  // built with appends: GCC 12 warns falsely on long literal + string chains
   s += "cd ";
-  s += orchestrator::detail::shell_quote(task.environment.workdir);
+  s += orchestrator::shell_quote(task.environment.workdir);
   s += "\nscratch=$(mktemp -d)\n";
   // The prediction: everything the agent changed against the base commit, new files included.
   s += "GIT_INDEX_FILE=$scratch/index git add -A >/dev/null 2>&1\n";
@@ -78,7 +76,7 @@ std::string swe_grading_command(const Task& task) {
   s += task.swe.test_command;
   for (const std::string& f : files) {
     s += ' ';
-    s += orchestrator::detail::shell_quote(f);
+    s += orchestrator::shell_quote(f);
   }
   s += '\n';
   return s;
@@ -110,4 +108,4 @@ bool swe_resolved(const Task& task, const std::vector<TestResult>& results, std:
   return true;
 }
 
-}  // namespace warren::orchestrator::eval::detail
+}  // namespace warren::eval::detail

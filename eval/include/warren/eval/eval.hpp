@@ -1,4 +1,4 @@
-// warren/orchestrator/eval: batch evaluation over task suites (Terminal-Bench, Harbor,
+// warren/eval: batch evaluation over task suites (Terminal-Bench, Harbor,
 // SWE-bench style), without Docker. Formats: docs/eval-formats.md and docs/harness.md.
 #pragma once
 
@@ -11,7 +11,16 @@
 
 #include "warren/orchestrator/orchestrator.hpp"
 
-namespace warren::orchestrator::eval {
+namespace warren::eval {
+
+// The orchestrator's vocabulary: an evaluation runs its agent and speaks its errors.
+using orchestrator::AgentOutcome;
+using orchestrator::AgentSettings;
+using orchestrator::Config;
+using orchestrator::Error;
+using orchestrator::Json;
+using orchestrator::ModelConfig;
+using orchestrator::Result;
 
 enum class TaskFormat { TerminalBench, Harbor, SweBench };
 std::string to_string(TaskFormat format);
@@ -124,6 +133,10 @@ struct TrialReport {
   std::optional<double> reward;  // Harbor
   double total_ms = 0;
   double harness_ms = 0;  // the trial less the task's own commands (agent tools, the tests)
+  // Records the store could not write (an artifact, the trial's end): the result above stands,
+  // the database lacks them. The first one's reason.
+  int record_errors = 0;
+  std::string record_error;
 };
 
 // One attempt at one task: its environment, the agent, then grading in a fresh sandbox that
@@ -184,4 +197,4 @@ Result<std::vector<storage::RunId>> merge_databases(storage::Store& store,
 // pass@k over n attempts of which c resolved: 1 - C(n-c, k) / C(n, k) (the unbiased estimator).
 double pass_at_k(int n, int c, int k);
 
-}  // namespace warren::orchestrator::eval
+}  // namespace warren::eval

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <filesystem>
 
-namespace warren::orchestrator::detail {
+namespace warren::eval::detail {
 
 namespace {
 
@@ -93,4 +93,4 @@ Result<std::string> TaskFolder::read(const std::string& relative, const std::str
   return data;
 }
 
-}  // namespace warren::orchestrator::detail
+}  // namespace warren::eval::detail
