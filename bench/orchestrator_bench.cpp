@@ -94,7 +94,7 @@ class Overheads final : public Observer {
 boost::asio::awaitable<void> one_session(AgentContext& context, storage::TrialId trial,
                                          int& submitted) {
   AgentOutcome outcome = co_await run_agent(context, trial);
-  if (outcome.exit_status == "submitted") ++submitted;
+  if (outcome.exit_status == ExitStatus::Submitted) ++submitted;
 }
 
 // One session of 200 steps; the counters are the loop's own time per step (building the request,

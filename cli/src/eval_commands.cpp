@@ -55,7 +55,8 @@ class Progress {
       if (p.done == p.total && !p.running) std::cerr << "\n";
     } else if (finished) {
       std::cerr << line << "  " << printable(finished->task) << " #" << finished->attempt << ": "
-                << (finished->resolved ? "resolved" : finished->failure_mode) << "\n";
+                << (finished->resolved ? "resolved" : ev::to_string(finished->failure_mode))
+                << "\n";
     }
   }
 
@@ -193,7 +194,9 @@ int eval_command(const EvalFlags& f) {
   o.concurrency = f.concurrency;
   if (!parse_shard(s.shard, o.shard, o.shards))
     return fail("eval", "--shard wants I/N with 0 <= I < N, not " + s.shard);
-  o.settings.agent = s.agent;
+  const auto agent = ev::agent_kind(s.agent);  // a resumed run's is read from its database
+  if (!agent) return fail("eval", "unknown agent \"" + s.agent + "\" (oracle, nop or model)");
+  o.settings.agent = *agent;
   o.settings.timeout_multiplier = s.timeout_multiplier;
   o.settings.rootfs = s.rootfs;
   o.settings.workspaces = orch::workspaces_folder(f.db);

@@ -114,7 +114,8 @@ orch::Result<orch::TaskRunOptions> task_options(const RunFlags& f, const orch::C
   o.repo = stored.repo;
   o.task = stored.task;
   if (!stored.script.empty()) {
-    o.model = orch::ModelConfig{.name = "scripted", .backend = "scripted", .script = stored.script};
+    o.model = orch::ModelConfig{
+        .name = "scripted", .backend = orch::BackendKind::Scripted, .script = stored.script};
   } else {
     auto model = config.model(stored.model);
     if (!model) return tl::unexpected(model.error());
@@ -149,7 +150,7 @@ orch::Result<orch::TaskRunOptions> task_options(const RunFlags& f, const orch::C
 Json result_json(const orch::TaskRunResult& r) {
   return {{"run", r.run},
           {"trial", r.trial},
-          {"exit_status", r.outcome.exit_status},
+          {"exit_status", orch::to_string(r.outcome.exit_status)},
           {"message", r.outcome.message},
           {"steps", r.outcome.steps},
           {"prompt_tokens", r.outcome.usage.prompt_tokens},
@@ -221,16 +222,16 @@ int run_command(const RunFlags& f) {
   if (f.json) {
     write_stdout(result_json(r).dump(2) + "\n");
   } else {
-    std::cerr << r.outcome.exit_status
+    std::cerr << orch::to_string(r.outcome.exit_status)
               << (r.outcome.message.empty() ? "" : ": " + r.outcome.message) << " after "
               << r.outcome.steps << " steps, "
               << tokens_text(r.outcome.usage.prompt_tokens + r.outcome.usage.completion_tokens)
               << " tokens, " << dollars(r.outcome.cost_usd) << "  (run " << r.run << ")\n";
-    if (r.outcome.exit_status == "cancelled")
+    if (r.outcome.exit_status == orch::ExitStatus::Cancelled)
       std::cerr << "warren run --resume " << r.run << " --db " << f.db << " continues it\n";
     if (f.patch_out.empty()) write_stdout(r.patch);
   }
-  return r.outcome.exit_status == "submitted" ? 0 : 1;
+  return r.outcome.exit_status == orch::ExitStatus::Submitted ? 0 : 1;
 }
 
 }  // namespace

@@ -37,8 +37,9 @@ int default_concurrency(const sandbox::Limits& limits, std::size_t tasks) {
 
 Json settings_json(const EvalOptions& o) {
   return {{"suite", o.suite},
-          {"agent", o.settings.agent},
-          {"model", o.settings.agent == "model" ? o.settings.model.name : o.settings.agent},
+          {"agent", to_string(o.settings.agent)},
+          {"model", o.settings.agent == AgentKind::Model ? o.settings.model.name
+                                                         : to_string(o.settings.agent)},
           {"attempts", o.attempts},
           {"filter", o.filter},
           {"shard", std::to_string(o.shard) + "/" + std::to_string(o.shards)},

@@ -254,6 +254,46 @@ Task load_task(const fs::path& dir) {
 
 }  // namespace
 
+std::string to_string(AgentKind kind) {
+  switch (kind) {
+    case AgentKind::Oracle:
+      return "oracle";
+    case AgentKind::Nop:
+      return "nop";
+    case AgentKind::Model:
+      return "model";
+  }
+  return "unknown";
+}
+
+std::optional<AgentKind> agent_kind(const std::string& name) {
+  for (AgentKind kind : {AgentKind::Oracle, AgentKind::Nop, AgentKind::Model})
+    if (to_string(kind) == name) return kind;
+  return std::nullopt;
+}
+
+std::string to_string(FailureMode mode) {
+  switch (mode) {
+    case FailureMode::None:
+      return "";
+    case FailureMode::AgentTimeout:
+      return "agent_timeout";
+    case FailureMode::TestTimeout:
+      return "test_timeout";
+    case FailureMode::TestFailed:
+      return "test_failed";
+    case FailureMode::EnvironmentError:
+      return "environment_error";
+    case FailureMode::FormatError:
+      return "format_error";
+    case FailureMode::ApiError:
+      return "api_error";
+    case FailureMode::AgentError:
+      return "agent_error";
+  }
+  return "unknown";
+}
+
 std::string to_string(TaskFormat format) {
   switch (format) {
     case TaskFormat::Harbor:

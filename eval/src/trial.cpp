@@ -171,14 +171,26 @@ std::optional<std::vector<TestResult>> read_test_report(const fs::path& results_
   return parse_junit_report(*xml);
 }
 
-std::string failure_of(const AgentOutcome& a) {
-  if (a.exit_status == "submitted" || a.exit_status == "exit_steps" || a.exit_status == "exit_cost")
-    return "";  // the agent ended normally or ran out of budget: the tests decide
-  if (a.exit_status == "exit_time") return "agent_timeout";
-  if (a.exit_status == "exit_format") return "format_error";
-  if (a.exit_status == "exit_api") return "api_error";
-  if (a.exit_status == "exit_environment") return "environment_error";
-  return "agent_error";
+FailureMode failure_of(const AgentOutcome& a) {
+  using orchestrator::ExitStatus;
+  switch (a.exit_status) {
+    case ExitStatus::Submitted:
+    case ExitStatus::ExitSteps:
+    case ExitStatus::ExitCost:
+      return FailureMode::None;  // the agent ended normally or ran out of budget: the tests decide
+    case ExitStatus::ExitTime:
+      return FailureMode::AgentTimeout;
+    case ExitStatus::ExitFormat:
+      return FailureMode::FormatError;
+    case ExitStatus::ExitApi:
+      return FailureMode::ApiError;
+    case ExitStatus::ExitEnvironment:
+      return FailureMode::EnvironmentError;
+    case ExitStatus::ExitContext:
+    case ExitStatus::Cancelled:
+      break;
+  }
+  return FailureMode::AgentError;
 }
 
 // Counts the time the agent's tools ran (the task's own commands, not the harness's).
@@ -194,8 +206,8 @@ struct TrialClock {
   Clock::time_point started = Clock::now();
   double task_ms = 0;
   double harness_ms() const { return ms_since(started) - task_ms; }
-  TrialReport finish(TrialReport& report, std::string failure, std::string message) const {
-    report.failure_mode = std::move(failure);
+  TrialReport finish(TrialReport& report, FailureMode failure, std::string message) const {
+    report.failure_mode = failure;
     report.message = std::move(message);
     report.total_ms = ms_since(started);
     report.harness_ms = report.total_ms - task_ms;
@@ -265,14 +277,14 @@ struct TrialPlace {
 // does nothing (nop), or a real one.
 boost::asio::awaitable<Result<std::unique_ptr<ModelBackend>>> make_agent(
     const Task& task, const EvalSettings& settings) {
-  if (settings.agent == "oracle") {
+  if (settings.agent == AgentKind::Oracle) {
     const std::string script =
         task.format == TaskFormat::SweBench ? detail::swe_oracle_script(task) : task.solution;
     co_return orchestrator::make_scripted_backend_from(
         {bash_call_completion("Run the reference solution.", script),
          submit_completion("The solution has run.")});
   }
-  if (settings.agent == "nop")
+  if (settings.agent == AgentKind::Nop)
     co_return orchestrator::make_scripted_backend_from({submit_completion("Doing nothing.")});
   co_return orchestrator::make_backend(settings.model, co_await boost::asio::this_coro::executor);
 }
@@ -350,7 +362,7 @@ boost::asio::awaitable<Grading> grade(const Task& task, const EvalSettings& sett
 }
 
 struct Verdict {
-  std::string failure;  // "" when resolved (TrialReport::failure_mode)
+  FailureMode failure = FailureMode::None;
   std::string message;
 };
 
@@ -360,9 +372,9 @@ Verdict judge(const Task& task, const Grading& graded, const fs::path& verifier_
               TrialReport& report) {
   Verdict v{failure_of(report.agent), report.agent.message};
   if (!graded.problem.empty()) {
-    v = {"environment_error", graded.problem};
+    v = {FailureMode::EnvironmentError, graded.problem};
   } else if (graded.result.timed_out) {
-    if (v.failure.empty()) v.failure = "test_timeout";
+    if (v.failure == FailureMode::None) v.failure = FailureMode::TestTimeout;
   } else if (task.format == TaskFormat::SweBench) {
     // A test command that is not pytest writes no report: its summary is read from the output,
     // as the SWE-bench harness reads it.
@@ -372,24 +384,26 @@ Verdict judge(const Task& task, const Grading& graded, const fs::path& verifier_
     if (tests) report.tests = *tests;
     std::string why;
     report.resolved = tests && detail::swe_resolved(task, *tests, why);
-    if (!report.resolved && v.failure.empty())
+    if (!report.resolved && v.failure == FailureMode::None)
       v.message = tests ? why : "the tests wrote no report (pytest's junit.xml)";
   } else if (task.format == TaskFormat::Harbor) {
     report.reward = read_reward(verifier_dir);
     report.resolved = report.reward && *report.reward >= 1.0;
-    if (!report.reward && v.failure.empty()) v = {"test_failed", "the verifier wrote no reward"};
+    if (!report.reward && v.failure == FailureMode::None)
+      v = {FailureMode::TestFailed, "the verifier wrote no reward"};
   } else {
     auto tests = read_test_report(verifier_dir);
     if (tests) report.tests = *tests;
     report.resolved =
         tests && !tests->empty() &&
         std::all_of(tests->begin(), tests->end(), [](const TestResult& t) { return t.passed(); });
-    if (!tests && v.failure.empty()) v.message = "the tests wrote no report (pytest's junit.xml)";
+    if (!tests && v.failure == FailureMode::None)
+      v.message = "the tests wrote no report (pytest's junit.xml)";
   }
   if (report.resolved)
-    v.failure.clear();
-  else if (v.failure.empty())
-    v.failure = "test_failed";
+    v.failure = FailureMode::None;
+  else if (v.failure == FailureMode::None)
+    v.failure = FailureMode::TestFailed;
   return v;
 }
 
@@ -443,11 +457,12 @@ boost::asio::awaitable<TrialReport> run_trial(const Task& task, int attempt,
   TrialReport report{.task = task.name, .attempt = attempt};
   storage::Trial trial{.run = run, .task = task_id, .attempt = attempt};
   trial.prompt = orchestrator::initial_prompt(config, task.instruction);
-  trial.info = {{"agent", settings.agent},
-                {"model", settings.agent == "model" ? settings.model.name : settings.agent}};
+  trial.info = {{"agent", to_string(settings.agent)},
+                {"model", settings.agent == AgentKind::Model ? settings.model.name
+                                                             : to_string(settings.agent)}};
   auto trial_id = co_await store.async_start_trial(std::move(trial));
   if (!trial_id) {
-    report.failure_mode = "environment_error";
+    report.failure_mode = FailureMode::EnvironmentError;
     report.message = "recording the trial: " + trial_id.error().message;
     co_return report;
   }
@@ -473,13 +488,13 @@ boost::asio::awaitable<TrialReport> run_trial(const Task& task, int attempt,
       problem = started.error().message;
   }
   if (!problem.empty()) {
-    storage::TrialEnd end{.exit_status = "exit_environment",
+    storage::TrialEnd end{.exit_status = to_string(orchestrator::ExitStatus::ExitEnvironment),
                           .resolved = false,
-                          .failure_mode = "environment_error",
+                          .failure_mode = to_string(FailureMode::EnvironmentError),
                           .info = {{"message", problem}}};
     const auto recorded = co_await store.async_finish_trial(report.trial, std::move(end));
     count(recorded, report);
-    co_return clock.finish(report, "environment_error", problem);
+    co_return clock.finish(report, FailureMode::EnvironmentError, problem);
   }
 
   // 2. The agent.
@@ -506,9 +521,9 @@ boost::asio::awaitable<TrialReport> run_trial(const Task& task, int attempt,
   Json tests = Json::array();
   for (const TestResult& t : report.tests)
     tests.push_back({{"name", t.name}, {"status", t.status}});
-  storage::TrialEnd end{.exit_status = report.agent.exit_status,
+  storage::TrialEnd end{.exit_status = to_string(report.agent.exit_status),
                         .resolved = report.resolved,
-                        .failure_mode = verdict.failure,
+                        .failure_mode = to_string(verdict.failure),
                         .info = {{"tests", tests}, {"message", verdict.message}}};
   if (report.reward) end.info["reward"] = *report.reward;
   // The harness's share so far (the last record and the snapshot's removal follow).

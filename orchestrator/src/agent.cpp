@@ -7,6 +7,30 @@
 
 namespace warren::orchestrator {
 
+std::string to_string(ExitStatus status) {
+  switch (status) {
+    case ExitStatus::Submitted:
+      return "submitted";
+    case ExitStatus::ExitSteps:
+      return "exit_steps";
+    case ExitStatus::ExitCost:
+      return "exit_cost";
+    case ExitStatus::ExitTime:
+      return "exit_time";
+    case ExitStatus::ExitContext:
+      return "exit_context";
+    case ExitStatus::ExitFormat:
+      return "exit_format";
+    case ExitStatus::ExitApi:
+      return "exit_api";
+    case ExitStatus::ExitEnvironment:
+      return "exit_environment";
+    case ExitStatus::Cancelled:
+      return "cancelled";
+  }
+  return "unknown";
+}
+
 namespace {
 
 using detail::Conversation;
@@ -34,8 +58,8 @@ struct Tally {
   }
   std::int64_t tokens() const { return usage.prompt_tokens + usage.completion_tokens; }
 
-  AgentOutcome end(std::string status, std::string message = "") const {
-    return AgentOutcome{std::move(status), std::move(message), steps, usage, cost_usd};
+  AgentOutcome end(ExitStatus status, std::string message = "") const {
+    return AgentOutcome{status, std::move(message), steps, usage, cost_usd};
   }
 };
 
@@ -43,18 +67,18 @@ struct Tally {
 std::optional<AgentOutcome> limit_reached(const AgentContext& ctx, const Tally& tally,
                                           std::chrono::steady_clock::time_point started) {
   const Limits& limits = ctx.settings.limits;
-  if (ctx.cancelled && *ctx.cancelled) return tally.end("cancelled", "cancelled");
+  if (ctx.cancelled && *ctx.cancelled) return tally.end(ExitStatus::Cancelled, "cancelled");
   if (tally.steps >= limits.max_steps)
-    return tally.end("exit_steps",
+    return tally.end(ExitStatus::ExitSteps,
                      "reached the limit of " + std::to_string(limits.max_steps) + " steps");
   if (limits.max_cost_usd > 0 && tally.cost_usd >= limits.max_cost_usd)
-    return tally.end("exit_cost",
+    return tally.end(ExitStatus::ExitCost,
                      "reached the cost limit of $" + std::to_string(limits.max_cost_usd));
   if (limits.max_tokens > 0 && tally.tokens() >= limits.max_tokens)
-    return tally.end("exit_cost",
+    return tally.end(ExitStatus::ExitCost,
                      "reached the limit of " + std::to_string(limits.max_tokens) + " tokens");
   if (limits.timeout.count() > 0 && std::chrono::steady_clock::now() - started >= limits.timeout)
-    return tally.end("exit_time",
+    return tally.end(ExitStatus::ExitTime,
                      "reached the time limit of " + std::to_string(limits.timeout.count()) + " s");
   return std::nullopt;
 }
@@ -106,11 +130,11 @@ Json initial_prompt(const Config& config, const std::string& task) {
 boost::asio::awaitable<AgentOutcome> run_agent(AgentContext& ctx, storage::TrialId trial_id) {
   Tally tally;
   auto trial = ctx.store.load_trial(trial_id);
-  if (!trial) co_return tally.end("exit_environment", trial.error().message);
+  if (!trial) co_return tally.end(ExitStatus::ExitEnvironment, trial.error().message);
   auto conversation = Conversation::from_prompt(trial->prompt);
-  if (!conversation) co_return tally.end("exit_environment", conversation.error().message);
+  if (!conversation) co_return tally.end(ExitStatus::ExitEnvironment, conversation.error().message);
   auto recorded = ctx.store.load_steps(trial_id);  // a resumed trial goes on after these
-  if (!recorded) co_return tally.end("exit_environment", recorded.error().message);
+  if (!recorded) co_return tally.end(ExitStatus::ExitEnvironment, recorded.error().message);
   for (const storage::Step& step : *recorded) {
     conversation->add_step(step);
     tally.add(step);
@@ -131,7 +155,8 @@ boost::asio::awaitable<AgentOutcome> run_agent(AgentContext& ctx, storage::Trial
     auto room =
         conversation->make_room(ctx.settings.context_window, ctx.settings.max_output_tokens);
     if (!room)
-      co_return tally.end("exit_context", "the conversation no longer fits the context window");
+      co_return tally.end(ExitStatus::ExitContext,
+                          "the conversation no longer fits the context window");
     if (*room > 0) note = "elided " + std::to_string(*room) + " old outputs";
 
     // Ask the model.
@@ -145,7 +170,8 @@ boost::asio::awaitable<AgentOutcome> run_agent(AgentContext& ctx, storage::Trial
                                     step.model_calls, ctx.observer, deadline, out_of_time);
     times.model_ms = ms_between(asked, Clock::now());
     if (!reply)
-      co_return tally.end(out_of_time ? "exit_time" : "exit_api", step.model_calls.back().error);
+      co_return tally.end(out_of_time ? ExitStatus::ExitTime : ExitStatus::ExitApi,
+                          step.model_calls.back().error);
     conversation->calibrate(reply->usage.prompt_tokens);
     step.content = reply->content;
     step.reasoning_content = reply->reasoning_content;
@@ -179,13 +205,15 @@ boost::asio::awaitable<AgentOutcome> run_agent(AgentContext& ctx, storage::Trial
     conversation->add_step(step);
     tally.add(step);
     auto saved = co_await ctx.store.async_append_step(step);
-    if (!saved) co_return tally.end("exit_environment", "recording step: " + saved.error().message);
+    if (!saved)
+      co_return tally.end(ExitStatus::ExitEnvironment, "recording step: " + saved.error().message);
     report(ctx, step, tally, note, times);
 
-    if (environment_failed) co_return tally.end("exit_environment", "the tools' environment ended");
-    if (submitted) co_return tally.end("submitted");
+    if (environment_failed)
+      co_return tally.end(ExitStatus::ExitEnvironment, "the tools' environment ended");
+    if (submitted) co_return tally.end(ExitStatus::Submitted);
     if (tally.format_errors >= ctx.settings.limits.max_format_errors)
-      co_return tally.end("exit_format",
+      co_return tally.end(ExitStatus::ExitFormat,
                           std::to_string(tally.format_errors) + " answers in a row called no tool");
   }
 }

@@ -154,7 +154,7 @@ class Assembly {
 class AnthropicBackend final : public HostedBackend {
  public:
   using HostedBackend::HostedBackend;
-  std::string backend() const override { return "anthropic"; }
+  BackendKind backend() const override { return BackendKind::Anthropic; }
 
   boost::asio::awaitable<ModelResult> complete(ModelRequest request) override {
     Headers headers{{"anthropic-version", kApiVersion}};

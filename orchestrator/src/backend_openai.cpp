@@ -138,7 +138,7 @@ class Assembly {
 class OpenAiBackend final : public HostedBackend {
  public:
   using HostedBackend::HostedBackend;
-  std::string backend() const override { return "openai"; }
+  BackendKind backend() const override { return BackendKind::OpenAi; }
 
   boost::asio::awaitable<ModelResult> complete(ModelRequest request) override {
     Headers headers{};

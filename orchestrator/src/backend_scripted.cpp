@@ -36,7 +36,7 @@ class ScriptedBackend final : public ModelBackend {
         chunk_bytes_(chunk_bytes),
         codec_(toolcall::make_codec(toolcall::Format::V4)) {}
 
-  std::string backend() const override { return "scripted"; }
+  BackendKind backend() const override { return BackendKind::Scripted; }
   std::string model() const override { return "scripted"; }
   void skip_answers(int answers) override { next_ += static_cast<std::size_t>(answers); }
 

@@ -61,7 +61,7 @@ void check_calls(std::vector<toolcall::ParsedToolCall>& calls, const std::vector
 
 Result<std::unique_ptr<ModelBackend>> make_backend(const ModelConfig& config,
                                                    boost::asio::any_io_executor executor) {
-  if (config.backend == "scripted") {
+  if (config.backend == BackendKind::Scripted) {
     if (config.script.empty()) return tl::unexpected(Error{"model " + config.name + ": no script"});
     return make_scripted_backend(config.script);
   }
@@ -80,7 +80,7 @@ Result<std::unique_ptr<ModelBackend>> make_backend(const ModelConfig& config,
   auto endpoint = detail::parse_base_url(config.base_url);
   if (!endpoint)
     return tl::unexpected(Error{"model " + config.name + ": " + endpoint.error().message});
-  if (config.backend == "openai")
+  if (config.backend == BackendKind::OpenAi)
     return detail::make_openai_backend(config, *endpoint, std::move(key), std::move(executor));
   return detail::make_anthropic_backend(config, *endpoint, std::move(key), std::move(executor));
 }

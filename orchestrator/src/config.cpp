@@ -18,7 +18,12 @@ Result<ModelConfig> model_from(const std::string& name, const Json& entry) {
   ModelConfig m;
   m.name = name;
   try {
-    m.backend = entry.at("backend").get<std::string>();
+    const std::string backend = entry.at("backend").get<std::string>();
+    const auto kind = backend_kind(backend);
+    if (!kind)
+      return tl::unexpected(Error{"model " + name + ": backend \"" + backend +
+                                  "\" is not one of openai, anthropic, scripted"});
+    m.backend = *kind;
     m.base_url = entry.value("base_url", "");
     m.model = entry.value("model", name);
     m.api_key_env = entry.value("api_key_env", "");
@@ -31,10 +36,7 @@ Result<ModelConfig> model_from(const std::string& name, const Json& entry) {
   } catch (const Json::exception& e) {
     return tl::unexpected(Error{"model " + name + ": " + e.what()});
   }
-  if (m.backend != "openai" && m.backend != "anthropic" && m.backend != "scripted")
-    return tl::unexpected(Error{"model " + name + ": backend \"" + m.backend +
-                                "\" is not one of openai, anthropic, scripted"});
-  if (m.backend != "scripted" && m.base_url.empty())
+  if (m.backend != BackendKind::Scripted && m.base_url.empty())
     return tl::unexpected(Error{"model " + name + ": no base_url"});
   if (m.context_window <= 0 || m.max_output_tokens <= 0)
     return tl::unexpected(
@@ -43,6 +45,24 @@ Result<ModelConfig> model_from(const std::string& name, const Json& entry) {
 }
 
 }  // namespace
+
+std::string to_string(BackendKind kind) {
+  switch (kind) {
+    case BackendKind::OpenAi:
+      return "openai";
+    case BackendKind::Anthropic:
+      return "anthropic";
+    case BackendKind::Scripted:
+      return "scripted";
+  }
+  return "unknown";
+}
+
+std::optional<BackendKind> backend_kind(const std::string& name) {
+  for (BackendKind kind : {BackendKind::OpenAi, BackendKind::Anthropic, BackendKind::Scripted})
+    if (to_string(kind) == name) return kind;
+  return std::nullopt;
+}
 
 Result<Thinking> parse_thinking(const std::string& text) {
   if (text == "off") return Thinking::Off;

@@ -48,7 +48,7 @@ std::string describe(const ModelFailure& f) {
 Pricing::Pricing(const Config& config, const ModelBackend& backend, Observer* observer)
     : price_(config.price(backend.model())) {
   const std::string model = backend.model();
-  if (!price_ && observer && backend.backend() != "scripted")
+  if (!price_ && observer && backend.backend() != BackendKind::Scripted)
     observer->on_warning("no price for model \"" + model +
                          "\" in the price table: its cost is counted as 0");
 }
@@ -80,7 +80,7 @@ boost::asio::awaitable<ModelResult> call_model(ModelBackend& backend, ModelReque
     ModelRequest copy = request;
     ModelResult result = co_await backend.complete(std::move(copy));
     storage::ModelCall call{
-        .attempt = attempt, .backend = backend.backend(), .model = backend.model()};
+        .attempt = attempt, .backend = to_string(backend.backend()), .model = backend.model()};
     call.latency_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     if (result) {

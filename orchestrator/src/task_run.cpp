@@ -158,7 +158,7 @@ boost::asio::awaitable<Result<Started>> start_new(const TaskRunOptions& o, Model
   trial.prompt = initial_prompt(config, o.task);
   trial.info = {{"agent", "warren"},
                 {"model", o.model.name},
-                {"backend", backend.backend()},
+                {"backend", to_string(backend.backend())},
                 {"repo", fs::absolute(o.repo).string()},
                 {"tools", config.tools}};
   auto trial_id = co_await store.async_start_trial(std::move(trial));
@@ -234,14 +234,16 @@ boost::asio::awaitable<AgentOutcome> run_agent_in(const TaskRunOptions& o, const
   if (!session) {
     detail = {{"message", session.error().message}};
     co_await record_event(store, started.trial, "error", std::move(detail));
-    co_return AgentOutcome{.exit_status = "exit_environment", .message = session.error().message};
+    co_return AgentOutcome{.exit_status = ExitStatus::ExitEnvironment,
+                           .message = session.error().message};
   }
   detail = {{"workspace", started.workspace}};
   co_await record_event(store, started.trial, o.resume ? "resumed" : "started", std::move(detail));
   auto tools = make_sandbox_tools(**session, o.settings);
   AgentContext context{backend, *tools, store, config, o.settings, observer, o.cancelled};
   AgentOutcome outcome = co_await run_agent(context, started.trial);
-  detail = {{"exit_status", outcome.exit_status}, {"session_alive", (*session)->alive()}};
+  detail = {{"exit_status", to_string(outcome.exit_status)},
+            {"session_alive", (*session)->alive()}};
   session->reset();  // its background processes end before the diff is taken
   co_await record_event(store, started.trial, "stopped", std::move(detail));
   co_return outcome;
@@ -267,7 +269,7 @@ boost::asio::awaitable<Result<void>> finish(const TaskRunOptions& o, const sandb
   } else if (observer) {
     observer->on_warning(patch.error().message);
   }
-  storage::TrialEnd end{.exit_status = result.outcome.exit_status,
+  storage::TrialEnd end{.exit_status = to_string(result.outcome.exit_status),
                         .info = {{"message", result.outcome.message}}};
   if (auto finished = co_await store.async_finish_trial(result.trial, std::move(end)); !finished)
     co_return tl::unexpected(Error{finished.error().message});
@@ -339,7 +341,7 @@ boost::asio::awaitable<Result<TaskRunResult>> run_task(TaskRunOptions o, ModelBa
   result.outcome =
       co_await run_agent_in(o, *started, policy, backend, runtime, store, config, observer);
   // Cancelled (Ctrl-C): the trial stays open and its workspace kept, for --resume.
-  if (result.outcome.exit_status == "cancelled") co_return result;
+  if (result.outcome.exit_status == ExitStatus::Cancelled) co_return result;
   if (auto finished = co_await finish(o, policy, *started, result, runtime, store, observer);
       !finished)
     co_return tl::unexpected(finished.error());

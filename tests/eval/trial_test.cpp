@@ -137,7 +137,7 @@ class Trials : public ::testing::Test {
                                        .instruction = task.instruction,
                                        .metadata = {{"format", to_string(task.format)}}});
     EvalSettings settings;
-    settings.agent = agent;
+    settings.agent = *agent_kind(agent);
     settings.workspaces = (root / "state" / "trials").string();
     settings.keep_workspaces = true;  // some tests look at what the agent left
     boost::asio::io_context io;
@@ -161,9 +161,9 @@ class Trials : public ::testing::Test {
 TEST_F(Trials, TheOracleSolvesATerminalBenchTaskAndNopDoesNot) {
   const fs::path task = terminal_bench_task();
   const TrialReport oracle = trial(task, "oracle");
-  EXPECT_TRUE(oracle.resolved) << oracle.failure_mode << ": " << oracle.message;
-  EXPECT_EQ(oracle.failure_mode, "");
-  EXPECT_EQ(oracle.agent.exit_status, "submitted");
+  EXPECT_TRUE(oracle.resolved) << to_string(oracle.failure_mode) << ": " << oracle.message;
+  EXPECT_EQ(to_string(oracle.failure_mode), "");
+  EXPECT_EQ(orchestrator::to_string(oracle.agent.exit_status), "submitted");
   ASSERT_EQ(oracle.tests.size(), 2u);
   EXPECT_EQ(oracle.tests[1].name, "test_content");
   // The oracle went through the tool-call path: a recorded bash call carrying the solution.
@@ -178,7 +178,7 @@ TEST_F(Trials, TheOracleSolvesATerminalBenchTaskAndNopDoesNot) {
 
   const TrialReport nop = trial(task, "nop");
   EXPECT_FALSE(nop.resolved);
-  EXPECT_EQ(nop.failure_mode, "test_failed");
+  EXPECT_EQ(to_string(nop.failure_mode), "test_failed");
   ASSERT_EQ(nop.tests.size(), 2u);
   EXPECT_EQ(nop.tests[0].status, "FAILED");
   EXPECT_EQ((*store->load_trial(nop.trial)).failure_mode, "test_failed");
@@ -199,12 +199,12 @@ TEST_F(Trials, TheAgentNeverSeesTheTests) {
 
 TEST_F(Trials, AHarborTaskIsGradedByItsReward) {
   const TrialReport oracle = trial(harbor_task(), "oracle");
-  EXPECT_TRUE(oracle.resolved) << oracle.failure_mode << ": " << oracle.message;
+  EXPECT_TRUE(oracle.resolved) << to_string(oracle.failure_mode) << ": " << oracle.message;
   EXPECT_EQ(oracle.reward, 1.0);
   const TrialReport nop = trial(harbor_task(), "nop");
   EXPECT_FALSE(nop.resolved);
   EXPECT_EQ(nop.reward, 0.0);
-  EXPECT_EQ(nop.failure_mode, "test_failed");
+  EXPECT_EQ(to_string(nop.failure_mode), "test_failed");
 }
 
 // A SWE-bench style instance over a local git checkout: the oracle applies the gold patch, the
@@ -251,7 +251,7 @@ TEST_F(Trials, ASweBenchInstanceIsGradedLikeTheHarness) {
       0);
 
   const TrialReport oracle = trial(root / "suite" / "instances.jsonl", "oracle");
-  EXPECT_TRUE(oracle.resolved) << oracle.failure_mode << ": " << oracle.message;
+  EXPECT_TRUE(oracle.resolved) << to_string(oracle.failure_mode) << ": " << oracle.message;
   auto prediction = store->load_artifact(oracle.trial, "patch");
   ASSERT_TRUE(prediction && *prediction);
   EXPECT_NE((*prediction)->content.find("+    return a + b"), std::string::npos)
@@ -259,7 +259,7 @@ TEST_F(Trials, ASweBenchInstanceIsGradedLikeTheHarness) {
 
   const TrialReport nop = trial(root / "suite" / "instances.jsonl", "nop");
   EXPECT_FALSE(nop.resolved);
-  EXPECT_EQ(nop.failure_mode, "test_failed");
+  EXPECT_EQ(to_string(nop.failure_mode), "test_failed");
   EXPECT_EQ(nop.message, "tests/test_calc.py::test_add FAILED");
 
   // The predictions file, in SWE-bench's shape: one entry per instance (here: per agent).
@@ -277,7 +277,7 @@ TEST_F(Trials, ATaskThatNeedsAnImageIsAnEnvironmentError) {
   write(task / "Dockerfile", "FROM python:3.13\nWORKDIR /app\nRUN pip install numpy\n");
   const TrialReport r = trial(task, "oracle");
   EXPECT_FALSE(r.resolved);
-  EXPECT_EQ(r.failure_mode, "environment_error");
+  EXPECT_EQ(to_string(r.failure_mode), "environment_error");
   EXPECT_EQ(r.message, "needs a prepared base image (--rootfs): RUN pip install numpy");
   EXPECT_EQ((*store->load_trial(r.trial)).status, "finished");
 }

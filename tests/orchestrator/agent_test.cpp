@@ -70,7 +70,7 @@ class Agent : public ::testing::Test {
     TaskRunOptions o;
     o.repo = base / "repo";
     o.task = "make the test pass";
-    o.model = ModelConfig{.name = "scripted", .backend = "scripted"};
+    o.model = ModelConfig{.name = "scripted", .backend = BackendKind::Scripted};
     o.settings = settings;
     o.workspaces = base / "workspaces";
     std::optional<Result<TaskRunResult>> result;
@@ -100,7 +100,7 @@ TEST_F(Agent, FixesTheRepositoryRecordsEveryStepAndReturnsThePatch) {
            bash("python3 test_calc.py")}),
       completion("Done.", {submit()}),
   });
-  EXPECT_EQ(r.outcome.exit_status, "submitted");
+  EXPECT_EQ(to_string(r.outcome.exit_status), "submitted");
   EXPECT_EQ(r.outcome.steps, 3);
   EXPECT_EQ(r.patch,
             "diff --git a/calc.py b/calc.py\nindex 12ee743..4693ad3 100644\n--- a/calc.py\n+++ "
@@ -151,7 +151,7 @@ TEST_F(Agent, BadArgumentsGetAnErrorResultAndTheLoopGoesOn) {
                               param("old_str", "not there"), param("new_str", "x")})}),
       completion("", {submit()}),
   });
-  EXPECT_EQ(r.outcome.exit_status, "submitted");
+  EXPECT_EQ(to_string(r.outcome.exit_status), "submitted");
   auto steps = *store->load_steps(r.trial);
   ASSERT_EQ(steps.size(), 4u);
   EXPECT_NE(steps[0].tool_calls[0].result.find("was not run"), std::string::npos)
@@ -167,7 +167,7 @@ TEST_F(Agent, AnswersWithoutToolCallsEndInExitFormat) {
   settings.limits.max_format_errors = 2;
   auto r =
       run({completion("hmm", {}), completion("hmm", {}), completion("", {submit()})}, settings);
-  EXPECT_EQ(r.outcome.exit_status, "exit_format");
+  EXPECT_EQ(to_string(r.outcome.exit_status), "exit_format");
   auto steps = *store->load_steps(r.trial);
   ASSERT_EQ(steps.size(), 2u);
   EXPECT_NE(steps[0].observation.find("called no tool"), std::string::npos);
@@ -179,7 +179,7 @@ TEST_F(Agent, TheStepLimitHolds) {
   auto r = run({completion("", {bash("true")}), completion("", {bash("true")}),
                 completion("", {bash("true")})},
                settings);
-  EXPECT_EQ(r.outcome.exit_status, "exit_steps");
+  EXPECT_EQ(to_string(r.outcome.exit_status), "exit_steps");
   EXPECT_EQ(r.outcome.steps, 2);
 }
 
@@ -190,7 +190,7 @@ TEST_F(Agent, TheTimeLimitHoldsInsideACommand) {
   auto r =
       run({completion("", {bash("sleep 30; echo never")}), completion("", {submit()})}, settings);
   const auto took = std::chrono::steady_clock::now() - start;
-  EXPECT_EQ(r.outcome.exit_status, "exit_time");
+  EXPECT_EQ(to_string(r.outcome.exit_status), "exit_time");
   EXPECT_LT(took, std::chrono::seconds(10));  // 2 s and the diff, not 30 s
   auto steps = *store->load_steps(r.trial);
   ASSERT_EQ(steps.size(), 1u);

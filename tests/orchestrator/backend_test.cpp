@@ -48,7 +48,7 @@ class Backends : public ::testing::Test {
  protected:
   std::unique_ptr<ModelBackend> backend(const std::string& kind, double idle_timeout_s = 5) {
     ModelConfig config{.name = "deepseek-v4-flash",
-                       .backend = kind,
+                       .backend = *backend_kind(kind),
                        .base_url = api.base_url(),
                        .model = "deepseek-v4-flash",
                        .api_key_env = ""};
@@ -175,7 +175,7 @@ TEST_F(Backends, ASlowStreamThatKeepsSendingSucceeds) {
 
 TEST_F(Backends, NothingListeningIsANetworkFailure) {
   ModelConfig config{
-      .name = "x", .backend = "openai", .base_url = "http://127.0.0.1:1", .model = "x"};
+      .name = "x", .backend = BackendKind::OpenAi, .base_url = "http://127.0.0.1:1", .model = "x"};
   auto b = make_backend(config, io.get_executor());
   ASSERT_TRUE(b);
   auto reply = run_on(io, (*b)->complete(request_with_history()));
@@ -196,7 +196,7 @@ TEST(Tls, TheServerIsVerifiedAgainstTheTrustedCas) {
   FakeApi api(dir + "/cert.pem", dir + "/key.pem");
   boost::asio::io_context io;
   ModelConfig config{
-      .name = "private", .backend = "openai", .base_url = api.base_url(), .model = "m"};
+      .name = "private", .backend = BackendKind::OpenAi, .base_url = api.base_url(), .model = "m"};
 
   config.ca_file = dir + "/cert.pem";
   api.plan(tool_answer());
@@ -224,7 +224,7 @@ TEST(Tls, TheServerIsVerifiedAgainstTheTrustedCas) {
 
 TEST_F(Backends, AMissingKeyIsOneClearError) {
   ModelConfig config{.name = "deepseek-v4-pro",
-                     .backend = "openai",
+                     .backend = BackendKind::OpenAi,
                      .base_url = "https://api.deepseek.com",
                      .model = "deepseek-v4-pro",
                      .api_key_env = "WARREN_TEST_NO_SUCH_KEY"};

@@ -106,9 +106,31 @@ std::optional<std::vector<TestResult>> parse_pytest_summary(const std::string& o
 // written to a host folder, rather than the output, which the program under test can print to.
 std::optional<std::vector<TestResult>> parse_junit_report(const std::string& xml);
 
+// Who answers in a trial: the task's reference solution replayed (oracle), an agent that submits
+// at once (nop), or a model.
+enum class AgentKind { Oracle, Nop, Model };
+std::string to_string(AgentKind kind);  // "oracle", "nop", "model"
+std::optional<AgentKind> agent_kind(const std::string& name);
+
+// Why a trial did not resolve its task. Stored and printed by its name (to_string): "" for None,
+// agent_timeout, test_timeout, test_failed, environment_error (the trial never ran: its task or
+// environment could not be set up, or grading could not start), format_error, api_error,
+// agent_error.
+enum class FailureMode {
+  None,
+  AgentTimeout,
+  TestTimeout,
+  TestFailed,
+  EnvironmentError,
+  FormatError,
+  ApiError,
+  AgentError,
+};
+std::string to_string(FailureMode mode);
+
 struct EvalSettings {
-  std::string agent = "oracle";  // oracle, nop, model
-  ModelConfig model;             // for agent "model"
+  AgentKind agent = AgentKind::Oracle;
+  ModelConfig model;             // for AgentKind::Model
   AgentSettings agent_settings;  // limits, retries, thinking (the task sets the time limit)
   double timeout_multiplier = 1.0;
   std::string rootfs;  // a prepared base image for tasks whose Dockerfile needs one
@@ -124,9 +146,7 @@ struct TrialReport {
   std::string task;
   int attempt = 0;
   bool resolved = false;
-  // "" when resolved; else agent_timeout, test_timeout, test_failed, environment_error,
-  // format_error, api_error, agent_error.
-  std::string failure_mode;
+  FailureMode failure_mode = FailureMode::None;  // None when resolved
   std::string message;
   AgentOutcome agent;
   std::vector<TestResult> tests;

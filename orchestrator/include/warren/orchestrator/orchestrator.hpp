@@ -46,9 +46,14 @@ std::string to_string(Thinking thinking);
 // Configuration: models, prices, tools (configs/*.json; the defaults are compiled in)
 // ---------------------------------------------------------------------------------------------
 
+// Which API a model is reached through (or none: completions replayed from a file).
+enum class BackendKind { OpenAi, Anthropic, Scripted };
+std::string to_string(BackendKind kind);  // "openai", "anthropic", "scripted"
+std::optional<BackendKind> backend_kind(const std::string& name);
+
 struct ModelConfig {
-  std::string name;     // the name warren knows it by (configs/models.json)
-  std::string backend;  // openai, anthropic, scripted
+  std::string name;  // the name warren knows it by (configs/models.json)
+  BackendKind backend = BackendKind::OpenAi;
   std::string base_url;
   std::string model;        // the name the API knows it by
   std::string api_key_env;  // the environment variable holding the key; empty: none needed
@@ -139,7 +144,7 @@ using ModelResult = tl::expected<ModelReply, ModelFailure>;
 class ModelBackend {
  public:
   virtual ~ModelBackend() = default;
-  virtual std::string backend() const = 0;  // "openai", "anthropic", "scripted"
+  virtual BackendKind backend() const = 0;
   virtual std::string model() const = 0;
   virtual boost::asio::awaitable<ModelResult> complete(ModelRequest request) = 0;
   // A resumed trial has used its first `answers` answers already: a backend that replays a
@@ -245,10 +250,25 @@ class ToolRunner {
 std::unique_ptr<ToolRunner> make_sandbox_tools(sandbox::Session& session,
                                                const AgentSettings& settings);
 
+// How an agent loop ended. Stored and printed by its name (to_string): submitted, exit_steps,
+// exit_cost (dollars or tokens), exit_time, exit_context, exit_format, exit_api,
+// exit_environment, cancelled.
+enum class ExitStatus {
+  Submitted,
+  ExitSteps,
+  ExitCost,
+  ExitTime,
+  ExitContext,
+  ExitFormat,
+  ExitApi,
+  ExitEnvironment,
+  Cancelled,
+};
+std::string to_string(ExitStatus status);
+
 struct AgentOutcome {
-  std::string exit_status;  // submitted, exit_steps, exit_cost, exit_time, exit_context,
-                            // exit_format, exit_api, exit_environment, cancelled
-  std::string message;      // why, in one line, when it did not submit
+  ExitStatus exit_status = ExitStatus::ExitEnvironment;  // an agent that never ran: its setup
+  std::string message;                                   // why, in one line, when it did not submit
   int steps = 0;
   Usage usage;
   double cost_usd = 0;
