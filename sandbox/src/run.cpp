@@ -10,6 +10,7 @@
 #include "async_poll.hpp"
 #include "launch.hpp"
 #include "resources.hpp"
+#include "supervision.hpp"
 #include "tree_copy.hpp"
 #include "warren/sandbox/sandbox.hpp"
 
@@ -64,16 +65,6 @@ asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command co
   const std::shared_ptr<WarmSandboxes> warm = warm_;
   auto launched = start(resources_, *warm, policy, command);
   if (!launched) co_return tl::unexpected(launched.error());
-  AsyncPoll poller(co_await asio::this_coro::executor);
-  // The poller must hear of a descriptor before it is closed.
-  auto close_read = [&](Pipe& p) {
-    poller.forget(p.read);
-    p.close_read();
-  };
-  auto close_write = [&](Pipe& p) {
-    poller.forget(p.write);
-    p.close_write();
-  };
   Launched& l = **launched;
   Pipe &error = l.error, &status = l.status, &in = l.in, &out = l.out, &err = l.err;
   const int pidfd = l.pidfd;
@@ -83,34 +74,42 @@ asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command co
   result.notes = l.notes;
   result.recycled = l.recycled;
 
-  // Standard input: written as the command reads it, then closed.
-  const std::string input = command.stdin_data.value_or("");
-  std::size_t input_sent = 0;
-  if (input.empty()) in.close_write();
-  if (in.write >= 0) fcntl(in.write, F_SETFL, O_NONBLOCK);
-
+  Supervision supervision(co_await asio::this_coro::executor);
   Capture stdout_capture(policy.limits.output_bytes), stderr_capture(policy.limits.output_bytes);
   std::string setup_error;
   auto last_output = Clock::now();
-  bool child_done = false;
+  supervision.read(out, [&](const char* data, std::size_t size) {
+    last_output = Clock::now();
+    stdout_capture.add(data, size);
+  });
+  supervision.read(err, [&](const char* data, std::size_t size) {
+    last_output = Clock::now();
+    stderr_capture.add(data, size);
+  });
+  supervision.read(error,
+                   [&](const char* data, std::size_t size) { setup_error.append(data, size); });
+  // Standard input: written as the command reads it, then closed.
+  const std::string input = command.stdin_data.value_or("");
+  supervision.write(in, input);
   // PID 1 reports the command's wait status; a recycled sandbox's PID 1 stays, and says with the
   // status, once every other process is gone, whether the sandbox is as new or not (InitWord).
   const bool recyclable = l.control >= 0;
   char report[sizeof(int) + 1] = {};
   std::size_t reported = 0;
-  while (out.read >= 0 || err.read >= 0 || error.read >= 0 || !child_done) {
-    pollfd fds[6];
-    int n = 0;
-    auto watch = [&](int fd, short events) {
-      if (fd >= 0) fds[n++] = {fd, events, 0};
-    };
-    watch(out.read, POLLIN);
-    watch(err.read, POLLIN);
-    watch(error.read, POLLIN);
-    watch(child_done ? -1 : pidfd, POLLIN);
-    watch(in.write, POLLOUT);
-    watch(recyclable && !child_done ? status.read : -1, POLLIN);
-
+  bool child_done = false;
+  auto done = [&] {
+    child_done = true;
+    supervision.unwatch(pidfd);
+    supervision.unwatch(status.read);
+  };
+  supervision.watch(pidfd, done);
+  if (recyclable)
+    supervision.watch(status.read, [&] {  // written whole, in one write: a pipe keeps it together
+      const ssize_t r = read(status.read, report, sizeof report);
+      reported = r > 0 ? static_cast<std::size_t>(r) : 0;
+      done();
+    });
+  while (supervision.reading() || !child_done) {
     int wait_ms = -1;
     const auto now = Clock::now();
     auto until = [&](Clock::time_point deadline) {
@@ -126,7 +125,7 @@ asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command co
     // a copy of a write end, so EOF is not worth waiting for).
     if (child_done) wait_ms = 0;
 
-    const int ready = co_await poller.poll(fds, n, wait_ms);
+    const int ready = co_await supervision.round(wait_ms);
     if (ready < 0 && errno != EINTR) break;
     const auto after = Clock::now();
     if (!child_done) {
@@ -142,39 +141,6 @@ asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command co
       }
     }
     if (ready == 0 && child_done) break;
-    for (int i = 0; i < n; ++i) {
-      if (!fds[i].revents) continue;
-      const int fd = fds[i].fd;
-      if (fd == pidfd) {
-        child_done = true;
-        continue;
-      }
-      if (fd == status.read) {  // written whole, in one write: a pipe keeps it together
-        const ssize_t r = read(fd, report, sizeof report);
-        reported = r > 0 ? static_cast<std::size_t>(r) : 0;
-        child_done = true;
-        continue;
-      }
-      if (fd == in.write) {
-        const ssize_t w = write(fd, input.data() + input_sent, input.size() - input_sent);
-        if (w > 0) input_sent += static_cast<std::size_t>(w);
-        if (w < 0 || input_sent == input.size()) close_write(in);
-        continue;
-      }
-      const long r = read_chunk(fd, [&](const char* data, std::size_t size) {
-        if (fd == error.read) {
-          setup_error.append(data, size);
-        } else {
-          last_output = after;
-          (fd == out.read ? stdout_capture : stderr_capture).add(data, size);
-        }
-      });
-      if (r <= 0) {
-        if (fd == out.read) close_read(out);
-        if (fd == err.read) close_read(err);
-        if (fd == error.read) close_read(error);
-      }
-    }
   }
   result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
   if (!recyclable) {
@@ -202,11 +168,8 @@ asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command co
                         !result.oom_killed && (!cgroup || cgroup->reusable()) &&
                         poll(&exited, 1, 0) == 0;
     if (as_new) {
-      poller.forget(pidfd);  // the next command's poller watches it
-      for (Pipe* p : {&in, &out, &err, &error, &status}) {
-        close_read(*p);
-        close_write(*p);
-      }
+      supervision.hand_over(pidfd);  // the next command's supervision watches it
+      for (Pipe* p : {&in, &out, &err, &error, &status}) supervision.close(*p);
       warm->put(std::move(*launched));  // another command may have it from here on
     } else {
       l.kill();  // a PID 1 waiting for a command that will not come

@@ -19,6 +19,7 @@
 
 #include "async_poll.hpp"
 #include "session_state.hpp"
+#include "supervision.hpp"
 #include "tree_copy.hpp"
 #include "warren/sandbox/sandbox.hpp"
 
@@ -200,18 +201,27 @@ asio::awaitable<Result<ExecResult>> Session::async_exec(std::string command,
   const auto started = Clock::now();
   auto deadline = started + timeout;
   bool interrupted = false, shell_done = false;
-  AsyncPoll poller(co_await asio::this_coro::executor);
+  // The shell's pipes last the session: they are read here, never closed. The setup pipe closes at
+  // the shell's exec (nothing more to hear there).
+  Supervision supervision(co_await asio::this_coro::executor);
+  using AtEnd = Supervision::AtEnd;
+  supervision.read(
+      box.out, [&](const char* data, std::size_t size) { out.add(data, size); }, AtEnd::KeepOpen);
+  supervision.read(
+      box.err, [&](const char* data, std::size_t size) { err.add(data, size); }, AtEnd::KeepOpen);
+  supervision.read(box.error,
+                   [&](const char* data, std::size_t size) { setup_error.append(data, size); });
+  supervision.watch(box.pidfd, [&] {
+    shell_done = true;
+    supervision.unwatch(box.pidfd);
+  });
   while (!(out.done() && err.done()) && !shell_done) {
-    pollfd fds[4] = {{box.out.read, POLLIN, 0},
-                     {box.err.read, POLLIN, 0},
-                     {box.pidfd, POLLIN, 0},
-                     {box.error.read, POLLIN, 0}};
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     const int ready =
-        co_await poller.poll(fds, box.error.read >= 0 ? 4 : 3,
-                             static_cast<int>(std::max<long long>(0, left.count()) + 1));
+        co_await supervision.round(static_cast<int>(std::max<long long>(0, left.count()) + 1));
     if (ready < 0 && errno != EINTR) break;
+    if (shell_done) break;
     if (Clock::now() >= deadline) {
       if (interrupted || !box.cgroup) {  // could not interrupt it: the session goes
         box.kill();
@@ -230,26 +240,9 @@ asio::awaitable<Result<ExecResult>> Session::async_exec(std::string command,
           any = true;
         }
         if (!any) break;
-        co_await poller.sleep(2);
+        co_await supervision.sleep(2);
       }
       deadline = Clock::now() + std::chrono::seconds(3);  // for the markers to come
-      continue;
-    }
-    for (const pollfd& p : fds) {
-      if (!p.revents) continue;
-      if (p.fd == box.pidfd) {
-        shell_done = true;
-        continue;
-      }
-      const long n = read_chunk(p.fd, [&](const char* data, std::size_t size) {
-        if (p.fd == box.out.read) out.add(data, size);
-        if (p.fd == box.err.read) err.add(data, size);
-        if (p.fd == box.error.read) setup_error.append(data, size);
-      });
-      if (n <= 0 && p.fd == box.error.read) {  // exec closed it: nothing more to hear there
-        poller.forget(box.error.read);
-        box.error.close_read();
-      }
     }
   }
   result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
