@@ -2,9 +2,12 @@
 // none; filters, shards, resume after SIGKILL. Needs root (sandboxes).
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -190,6 +193,31 @@ TEST_F(EvalCli, TrialsThatNeverRanMakeTheExitStatusOne) {
   EXPECT_EQ(oracle.status, 1) << oracle.err;
   EXPECT_NE(oracle.err.find("the oracle could not solve 1 task(s)"), std::string::npos)
       << oracle.err;
+}
+
+// A record the database cannot take (its disk is full) leaves the trial's result standing, but
+// the report read back from the database lacks it: the eval says so and exits 1.
+TEST_F(EvalCli, ARecordTheDatabaseCannotTakeMakesTheExitStatusOne) {
+  const fs::path task = state / "suite" / "word-frequency";
+  fs::create_directories(task.parent_path());
+  fs::copy(suite + "/word-frequency", task, fs::copy_options::recursive);
+  // The verifier prints 2 MB (two 1 MB streams after the output cap): the test log will not fit.
+  std::ofstream(task / "tests" / "test.sh", std::ios::trunc)
+      << "#!/bin/bash\nhead -c 3000000 /dev/zero | tr '\\0' x\n"
+         "head -c 3000000 /dev/zero | tr '\\0' y >&2\n"
+         "if bash /tests/check.sh; then echo 1; else echo 0; fi > /logs/verifier/reward.txt\n";
+  const fs::path small = state / "small";
+  fs::create_directories(small);
+  ASSERT_EQ(mount("tmpfs", small.c_str(), "tmpfs", 0, "size=1m"), 0) << std::strerror(errno);
+  const std::string db = " --db " + (small / "warren.db").string();
+  auto r = warren("eval " + task.parent_path().string() + " --agent oracle --json" + db);
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("record(s) could not be written to the database"), std::string::npos)
+      << r.err;
+  const Json report = Json::parse(r.out);  // the rest was recorded: the trial resolved
+  EXPECT_EQ(report["resolved"], 1) << r.out;
+  (void)sandbox::remove_workspace(small.string());
+  umount2(small.c_str(), MNT_DETACH);
 }
 
 TEST_F(EvalCli, ResumeAfterSigkillRunsOnlyWhatDidNotFinish) {
