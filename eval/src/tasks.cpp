@@ -20,12 +20,13 @@ std::chrono::seconds seconds_of(double value) {
   return std::chrono::seconds(static_cast<std::int64_t>(value + 0.999));
 }
 
-// One solution.yaml step as shell: TB types each command into a terminal; blocking or not, here
-// each runs to its end in turn.
+// solution.yaml's steps as shell: Terminal-Bench types each command into the terminal, one after
+// another whatever the last one's exit status was; blocking or not, here each runs to its end in
+// turn.
 Result<std::string> script_from_steps(const std::string& text, const std::string& file) {
   YAML::Node steps = YAML::Load(text);
   if (!steps.IsSequence()) return tl::unexpected(Error{file + ": not a list of steps"});
-  std::string script = "set -e\n";
+  std::string script;
   for (const YAML::Node& step : steps) {
     if (!step["command"]) return tl::unexpected(Error{file + ": a step without a command"});
     script += step["command"].as<std::string>() + "\n";
@@ -86,9 +87,8 @@ void load_terminal_bench(Task& t, const detail::TaskFolder& folder) {
   }
   if (!is_file(folder, "run-tests.sh")) throw std::runtime_error("no run-tests.sh");
   t.test_script = (dir / "run-tests.sh").string();
-  t.tests_dir = (dir / "tests").string();
-  if (folder.entry("tests") != detail::TaskEntry::Directory)
-    throw std::runtime_error("no tests/ directory");
+  // Tests may live inline in run-tests.sh, with no tests/ folder beside it.
+  if (folder.entry("tests") == detail::TaskEntry::Directory) t.tests_dir = (dir / "tests").string();
   if (folder.entry("Dockerfile") != detail::TaskEntry::Missing) {
     auto environment = read_dockerfile(t.dir, "Dockerfile", "");
     if (!environment) throw std::runtime_error(environment.error().message);
@@ -112,9 +112,9 @@ void load_harbor(Task& t, const detail::TaskFolder& folder) {
   if (!is_file(folder, "tests/test.sh")) throw std::runtime_error("no tests/test.sh");
   t.tests_dir = (dir / "tests").string();
   t.test_script = (dir / "tests" / "test.sh").string();
-  if (folder.entry("solution/solve.sh") == detail::TaskEntry::Missing)
-    throw std::runtime_error("no solution/solve.sh");
-  t.solution = text_of(folder, "solution/solve.sh", "the solution");
+  // Optional: the nop and model agents run without it; the oracle cannot (make_agent says so).
+  if (folder.entry("solution/solve.sh") != detail::TaskEntry::Missing)
+    t.solution = text_of(folder, "solution/solve.sh", "the solution");
   if (folder.entry("environment/Dockerfile") != detail::TaskEntry::Missing) {
     auto environment = read_dockerfile(t.dir, "environment/Dockerfile", "environment");
     if (!environment) throw std::runtime_error(environment.error().message);

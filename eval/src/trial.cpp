@@ -112,7 +112,8 @@ sandbox::Result<sandbox::WorkspaceCopy> make_tests(const Task& task, const fs::p
     fs::remove_all(stage, ec);
     return copied;
   }
-  std::vector<sandbox::WorkspaceFile> files{{"tests", ""}};
+  std::vector<sandbox::WorkspaceFile> files;
+  if (!task.tests_dir.empty()) files.push_back({"tests", ""});
   if (task.format == TaskFormat::TerminalBench) files.push_back({"run-tests.sh", "run-tests.sh"});
   return sandbox::make_workspace(task.dir, files, tests, host_ids, limits);
 }
@@ -280,6 +281,9 @@ boost::asio::awaitable<Result<std::unique_ptr<ModelBackend>>> make_agent(
   if (settings.agent == AgentKind::Oracle) {
     const std::string script =
         task.format == TaskFormat::SweBench ? detail::swe_oracle_script(task) : task.solution;
+    if (script.empty())
+      co_return tl::unexpected(
+          Error{"the task has no reference solution (solution/solve.sh) for the oracle to run"});
     co_return orchestrator::make_scripted_backend_from(
         {bash_call_completion("Run the reference solution.", script),
          submit_completion("The solution has run.")});

@@ -65,7 +65,9 @@ TEST_F(Suites, ATerminalBenchTaskLoadsWithItsEnvironment) {
   EXPECT_EQ(t.tags, (std::vector<std::string>{"python", "parsing"}));
   EXPECT_EQ(t.agent_timeout, std::chrono::seconds(120));
   EXPECT_EQ(t.test_timeout, std::chrono::seconds(31));
-  EXPECT_EQ(t.solution, "set -e\ncd /app\npython3 fix.py\n");
+  // The steps run one after another whatever the last one's status, as Terminal-Bench types them.
+  EXPECT_EQ(t.solution, "cd /app\npython3 fix.py\n");
+  EXPECT_EQ(t.tests_dir, (root / "fix-parser" / "tests").string());
   EXPECT_EQ(t.test_script, (root / "fix-parser" / "run-tests.sh").string());
 
   const Environment& e = t.environment;
@@ -114,6 +116,22 @@ TEST_F(Suites, AHarborTaskLoads) {
   EXPECT_EQ(t.environment.copies[0].destination, "input.txt");
   EXPECT_EQ(t.environment.env, (std::vector<std::string>{"MODE=strict"}));
   EXPECT_TRUE(t.environment.needs_image.empty());
+}
+
+TEST_F(Suites, InlineTestsAndAHarborTaskWithoutASolutionAreValid) {
+  terminal_bench("inline-tests");
+  fs::remove_all(root / "inline-tests" / "tests");  // the tests live in run-tests.sh
+  const fs::path h = root / "no-solution";
+  write(h / "task.toml", "[agent]\ntimeout_sec = 60.0\n");
+  write(h / "instruction.md", "Do it.\n");
+  write(h / "tests" / "test.sh", "#!/bin/bash\necho 1 > /logs/verifier/reward.txt\n");
+  auto suite = load_suite(root.string());
+  ASSERT_TRUE(suite) << suite.error().message;
+  ASSERT_EQ(suite->size(), 2u);
+  EXPECT_EQ((*suite)[0].load_error, "");
+  EXPECT_EQ((*suite)[0].tests_dir, "");
+  EXPECT_EQ((*suite)[1].load_error, "");
+  EXPECT_EQ((*suite)[1].solution, "");
 }
 
 TEST_F(Suites, BrokenTasksAreNamedAndTheRestLoad) {

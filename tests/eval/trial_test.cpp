@@ -197,6 +197,35 @@ TEST_F(Trials, TheAgentNeverSeesTheTests) {
   EXPECT_NE(seen.find("no tests here"), std::string::npos) << seen;
 }
 
+TEST_F(Trials, InlineTestsAndSolutionStepsThatFailRunAsTerminalBenchRunsThem) {
+  const fs::path task = terminal_bench_task();
+  // No tests/ folder: run-tests.sh writes its test and runs it.
+  fs::remove_all(task / "tests");
+  write(task / "run-tests.sh",
+        "cat > /tmp/test_inline.py <<'EOF'\nfrom pathlib import Path\n\ndef test_content():\n"
+        "    assert Path('/app/out.txt').read_text() == '2\\n4\\n6\\n'\nEOF\n"
+        "python3 -m pytest -rA /tmp/test_inline.py\n");
+  // A step that fails does not stop the next.
+  fs::remove(task / "solution.sh");
+  write(task / "solution.yaml",
+        "- command: false\n- command: cd /app\n- command: 'while read n; do echo $((n * FACTOR)); "
+        "done < data/in.txt > out.txt'\n");
+  const TrialReport r = trial(task, "oracle");
+  EXPECT_TRUE(r.resolved) << to_string(r.failure_mode) << ": " << r.message;
+  ASSERT_EQ(r.tests.size(), 1u);
+  EXPECT_EQ(r.tests[0].name, "test_content");
+}
+
+TEST_F(Trials, AHarborTaskWithoutASolutionRunsForNopButNotForTheOracle) {
+  const fs::path task = harbor_task();
+  fs::remove_all(task / "solution");
+  const TrialReport nop = trial(task, "nop");
+  EXPECT_EQ(to_string(nop.failure_mode), "test_failed") << nop.message;
+  const TrialReport oracle = trial(task, "oracle");
+  EXPECT_EQ(to_string(oracle.failure_mode), "environment_error");
+  EXPECT_NE(oracle.message.find("no reference solution"), std::string::npos) << oracle.message;
+}
+
 TEST_F(Trials, AHarborTaskIsGradedByItsReward) {
   const TrialReport oracle = trial(harbor_task(), "oracle");
   EXPECT_TRUE(oracle.resolved) << to_string(oracle.failure_mode) << ": " << oracle.message;

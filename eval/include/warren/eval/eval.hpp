@@ -60,8 +60,10 @@ struct Task {
   std::chrono::seconds agent_timeout{360};
   std::chrono::seconds test_timeout{60};
   Environment environment;
-  std::string solution;     // the reference solution as a shell script (solution.yaml converted)
-  std::string tests_dir;    // copied to /tests for grading (absolute; beneath `dir`)
+  std::string solution;     // the reference solution as a shell script (solution.yaml converted);
+                            // empty when the task has none (Harbor's solution/ is optional)
+  std::string tests_dir;    // copied to /tests for grading (absolute; beneath `dir`); empty when
+                            // a Terminal-Bench task's tests live inline in its run-tests.sh
   std::string test_script;  // TB: run-tests.sh; Harbor: tests/test.sh (absolute; beneath `dir`)
   // SWE-bench style instances: a local git checkout at a base commit.
   struct Swe {
