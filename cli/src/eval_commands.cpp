@@ -46,10 +46,10 @@ class Progress {
     const int width = 30;
     const int filled = p.total ? p.done * width / p.total : width;
     std::snprintf(line, sizeof line,
-                  "[%s%s] %d/%d done, %d running, %d resolved, %d failed, ETA %.0fs",
+                  "[%s%s] %d/%d done, %d running, %d resolved, %d failed, %d not run, ETA %.0fs",
                   std::string(static_cast<std::size_t>(filled), '#').c_str(),
                   std::string(static_cast<std::size_t>(width - filled), '.').c_str(), p.done,
-                  p.total, p.running, p.resolved, p.failed, p.eta_s);
+                  p.total, p.running, p.resolved, p.failed, p.not_run, p.eta_s);
     if (terminal_) {
       std::cerr << "\r" << line << "\033[K" << std::flush;
       if (p.done == p.total && !p.running) std::cerr << "\n";
@@ -88,16 +88,22 @@ void print_report(const Json& r) {
     if (!t["attempts"].empty() && !t["resolved"].get<bool>()) {
       const Json& last = t["attempts"].back();
       why = last["failure_mode"].get<std::string>();
+      // A trial that never ran shows its whole reason (the instruction that blocked it); one that
+      // ran and failed, the start of its message.
+      const bool never_ran = why == ev::to_string(ev::FailureMode::EnvironmentError);
+      if (never_ran) status = "not run";
       const std::string message = last["message"].get<std::string>();
-      if (!message.empty()) why += ": " + message.substr(0, 80);
+      if (!message.empty()) why += ": " + (never_ran ? message : message.substr(0, 80));
     }
-    if (t["attempts"].empty()) status = "not run";
+    if (t["attempts"].empty()) status = "unfinished";  // no attempt finished (an interrupted run)
     std::printf("%-36s %-18s %-9s %s\n", printable(t["name"].get<std::string>()).c_str(),
                 printable(t["category"].get<std::string>()).c_str(), status.c_str(),
                 printable(why).c_str());
   }
   std::printf("resolved %d of %d tasks (%.1f%%)", r["resolved"].get<int>(),
               r["tasks_run"].get<int>(), 100 * r["resolved_rate"].get<double>());
+  if (const int never_ran = r["never_ran"].get<int>(); never_ran > 0)
+    std::printf(", %d trial(s) not run", never_ran);
   for (const auto& [k, v] : r["pass_at_k"].items())
     std::printf(", %s %.3f", k.c_str(), v.get<double>());
   std::printf("; trial time p50 %.1fs; cost $%.4f\n", r["duration_s"]["p50"].get<double>(),

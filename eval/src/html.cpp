@@ -98,15 +98,21 @@ std::string report_html(const Json& r) {
         std::to_string(c["resolved"].get<int>()) + "/" + std::to_string(c["tasks"].get<int>()));
   std::vector<double> durations, costs;
   std::string rows;
+  const std::string never_ran = to_string(FailureMode::EnvironmentError);
   for (const Json& t : r["tasks"]) {
     for (const Json& a : t["attempts"]) {
-      durations.push_back(a.value("duration_s", 0.0));
+      // A trial that never ran took the harness's time, not the task's: not in the chart.
+      if (a.value("failure_mode", "") != never_ran) durations.push_back(a.value("duration_s", 0.0));
       costs.push_back(a.value("cost_usd", 0.0));
     }
     const Json last = t["attempts"].empty() ? Json::object() : t["attempts"].back();
-    const std::string status = t["attempts"].empty()       ? "not run"
+    const bool not_run = last.value("failure_mode", "") == never_ran;
+    const std::string status = t["attempts"].empty()       ? "unfinished"
                                : t["resolved"].get<bool>() ? "resolved"
+                               : not_run                   ? "not run"
                                                            : "failed";
+    // A trial that never ran shows its whole reason (the instruction that blocked it).
+    const std::string message = last.value("message", "");
     rows += "<tr class='" +
             std::string(status == "resolved" ? "ok"
                         : status == "failed" ? "bad"
@@ -114,7 +120,7 @@ std::string report_html(const Json& r) {
             "'><td>" + escape(t["name"].get<std::string>()) + "</td><td>" +
             escape(t["category"].get<std::string>()) + "</td><td>" + status + "</td><td>" +
             escape(last.value("failure_mode", "")) + "</td><td>" +
-            escape(last.value("message", "").substr(0, 160)) + "</td><td>" +
+            escape(not_run ? message : message.substr(0, 160)) + "</td><td>" +
             std::to_string(t["attempts"].size()) + "</td><td>" +
             number(last.value("duration_s", 0.0)) + " s</td><td>$" +
             number(last.value("cost_usd", 0.0), "%.4f") + "</td></tr>\n";

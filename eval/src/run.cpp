@@ -86,7 +86,9 @@ boost::asio::awaitable<void> worker(
                                               config, run, item.id);
       --work.progress.running;
       ++work.progress.done;
-      (report.resolved ? work.progress.resolved : work.progress.failed)++;
+      (report.resolved                                        ? work.progress.resolved
+       : report.failure_mode == FailureMode::EnvironmentError ? work.progress.not_run
+                                                              : work.progress.failed)++;
       work.trial_seconds += report.total_ms / 1000;
       const int left = work.progress.total - work.progress.done;
       work.progress.eta_s = work.trial_seconds / work.progress.done * left / work.concurrency;

@@ -186,6 +186,7 @@ struct EvalOptions {
 
 struct EvalProgress {
   int total = 0, done = 0, running = 0, resolved = 0, failed = 0;
+  int not_run = 0;   // environment_error: the trial never ran (counted apart from `failed`)
   double eta_s = 0;  // from the mean trial time so far and the concurrency
 };
 
