@@ -20,6 +20,10 @@ namespace warren::sandbox::detail {
 
 namespace {
 
+// The two settings a sandbox's network gets, whoever makes it (make_namespace, bring_loopback_up).
+constexpr const char* kUnprivilegedPortStart = "/proc/sys/net/ipv4/ip_unprivileged_port_start";
+constexpr const char* kPingGroupRange = "/proc/sys/net/ipv4/ping_group_range";
+
 // Brings up `lo` in the calling thread's network namespace: 0, or the errno. System calls only
 // (the rootless child uses it too).
 WARREN_CHILD_CODE int loopback_up() {
@@ -51,9 +55,9 @@ Result<int> make_namespace() {
     }
     // The sandbox holds no capability here: let its ids bind ports below 1024 and ping, as they
     // could in a namespace of their own. /proc/sys/net follows the calling thread's namespace.
-    (void)write_control("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
+    (void)write_control(kUnprivilegedPortStart, "0");
     (void)write_control(
-        "/proc/sys/net/ipv4/ping_group_range",
+        kPingGroupRange,
         std::to_string(kHostIdBase) + " " + std::to_string(kHostIdBase + kIdRanges * kIdCount - 1));
     const int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -133,10 +137,9 @@ WARREN_CHILD_CODE void bring_loopback_up(const ChildPlan& plan) {
   // As make_namespace does for a pooled namespace: ports below 1024 and ping for the sandbox's
   // ids, which will hold no capability. Its ids are all of 0..65535 as root, 0 alone rootless
   // (the wider range is refused there). /proc/sys/net follows the writer's network namespace.
-  (void)write_sysctl("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
+  (void)write_sysctl(kUnprivilegedPortStart, "0");
   static_assert(kIdCount == 65536);
-  if (!write_sysctl("/proc/sys/net/ipv4/ping_group_range", "0 65535"))
-    (void)write_sysctl("/proc/sys/net/ipv4/ping_group_range", "0 0");
+  if (!write_sysctl(kPingGroupRange, "0 65535")) (void)write_sysctl(kPingGroupRange, "0 0");
 }
 
 }  // namespace warren::sandbox::detail

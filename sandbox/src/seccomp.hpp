@@ -1,6 +1,6 @@
 // seccomp through libseccomp: a JSON policy (configs/seccomp/) compiled in the parent into a BPF
 // program that the child installs just before exec. Compiling costs about 0.2 ms, so programs are
-// cached by policy text.
+// cached by policy text; the built-in policy's is compiled when Warren is built.
 #pragma once
 
 #include <linux/filter.h>
@@ -28,10 +28,12 @@ Result<SeccompProgram> compile_seccomp_policy(const std::string& text, const std
 
 class SeccompCache {
  public:
+  SeccompCache();
   // `path` empty: the built-in default (configs/seccomp/default.json, compiled in).
   Result<std::shared_ptr<const SeccompProgram>> get(const std::string& path);
 
  private:
+  const std::shared_ptr<const SeccompProgram> built_in_;
   std::mutex lock_;
   std::map<std::string, std::shared_ptr<const SeccompProgram>> compiled_;  // by policy text
 };

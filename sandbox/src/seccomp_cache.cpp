@@ -1,22 +1,22 @@
 #include <fstream>
 #include <iterator>
 
-#include "default_seccomp_policy.hpp"   // configs/seccomp/default.json, as text
-#include "default_seccomp_program.hpp"  // the same, compiled when Warren was built
+#include "default_seccomp_program.hpp"  // configs/seccomp/default.json, compiled at build time
 #include "seccomp.hpp"
 
 namespace warren::sandbox::detail {
 
+// The default policy was compiled by warren-seccomp-compile at build time: compiling it in a
+// fresh process costs about 0.8 ms (libseccomp's tables faulted in), most of a one-shot
+// `warren sandbox exec`'s seccomp cost. The test Seccomp.BuiltInProgramIsTheDefaultPolicyCompiled
+// holds the two equal.
+SeccompCache::SeccompCache()
+    : built_in_(std::make_shared<const SeccompProgram>(
+          SeccompProgram{{std::begin(kDefaultSeccompProgram), std::end(kDefaultSeccompProgram)}})) {
+}
+
 Result<std::shared_ptr<const SeccompProgram>> SeccompCache::get(const std::string& path) {
-  // The default policy was compiled by warren-seccomp-compile at build time: compiling it in a
-  // fresh process costs about 0.8 ms (libseccomp's tables faulted in), most of a one-shot
-  // `warren sandbox exec`'s seccomp cost. The test Seccomp.BuiltInProgramIsTheDefaultPolicyCompiled
-  // holds the two equal.
-  if (path.empty()) {
-    static const auto built_in = std::make_shared<const SeccompProgram>(
-        SeccompProgram{{std::begin(kDefaultSeccompProgram), std::end(kDefaultSeccompProgram)}});
-    return built_in;
-  }
+  if (path.empty()) return built_in_;
   std::ifstream in(path);
   if (!in) return tl::unexpected(Error{"cannot read seccomp policy " + path});
   std::string text(std::istreambuf_iterator<char>(in), {});
