@@ -102,11 +102,23 @@ asio::awaitable<Result<ExecResult>> Runtime::async_run(Policy policy, Command co
     supervision.unwatch(pidfd);
     supervision.unwatch(status.read);
   };
-  supervision.watch(pidfd, done);
+  // Written whole, in one write: a pipe keeps it together. Never blocks: another sandbox starting
+  // at that moment may briefly hold a copy of the write end.
+  auto read_report = [&] {
+    pollfd ready{status.read, POLLIN, 0};
+    if (reported != 0 || poll(&ready, 1, 0) != 1) return;
+    const ssize_t r = read(status.read, report, sizeof report);
+    reported = r > 0 ? static_cast<std::size_t>(r) : 0;
+  };
+  // A PID 1 that found its sandbox changed reports and exits at once: both are ready in the same
+  // round, in either order, and the report written before the exit is in the pipe by then.
+  supervision.watch(pidfd, [&] {
+    if (recyclable) read_report();
+    done();
+  });
   if (recyclable)
-    supervision.watch(status.read, [&] {  // written whole, in one write: a pipe keeps it together
-      const ssize_t r = read(status.read, report, sizeof report);
-      reported = r > 0 ? static_cast<std::size_t>(r) : 0;
+    supervision.watch(status.read, [&] {
+      read_report();
       done();
     });
   while (supervision.reading() || !child_done) {

@@ -140,6 +140,19 @@ TEST_F(Recycle, ChangesToWhatPidOneHandsOnEndTheSandbox) {
     expect_ends_its_sandbox(script, "ulimit -n; stat -c %a /dev/pts/ptmx", "1024\n666\n");
 }
 
+// PID 1 reports a changed sandbox and exits at once, so its report and its exit reach the
+// supervisor together, in either order: the command's status must come through both ways. Many
+// rounds, because one round picks one order; a lost report read as a kill (-1) in 1 of 5 runs.
+TEST_F(Recycle, AChangedSandboxStillReportsHowTheCommandEnded) {
+  for (int round = 0; round < 40; ++round) {
+    const Ran before = run("true");
+    const Ran changed = run("touch /tmp/left; exit 5");
+    EXPECT_EQ(changed.result.exit_code, 5) << "round " << round;
+    EXPECT_EQ(changed.result.signal, 0) << "round " << round;
+    expect_recycled(changed, before);
+  }
+}
+
 TEST_F(Recycle, WorkspaceWritesKeepTheSandboxAndAReplacedWorkspaceEndsIt) {
   const fs::path dir = fs::temp_directory_path() / ("warren_recycle_" + std::to_string(getpid()));
   fs::remove_all(dir);
