@@ -11,6 +11,9 @@ packages=(
   libboost-dev libboost-system-dev libssl-dev libseccomp-dev libsqlite3-dev sqlite3
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libexpected-dev
   libtomlplusplus-dev
+  # task images (image/): buildah builds Dockerfiles without a daemon, runc runs their RUN steps
+  # (crun, buildah's other choice, refuses cgroup v1 hybrid hosts)
+  buildah runc
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 bubblewrap openssl ca-certificates git
   python3-pytest iproute2

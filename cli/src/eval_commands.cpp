@@ -23,7 +23,7 @@ using Json = nlohmann::ordered_json;
 
 struct EvalFlags {
   std::string suite, agent = "oracle", model, filter, shard = "0/1", rootfs, config;
-  std::string db = ".warren/warren.db", html, predictions;
+  std::string db = ".warren/warren.db", html, predictions, images;
   std::vector<std::string> merge_sources;
   int concurrency = 0, attempts = 1;
   double timeout_multiplier = 1.0;
@@ -205,6 +205,8 @@ int eval_command(const EvalFlags& f) {
   o.settings.agent = *agent;
   o.settings.timeout_multiplier = s.timeout_multiplier;
   o.settings.rootfs = s.rootfs;
+  o.settings.images = f.images;
+  o.log = [](const std::string& line) { std::cerr << "warren: " << printable(line) << "\n"; };
   o.settings.workspaces = orch::workspaces_folder(f.db);
   o.settings.keep_workspaces = f.keep_workspaces;
   if (s.agent == "model") {
@@ -282,7 +284,10 @@ void add_eval_commands(CLI::App& app, int& exit_code) {
   eval->add_option("--shard", f->shard,
                    "I/N: run the I-th of N deterministic slices (default 0/1)");
   eval->add_option("--rootfs", f->rootfs,
-                   "a prepared base image for tasks whose Dockerfile needs one");
+                   "one prepared root for every task whose Dockerfile needs a build, unbuilt");
+  eval->add_option("--images", f->images,
+                   "the image store that task images are built into and cached in (default: "
+                   "$WARREN_IMAGES, else ~/.cache/warren/images)");
   eval->add_option("--resume", f->resume, "continue eval run ID: skip its finished trials");
   eval->add_option("--config", f->config, "a JSON file over the built-in configs");
   eval->add_option("--db", f->db, "the database (default .warren/warren.db)");

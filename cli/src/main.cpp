@@ -24,6 +24,7 @@ constexpr CommandGroup kCommandGroups[] = {
     {{"run"}, warren::cli::add_run_command},
     {{"runs"}, warren::cli::add_runs_commands},
     {{"eval", "report"}, warren::cli::add_eval_commands},
+    {{"image"}, warren::cli::add_image_commands},
 };
 
 // The group that `word` names, or nullptr.

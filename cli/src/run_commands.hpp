@@ -13,4 +13,7 @@ void add_runs_commands(CLI::App& app, int& exit_code);
 // `warren eval` and `warren report` (eval_commands.cpp).
 void add_eval_commands(CLI::App& app, int& exit_code);
 
+// `warren image list|build|import|prune` (image_commands.cpp).
+void add_image_commands(CLI::App& app, int& exit_code);
+
 }  // namespace warren::cli

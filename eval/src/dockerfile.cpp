@@ -1,6 +1,7 @@
-// A task's Dockerfile, honoured where that is safe without an image build: WORKDIR, ENV and
-// COPY/ADD of local files into the workdir. Whatever would change the image itself (RUN, USER,
-// files put outside the workdir, remote ADD) is listed as needing a prepared base image.
+// A task's Dockerfile, read for what it asks of the environment: WORKDIR, ENV and COPY/ADD of
+// local files into the workdir are honoured without a build; whatever changes the image itself
+// (RUN, USER, files put outside the workdir, remote ADD, globs, other stages) needs an image build
+// (images.cpp).
 #include <filesystem>
 #include <sstream>
 
@@ -121,6 +122,7 @@ Result<Environment> read_dockerfile(const std::string& task_dir, const std::stri
   if (!text) return tl::unexpected(text.error());
   Environment e;
   e.context = context;
+  e.dockerfile = file;
   for (const std::string& instruction : instructions(*text)) {
     const auto first = instruction.find_first_not_of(" \t");
     const auto end = instruction.find_first_of(" \t", first);
@@ -139,15 +141,20 @@ Result<Environment> read_dockerfile(const std::string& task_dir, const std::stri
       for (std::string& pair : env_pairs(args)) e.env.push_back(std::move(pair));
     } else if (keyword == "COPY" || keyword == "ADD") {
       std::vector<std::string> w;
-      for (std::string& word : words(args))
+      bool from_stage = false;
+      for (std::string& word : words(args)) {
+        from_stage = from_stage || word.starts_with("--from");
         if (!word.starts_with("--"))
           w.push_back(std::move(word));  // --chown, --chmod: ids are the sandbox's
+      }
       if (w.size() < 2)
         return tl::unexpected(Error{file + ": " + keyword + " needs a source and a destination"});
       const std::string destination = w.back();
       const auto relative = inside_workdir(e.workdir, destination);
       for (std::size_t i = 0; i + 1 < w.size(); ++i) {
-        if (w[i].find("://") != std::string::npos || !relative) {
+        // A glob or another stage's files: what they name only the builder knows.
+        if (w[i].find("://") != std::string::npos || !relative || from_stage ||
+            w[i].find_first_of("*?[") != std::string::npos) {
           e.needs_image.push_back(instruction);
           break;
         }

@@ -110,15 +110,17 @@ boost::asio::awaitable<Result<EvalResult>> run_eval(
   if (!suite) co_return tl::unexpected(suite.error());
 
   // This shard's tasks, filtered: a deterministic slice of the sorted suite.
-  std::vector<const Task*> mine;
+  std::vector<Task*> mine;
   for (std::size_t i = 0; i < suite->size(); ++i) {
-    const Task& t = (*suite)[i];
+    Task& t = (*suite)[i];
     if (static_cast<int>(i % static_cast<std::size_t>(o.shards)) != o.shard) continue;
     if (!o.filter.empty() && fnmatch(o.filter.c_str(), t.name.c_str(), 0) != 0) continue;
     mine.push_back(&t);
   }
   if (mine.empty())
     co_return tl::unexpected(Error{"no task of " + o.suite + " matches (filter, shard)"});
+  // Before any trial starts: a build takes seconds to minutes, and every trial of a task needs it.
+  prepare_images(mine, o.settings, o.log);
 
   Work work;
   storage::RunId run = 0;

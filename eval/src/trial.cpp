@@ -223,6 +223,19 @@ void count(const storage::Result<void>& written, TrialReport& report) {
   if (report.record_errors++ == 0) report.record_error = written.error().message;
 }
 
+// The environment of a task on its image: the image's, then the variables only the task's
+// configuration sets (the Dockerfile's ENV lines are in the image already, expanded).
+std::vector<std::string> with_image_env(const std::vector<std::string>& image,
+                                        const std::vector<std::string>& task) {
+  std::vector<std::string> env = image;
+  auto key = [](const std::string& kv) { return kv.substr(0, kv.find('=')); };
+  for (const std::string& kv : task)
+    if (std::none_of(image.begin(), image.end(),
+                     [&](const std::string& i) { return key(i) == key(kv); }))
+      env.push_back(kv);
+  return env;
+}
+
 // Where a trial runs: its folder on the host (removed when the trial ends, unless kept), its own
 // host ids, its workspace with the task's files, and the agent's policy and limits. `problem`
 // says why the trial cannot run, if it cannot.
@@ -232,8 +245,11 @@ struct TrialPlace {
         cleanup{dir.string(), settings.keep_workspaces},
         bounded{.bytes = settings.limits.disk_bytes},
         ids(sandbox::IdRange::take()) {
+    const Environment::Image& image = task.environment.image;
+    const bool on_image = !image.rootfs.empty();
     problem = task.load_error;
-    if (problem.empty() && !task.environment.needs_image.empty() && settings.rootfs.empty())
+    if (problem.empty() && !task.environment.needs_image.empty() && settings.rootfs.empty() &&
+        !on_image)
       problem = "needs a prepared base image (--rootfs): " + task.environment.needs_image.front();
     std::error_code ec;
     (void)sandbox::remove_workspace(dir.string());  // a leftover of a deleted database
@@ -242,21 +258,29 @@ struct TrialPlace {
     // trial's sandbox can signal its processes or write its files.
     if (problem.empty() && !ids) problem = ids.error().message;
     host_ids = ids ? ids->base() : 0;
+    // On an image, the trial's root is an overlay of its own over the image, on the host: the
+    // agent's sandbox writes it, and the tests' sandbox starts from what it left.
     if (problem.empty())
-      if (auto made = make_workspace(task, dir, host_ids, bounded); !made)
+      if (auto made = on_image ? sandbox::overlay_workspace(image.rootfs, {}, root().string(),
+                                                            host_ids, bounded)
+                               : make_workspace(task, dir, host_ids, bounded).map([](auto&&) {});
+          !made)
         problem = made.error().message;
     policy.host_ids = host_ids;
     policy.limits = settings.limits;
-    policy.rootfs = settings.rootfs;
-    policy.workspace = (dir / "workspace").string();
-    policy.workspace_path = task.environment.workdir;
-    policy.env = task.environment.env;
+    policy.rootfs = on_image ? "" : settings.rootfs;
+    policy.root = on_image ? root().string() : "";
+    policy.workspace = on_image ? "" : (dir / "workspace").string();
+    policy.workspace_path =
+        on_image && !image.workdir.empty() ? image.workdir : task.environment.workdir;
+    policy.env = on_image ? with_image_env(image.env, task.environment.env) : task.environment.env;
     policy.env.push_back("PYTHONDONTWRITEBYTECODE=1");
     agent_settings = settings.agent_settings;
     agent_settings.limits.timeout = scaled(task.agent_timeout, settings.timeout_multiplier);
     agent_settings.command_timeout = agent_settings.limits.timeout;
     policy.limits.timeout = agent_settings.limits.timeout;
   }
+  fs::path root() const { return dir / "root"; }
   struct Cleanup {
     std::string dir;
     bool keep;
@@ -297,8 +321,9 @@ boost::asio::awaitable<Result<std::unique_ptr<ModelBackend>>> make_agent(
 // repository checked out at the base commit.
 boost::asio::awaitable<Result<std::unique_ptr<sandbox::Session>>> start_environment(
     const Task& task, const sandbox::Policy& policy, sandbox::Runtime& runtime) {
-  if (std::string problem = co_await unpack_archives(task, policy, runtime); !problem.empty())
-    co_return tl::unexpected(Error{problem});
+  if (policy.root.empty())  // on an image, the build unpacked them
+    if (std::string problem = co_await unpack_archives(task, policy, runtime); !problem.empty())
+      co_return tl::unexpected(Error{problem});
   auto session = co_await sandbox::Session::async_start(runtime, policy);
   if (!session) co_return tl::unexpected(Error{"starting the sandbox: " + session.error().message});
   if (task.format == TaskFormat::SweBench) {
@@ -328,8 +353,10 @@ boost::asio::awaitable<Grading> grade(const Task& task, const EvalSettings& sett
                                       sandbox::Runtime& runtime) {
   Grading graded;
   const fs::path snapshot = place.dir / "snapshot", verifier_dir = place.dir / "verifier";
-  if (auto saved = session->snapshot(snapshot.string()); !saved)
-    graded.problem = saved.error().message;
+  const bool own_root = !place.policy.root.empty();  // kept on the host: no snapshot to take
+  if (!own_root)
+    if (auto saved = session->snapshot(snapshot.string()); !saved)
+      graded.problem = saved.error().message;
   session.reset();
   if (graded.problem.empty())
     if (auto made = make_tests(task, place.dir, place.host_ids, place.bounded); !made)
@@ -341,8 +368,10 @@ boost::asio::awaitable<Grading> grade(const Task& task, const EvalSettings& sett
       graded.problem = made.error().message;
   if (!graded.problem.empty()) co_return graded;
   sandbox::Policy grading = place.policy;
-  grading.workspace.clear();  // the snapshot's workspace, copy-on-write
-  grading.snapshot = snapshot.string();
+  if (!own_root) {
+    grading.workspace.clear();  // the snapshot's workspace, copy-on-write
+    grading.snapshot = snapshot.string();
+  }
   grading.mounts.push_back({(place.dir / "tests").string(), "/tests", false});
   if (task.format == TaskFormat::Harbor) {
     grading.mounts.push_back({verifier_dir.string(), "/logs/verifier", false});

@@ -50,9 +50,10 @@ void build_process_plan(const Policy& policy, const Command& command, ChildPlan&
 }
 
 // Opens the tree each Attach step mounts: a detached recursive copy of its host path, made here in
-// the host's mount namespace. The descriptors are PID 1's once it is started;
-// `owned` closes this process's copies.
-Result<void> open_trees(ChildPlan& plan, std::vector<std::unique_ptr<Fd>>& owned) {
+// the host's mount namespace, idmapped into the sandbox's range where the step asks. The
+// descriptors are PID 1's once it is started; `owned` closes this process's copies.
+Result<void> open_trees(ChildPlan& plan, IdShifts& shifts,
+                        std::vector<std::unique_ptr<Fd>>& owned) {
   for (FsStep& step : plan.before_pivot) {
     if (step.kind != FsStep::Attach) continue;
     step.tree =
@@ -61,6 +62,10 @@ Result<void> open_trees(ChildPlan& plan, std::vector<std::unique_ptr<Fd>>& owned
       return tl::unexpected(
           Error{std::string("cannot open ") + step.source + " to mount: " + std::strerror(errno)});
     owned.push_back(std::make_unique<Fd>(step.tree));
+    if (!step.shift_ids || geteuid() != 0) continue;
+    auto userns = shifts.namespace_for(plan.host_ids);
+    if (!userns) return tl::unexpected(userns.error());
+    if (auto shifted = shift_tree(step.tree, *userns, step.source); !shifted) return shifted;
   }
   return {};
 }
@@ -72,6 +77,7 @@ Result<void> choose_host_ids(const Policy& policy, Launched& l) {
   if (geteuid() != 0) return {};
   l.host_ids = policy.host_ids;
   const std::string made_for = !policy.workspace.empty()  ? policy.workspace
+                               : !policy.root.empty()     ? policy.root
                                : !policy.snapshot.empty() ? policy.snapshot + "/root"
                                                           : std::string();
   if (!l.host_ids && !made_for.empty()) {
@@ -109,8 +115,6 @@ Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, c
   const std::string templates = resources->spawner ? resources->spawner->templates() : "";
   if (auto fs = plan_filesystem(policy, host, templates, plan, strings); !fs)
     return tl::unexpected(fs.error());
-  std::vector<std::unique_ptr<Fd>> trees;
-  if (auto opened = open_trees(plan, trees); !opened) return tl::unexpected(opened.error());
   build_process_plan(policy, command, plan, strings);
   plan.last_capability = host.last_capability;
   plan.seccomp = (*seccomp)->program();
@@ -121,6 +125,9 @@ Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, c
   l->resources = std::move(resources);
   if (auto ids = choose_host_ids(policy, *l); !ids) return tl::unexpected(ids.error());
   plan.host_ids = l->host_ids;
+  std::vector<std::unique_ptr<Fd>> trees;
+  if (auto opened = open_trees(plan, l->resources->id_shifts, trees); !opened)
+    return tl::unexpected(opened.error());
   if (auto cg = l->resources->cgroups.acquire(policy.limits)) {
     l->cgroup = std::move(*cg);
   } else if (geteuid() == 0) {

@@ -90,15 +90,17 @@ Result<void> check_workspace_path(const std::string& path) {
   return {};
 }
 
-// A snapshot's layers as copy-on-write overlays: the upper directories live in a tmpfs of the
-// sandbox's own (size-limited like any writable layer) mounted beside the new root, and the
-// snapshot itself is only ever read. Attached, the snapshot and the image are mounted in that
-// tmpfs first, and the overlays take their layers from there.
-Result<void> plan_snapshot_layer(const Policy& policy, const std::string& new_root, bool attach,
-                                 bool in_spawner, const std::string& size, ChildPlan& plan,
-                                 Strings& strings) {
-  const std::string snapshot = fs::absolute(policy.snapshot);
-  if (!fs::is_directory(snapshot + "/root"))
+// The root as copy-on-write overlays over a snapshot, an image, or a snapshot over an image: the
+// upper directories live in a tmpfs of the sandbox's own (size-limited like any writable layer)
+// mounted beside the new root, and the lower layers are only ever read. Attached, the snapshot
+// and the image are mounted in that tmpfs first, and the overlays take their layers from there;
+// the image idmapped (FsStep::shift_ids), so that its root-owned files are the sandbox root's.
+Result<void> plan_layered_root(const Policy& policy, const std::string& new_root, bool attach,
+                               bool in_spawner, const std::string& size, ChildPlan& plan,
+                               Strings& strings) {
+  const bool has_snapshot = !policy.snapshot.empty(), has_image = !policy.rootfs.empty();
+  const std::string snapshot = has_snapshot ? fs::absolute(policy.snapshot).string() : "";
+  if (has_snapshot && !fs::is_directory(snapshot + "/root"))
     return tl::unexpected(
         Error{"--snapshot " + policy.snapshot + " is not a snapshot (it has no root/ directory)"});
   if (!overlay_safe(snapshot) || !overlay_safe(policy.rootfs))
@@ -113,28 +115,35 @@ Result<void> plan_snapshot_layer(const Policy& policy, const std::string& new_ro
   for (const char* dir : {"/root-upper", "/root-work", "/ws-upper", "/ws-work"})
     pre.push_back({FsStep::Mkdir, strings.keep(layer + dir)});
   std::string snapshot_seen = snapshot,
-              image_seen = policy.rootfs.empty() ? "" : fs::absolute(policy.rootfs).string();
-  if (attach) {
+              image_seen = has_image ? fs::absolute(policy.rootfs).string() : "";
+  if (attach && has_snapshot) {
     snapshot_seen = layer + "/snapshot";
     pre.push_back({FsStep::Mkdir, strings.keep(snapshot_seen)});
     plan_host_bind(true, strings.keep(snapshot_seen), snapshot, pre, strings);
-    if (!policy.rootfs.empty()) {
-      image_seen = layer + "/image";
-      pre.push_back({FsStep::Mkdir, strings.keep(image_seen)});
-      plan_host_bind(true, strings.keep(image_seen), policy.rootfs, pre, strings);
-    }
   }
-  const std::string lower =
-      snapshot_seen + "/root" + (policy.rootfs.empty() ? "" : ":" + image_seen);
+  if (attach && has_image) {
+    image_seen = layer + "/image";
+    pre.push_back({FsStep::Mkdir, strings.keep(image_seen)});
+    FsStep image{FsStep::Attach, strings.keep(image_seen),
+                 strings.keep(fs::absolute(policy.rootfs))};
+    image.shift_ids = true;
+    pre.push_back(image);
+  }
+  std::string lower = has_snapshot ? snapshot_seen + "/root" : "";
+  if (has_image) lower += (lower.empty() ? "" : ":") + image_seen;
   pre.push_back({FsStep::Mount, strings.keep(new_root), "overlay", "overlay", kSafe,
                  strings.keep("lowerdir=" + lower + ",upperdir=" + layer +
                               "/root-upper,workdir=" + layer + "/root-work")});
-  if (policy.workspace.empty() && fs::is_directory(snapshot + "/workspace")) {
+  if (has_snapshot && policy.workspace.empty() && fs::is_directory(snapshot + "/workspace")) {
     plan_directories(new_root, policy.workspace_path, pre, strings);
     pre.push_back({FsStep::Mount, strings.keep(new_root + policy.workspace_path), "overlay",
                    "overlay", kSafe,
                    strings.keep("lowerdir=" + snapshot_seen + "/workspace,upperdir=" + layer +
                                 "/ws-upper,workdir=" + layer + "/ws-work")});
+    plan.workdir = strings.keep(policy.workspace_path);
+  } else if (has_image && policy.workspace.empty()) {
+    // An image's working directory is its own (a Dockerfile's WORKDIR), made when it has none.
+    plan_directories(new_root, policy.workspace_path, pre, strings);
     plan.workdir = strings.keep(policy.workspace_path);
   }
   return {};
@@ -262,19 +271,17 @@ Result<void> plan_filesystem(const Policy& policy, const HostView& host,
   // The writable layer: everything not bound below lives in this size-limited tmpfs, or in an
   // overlay over a snapshot whose upper layer is such a tmpfs.
   const std::string size = "size=" + std::to_string(policy.limits.disk_bytes) + ",mode=0755";
-  const bool layered = !policy.snapshot.empty();
-  if (layered) {
-    if (auto planned =
-            plan_snapshot_layer(policy, new_root, attach, in_spawner, size, plan, strings);
+  if (!policy.root.empty()) {
+    if (!fs::is_directory(policy.root))
+      return tl::unexpected(Error{"the root " + policy.root + " is not a directory"});
+    plan_host_bind(attach, strings.keep(new_root), policy.root, pre, strings);
+  } else if (!policy.snapshot.empty() || !policy.rootfs.empty()) {
+    if (auto planned = plan_layered_root(policy, new_root, attach, in_spawner, size, plan, strings);
         !planned)
       return planned;
-  } else if (policy.rootfs.empty()) {
+  } else {
     pre.push_back(
         {FsStep::Mount, strings.keep(new_root), "tmpfs", "tmpfs", kSafe, strings.keep(size)});
-  } else {
-    // The image is bound read-only; its writable places get size-limited tmpfs mounts.
-    plan_host_bind(attach, strings.keep(new_root), policy.rootfs, pre, strings);
-    pre.push_back({FsStep::RemountReadOnly, strings.keep(new_root)});
   }
 
   // With the root mounted, PID 1 works from inside it: every later path is relative, which spares
@@ -286,15 +293,8 @@ Result<void> plan_filesystem(const Policy& policy, const HostView& host,
   const std::string relative_templates =
       templates.empty() ? "" : fs::path(templates).lexically_relative(new_root).string();
 
-  if (policy.rootfs.empty()) {
+  if (policy.rootfs.empty() && policy.root.empty())
     plan_system_view(host, relative_templates, in_root, pre, strings);
-  } else if (!layered) {
-    for (const char* dir : {"/tmp", "/root", "/home", "/run", "/var/tmp"}) {
-      pre.push_back({FsStep::Mkdir, in_root(dir), nullptr, nullptr, 0, nullptr, 0755, true});
-      pre.push_back(
-          {FsStep::Mount, in_root(dir), "tmpfs", "tmpfs", kSafe, strings.keep(size), 0755, true});
-    }
-  }
 
   // Writable places of the host-system view (already tmpfs: just directories).
   for (const char* dir : {"/tmp", "/root", "/home", "/run", "/var", "/var/tmp", "/proc", "/dev"})
@@ -321,6 +321,9 @@ Result<void> plan_filesystem(const Policy& policy, const HostView& host,
       return tl::unexpected(Error{"--workspace " + policy.workspace + " is not a directory"});
     plan_directories(".", policy.workspace_path, pre, strings);
     plan_host_bind(attach, in_root(policy.workspace_path), policy.workspace, pre, strings);
+    plan.workdir = strings.keep(policy.workspace_path);
+  } else if (!policy.root.empty()) {  // the working directory is the root's own
+    plan_directories(".", policy.workspace_path, pre, strings);
     plan.workdir = strings.keep(policy.workspace_path);
   }
   for (const Mount& m : policy.mounts) {

@@ -42,58 +42,15 @@ tl::unexpected<Error> overlay_error(const std::string& message) {
   return tl::unexpected(Error{"workspace: " + message});
 }
 
-// A user namespace whose ids 0..65535 are the host's `shift`.., held by its descriptor: what an
-// idmapped mount takes. A child makes it and waits while the maps are written; it then exits.
-Result<Fd> id_shifting_namespace(unsigned shift) {
-  int go[2];
-  if (pipe2(go, O_CLOEXEC) != 0) return overlay_error(std::string("pipe: ") + std::strerror(errno));
-  const pid_t child = fork();
-  if (child == 0) {  // async-signal-safe calls only: the parent may have threads
-    char byte;
-    if (unshare(CLONE_NEWUSER) != 0) _exit(1);
-    close(go[1]);
-    while (read(go[0], &byte, 1) < 0 && errno == EINTR) {
-    }
-    _exit(0);
-  }
-  close(go[0]);
-  if (child < 0) {
-    close(go[1]);
-    return overlay_error(std::string("fork: ") + std::strerror(errno));
-  }
-  // The child has unshared once its own user namespace differs from ours.
-  const std::string proc = "/proc/" + std::to_string(child);
-  struct stat ours {
-  }, theirs{};
-  stat("/proc/self/ns/user", &ours);
-  for (int i = 0; i < 10000; ++i) {
-    if (stat((proc + "/ns/user").c_str(), &theirs) == 0 && theirs.st_ino != ours.st_ino) break;
-    usleep(50);
-  }
-  Result<void> mapped = theirs.st_ino != ours.st_ino
-                            ? detail::write_id_maps(child, shift)
-                            : tl::unexpected(Error{"the child made no user namespace"});
-  Fd ns(mapped ? open((proc + "/ns/user").c_str(), O_RDONLY | O_CLOEXEC) : -1);
-  close(go[1]);  // the child exits; the namespace lives on in `ns`
-  waitpid(child, nullptr, 0);
-  if (!mapped) return overlay_error("an id-shifting namespace: " + mapped.error().message);
-  if (ns.fd < 0) return overlay_error(std::string("ns/user: ") + std::strerror(errno));
-  return ns;
-}
-
 // `folder` (a host path) seen through an idmapped, read-only, nosuid, nodev mount at `at`.
 Result<void> mount_shifted(const std::string& folder, const std::string& at, unsigned shift) {
-  auto ns = id_shifting_namespace(shift);
-  if (!ns) return tl::unexpected(ns.error());
+  auto ns = detail::id_shifting_namespace(shift);
+  if (!ns) return overlay_error(ns.error().message);
   Fd tree(static_cast<int>(
       syscall(SYS_open_tree, AT_FDCWD, folder.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)));
   if (tree.fd < 0) return overlay_error("open_tree " + folder + ": " + std::strerror(errno));
-  mount_attr attributes{};
-  attributes.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-  attributes.userns_fd = static_cast<std::uint64_t>(ns->fd);
-  if (syscall(SYS_mount_setattr, tree.fd, "", AT_EMPTY_PATH, &attributes, sizeof attributes) != 0)
-    return overlay_error("the filesystem of " + folder + " has no idmapped mounts (" +
-                         std::strerror(errno) + ")");
+  if (auto shifted = detail::shift_tree(tree.fd, ns->fd, folder); !shifted)
+    return overlay_error(shifted.error().message);
   if (syscall(SYS_move_mount, tree.fd, "", AT_FDCWD, at.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0)
     return overlay_error("move_mount " + at + ": " + std::strerror(errno));
   return {};

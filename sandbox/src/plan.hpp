@@ -53,6 +53,10 @@ struct FsStep {
   unsigned mode = 0755;
   bool optional = false;  // skip quietly when the source does not exist
   int tree = -1;          // Attach: the open_tree descriptor; travels beside the plan's bytes
+  // Attach, as root: the tree is idmapped (read-only) so that what host uid N owns, the
+  // sandbox's uid N owns. An image's files keep their image owners on the host, and each
+  // sandbox, in its own id range, still owns its /etc and /root. The supervisor's alone.
+  bool shift_ids = false;
 };
 
 // Host paths one sandbox may attach: the workspace, the image, the snapshot and the --mount

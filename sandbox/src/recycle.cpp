@@ -311,7 +311,9 @@ bool send_command(int socket, const std::string& message, const int (&fds)[NextC
 }
 
 std::string recycle_key(const Policy& policy, const Command& command) {
-  if (!policy.rootfs.empty() || !policy.snapshot.empty() || command.terminal >= 0) return {};
+  if (!policy.rootfs.empty() || !policy.root.empty() || !policy.snapshot.empty() ||
+      command.terminal >= 0)
+    return {};
   std::string key;
   auto field = [&](const std::string& value) { key.append(value).push_back('\0'); };
   const Limits& l = policy.limits;

@@ -14,6 +14,7 @@
 #include "net.hpp"
 #include "seccomp.hpp"
 #include "spawn.hpp"
+#include "user.hpp"
 
 namespace warren::sandbox::detail {
 
@@ -32,6 +33,7 @@ struct Resources {
   std::unique_ptr<Spawner> spawner;
   Result<HostView> host;  // an Error (no staging directory) fails every start, with its reason
   SeccompCache seccomp;
+  IdShifts id_shifts;
   CgroupPool cgroups;
   std::optional<NetnsPool> netns;
   IoContextPool io_contexts;  // for Runtime::run and Session::exec

@@ -1,8 +1,12 @@
 #include "user.hpp"
 
 #include <fcntl.h>
+#include <linux/mount.h>
+#include <sched.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -32,6 +36,70 @@ Result<void> write_id_maps(pid_t pid, unsigned host_ids) {
     return r;
   if (auto r = write_control(proc + "/setgroups", "deny"); !r) return r;
   return write_control(proc + "/gid_map", "0 " + std::to_string(getegid()) + " 1");
+}
+
+namespace {
+tl::unexpected<Error> shift_error(const std::string& message) {
+  return tl::unexpected(Error{message});
+}
+}  // namespace
+
+// A user namespace whose ids 0..65535 are the host's `shift`.., held by its descriptor: what an
+// idmapped mount takes. A child makes it and waits while the maps are written; it then exits.
+Result<Fd> id_shifting_namespace(unsigned shift) {
+  int go[2];
+  if (pipe2(go, O_CLOEXEC) != 0) return shift_error(std::string("pipe: ") + std::strerror(errno));
+  const pid_t child = fork();
+  if (child == 0) {  // async-signal-safe calls only: the parent may have threads
+    char byte;
+    if (unshare(CLONE_NEWUSER) != 0) _exit(1);
+    close(go[1]);
+    while (read(go[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    _exit(0);
+  }
+  close(go[0]);
+  if (child < 0) {
+    close(go[1]);
+    return shift_error(std::string("fork: ") + std::strerror(errno));
+  }
+  // The child has unshared once its own user namespace differs from ours.
+  const std::string proc = "/proc/" + std::to_string(child);
+  struct stat ours {
+  }, theirs{};
+  stat("/proc/self/ns/user", &ours);
+  for (int i = 0; i < 10000; ++i) {
+    if (stat((proc + "/ns/user").c_str(), &theirs) == 0 && theirs.st_ino != ours.st_ino) break;
+    usleep(50);
+  }
+  Result<void> mapped = theirs.st_ino != ours.st_ino
+                            ? detail::write_id_maps(child, shift)
+                            : tl::unexpected(Error{"the child made no user namespace"});
+  Fd ns(mapped ? open((proc + "/ns/user").c_str(), O_RDONLY | O_CLOEXEC) : -1);
+  close(go[1]);  // the child exits; the namespace lives on in `ns`
+  waitpid(child, nullptr, 0);
+  if (!mapped) return shift_error("an id-shifting namespace: " + mapped.error().message);
+  if (ns.fd < 0) return shift_error(std::string("ns/user: ") + std::strerror(errno));
+  return ns;
+}
+
+Result<void> shift_tree(int tree, int userns, const std::string& what) {
+  mount_attr attributes{};
+  attributes.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  attributes.userns_fd = static_cast<std::uint64_t>(userns);
+  if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attributes,
+              sizeof attributes) != 0)
+    return shift_error("the filesystem of " + what + " has no idmapped mounts (" +
+                       std::strerror(errno) + ")");
+  return {};
+}
+
+Result<int> IdShifts::namespace_for(unsigned shift) {
+  std::lock_guard lock(mutex_);
+  if (auto found = namespaces_.find(shift); found != namespaces_.end()) return found->second.fd;
+  auto made = id_shifting_namespace(shift);
+  if (!made) return tl::unexpected(made.error());
+  return namespaces_.emplace(shift, std::move(*made)).first->second.fd;
 }
 
 }  // namespace warren::sandbox::detail

@@ -3,8 +3,11 @@
 
 #include <sys/types.h>
 
+#include <map>
+#include <mutex>
 #include <string>
 
+#include "fd.hpp"
 #include "warren/sandbox/sandbox.hpp"
 
 namespace warren::sandbox::detail {
@@ -24,5 +27,25 @@ unsigned range_starting_at(unsigned uid);
 // As an ordinary user (rootless): the sandbox's root is the user's own id, the only mapping
 // allowed, and `host_ids` is ignored.
 Result<void> write_id_maps(pid_t pid, unsigned host_ids);
+
+// A user namespace whose ids 0..65535 are the host's `shift`..`shift`+65535, held by its
+// descriptor: what an idmapped mount takes (root only).
+Result<Fd> id_shifting_namespace(unsigned shift);
+
+// Makes the detached tree `tree` (open_tree OPEN_TREE_CLONE) an idmapped, read-only, nosuid,
+// nodev mount through `userns`: a file host uid N owns is seen as owned by uid N of that
+// namespace's range, on the host as in the sandbox. `what` names the tree in the error.
+Result<void> shift_tree(int tree, int userns, const std::string& what);
+
+// The id-shifting namespaces sandboxes' images are mounted through, one per range, made on first
+// use and kept: making one forks a child.
+class IdShifts {
+ public:
+  Result<int> namespace_for(unsigned shift);
+
+ private:
+  std::mutex mutex_;
+  std::map<unsigned, Fd> namespaces_;
+};
 
 }  // namespace warren::sandbox::detail

@@ -184,19 +184,23 @@ TEST_F(EvalCli, TrialsThatNeverRanMakeTheExitStatusOne) {
   EXPECT_EQ(report["failure_modes"]["test_failed"], 1);
   EXPECT_NE(nop.err.find("warren eval: 1 of 2 trial(s) never ran"), std::string::npos) << nop.err;
 
-  // The text report and the HTML page say "not run", with the whole instruction that blocked the
-  // trial, and leave it out of the failed count and the duration chart.
+  // The text report and the HTML page say "not run", with the whole reason that blocked the
+  // trial, and leave it out of the failed count and the duration chart. Here: an image to build
+  // on a base image that no registry gives (tests reach none).
   fs::copy(suite + "/word-frequency", mixed / "needs-image", fs::copy_options::recursive);
-  const std::string run_line =
-      "RUN apt-get update && apt-get install -y --no-install-recommends build-essential "
-      "python3-dev libffi-dev libssl-dev && rm -rf /var/lib/apt/lists/*";
-  std::ofstream(mixed / "needs-image" / "environment" / "Dockerfile", std::ios::app)
-      << run_line << "\n";
+  std::ofstream(mixed / "needs-image" / "environment" / "Dockerfile")
+      << "FROM registry.invalid/base:1\nWORKDIR /app\nRUN apt-get update && apt-get install -y "
+         "python3-dev && rm -rf /var/lib/apt/lists/*\n";
   const std::string html = (state / "report.html").string();
-  auto text = warren("eval " + mixed.string() + " --agent nop --html " + html + db);
+  const std::string images = " --images " + (state / "images").string();
+  auto text = warren("eval " + mixed.string() + " --agent nop --html " + html + images + db);
   EXPECT_EQ(text.status, 1) << text.err;
-  EXPECT_NE(text.out.find("not run   environment_error: needs a prepared base image (--rootfs): " +
-                          run_line + "\n"),
+  const std::string reason =
+      "needs-image: the base image registry.invalid/base:1 cannot be pulled here (";
+  EXPECT_NE(text.out.find("not run   environment_error: " + reason), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("`warren image import registry.invalid/base:1 DIR|TAR` stands one in. "
+                          "Log: " +
+                          (state / "images" / "logs").string()),
             std::string::npos)
       << text.out;
   EXPECT_NE(text.out.find(", 2 trial(s) not run"), std::string::npos) << text.out;
@@ -204,7 +208,7 @@ TEST_F(EvalCli, TrialsThatNeverRanMakeTheExitStatusOne) {
   std::ifstream page(html);
   const std::string page_text((std::istreambuf_iterator<char>(page)), {});
   EXPECT_NE(page_text.find("<td>not run</td>"), std::string::npos);
-  EXPECT_NE(page_text.find("libssl-dev &amp;&amp; rm -rf /var/lib/apt/lists/*"), std::string::npos);
+  EXPECT_NE(page_text.find(reason), std::string::npos);
   fs::remove_all(mixed / "needs-image");
 
   // Every trial ran: what the agent made of them does not change the status.

@@ -177,8 +177,9 @@ TEST_F(Recycle, WorkspaceWritesKeepTheSandboxAndAReplacedWorkspaceEndsIt) {
 
 TEST_F(Recycle, ATimedOutSandboxIsNotReused) {
   const Ran before = run("true");
-  policy.limits.timeout = std::chrono::milliseconds(300);
-  const Ran first = run("sleep 5");
+  // Long enough for the first line on a loaded, emulated machine (the cgroup v2 VMs: no KVM).
+  policy.limits.timeout = std::chrono::milliseconds(1500);
+  const Ran first = run("sleep 30");
   expect_recycled(first, before);
   EXPECT_TRUE(first.result.timed_out);
   policy.limits.timeout = std::chrono::seconds(20);

@@ -382,24 +382,40 @@ TEST_F(Sandbox, StdinReachesEofWhileOtherSandboxesStart) {
 
 // An image directory as the root: bound read-only, with size-limited tmpfs where a system
 // writes. busybox-static (scripts/setup.sh) makes the image: one static binary.
-TEST_F(Sandbox, RootfsImageIsTheReadOnlyRoot) {
+// An image is the root's lower layer: the sandbox writes anywhere in it, into a layer of its own
+// bounded by the disk limit, and the image is never changed. Its files keep their owners: root's
+// are the sandbox root's (idmapped into the sandbox's id range, whatever range that is).
+TEST_F(Sandbox, RootfsImageIsTheLowerLayerOfAWritableRoot) {
   const fs::path image = fs::temp_directory_path() / unique("warren_image_");
-  for (const char* dir : {"bin", "dev", "proc", "tmp", "root", "home", "run", "var/tmp"})
+  for (const char* dir : {"bin", "dev", "proc", "tmp", "root", "home", "run", "var/tmp", "srv"})
     fs::create_directories(image / dir);
   ASSERT_TRUE(fs::exists("/bin/busybox")) << "scripts/setup.sh installs busybox-static";
   fs::copy_file("/bin/busybox", image / "bin/busybox");
   fs::create_symlink("busybox", image / "bin/sh");
+  std::ofstream(image / "srv/data") << "image\n";
+  ASSERT_EQ(chown((image / "srv/data").c_str(), 1000, 1000), 0);
+  fs::permissions(image / "srv/data", fs::perms::all);  // the command has no CAP_DAC_OVERRIDE
   policy.rootfs = image;
+  policy.workspace_path = "/srv";
+  policy.limits.disk_bytes = 8 << 20;
   const auto r = run(policy, Command{{"/bin/sh", "-c",
-                                      "echo kept > /tmp/note && cat /tmp/note;"
-                                      " touch /bin/planted 2>/dev/null || echo read-only;"
+                                      "pwd; echo kept > /tmp/note && cat /tmp/note;"
+                                      " touch /bin/planted && echo written;"
+                                      " echo changed >> data && cat data;"
+                                      " /bin/busybox stat -c '%u %n' /bin/busybox data;"
+                                      " /bin/busybox dd if=/dev/zero of=/big bs=1M count=16"
+                                      " 2>/dev/null || echo full;"
                                       " /bin/busybox ls /"},
                                      std::nullopt});
   ASSERT_TRUE(r.has_value()) << r.error().message;
   EXPECT_EQ(r->exit_code, 0) << r->stderr_data;
-  EXPECT_EQ(r->stdout_data, "kept\nread-only\nbin\ndev\nhome\nproc\nroot\nrun\ntmp\nvar\n");
+  EXPECT_EQ(r->stdout_data,
+            "/srv\nkept\nwritten\nimage\nchanged\n0 /bin/busybox\n1000 data\nfull\n"
+            "big\nbin\ndev\nhome\nproc\nroot\nrun\nsrv\ntmp\nvar\n");
   EXPECT_FALSE(fs::exists(image / "bin/planted"));
   EXPECT_FALSE(fs::exists(image / "tmp/note"));
+  std::ifstream data(image / "srv/data");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(data), {}), "image\n");
 
   // A setup step that fails names the path as the sandbox would see it.
   fs::remove(image / "proc");

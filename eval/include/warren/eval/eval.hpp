@@ -39,9 +39,17 @@ struct Environment {
     bool extract = false;     // ADD of a local tar archive: unpacked there, as Docker does
   };
   std::vector<Copy> copies;
-  // Instructions that need a prepared base image (--rootfs): RUN, ADD of a URL, COPY outside
-  // the workdir, USER. Never skipped silently: without --rootfs the task cannot run.
+  // Instructions that need an image build: RUN, ADD of a URL, COPY outside the workdir, with a
+  // glob or from another stage, USER. Never skipped silently: the task runs on the image built
+  // from its Dockerfile (prepare_images), or on --rootfs, or not at all.
   std::vector<std::string> needs_image;
+  std::string dockerfile;  // relative to the task's folder; "" when the task has none
+  // The image built from the Dockerfile, once prepare_images has built it: the lower layer of the
+  // task's root, and the WORKDIR and ENV it gives.
+  struct Image {
+    std::string rootfs, workdir;
+    std::vector<std::string> env;
+  } image;
 };
 
 // Reads the Dockerfile `file` of the task folder `task_dir`, whose build context is `context`
@@ -135,7 +143,8 @@ struct EvalSettings {
   ModelConfig model;             // for AgentKind::Model
   AgentSettings agent_settings;  // limits, retries, thinking (the task sets the time limit)
   double timeout_multiplier = 1.0;
-  std::string rootfs;  // a prepared base image for tasks whose Dockerfile needs one
+  std::string rootfs;  // a prepared base image for tasks whose Dockerfile needs one, unbuilt
+  std::string images;  // the image store (image::Store); "" for image::default_store_dir()
   sandbox::Limits limits;
   // Each trial's workspace, tests and verifier folder are bounded filesystems of
   // limits.disk_bytes each (sandbox::make_workspace), removed when the trial ends unless kept.
@@ -181,8 +190,15 @@ struct EvalOptions {
   int attempts = 1;           // per task (pass@k), one at a time
   std::string filter;         // a glob on task names; empty: all
   int shard = 0, shards = 1;  // run the tasks whose index in the sorted suite is shard mod shards
-  std::optional<storage::RunId> resume;  // skip that run's finished trials, rerun the rest
+  std::optional<storage::RunId> resume;         // skip that run's finished trials, rerun the rest
+  std::function<void(const std::string&)> log;  // lines about long steps (image builds)
 };
+
+// Builds (or finds cached) the image of each task whose Dockerfile needs one, unless
+// settings.rootfs stands in for them all: Environment::image is set, or, when the build fails,
+// the task's load_error says why (the task is then not run). `log` gets a line per build.
+void prepare_images(const std::vector<Task*>& tasks, const EvalSettings& settings,
+                    const std::function<void(const std::string&)>& log);
 
 struct EvalProgress {
   int total = 0, done = 0, running = 0, resolved = 0, failed = 0;

@@ -85,7 +85,14 @@ struct Policy {
   // for, its owner's; with neither, a range taken for this sandbox alone. Ignored rootless.
   unsigned host_ids = 0;
   Network network = Network::None;
-  std::string rootfs;     // an image directory; empty: the host-system view (read-only binds)
+  // An image directory: the read-only lower layer of the root, under a writable layer of the
+  // sandbox's own (limits.disk_bytes), gone with it. Root-owned files of the image are the
+  // sandbox root's (an idmapped mount, as root). Empty: the host-system view (read-only binds).
+  std::string rootfs;
+  // A host folder that is the whole root, written in place and kept when the sandbox ends: one
+  // overlay_workspace made over an image, for the sandboxes of one task to share (the agent's,
+  // then the tests'). Takes the place of `rootfs` and of the host-system view.
+  std::string root;
   std::string workspace;  // host directory bound read-write at workspace_path (the working dir)
   // Where the workspace appears, and the working directory: an absolute path outside the system
   // directories (a task's WORKDIR, such as /app). Missing parents are made.

@@ -1,0 +1,154 @@
+// `warren image list|build|import|prune`: the task images of the store (image/).
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "io.hpp"
+#include "run_commands.hpp"
+#include "warren/image/image.hpp"
+
+namespace warren::cli {
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+struct ImageFlags {
+  std::string store, path, name, dockerfile = "Dockerfile";
+  bool json = false, bases = false;
+};
+
+int fail(const std::string& command, const std::string& message) {
+  std::cerr << "warren image " << command << ": " << message << "\n";
+  return command == "build" || command == "import" ? 1 : 2;
+}
+
+Json image_json(const image::Image& i) {
+  return {{"name", i.name},     {"key", i.key},        {"base", i.base},       {"source", i.source},
+          {"rootfs", i.rootfs}, {"bytes", i.bytes},    {"workdir", i.workdir}, {"env", i.env},
+          {"user", i.user},     {"created", i.created}};
+}
+
+std::string size_text(std::uint64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MB", static_cast<double>(bytes) / 1e6);
+  return text;
+}
+
+std::string when(std::int64_t seconds) {
+  const std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M", &utc);
+  return text;
+}
+
+void print_images(const std::vector<image::Image>& images, bool json) {
+  if (json) {
+    Json all = Json::array();
+    for (const auto& i : images) all.push_back(image_json(i));
+    std::cout << all.dump(2) << "\n";
+    return;
+  }
+  std::printf("%-8s %-44s %10s  %-16s  %s\n", "KIND", "NAME", "SIZE", "CREATED (UTC)", "SOURCE");
+  for (const auto& i : images)
+    std::printf("%-8s %-44s %10s  %-16s  %s\n", i.base ? "base" : "built",
+                printable(i.name).c_str(), size_text(i.bytes).c_str(), when(i.created).c_str(),
+                printable(i.source).c_str());
+}
+
+int list(const ImageFlags& f) {
+  auto store = image::Store::open(f.store);
+  if (!store) return fail("list", store.error().message);
+  auto images = store->list();
+  if (!images) return fail("list", images.error().message);
+  print_images(*images, f.json);
+  return 0;
+}
+
+int build(const ImageFlags& f) {
+  auto store = image::Store::open(f.store);
+  if (!store) return fail("build", store.error().message);
+  const std::string label = std::filesystem::path(f.path).filename().string();
+  auto built =
+      store->build({.context = f.path, .dockerfile = f.dockerfile, .label = label},
+                   [](const std::string& line) { std::cerr << "warren: " << line << "\n"; });
+  if (!built) return fail("build", built.error().message);
+  if (f.json)
+    std::cout << image_json(*built).dump(2) << "\n";
+  else
+    std::printf("%s %s %s\n", built->name.c_str(), size_text(built->bytes).c_str(),
+                built->rootfs.c_str());
+  return 0;
+}
+
+int import(const ImageFlags& f) {
+  auto store = image::Store::open(f.store);
+  if (!store) return fail("import", store.error().message);
+  auto imported = store->import(f.name, f.path);
+  if (!imported) return fail("import", imported.error().message);
+  if (f.json)
+    std::cout << image_json(*imported).dump(2) << "\n";
+  else
+    std::printf("%s %s\n", imported->name.c_str(), size_text(imported->bytes).c_str());
+  return 0;
+}
+
+int prune(const ImageFlags& f) {
+  auto store = image::Store::open(f.store);
+  if (!store) return fail("prune", store.error().message);
+  auto removed = store->prune(f.bases);
+  if (!removed) return fail("prune", removed.error().message);
+  std::uint64_t bytes = 0;
+  for (const auto& i : *removed) bytes += i.base ? 0 : i.bytes;
+  if (f.json) {
+    Json out = {{"removed", Json::array()}, {"bytes", bytes}};
+    for (const auto& i : *removed) out["removed"].push_back(image_json(i));
+    std::cout << out.dump(2) << "\n";
+  } else {
+    std::printf("removed %zu image(s), %s\n", removed->size(), size_text(bytes).c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_image_commands(CLI::App& app, int& exit_code) {
+  auto flags = std::make_shared<ImageFlags>();
+  CLI::App* group = app.add_subcommand(
+      "image", "task environments built from Dockerfiles (buildah), cached and listed");
+  group->require_subcommand(1);
+  auto store_flag = [&](CLI::App* c) {
+    c->add_option("--store", flags->store,
+                  "the image store (default: $WARREN_IMAGES, else ~/.cache/warren/images)");
+    c->add_flag("--json", flags->json, "print JSON");
+  };
+  CLI::App* ls = group->add_subcommand("list", "the built and imported images, with sizes");
+  store_flag(ls);
+  ls->callback([flags, &exit_code] { exit_code = list(*flags); });
+
+  CLI::App* b = group->add_subcommand("build", "build (or find cached) the image of a folder");
+  b->add_option("context", flags->path, "the build context: a task's folder")->required();
+  b->add_option("-f,--file", flags->dockerfile, "the Dockerfile, relative to the context");
+  store_flag(b);
+  b->callback([flags, &exit_code] { exit_code = build(*flags); });
+
+  CLI::App* i = group->add_subcommand(
+      "import", "make a base image from a root folder or tar archive, under the name FROM uses");
+  i->add_option("name", flags->name, "the image's name, as a Dockerfile's FROM names it")
+      ->required();
+  i->add_option("path", flags->path, "a root folder, or a tar archive of one")->required();
+  store_flag(i);
+  i->callback([flags, &exit_code] { exit_code = import(*flags); });
+
+  CLI::App* p = group->add_subcommand("prune", "remove the built images (and their layers)");
+  p->add_flag("--bases", flags->bases, "remove the imported base images too");
+  store_flag(p);
+  p->callback([flags, &exit_code] { exit_code = prune(*flags); });
+}
+
+}  // namespace warren::cli

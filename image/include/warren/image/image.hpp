@@ -1,0 +1,83 @@
+// warren/image: task environments as images, without a daemon. A task's Dockerfile is built by
+// buildah, its base image pulled by buildah from a registry or stood in for by one imported
+// here, and each built image is kept unpacked as a plain root folder: the read-only lower layer
+// of every sandbox that runs on it (sandbox::Policy::rootfs). Builds are cached by the content of
+// the Dockerfile and its build context, shared by every trial, attempt and run. docs/images.md.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+namespace warren::image {
+
+struct Error {
+  std::string message;  // one line a user can act on
+};
+
+template <class T>
+using Result = tl::expected<T, Error>;
+
+struct Image {
+  // Built: the hex SHA-256 of the Dockerfile's path and the build context's content. Imported:
+  // empty (a base image is known by its name).
+  std::string key;
+  std::string name;     // in the builder's storage: warren/build-<key's first 16>, or the import's
+  std::string source;   // the Dockerfile it was built from, or the folder or archive imported
+  std::string rootfs;   // the unpacked root (built images only)
+  std::string workdir;  // the image's WORKDIR; "" when it sets none
+  std::vector<std::string> env;  // its ENV, KEY=VALUE
+  std::string user;              // its USER; "" for root
+  std::uint64_t bytes = 0;       // the unpacked root's size on disk (built images)
+  std::int64_t created = 0;      // unix seconds
+  bool base = false;             // imported to stand in for a base image
+};
+
+struct BuildRequest {
+  std::string context;     // the build context: a folder whose content is untrusted data
+  std::string dockerfile;  // relative to `context`
+  std::string label;       // names the build in progress lines and errors (a task's name)
+};
+
+using Progress = std::function<void(const std::string& line)>;
+
+// Where images live: $WARREN_IMAGES, else $XDG_CACHE_HOME/warren/images, else
+// ~/.cache/warren/images.
+std::string default_store_dir();
+
+// The builder's storage, the unpacked roots, their records and build logs, all under one folder
+// (mode 0700: an image holds set-id programs and whatever its build put in it). Safe to use from
+// several threads and processes at once: a build of one key happens once, the others wait for it.
+class Store {
+ public:
+  static Result<Store> open(std::string dir = "");
+
+  // The image `request` describes: the cached one when its key is known, else built now (its
+  // log kept in logs/, and its last lines in the error when the build fails).
+  Result<Image> build(const BuildRequest& request, const Progress& progress = {}) const;
+
+  // A base image made from a root folder or a tar archive of one, under `name` (as a Dockerfile's
+  // FROM names it): a stand-in for an image the registries cannot give here.
+  Result<Image> import(const std::string& name, const std::string& path) const;
+
+  // Built images, newest first, then imported ones.
+  Result<std::vector<Image>> list() const;
+
+  // Removes every built image (and with `bases`, every imported one): their roots, records and
+  // the builder's layers. Returns what was removed.
+  Result<std::vector<Image>> prune(bool bases) const;
+
+  // The key a build of `request` would have, without building.
+  Result<std::string> key_of(const BuildRequest& request) const;
+
+  const std::string& dir() const { return dir_; }
+
+ private:
+  explicit Store(std::string dir) : dir_(std::move(dir)) {}
+  std::string dir_;
+};
+
+}  // namespace warren::image

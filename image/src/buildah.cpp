@@ -1,0 +1,120 @@
+// buildah, the daemonless builder, run as a program against the store's own storage.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "store_layout.hpp"
+
+namespace warren::image::detail {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string trimmed(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+// `name` on PATH, or "".
+std::string on_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  for (std::size_t at = 0; at <= dirs.size();) {
+    const std::size_t end = std::min(dirs.find(':', at), dirs.size());
+    const fs::path candidate = fs::path(dirs.substr(at, end - at)) / name;
+    if (access(candidate.c_str(), X_OK) == 0) return candidate.string();
+    at = end + 1;
+  }
+  for (const char* dir : {"/usr/sbin", "/sbin"})
+    if (access((fs::path(dir) / name).c_str(), X_OK) == 0) return (fs::path(dir) / name).string();
+  return "";
+}
+
+}  // namespace
+
+Buildah::Buildah(const std::string& store_dir)
+    : prefix_{"buildah",          "--root", store_dir + "/storage", "--runroot", store_dir + "/run",
+              "--storage-driver", "overlay"} {}
+
+Result<ToolRun> Buildah::run(const std::vector<std::string>& args, int log_fd) const {
+  std::vector<std::string> argv = prefix_;
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_tool(argv, log_fd);
+}
+
+Result<std::string> Buildah::must(const std::vector<std::string>& args,
+                                  const std::string& what) const {
+  auto ran = run(args);
+  if (!ran) return tl::unexpected(ran.error());
+  if (ran->status != 0)
+    return tl::unexpected(Error{what + " failed: " + last_lines(ran->err + ran->out, 1)});
+  return trimmed(ran->out);
+}
+
+std::vector<std::string> Buildah::runtime_args() const {
+  const std::string runc = on_path("runc");
+  if (runc.empty()) return {};
+  return {"--runtime", runc};
+}
+
+std::string Buildah::version() const {
+  auto ran = run_tool({"buildah", "--version"});
+  if (!ran || ran->status != 0) return "";
+  const std::string& out = ran->out;  // "buildah version 1.28.2 (image-spec ...)"
+  const std::size_t at = out.find("version ");
+  if (at == std::string::npos) return "";
+  const std::size_t begin = at + 8;
+  return out.substr(begin, out.find(' ', begin) - begin);
+}
+
+bool at_least(const std::string& version, int major, int minor) {
+  int have_major = 0, have_minor = 0;
+  if (std::sscanf(version.c_str(), "%d.%d", &have_major, &have_minor) != 2) return false;
+  return have_major > major || (have_major == major && have_minor >= minor);
+}
+
+Result<void> unpack_image(const Buildah& buildah, const std::string& name,
+                          const std::string& root) {
+  auto container = buildah.must({"from", "--pull=never", "--quiet", name}, "buildah from " + name);
+  if (!container) return tl::unexpected(container.error());
+  Result<void> done;
+  if (auto mounted = buildah.must({"mount", *container}, "buildah mount"); !mounted) {
+    done = tl::unexpected(mounted.error());
+  } else {
+    // cp -a keeps owners, modes, links within the tree and extended attributes (file
+    // capabilities); --one-file-system, because the mount is the whole image.
+    std::error_code ec;
+    fs::create_directories(root, ec);
+    auto copied = run_tool({"cp", "-a", "--one-file-system", *mounted + "/.", root + "/"});
+    if (!copied)
+      done = tl::unexpected(copied.error());
+    else if (copied->status != 0)
+      done = tl::unexpected(Error{"unpacking " + name + ": " + last_lines(copied->err, 1)});
+    (void)buildah.run({"umount", *container});
+  }
+  (void)buildah.run({"rm", *container});
+  return done;
+}
+
+Result<void> read_config(const Buildah& buildah, const std::string& name, Image& image) {
+  auto inspected = buildah.must({"inspect", "--type", "image", name}, "buildah inspect " + name);
+  if (!inspected) return tl::unexpected(inspected.error());
+  const auto json = nlohmann::json::parse(*inspected, nullptr, false);
+  const nlohmann::json* config =
+      json.is_object() && json.contains("OCIv1") ? &json["OCIv1"]["config"] : nullptr;
+  if (!config || !config->is_object())
+    return tl::unexpected(Error{"buildah inspect " + name + " gave no image configuration"});
+  image.workdir = config->value("WorkingDir", "");
+  image.user = config->value("User", "");
+  image.env.clear();
+  if (config->contains("Env") && (*config)["Env"].is_array())
+    for (const auto& kv : (*config)["Env"])
+      if (kv.is_string()) image.env.push_back(kv.get<std::string>());
+  return {};
+}
+
+}  // namespace warren::image::detail

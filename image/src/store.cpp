@@ -1,0 +1,357 @@
+// The image store: builds cached by key, imported base images, listing and pruning. Layout:
+// store_layout.hpp.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "store_layout.hpp"
+
+namespace warren::image {
+
+namespace {
+
+namespace fs = std::filesystem;
+using detail::Buildah;
+using nlohmann::json;
+
+std::int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+json to_json(const Image& image) {
+  return {{"key", image.key},       {"name", image.name},       {"source", image.source},
+          {"rootfs", image.rootfs}, {"workdir", image.workdir}, {"env", image.env},
+          {"user", image.user},     {"bytes", image.bytes},     {"created", image.created},
+          {"base", image.base}};
+}
+
+std::optional<Image> read_record(const fs::path& file) {
+  std::ifstream in(file);
+  const json j = json::parse(in, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  Image image;
+  image.key = j.value("key", "");
+  image.name = j.value("name", "");
+  image.source = j.value("source", "");
+  image.rootfs = j.value("rootfs", "");
+  image.workdir = j.value("workdir", "");
+  image.env = j.value("env", std::vector<std::string>{});
+  image.user = j.value("user", "");
+  image.bytes = j.value("bytes", std::uint64_t{0});
+  image.created = j.value("created", std::int64_t{0});
+  image.base = j.value("base", false);
+  return image;
+}
+
+// Written whole under another name, then renamed: a reader finds the old record or the new one.
+Result<void> write_record(const fs::path& file, const Image& image) {
+  const fs::path partial = file.string() + ".partial";
+  {
+    std::ofstream out(partial);
+    out << to_json(image).dump(2) << "\n";
+    if (!out) return tl::unexpected(Error{"cannot write " + partial.string()});
+  }
+  std::error_code ec;
+  fs::rename(partial, file, ec);
+  if (ec) return tl::unexpected(Error{"cannot write " + file.string() + ": " + ec.message()});
+  return {};
+}
+
+// The record file of the base image `name`: the name with what a file name cannot hold replaced.
+std::string base_record(const std::string& name) {
+  std::string file = name;
+  for (char& c : file)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') c = '_';
+  return file + ".json";
+}
+
+// Held while one key is built, across threads and processes.
+class KeyLock {
+ public:
+  explicit KeyLock(const fs::path& file)
+      : fd_(open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {
+    if (fd_ >= 0)
+      while (flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+      }
+  }
+  ~KeyLock() {
+    if (fd_ >= 0) close(fd_);
+  }
+  KeyLock(const KeyLock&) = delete;
+  KeyLock& operator=(const KeyLock&) = delete;
+
+ private:
+  int fd_;
+};
+
+std::uint64_t disk_usage(const std::string& path) {
+  auto du = detail::run_tool({"du", "-s", "--block-size=1", path});
+  return du && du->status == 0 ? std::strtoull(du->out.c_str(), nullptr, 10) : 0;
+}
+
+std::string read_text(const fs::path& file) {
+  std::ifstream in(file);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The images a Dockerfile's FROM lines name (stage names aside), for errors about pulling them.
+std::vector<std::string> base_images(const std::string& dockerfile) {
+  std::vector<std::string> names, stages;
+  std::istringstream lines(dockerfile);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    std::string word, image, as, stage;
+    if (!(words >> word) || (word != "FROM" && word != "from")) continue;
+    while (words >> image && image.starts_with("--")) {
+    }
+    if (words >> as >> stage) stages.push_back(stage);
+    if (!image.empty() && std::find(stages.begin(), stages.end(), image) == stages.end())
+      names.push_back(image);
+  }
+  return names;
+}
+
+// Heredocs (RUN <<EOF) came with buildah 1.33: an older one would run the words as a command.
+bool uses_heredoc(const std::string& dockerfile) {
+  std::istringstream lines(dockerfile);
+  for (std::string line; std::getline(lines, line);) {
+    const std::size_t first = line.find_first_not_of(" \t");
+    if (first == std::string::npos) continue;
+    const std::string rest = line.substr(first);
+    if ((rest.starts_with("RUN ") || rest.starts_with("COPY ")) &&
+        rest.find("<<") != std::string::npos)
+      return true;
+  }
+  return false;
+}
+
+// A failed build's error: the base image that could not be pulled, named with the remedy, or the
+// log's last lines.
+Error build_error(const BuildRequest& request, const std::string& dockerfile,
+                  const std::string& log_text, const fs::path& log) {
+  const std::string tail = detail::last_lines(log_text, 6);
+  for (const std::string& base : base_images(dockerfile)) {
+    const bool pulling = log_text.find("pinging container registry") != std::string::npos ||
+                         log_text.find("initializing source") != std::string::npos ||
+                         log_text.find("pull access denied") != std::string::npos;
+    if (pulling && log_text.find(base) != std::string::npos)
+      return Error{request.label + ": the base image " + base + " cannot be pulled here (" +
+                   detail::last_lines(log_text, 1) + "); `warren image import " + base +
+                   " DIR|TAR` stands one in. Log: " + log.string()};
+  }
+  std::string flat = tail;
+  std::replace(flat.begin(), flat.end(), '\n', ' ');
+  return Error{request.label + ": the image build failed (" + flat + "). Log: " + log.string()};
+}
+
+}  // namespace
+
+std::string default_store_dir() {
+  if (const char* set = std::getenv("WARREN_IMAGES"); set && *set) return set;
+  if (const char* cache = std::getenv("XDG_CACHE_HOME"); cache && *cache)
+    return std::string(cache) + "/warren/images";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : "/root") + "/.cache/warren/images";
+}
+
+Result<Store> Store::open(std::string dir) {
+  if (dir.empty()) dir = default_store_dir();
+  std::error_code ec;
+  dir = fs::absolute(dir, ec).lexically_normal().string();
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  fs::create_directories(dir, ec);
+  if (ec)
+    return tl::unexpected(Error{"cannot create the image store " + dir + ": " + ec.message()});
+  // An image holds set-id programs and whatever its build wrote: its owner's alone.
+  if (chmod(dir.c_str(), 0700) != 0)
+    return tl::unexpected(Error{"cannot make " + dir + " private: " + std::strerror(errno)});
+  for (const char* sub : {"storage", "run", "roots", "images", "bases", "logs", "locks", "tmp"})
+    fs::create_directories(fs::path(dir) / sub, ec);
+  if (ec)
+    return tl::unexpected(Error{"cannot lay out the image store " + dir + ": " + ec.message()});
+  return Store(dir);
+}
+
+Result<std::string> Store::key_of(const BuildRequest& request) const {
+  return detail::context_key(request.context, request.dockerfile);
+}
+
+Result<Image> Store::build(const BuildRequest& request, const Progress& progress) const {
+  auto key = key_of(request);
+  if (!key) return tl::unexpected(Error{request.label + ": " + key.error().message});
+  const fs::path store = dir_, record = store / "images" / (*key + ".json");
+  if (auto cached = read_record(record)) return *cached;
+  KeyLock lock(store / "locks" / *key);
+  if (auto cached = read_record(record)) return *cached;  // built while this one waited
+
+  const std::string dockerfile_text = read_text(fs::path(request.context) / request.dockerfile);
+  const Buildah buildah(dir_);
+  const std::string version = buildah.version();
+  if (version.empty())
+    return tl::unexpected(Error{"buildah cannot be run: scripts/setup.sh installs it"});
+  if (uses_heredoc(dockerfile_text) && !detail::at_least(version, 1, 33))
+    return tl::unexpected(Error{request.label +
+                                ": its Dockerfile uses a heredoc (RUN <<EOF), which needs "
+                                "buildah 1.33 or newer; this one is " +
+                                version});
+  Image image;
+  image.key = *key;
+  image.name = "warren/build-" + key->substr(0, 16);
+  image.source =
+      fs::absolute(fs::path(request.context) / request.dockerfile).lexically_normal().string();
+  const fs::path log = store / "logs" / (*key + ".log");
+  if (progress) progress("building the image of " + request.label + " (log: " + log.string() + ")");
+  const auto started = std::chrono::steady_clock::now();
+  {
+    const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (log_fd < 0)
+      return tl::unexpected(Error{"cannot write " + log.string() + ": " + std::strerror(errno)});
+    std::vector<std::string> args = {"bud", "--layers", "--quiet=false"};
+    for (const std::string& a : buildah.runtime_args()) args.push_back(a);
+    for (const std::string& a :
+         {std::string("-f"), image.source, std::string("-t"), image.name, request.context})
+      args.push_back(a);
+    auto built = buildah.run(args, log_fd);
+    close(log_fd);
+    if (!built) return tl::unexpected(built.error());
+    if (built->status != 0)
+      return tl::unexpected(build_error(request, dockerfile_text, read_text(log), log));
+  }
+  const fs::path root = store / "roots" / *key, partial = store / "tmp" / *key;
+  std::error_code ec;
+  fs::remove_all(partial, ec);
+  if (auto unpacked = detail::unpack_image(buildah, image.name, partial.string()); !unpacked)
+    return tl::unexpected(Error{request.label + ": " + unpacked.error().message});
+  fs::remove_all(root, ec);
+  fs::rename(partial, root, ec);
+  if (ec) return tl::unexpected(Error{"cannot keep " + root.string() + ": " + ec.message()});
+  if (auto read = detail::read_config(buildah, image.name, image); !read)
+    return tl::unexpected(read.error());
+  image.rootfs = root.string();
+  image.bytes = disk_usage(image.rootfs);
+  image.created = now_seconds();
+  if (auto written = write_record(record, image); !written) return tl::unexpected(written.error());
+  if (progress) {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    char line[256];
+    std::snprintf(line, sizeof line, "built the image of %s in %.1f s: %.1f MB",
+                  request.label.c_str(), seconds, static_cast<double>(image.bytes) / 1e6);
+    progress(line);
+  }
+  return image;
+}
+
+Result<Image> Store::import(const std::string& name, const std::string& path) const {
+  std::error_code ec;
+  const bool folder = fs::is_directory(path, ec);
+  if (!folder && !fs::is_regular_file(path, ec))
+    return tl::unexpected(Error{path + " is neither a root folder nor a tar archive of one"});
+  if (name.empty() || name.find_first_of(" \t\n") != std::string::npos)
+    return tl::unexpected(Error{"'" + name + "' is not an image name"});
+  const fs::path store = dir_;
+  std::string archive = fs::absolute(path).string();
+  fs::path made;
+  if (folder) {  // buildah adds an archive with its owners; a folder would be copied as root's
+    made = store / "tmp" / ("import-" + std::to_string(getpid()) + ".tar");
+    auto packed = detail::run_tool(
+        {"tar", "--numeric-owner", "--xattrs", "-C", archive, "-cf", made.string(), "."});
+    if (!packed || packed->status != 0)
+      return tl::unexpected(
+          Error{"cannot pack " + path + ": " +
+                (packed ? detail::last_lines(packed->err, 1) : packed.error().message)});
+    archive = made.string();
+  }
+  const Buildah buildah(dir_);
+  auto container = buildah.must({"from", "--quiet", "scratch"}, "buildah from scratch");
+  Result<Image> result = tl::unexpected(Error{});
+  if (!container) {
+    result = tl::unexpected(container.error());
+  } else if (auto added = buildah.must({"add", *container, archive, "/"}, "adding " + path);
+             !added) {
+    result = tl::unexpected(added.error());
+  } else if (auto configured = buildah.must(
+                 {"config", "--env",
+                  "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", *container},
+                 "buildah config");
+             !configured) {
+    result = tl::unexpected(configured.error());
+  } else if (auto committed =
+                 buildah.must({"commit", "--quiet", *container, name}, "buildah commit");
+             !committed) {
+    result = tl::unexpected(committed.error());
+  } else {
+    Image image;
+    image.name = name;
+    image.source = fs::absolute(path).string();
+    image.created = now_seconds();
+    image.base = true;
+    image.bytes = fs::file_size(archive, ec);
+    (void)detail::read_config(buildah, name, image);
+    if (auto written = write_record(store / "bases" / base_record(name), image); !written)
+      result = tl::unexpected(written.error());
+    else
+      result = image;
+  }
+  if (container) (void)buildah.run({"rm", *container});
+  if (!made.empty()) fs::remove(made, ec);
+  return result;
+}
+
+Result<std::vector<Image>> Store::list() const {
+  std::vector<Image> built, bases;
+  std::error_code ec;
+  for (const char* sub : {"images", "bases"})
+    for (const auto& entry : fs::directory_iterator(fs::path(dir_) / sub, ec))
+      if (entry.path().extension() == ".json")
+        if (auto image = read_record(entry.path())) (image->base ? bases : built).push_back(*image);
+  if (ec) return tl::unexpected(Error{"cannot read the image store " + dir_ + ": " + ec.message()});
+  auto newest_first = [](const Image& a, const Image& b) { return a.created > b.created; };
+  std::sort(built.begin(), built.end(), newest_first);
+  std::sort(bases.begin(), bases.end(), newest_first);
+  built.insert(built.end(), bases.begin(), bases.end());
+  return built;
+}
+
+Result<std::vector<Image>> Store::prune(bool bases) const {
+  auto images = list();
+  if (!images) return tl::unexpected(images.error());
+  const Buildah buildah(dir_);
+  std::vector<Image> removed;
+  std::error_code ec;
+  for (const Image& image : *images) {
+    if (image.base && !bases) continue;
+    KeyLock lock(fs::path(dir_) / "locks" / (image.base ? "base" : image.key));
+    (void)buildah.run({"rmi", "--force", image.name});
+    if (image.base) {
+      fs::remove(fs::path(dir_) / "bases" / base_record(image.name), ec);
+    } else {
+      // The record first: from then on no one finds the root, which goes next.
+      fs::remove(fs::path(dir_) / "images" / (image.key + ".json"), ec);
+      fs::remove_all(fs::path(dir_) / "roots" / image.key, ec);
+      fs::remove(fs::path(dir_) / "logs" / (image.key + ".log"), ec);
+    }
+    removed.push_back(image);
+  }
+  (void)buildah.run({"rmi", "--prune"});  // the intermediate layers no image uses any more
+  return removed;
+}
+
+}  // namespace warren::image

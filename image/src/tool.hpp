@@ -1,0 +1,24 @@
+// The programs image/ drives (buildah, cp, du, tar), run on the host.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "warren/image/image.hpp"
+
+namespace warren::image::detail {
+
+struct ToolRun {
+  int status = 0;   // the exit status; 128 + the signal when one ended it
+  std::string out;  // standard output, unless it went to the log
+  std::string err;  // standard error, unless it went to the log
+};
+
+// Runs `argv` (found on PATH) and waits for it. With `log_fd` >= 0 both its outputs are appended
+// there; otherwise they are captured. An Error only when the program cannot be started.
+Result<ToolRun> run_tool(const std::vector<std::string>& argv, int log_fd = -1);
+
+// The last `lines` lines of `text`, for an error message.
+std::string last_lines(const std::string& text, int lines);
+
+}  // namespace warren::image::detail

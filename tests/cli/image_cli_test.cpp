@@ -1,0 +1,135 @@
+// `warren image` and `warren eval` on tasks whose Dockerfile needs a build, as a user runs them:
+// a base image imported (tests reach no registry), the task's image built once by buildah and
+// cached, every trial started on it, graded in the root the agent left. Needs root (CI runs as
+// root).
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "../image/mini_root.hpp"
+#include "../sandbox/host_probe.hpp"
+#include "cli_util.hpp"
+#include "warren/sandbox/sandbox.hpp"
+
+namespace warren::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+void write(const fs::path& file, const std::string& text) {
+  fs::create_directories(file.parent_path());
+  std::ofstream(file) << text;
+}
+
+class ImageCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    WARREN_REQUIRE_ROOT();
+    state = fs::temp_directory_path() / ("warren-image-cli-" + std::to_string(getpid()));
+    fs::remove_all(state);
+    fs::create_directories(state);
+    images = (state / "images").string();
+  }
+  void TearDown() override {
+    if (state.empty()) return;
+    (void)image("prune --bases");
+    (void)sandbox::remove_workspace(state.string());
+  }
+  Outcome image(const std::string& args) const {
+    return warren_via("WARREN_IMAGES=" + images + " " + WARREN_BINARY + " image " + args);
+  }
+  // A Harbor task whose Dockerfile needs a build: RUN, then the context's file, WORKDIR and ENV.
+  // Its reward is 1 when /app/answer holds what the solution writes from all three.
+  fs::path harbor_task(const std::string& name) const {
+    const fs::path task = state / "suite" / name;
+    write(task / "task.toml",
+          "version = \"1.0\"\n[agent]\ntimeout_sec = 60.0\n"
+          "[verifier]\ntimeout_sec = 30.0\n");
+    write(task / "instruction.md", "Write /app/answer.\n");
+    write(task / "environment" / "Dockerfile",
+          "FROM local/mini:1\nRUN mkdir -p /app && echo base > /app/seed\nWORKDIR /app\n"
+          "COPY data.txt /app/data.txt\nENV TASK_MODE=built\n");
+    write(task / "environment" / "data.txt", "from the context\n");
+    write(task / "solution" / "solve.sh",
+          "#!/bin/bash\ncat seed data.txt > /app/answer; echo \"$TASK_MODE\" >> /app/answer\n");
+    write(task / "tests" / "test.sh",
+          "#!/bin/bash\nexpected=$(printf 'base\\nfrom the context\\nbuilt')\n"
+          "if [ \"$(cat /app/answer 2>/dev/null)\" = \"$expected\" ]; then echo 1; else echo 0; fi"
+          " > /logs/verifier/reward.txt\n");
+    return task;
+  }
+  fs::path state;
+  std::string images;
+};
+
+TEST_F(ImageCli, ATaskRunsOnTheImageItsDockerfileBuildsOnceForEveryTrial) {
+  ASSERT_TRUE(make_mini_root(state / "mini"));
+  auto imported = image("import local/mini:1 " + (state / "mini").string() + " --json");
+  ASSERT_EQ(imported.status, 0) << imported.err;
+  EXPECT_EQ(Json::parse(imported.out)["name"], "local/mini:1");
+  harbor_task("on-image");
+  harbor_task("same-image");  // the same Dockerfile and context: one build serves both
+  const std::string suite = (state / "suite").string();
+  const std::string db = " --db " + (state / "w.db").string() + " --images " + images;
+
+  auto oracle = warren("eval " + suite + " --agent oracle --json" + db);
+  ASSERT_EQ(oracle.status, 0) << oracle.err;
+  const Json report = Json::parse(oracle.out);
+  EXPECT_EQ(report["resolved"], 2) << oracle.out;
+  EXPECT_EQ(report["never_ran"], 0);
+  // One build, its log named; the second task found it.
+  std::size_t builds = 0;
+  for (std::size_t at = oracle.err.find("building the image of"); at != std::string::npos;
+       at = oracle.err.find("building the image of", at + 1))
+    ++builds;
+  EXPECT_EQ(builds, 1u) << oracle.err;
+
+  auto listed = image("list --json");
+  ASSERT_EQ(listed.status, 0) << listed.err;
+  const Json all = Json::parse(listed.out);
+  ASSERT_EQ(all.size(), 2u) << listed.out;
+  const std::string rootfs = all[0]["rootfs"];
+  EXPECT_EQ(all[0]["workdir"], "/app");
+  // The image is never written: the solution's answer lived in the trial's own layer.
+  EXPECT_FALSE(fs::exists(fs::path(rootfs) / "app" / "answer"));
+  EXPECT_TRUE(fs::exists(fs::path(rootfs) / "app" / "seed"));
+  // Nothing of the trials is left: no folder, no mount.
+  EXPECT_TRUE(fs::is_empty(state / "workspaces" / "w.db")) << "trial folders left behind";
+  EXPECT_EQ(slurp("/proc/self/mountinfo").find((state / "workspaces").string()), std::string::npos);
+
+  // nop resolves nothing, from the cache: no build this time.
+  auto nop = warren("eval " + suite + " --agent nop --json" + db);
+  EXPECT_EQ(nop.status, 0) << nop.err;
+  EXPECT_EQ(Json::parse(nop.out)["resolved"], 0);
+  EXPECT_EQ(nop.err.find("building the image of"), std::string::npos) << nop.err;
+
+  auto text = image("list");
+  EXPECT_NE(text.out.find("built    warren/build-"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("base     local/mini:1"), std::string::npos) << text.out;
+  auto pruned = image("prune --json");
+  ASSERT_EQ(pruned.status, 0) << pruned.err;
+  EXPECT_EQ(Json::parse(pruned.out)["removed"].size(), 1u);
+  EXPECT_FALSE(fs::exists(rootfs));
+}
+
+TEST_F(ImageCli, BadInputIsOneLine) {
+  auto missing = image("import local/x:1 " + (state / "nothing").string());
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_EQ(missing.err, "warren image import: " + (state / "nothing").string() +
+                             " is neither a root folder nor a tar archive of one\n");
+  auto no_context = image("build " + (state / "nothing").string());
+  EXPECT_EQ(no_context.status, 1);
+  EXPECT_TRUE(no_context.err.starts_with("warren image build: nothing: the build context "))
+      << no_context.err;
+  auto usage = image("build");
+  EXPECT_EQ(usage.status, 2);
+}
+
+}  // namespace
+}  // namespace warren::testing

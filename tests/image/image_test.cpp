@@ -1,0 +1,186 @@
+// The image store (image.hpp): keys from content, builds with buildah into a store of the test's
+// own, cached, listed and pruned, and a built root used by a sandbox. Builds run buildah as root
+// (CI runs as root); elsewhere these tests skip.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "mini_root.hpp"
+#include "warren/image/image.hpp"
+#include "warren/sandbox/sandbox.hpp"
+
+namespace warren::image {
+namespace {
+
+namespace fs = std::filesystem;
+
+void write(const fs::path& file, const std::string& text) {
+  fs::create_directories(file.parent_path());
+  std::ofstream(file) << text;
+}
+
+std::string read(const fs::path& file) {
+  std::ifstream in(file);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+class ImageStore : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "buildah builds as root here (CI runs as root)";
+    top = fs::temp_directory_path() / ("warren-image-test-" + std::to_string(getpid()));
+    fs::remove_all(top);
+    auto opened = Store::open((top / "store").string());
+    ASSERT_TRUE(opened) << opened.error().message;
+    store.emplace(std::move(*opened));
+  }
+  void TearDown() override {
+    if (store) (void)store->prune(true);
+    if (!top.empty()) fs::remove_all(top);
+  }
+  // The mini root imported as local/mini:1, once per test that builds.
+  void import_base() {
+    ASSERT_TRUE(warren::testing::make_mini_root(top / "mini"));
+    auto imported = store->import("local/mini:1", (top / "mini").string());
+    ASSERT_TRUE(imported) << imported.error().message;
+    EXPECT_TRUE(imported->base);
+  }
+  fs::path top;
+  std::optional<Store> store;
+};
+
+TEST_F(ImageStore, TheKeyIsTheContextsContentAndNeverFollowsALink) {
+  const fs::path a = top / "a", b = top / "b", outside = top / "outside.txt";
+  write(a / "Dockerfile", "FROM local/mini:1\nCOPY data /data\n");
+  write(a / "data", "one\n");
+  write(outside, "secret\n");
+  fs::create_symlink(outside, a / "link");
+  ASSERT_EQ(mkfifo((a / "fifo").c_str(), 0600), 0);  // opened, it would block the harness
+  const auto key = store->key_of({a.string(), "Dockerfile", "a"});
+  ASSERT_TRUE(key) << key.error().message;
+  EXPECT_EQ(key->size(), 64u);
+  // The same content elsewhere is the same image; the link's target is not part of it.
+  write(b / "Dockerfile", read(a / "Dockerfile"));
+  write(b / "data", "one\n");
+  fs::create_symlink(outside, b / "link");
+  ASSERT_EQ(mkfifo((b / "fifo").c_str(), 0600), 0);
+  write(outside, "changed\n");
+  EXPECT_EQ(store->key_of({b.string(), "Dockerfile", "b"}).value_or(""), *key);
+  write(b / "data", "two\n");
+  EXPECT_NE(store->key_of({b.string(), "Dockerfile", "b"}).value_or(*key), *key);
+  EXPECT_NE(store->key_of({a.string(), "Other", "a"}).value_or(*key), *key);
+}
+
+TEST_F(ImageStore, ABuildIsCachedAndItsRootIsASandboxsLowerLayer) {
+  import_base();
+  const fs::path context = top / "task";
+  write(context / "Dockerfile",
+        "FROM local/mini:1\n"
+        "RUN mkdir -p /app && echo built > /etc/built && chown 1000:1000 /etc/built\n"
+        "COPY data.txt /app/\n"
+        "WORKDIR /app\n"
+        "ENV GREETING=hello\n");
+  write(context / "data.txt", "from the context\n");
+  std::vector<std::string> lines;
+  auto built = store->build({context.string(), "Dockerfile", "task"},
+                            [&](const std::string& line) { lines.push_back(line); });
+  ASSERT_TRUE(built) << built.error().message;
+  EXPECT_EQ(built->workdir, "/app");
+  EXPECT_NE(std::find(built->env.begin(), built->env.end(), "GREETING=hello"), built->env.end());
+  EXPECT_GT(built->bytes, 1u << 20);
+  ASSERT_EQ(lines.size(), 2u);  // building (with the log's path), then built
+  EXPECT_NE(lines[0].find(store->dir() + "/logs/" + built->key + ".log"), std::string::npos);
+  EXPECT_EQ(read(fs::path(built->rootfs) / "app/data.txt"), "from the context\n");
+  struct stat st {};
+  ASSERT_EQ(stat((fs::path(built->rootfs) / "etc/built").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1000u);  // owners as the image has them
+  struct stat top_st {};
+  ASSERT_EQ(stat(store->dir().c_str(), &top_st), 0);
+  EXPECT_EQ(top_st.st_mode & 0777, 0700u);  // set-id programs of images are the owner's alone
+
+  // Asked again, from another folder with the same content: found, nothing built or logged.
+  fs::copy(context, top / "again", fs::copy_options::recursive);
+  lines.clear();
+  auto cached = store->build({(top / "again").string(), "Dockerfile", "again"},
+                             [&](const std::string& line) { lines.push_back(line); });
+  ASSERT_TRUE(cached) << cached.error().message;
+  EXPECT_EQ(cached->rootfs, built->rootfs);
+  EXPECT_TRUE(lines.empty());
+
+  // A sandbox on it: the image's files, root's as the sandbox's root; writes go to its own layer.
+  sandbox::Policy policy;
+  policy.rootfs = built->rootfs;
+  policy.workspace_path = built->workdir;
+  policy.env = built->env;
+  auto ran = sandbox::run(policy, {{"/bin/bash", "-c",
+                                    "pwd; cat /etc/built data.txt; echo $GREETING; "
+                                    "stat -c %u /bin/busybox; echo x > /app/new && echo wrote"},
+                                   std::nullopt});
+  ASSERT_TRUE(ran) << ran.error().message;
+  EXPECT_EQ(ran->stdout_data, "/app\nbuilt\nfrom the context\nhello\n0\nwrote\n")
+      << ran->stderr_data;
+  EXPECT_FALSE(fs::exists(fs::path(built->rootfs) / "app/new"));
+
+  auto listed = store->list();
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].key, built->key);  // built images first
+  EXPECT_TRUE((*listed)[1].base);
+  auto pruned = store->prune(false);
+  ASSERT_TRUE(pruned) << pruned.error().message;
+  ASSERT_EQ(pruned->size(), 1u);
+  EXPECT_FALSE(fs::exists(built->rootfs));
+  ASSERT_EQ(store->list()->size(), 1u);  // the base stays unless asked
+  EXPECT_EQ(store->prune(true)->size(), 1u);
+  EXPECT_TRUE(store->list()->empty());
+}
+
+TEST_F(ImageStore, AFailedBuildSaysWhyAndWhereItsLogIs) {
+  import_base();
+  const fs::path context = top / "broken";
+  write(context / "Dockerfile", "FROM local/mini:1\nRUN echo boom-marker; exit 3\n");
+  auto built = store->build({context.string(), "Dockerfile", "broken"});
+  ASSERT_FALSE(built);
+  const std::string& message = built.error().message;
+  EXPECT_TRUE(message.starts_with("broken: the image build failed (")) << message;
+  EXPECT_NE(message.find("boom-marker"), std::string::npos) << message;
+  const auto key = store->key_of({context.string(), "Dockerfile", "broken"});
+  const std::string log = store->dir() + "/logs/" + *key + ".log";
+  EXPECT_TRUE(message.ends_with("Log: " + log)) << message;
+  EXPECT_NE(read(log).find("boom-marker"), std::string::npos);
+  EXPECT_TRUE(store->list()->size() == 1u);  // nothing recorded but the base
+
+  // A base image no registry gives here: named, with the remedy.
+  write(context / "Dockerfile", "FROM registry.invalid/nothing:1\nRUN true\n");
+  built = store->build({context.string(), "Dockerfile", "broken"});
+  ASSERT_FALSE(built);
+  EXPECT_TRUE(built.error().message.starts_with(
+      "broken: the base image registry.invalid/nothing:1 cannot be pulled here ("))
+      << built.error().message;
+  EXPECT_NE(built.error().message.find(
+                "`warren image import registry.invalid/nothing:1 DIR|TAR` stands one in"),
+            std::string::npos);
+}
+
+TEST_F(ImageStore, AHeredocNeedsABuildahThatReadsThem) {
+  import_base();
+  const fs::path context = top / "heredoc";
+  write(context / "Dockerfile", "FROM local/mini:1\nRUN <<EOF\necho made > /made\nEOF\n");
+  auto built = store->build({context.string(), "Dockerfile", "heredoc"});
+  if (built) {  // a buildah of 1.33 or newer
+    EXPECT_EQ(read(fs::path(built->rootfs) / "made"), "made\n");
+  } else {
+    EXPECT_TRUE(built.error().message.starts_with(
+        "heredoc: its Dockerfile uses a heredoc (RUN <<EOF), which needs buildah 1.33 or newer; "
+        "this one is 1."))
+        << built.error().message;
+  }
+}
+
+}  // namespace
+}  // namespace warren::image
