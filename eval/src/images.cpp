@@ -1,44 +1,79 @@
 // The images of a suite's tasks, built before their trials start (image/ builds and caches them).
+#include <atomic>
 #include <filesystem>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "warren/eval/eval.hpp"
 #include "warren/image/image.hpp"
 
 namespace warren::eval {
 
+namespace {
+
+// Builds at once: a build waits mostly on downloads and on dpkg's writes, so a few overlap well
+// even on two cores; more would only compete for the disk.
+constexpr std::size_t kParallelBuilds = 3;
+
+}  // namespace
+
 void prepare_images(const std::vector<Task*>& tasks, const EvalSettings& settings,
                     const std::function<void(const std::string&)>& log) {
-  std::vector<Task*> building;
-  for (Task* t : tasks)
-    if (t->load_error.empty() && !t->environment.needs_image.empty() &&
-        !t->environment.dockerfile.empty())
-      building.push_back(t);
-  if (building.empty() || !settings.rootfs.empty()) return;
-  auto store = image::Store::open(settings.images);
+  if (!settings.rootfs.empty()) return;
   // Tasks that share a Dockerfile and context share one build (the store's key says so too; this
-  // spares the second its context's hashing).
-  std::map<std::string, image::Result<image::Image>> built;
-  for (Task* t : building) {
-    if (!store) {
-      t->load_error = "its Dockerfile needs an image build: " + store.error().message;
+  // spares the others the hashing of their context).
+  std::map<std::string, image::BuildRequest> requests;
+  std::map<Task*, std::string> wanted;
+  for (Task* t : tasks) {
+    if (!t->load_error.empty() || t->environment.needs_image.empty() ||
+        t->environment.dockerfile.empty())
       continue;
-    }
     const std::filesystem::path context = std::filesystem::path(t->dir) / t->environment.context;
     const std::string dockerfile =
         std::filesystem::path(t->environment.dockerfile).lexically_relative(t->environment.context);
     const std::string id = context.string() + "\n" + dockerfile;
-    auto found = built.find(id);
-    if (found == built.end())
-      found = built.emplace(id, store->build({context.string(), dockerfile, t->name}, log)).first;
-    if (!found->second) {
-      t->load_error = found->second.error().message;
+    requests.emplace(id, image::BuildRequest{context.string(), dockerfile, t->name});
+    wanted[t] = id;
+  }
+  if (requests.empty()) return;
+  auto store = image::Store::open(settings.images);
+  if (!store) {
+    for (auto& [t, id] : wanted)
+      t->load_error = "its Dockerfile needs an image build: " + store.error().message;
+    return;
+  }
+
+  std::vector<std::pair<std::string, image::BuildRequest>> queue(requests.begin(), requests.end());
+  std::vector<std::optional<image::Result<image::Image>>> results(queue.size());
+  std::atomic<std::size_t> next{0};
+  std::mutex log_mutex;
+  auto say = [&](const std::string& line) {
+    if (!log) return;
+    std::lock_guard lock(log_mutex);
+    log(line);
+  };
+  auto builder = [&] {
+    for (std::size_t i; (i = next++) < queue.size();)
+      results[i] = store->build(queue[i].second, say);
+  };
+  std::vector<std::thread> builders;
+  for (std::size_t n = 0; n < std::min(kParallelBuilds, queue.size()); ++n)
+    builders.emplace_back(builder);
+  for (std::thread& b : builders) b.join();
+
+  std::map<std::string, const image::Result<image::Image>*> built;
+  for (std::size_t i = 0; i < queue.size(); ++i) built[queue[i].first] = &*results[i];
+  for (auto& [t, id] : wanted) {
+    const image::Result<image::Image>& result = *built[id];
+    if (!result) {
+      t->load_error = result.error().message;
       continue;
     }
     Environment::Image& image = t->environment.image;
-    image.rootfs = found->second->rootfs;
-    image.workdir = found->second->workdir;
-    image.env = found->second->env;
+    image.rootfs = result->rootfs;
+    image.workdir = result->workdir;
+    image.env = result->env;
   }
 }
 

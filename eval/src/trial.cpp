@@ -11,6 +11,7 @@
 
 #include <boost/asio/this_coro.hpp>
 
+#include "offline_tools.hpp"
 #include "swe.hpp"
 #include "task_files.hpp"
 #include "warren/eval/eval.hpp"
@@ -118,9 +119,9 @@ sandbox::Result<sandbox::WorkspaceCopy> make_tests(const Task& task, const fs::p
   return sandbox::make_workspace(task.dir, files, tests, host_ids, limits);
 }
 
-// What runs the tests. Terminal-Bench's run-tests.sh usually installs uv and a pinned pytest from
-// the network first; with no network the local pytest runs the same tests instead.
-std::string grading_command(const Task& task, const std::string& script_text) {
+// What runs the tests: the task's own script, as its harness runs it. Its network steps (installing
+// uv, a pinned pytest) meet the offline stand-ins (install_offline_tools).
+std::string grading_command(const Task& task) {
   if (task.format == TaskFormat::SweBench) return detail::swe_grading_command(task);
   // The reward is read from /logs/verifier (a host folder) once the sandbox has ended, never from
   // the output, which the program under test writes too (read_reward).
@@ -128,11 +129,44 @@ std::string grading_command(const Task& task, const std::string& script_text) {
     return "mkdir -p /logs/agent /logs/artifacts; bash /tests/test.sh > "
            "/logs/verifier/test-stdout.txt 2>&1; status=$?; cat /logs/verifier/test-stdout.txt; "
            "exit $status";
-  const bool fetches = script_text.find("curl") != std::string::npos ||
-                       script_text.find("uv ") != std::string::npos ||
-                       script_text.find("pip install") != std::string::npos;
-  if (fetches) return "export TEST_DIR=/tests; python3 -m pytest -rA -p no:cacheprovider /tests";
   return "export TEST_DIR=/tests; bash /tests/run-tests.sh";
+}
+
+// Where the offline stand-ins appear in the grading sandbox, first on its PATH.
+constexpr const char* kOfflineBin = "/run/warren-offline";  // writable in every root: a mount point
+
+// The stand-ins for test scripts' network steps (configs/offline/warren-offline), written into
+// the trial's folder under each name they stand in for, to be mounted read-only at kOfflineBin;
+// the grading environment gets them first on PATH, and pip set to find nothing to fetch.
+sandbox::Result<void> install_offline_tools(const fs::path& trial_dir, sandbox::Policy& grading) {
+  const fs::path bin = trial_dir / "offline";
+  std::error_code ec;
+  fs::create_directories(bin, ec);
+  {
+    std::ofstream script(bin / "warren-offline");
+    script << detail::kOfflineTools;
+    if (!script) return tl::unexpected(sandbox::Error{"cannot write " + bin.string()});
+  }
+  fs::permissions(bin / "warren-offline", fs::perms::owner_all | fs::perms::group_read |
+                                              fs::perms::group_exec | fs::perms::others_read |
+                                              fs::perms::others_exec);
+  for (const char* name : {"uv", "uvx", "pip", "pip3", "curl"})
+    fs::create_symlink("warren-offline", bin / name, ec);
+  if (ec)
+    return tl::unexpected(sandbox::Error{"cannot write " + bin.string() + ": " + ec.message()});
+  grading.mounts.push_back({bin.string(), kOfflineBin, true});
+  std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (auto it = grading.env.begin(); it != grading.env.end();)
+    if (it->starts_with("PATH=")) {
+      path = it->substr(5);
+      it = grading.env.erase(it);
+    } else {
+      ++it;
+    }
+  grading.env.push_back(std::string("PATH=") + kOfflineBin + ":" + path);
+  for (const char* kv : {"PIP_NO_INDEX=1", "PIP_BREAK_SYSTEM_PACKAGES=1", "UV_OFFLINE=1"})
+    grading.env.push_back(kv);
+  return {};
 }
 
 // Harbor's reward: reward.json's "reward" (or its only number), else reward.txt's number, read
@@ -380,12 +414,13 @@ boost::asio::awaitable<Grading> grade(const Task& task, const EvalSettings& sett
     grading.env.push_back(std::string("PYTEST_ADDOPTS=--junitxml=") + kReportDir +
                           "/junit.xml -o junit_family=xunit1");
   }
+  if (task.format != TaskFormat::SweBench && grading.network == sandbox::Network::None)
+    if (auto installed = install_offline_tools(place.dir, grading); !installed) {
+      graded.problem = installed.error().message;
+      co_return graded;
+    }
   grading.limits.timeout = scaled(task.test_timeout, settings.timeout_multiplier);
-  std::string script_text;
-  if (auto folder = detail::TaskFolder::open(task.dir);
-      folder && task.format == TaskFormat::TerminalBench)
-    script_text = folder->read("run-tests.sh", "the test script").value_or("");
-  sandbox::Command command{{"bash", "-c", grading_command(task, script_text)}, std::nullopt};
+  sandbox::Command command{{"bash", "-c", grading_command(task)}, std::nullopt};
   auto result = co_await runtime.async_run(std::move(grading), std::move(command));
   if (result)
     graded.result = std::move(*result);

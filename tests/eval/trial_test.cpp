@@ -184,6 +184,36 @@ TEST_F(Trials, TheOracleSolvesATerminalBenchTaskAndNopDoesNot) {
   EXPECT_EQ((*store->load_trial(nop.trial)).failure_mode, "test_failed");
 }
 
+// The test script itself runs, as Terminal-Bench runs it; offline, its network steps meet
+// stand-ins (configs/offline/warren-offline) that use what the environment has and name what it
+// lacks. Each form here is common in the original tasks.
+TEST_F(Trials, OfflineTheTestScriptsNetworkStepsUseWhatTheEnvironmentHas) {
+  const fs::path task = terminal_bench_task();
+  write(task / "run-tests.sh",
+        "apt-get update; apt-get install -y curl\n"
+        "curl -LsSf https://astral.sh/uv/0.7.13/install.sh | sh\n"
+        "source $HOME/.local/bin/env\n"
+        "uv init && uv add pytest==8.4.1 || exit 9\n"
+        "uv venv .tbench-testing && source .tbench-testing/bin/activate || exit 9\n"
+        "uv pip install pytest || exit 9\n"
+        "pip install pytest==8.4.1 || exit 9\n"
+        "uv add pytest no-such-package-warren && exit 9\n"
+        "uvx --with no-such-package-warren pytest && exit 9\n"
+        "uvx -p 3.13 --with pytest pytest $TEST_DIR/test_outputs.py -rA\n");
+  const TrialReport oracle = trial(task, "oracle");
+  EXPECT_TRUE(oracle.resolved) << to_string(oracle.failure_mode) << ": " << oracle.message;
+  EXPECT_EQ(oracle.tests.size(), 2u);
+  auto log = store->load_artifact(oracle.trial, "tests");
+  ASSERT_TRUE(log && *log);
+  const std::string& text = (*log)->content;
+  EXPECT_NE(text.find("warren-offline: uv stands in (no network)"), std::string::npos) << text;
+  EXPECT_NE(text.find("warren-offline: not installed here, and there is no network to "
+                      "fetch them: no-such-package-warren\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("2 passed"), std::string::npos) << text;
+}
+
 TEST_F(Trials, TheAgentNeverSeesTheTests) {
   const fs::path task = terminal_bench_task();
   write(task / "solution.sh", "ls /tests > out.txt 2>&1 || echo no tests here >> out.txt\n");

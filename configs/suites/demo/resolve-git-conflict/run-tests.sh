@@ -1,6 +1,6 @@
 #!/bin/bash
 # Terminal-Bench style: uv and a pinned pytest from the network, then the tests.
-# warren eval runs the local pytest in their place when there is no network.
+# Without network, warren eval's offline stand-ins (uv, pip, curl) use what the image has.
 apt-get update && apt-get install -y curl
 curl -LsSf https://astral.sh/uv/0.7.13/install.sh | sh
 source $HOME/.local/bin/env
