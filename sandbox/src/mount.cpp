@@ -293,8 +293,19 @@ Result<void> plan_filesystem(const Policy& policy, const HostView& host,
   const std::string relative_templates =
       templates.empty() ? "" : fs::path(templates).lexically_relative(new_root).string();
 
-  if (policy.rootfs.empty() && policy.root.empty())
+  if (policy.rootfs.empty() && policy.root.empty()) {
     plan_system_view(host, relative_templates, in_root, pre, strings);
+  } else {
+    // What a container runtime gives an image's root: the sandbox's own names resolve (builders
+    // leave /etc/hosts empty; Docker mounts one of its own).
+    pre.push_back({FsStep::Mkdir, in_root("/etc"), nullptr, nullptr, 0, nullptr, 0755, true});
+    pre.push_back({FsStep::WriteFile, in_root("/etc/hosts"), nullptr, nullptr, 0,
+                   strings.keep("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost "
+                                "ip6-loopback\n127.0.1.1\t" +
+                                policy.hostname + "\n")});
+    pre.push_back({FsStep::WriteFile, in_root("/etc/hostname"), nullptr, nullptr, 0,
+                   strings.keep(policy.hostname + "\n")});
+  }
 
   // Writable places of the host-system view (already tmpfs: just directories).
   for (const char* dir : {"/tmp", "/root", "/home", "/run", "/var", "/var/tmp", "/proc", "/dev"})
@@ -369,6 +380,13 @@ WARREN_CHILD_CODE int run_fs_step(const FsStep& s) {
     case FsStep::Touch: {
       const int fd = open(s.path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
       rc = fd < 0 ? -1 : close(fd);
+      break;
+    }
+    case FsStep::WriteFile: {  // O_NOFOLLOW: the image's own link there is not followed
+      const int fd = open(s.path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+      const std::size_t size = s.data ? std::strlen(s.data) : 0;
+      rc = fd < 0 ? -1 : write(fd, s.data, size) == static_cast<ssize_t>(size) ? 0 : -1;
+      if (fd >= 0) close(fd);
       break;
     }
     case FsStep::Mount:

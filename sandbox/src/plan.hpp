@@ -42,7 +42,8 @@ struct FsStep {
     DeviceNode,
     EnterDirectory,
     Attach,
-    Restrict,  // nosuid and nodev on the mount at `path` and every mount below it; ro stays as is
+    Restrict,   // nosuid and nodev on the mount at `path` and every mount below it; ro stays as is
+    WriteFile,  // `path` made or emptied, then holding `data`
   } kind;
   const char* path;              // target
   const char* source = nullptr;  // Mount and Attach: source; Symlink: link text

@@ -79,7 +79,7 @@ class Reader {
     for (std::uint32_t i = 0; i < count && ok_; ++i) {
       FsStep s{};
       const auto kind = number<std::uint32_t>();
-      if (kind > FsStep::Restrict) ok_ = false;
+      if (kind > FsStep::WriteFile) ok_ = false;
       s.kind = static_cast<FsStep::Kind>(kind);
       s.path = text();
       s.source = text();

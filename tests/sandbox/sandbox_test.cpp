@@ -383,7 +383,8 @@ TEST_F(Sandbox, StdinReachesEofWhileOtherSandboxesStart) {
 // An image directory as the root: bound read-only, with size-limited tmpfs where a system
 // writes. busybox-static (scripts/setup.sh) makes the image: one static binary.
 // An image is the root's lower layer: the sandbox writes anywhere in it, into a layer of its own
-// bounded by the disk limit, and the image is never changed. Its files keep their owners: root's
+// bounded by the disk limit, and the image is never changed. Its /etc/hosts names localhost, as a
+// container runtime's does. Its files keep their owners: root's
 // are the sandbox root's (idmapped into the sandbox's id range, whatever range that is).
 TEST_F(Sandbox, RootfsImageIsTheLowerLayerOfAWritableRoot) {
   const fs::path image = fs::temp_directory_path() / unique("warren_image_");
@@ -405,13 +406,13 @@ TEST_F(Sandbox, RootfsImageIsTheLowerLayerOfAWritableRoot) {
                                       " /bin/busybox stat -c '%u %n' /bin/busybox data;"
                                       " /bin/busybox dd if=/dev/zero of=/big bs=1M count=16"
                                       " 2>/dev/null || echo full;"
-                                      " /bin/busybox ls /"},
+                                      " /bin/busybox head -1 /etc/hosts; /bin/busybox ls /"},
                                      std::nullopt});
   ASSERT_TRUE(r.has_value()) << r.error().message;
   EXPECT_EQ(r->exit_code, 0) << r->stderr_data;
   EXPECT_EQ(r->stdout_data,
             "/srv\nkept\nwritten\nimage\nchanged\n0 /bin/busybox\n1000 data\nfull\n"
-            "big\nbin\ndev\nhome\nproc\nroot\nrun\nsrv\ntmp\nvar\n");
+            "127.0.0.1\tlocalhost\nbig\nbin\ndev\netc\nhome\nproc\nroot\nrun\nsrv\ntmp\nvar\n");
   EXPECT_FALSE(fs::exists(image / "bin/planted"));
   EXPECT_FALSE(fs::exists(image / "tmp/note"));
   std::ifstream data(image / "srv/data");
