@@ -11,9 +11,9 @@
 
 #include <boost/asio/this_coro.hpp>
 
-#include "offline_tools.hpp"
 #include "swe.hpp"
 #include "task_files.hpp"
+#include "test_run.hpp"
 #include "warren/eval/eval.hpp"
 
 namespace warren::eval {
@@ -21,6 +21,12 @@ namespace warren::eval {
 namespace {
 
 namespace fs = std::filesystem;
+using detail::Grading;
+using detail::grading_command;
+using detail::install_offline_tools;
+using detail::kReportDir;
+using detail::read_reward;
+using detail::read_test_report;
 using Clock = std::chrono::steady_clock;
 // The agent, as the orchestrator runs it.
 using orchestrator::AgentContext;
@@ -119,93 +125,6 @@ sandbox::Result<sandbox::WorkspaceCopy> make_tests(const Task& task, const fs::p
   return sandbox::make_workspace(task.dir, files, tests, host_ids, limits);
 }
 
-// What runs the tests: the task's own script, as its harness runs it. Its network steps (installing
-// uv, a pinned pytest) meet the offline stand-ins (install_offline_tools).
-std::string grading_command(const Task& task) {
-  if (task.format == TaskFormat::SweBench) return detail::swe_grading_command(task);
-  // The reward is read from /logs/verifier (a host folder) once the sandbox has ended, never from
-  // the output, which the program under test writes too (read_reward).
-  if (task.format == TaskFormat::Harbor)
-    return "mkdir -p /logs/agent /logs/artifacts; bash /tests/test.sh > "
-           "/logs/verifier/test-stdout.txt 2>&1; status=$?; cat /logs/verifier/test-stdout.txt; "
-           "exit $status";
-  return "export TEST_DIR=/tests; bash /tests/run-tests.sh";
-}
-
-// Where the offline stand-ins appear in the grading sandbox, first on its PATH.
-constexpr const char* kOfflineBin = "/run/warren-offline";  // writable in every root: a mount point
-
-// The stand-ins for test scripts' network steps (configs/offline/warren-offline), written into
-// the trial's folder under each name they stand in for, to be mounted read-only at kOfflineBin;
-// the grading environment gets them first on PATH, and pip set to find nothing to fetch.
-sandbox::Result<void> install_offline_tools(const fs::path& trial_dir, sandbox::Policy& grading) {
-  const fs::path bin = trial_dir / "offline";
-  std::error_code ec;
-  fs::create_directories(bin, ec);
-  {
-    std::ofstream script(bin / "warren-offline");
-    script << detail::kOfflineTools;
-    if (!script) return tl::unexpected(sandbox::Error{"cannot write " + bin.string()});
-  }
-  fs::permissions(bin / "warren-offline", fs::perms::owner_all | fs::perms::group_read |
-                                              fs::perms::group_exec | fs::perms::others_read |
-                                              fs::perms::others_exec);
-  for (const char* name : {"uv", "uvx", "pip", "pip3", "curl"})
-    fs::create_symlink("warren-offline", bin / name, ec);
-  if (ec)
-    return tl::unexpected(sandbox::Error{"cannot write " + bin.string() + ": " + ec.message()});
-  grading.mounts.push_back({bin.string(), kOfflineBin, true});
-  std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  for (auto it = grading.env.begin(); it != grading.env.end();)
-    if (it->starts_with("PATH=")) {
-      path = it->substr(5);
-      it = grading.env.erase(it);
-    } else {
-      ++it;
-    }
-  grading.env.push_back(std::string("PATH=") + kOfflineBin + ":" + path);
-  for (const char* kv : {"PIP_NO_INDEX=1", "PIP_BREAK_SYSTEM_PACKAGES=1", "UV_OFFLINE=1"})
-    grading.env.push_back(kv);
-  return {};
-}
-
-// Harbor's reward: reward.json's "reward" (or its only number), else reward.txt's number, read
-// from the verifier's folder after the grading sandbox has ended: every process that could write
-// there is gone, and what the verifier wrote last is what counts. The folder is the sandbox's, so
-// it is read as untrusted data (regular files only, nothing followed out of it).
-std::optional<double> read_reward(const fs::path& verifier_dir) {
-  auto folder = detail::TaskFolder::open(verifier_dir.string());
-  if (!folder) return std::nullopt;
-  if (auto json_text = folder->read("reward.json", "the reward", 1 << 20)) {
-    if (auto parsed = toolcall::parse_json(*json_text); parsed && parsed->is_object()) {
-      if (parsed->contains("reward") && (*parsed)["reward"].is_number())
-        return (*parsed)["reward"].get<double>();
-      for (const auto& [key, value] : parsed->items())
-        if (value.is_number()) return value.get<double>();
-    }
-  }
-  auto txt_text = folder->read("reward.txt", "the reward", 1 << 20);
-  if (!txt_text) return std::nullopt;
-  char* end = nullptr;
-  const double value = std::strtod(txt_text->c_str(), &end);
-  if (end == txt_text->c_str()) return std::nullopt;
-  return value;
-}
-
-// Where pytest writes its JUnit report in the grading sandbox (PYTEST_ADDOPTS reaches every
-// pytest that run-tests.sh starts, uv's included), a folder of the host's.
-constexpr const char* kReportDir = "/logs/warren";
-
-// pytest's report, read from the results folder after the grading sandbox has ended, as
-// untrusted data (read_reward says why).
-std::optional<std::vector<TestResult>> read_test_report(const fs::path& results_dir) {
-  auto folder = detail::TaskFolder::open(results_dir.string());
-  if (!folder) return std::nullopt;
-  auto xml = folder->read("junit.xml", "the test report", std::uint64_t{64} << 20);
-  if (!xml) return std::nullopt;
-  return parse_junit_report(*xml);
-}
-
 FailureMode failure_of(const AgentOutcome& a) {
   using orchestrator::ExitStatus;
   switch (a.exit_status) {
@@ -300,6 +219,11 @@ struct TrialPlace {
                                : make_workspace(task, dir, host_ids, bounded).map([](auto&&) {});
           !made)
         problem = made.error().message;
+    // Builders leave an image's / read-only (0555), which a container's root, with its
+    // capabilities, writes all the same; the sandbox's root has none, so its / is made writable
+    // to its owner: the agent may make a top folder, and the tests go in at /tests.
+    if (problem.empty() && on_image)
+      fs::permissions(root(), fs::perms::owner_write, fs::perm_options::add, ec);
     policy.host_ids = host_ids;
     policy.limits = settings.limits;
     policy.rootfs = on_image ? "" : settings.rootfs;
@@ -371,12 +295,6 @@ boost::asio::awaitable<Result<std::unique_ptr<sandbox::Session>>> start_environm
   co_return std::move(*session);
 }
 
-struct Grading {
-  sandbox::ExecResult result;
-  std::string problem;  // why the tests could not run; empty when they did
-  std::string output() const { return result.stdout_data + result.stderr_data; }
-};
-
 // Runs the tests in a fresh sandbox that starts from a snapshot of the agent's (which ends here),
 // with the tests put in at /tests only now. The results are written into a folder of the host's
 // and read from it once the grading sandbox has ended: Harbor's reward (read_reward), pytest's
@@ -391,7 +309,6 @@ boost::asio::awaitable<Grading> grade(const Task& task, const EvalSettings& sett
   if (!own_root)
     if (auto saved = session->snapshot(snapshot.string()); !saved)
       graded.problem = saved.error().message;
-  session.reset();
   if (graded.problem.empty())
     if (auto made = make_tests(task, place.dir, place.host_ids, place.bounded); !made)
       graded.problem = made.error().message;
@@ -400,6 +317,17 @@ boost::asio::awaitable<Grading> grade(const Task& task, const EvalSettings& sett
                                             place.host_ids, place.bounded);
         !made)
       graded.problem = made.error().message;
+  if (graded.problem.empty() && own_root && task.format != TaskFormat::SweBench) {
+    std::optional<Grading> in_place = co_await detail::run_tests_in_session(
+        task, place.dir / "tests", place.policy,
+        scaled(task.test_timeout, settings.timeout_multiplier), *session);
+    session.reset();  // every process of the agent's sandbox ends here
+    if (in_place) {
+      if (in_place->problem.empty()) detail::collect_reports(task, place.root(), verifier_dir);
+      co_return std::move(*in_place);
+    }
+  }
+  session.reset();
   if (!graded.problem.empty()) co_return graded;
   sandbox::Policy grading = place.policy;
   if (!own_root) {

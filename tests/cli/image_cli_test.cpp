@@ -45,7 +45,8 @@ class ImageCli : public ::testing::Test {
     return warren_via("WARREN_IMAGES=" + images + " " + WARREN_BINARY + " image " + args);
   }
   // A Harbor task whose Dockerfile needs a build: RUN, then the context's file, WORKDIR and ENV.
-  // Its reward is 1 when /app/answer holds what the solution writes from all three.
+  // The solution writes /app/answer from all three and serves it over HTTP on localhost; the
+  // reward is 1 when the tests, run where the agent ran, get it from that server.
   fs::path harbor_task(const std::string& name) const {
     const fs::path task = state / "suite" / name;
     write(task / "task.toml",
@@ -57,10 +58,12 @@ class ImageCli : public ::testing::Test {
           "COPY data.txt /app/data.txt\nENV TASK_MODE=built\n");
     write(task / "environment" / "data.txt", "from the context\n");
     write(task / "solution" / "solve.sh",
-          "#!/bin/bash\ncat seed data.txt > /app/answer; echo \"$TASK_MODE\" >> /app/answer\n");
+          "#!/bin/bash\ncat seed data.txt > /app/answer; echo \"$TASK_MODE\" >> /app/answer\n"
+          "httpd -p 127.0.0.1:8080 -h /app\n");
     write(task / "tests" / "test.sh",
           "#!/bin/bash\nexpected=$(printf 'base\\nfrom the context\\nbuilt')\n"
-          "if [ \"$(cat /app/answer 2>/dev/null)\" = \"$expected\" ]; then echo 1; else echo 0; fi"
+          "if [ \"$(wget -qO- http://localhost:8080/answer)\" = \"$expected\" ]; then echo 1; else echo 0;"
+          " fi"
           " > /logs/verifier/reward.txt\n");
     return task;
   }
