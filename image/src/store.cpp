@@ -148,9 +148,12 @@ Error build_error(const BuildRequest& request, const std::string& dockerfile,
                   const std::string& log_text, const fs::path& log) {
   const std::string tail = detail::last_lines(log_text, 6);
   for (const std::string& base : base_images(dockerfile)) {
+    // What buildah 1.28 says when a registry does not answer, refuses, or is not known for a
+    // short name (no unqualified-search registries configured).
     const bool pulling = log_text.find("pinging container registry") != std::string::npos ||
                          log_text.find("initializing source") != std::string::npos ||
-                         log_text.find("pull access denied") != std::string::npos;
+                         log_text.find("pull access denied") != std::string::npos ||
+                         log_text.find("did not resolve to an alias") != std::string::npos;
     if (pulling && log_text.find(base) != std::string::npos)
       return Error{request.label + ": the base image " + base + " cannot be pulled here (" +
                    detail::last_lines(log_text, 1) + "); `warren image import " + base +

@@ -165,6 +165,13 @@ TEST_F(ImageStore, AFailedBuildSaysWhyAndWhereItsLogIs) {
   EXPECT_NE(built.error().message.find(
                 "`warren image import registry.invalid/nothing:1 DIR|TAR` stands one in"),
             std::string::npos);
+  // A short name that no registry is searched for, nor imported: the same.
+  write(context / "Dockerfile", "FROM nothing-here/base:1\nRUN true\n");
+  built = store->build({context.string(), "Dockerfile", "broken"});
+  ASSERT_FALSE(built);
+  EXPECT_TRUE(
+      built.error().message.starts_with("broken: the base image nothing-here/base:1 cannot be "))
+      << built.error().message;
 }
 
 TEST_F(ImageStore, AHeredocNeedsABuildahThatReadsThem) {
