@@ -17,7 +17,7 @@ namespace {
 using Json = nlohmann::ordered_json;
 
 struct ImageFlags {
-  std::string store, path, name, dockerfile = "Dockerfile";
+  std::string store, path, name, dockerfile = "Dockerfile", workdir;
   bool json = false, bases = false;
 };
 
@@ -89,7 +89,7 @@ int build(const ImageFlags& f) {
 int import(const ImageFlags& f) {
   auto store = image::Store::open(f.store);
   if (!store) return fail("import", store.error().message);
-  auto imported = store->import(f.name, f.path);
+  auto imported = store->import(f.name, f.path, f.workdir);
   if (!imported) return fail("import", imported.error().message);
   if (f.json)
     std::cout << image_json(*imported).dump(2) << "\n";
@@ -142,6 +142,8 @@ void add_image_commands(CLI::App& app, int& exit_code) {
   i->add_option("name", flags->name, "the image's name, as a Dockerfile's FROM names it")
       ->required();
   i->add_option("path", flags->path, "a root folder, or a tar archive of one")->required();
+  i->add_option("--workdir", flags->workdir,
+                "the image's WORKDIR, as the image it stands in for has it (t-bench's: /app)");
   store_flag(i);
   i->callback([flags, &exit_code] { exit_code = import(*flags); });
 

@@ -152,9 +152,9 @@ Result<Environment> read_dockerfile(const std::string& task_dir, const std::stri
       const std::string destination = w.back();
       const auto relative = inside_workdir(e.workdir, destination);
       for (std::size_t i = 0; i + 1 < w.size(); ++i) {
-        // A glob or another stage's files: what they name only the builder knows.
+        // A glob, another stage's files or a heredoc: what they name only the builder knows.
         if (w[i].find("://") != std::string::npos || !relative || from_stage ||
-            w[i].find_first_of("*?[") != std::string::npos) {
+            w[i].find_first_of("*?[") != std::string::npos || w[i].starts_with("<<")) {
           e.needs_image.push_back(instruction);
           break;
         }

@@ -262,7 +262,8 @@ Result<Image> Store::build(const BuildRequest& request, const Progress& progress
   return image;
 }
 
-Result<Image> Store::import(const std::string& name, const std::string& path) const {
+Result<Image> Store::import(const std::string& name, const std::string& path,
+                            const std::string& workdir) const {
   std::error_code ec;
   const bool folder = fs::is_directory(path, ec);
   if (!folder && !fs::is_regular_file(path, ec))
@@ -290,10 +291,11 @@ Result<Image> Store::import(const std::string& name, const std::string& path) co
   } else if (auto added = buildah.must({"add", *container, archive, "/"}, "adding " + path);
              !added) {
     result = tl::unexpected(added.error());
-  } else if (auto configured = buildah.must(
-                 {"config", "--env",
-                  "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", *container},
-                 "buildah config");
+  } else if (auto configured =
+                 buildah.must({"config", "--env",
+                               "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                               "--workingdir", workdir.empty() ? "/" : workdir, *container},
+                              "buildah config");
              !configured) {
     result = tl::unexpected(configured.error());
   } else if (auto committed =

@@ -62,7 +62,8 @@ class ImageCli : public ::testing::Test {
           "httpd -p 127.0.0.1:8080 -h /app\n");
     write(task / "tests" / "test.sh",
           "#!/bin/bash\nexpected=$(printf 'base\\nfrom the context\\nbuilt')\n"
-          "if [ \"$(wget -qO- http://localhost:8080/answer)\" = \"$expected\" ]; then echo 1; else echo 0;"
+          "if [ \"$(wget -qO- http://localhost:8080/answer)\" = \"$expected\" ]; then echo 1; else "
+          "echo 0;"
           " fi"
           " > /logs/verifier/reward.txt\n");
     return task;
@@ -73,9 +74,11 @@ class ImageCli : public ::testing::Test {
 
 TEST_F(ImageCli, ATaskRunsOnTheImageItsDockerfileBuildsOnceForEveryTrial) {
   ASSERT_TRUE(make_mini_root(state / "mini"));
-  auto imported = image("import local/mini:1 " + (state / "mini").string() + " --json");
+  auto imported =
+      image("import local/mini:1 " + (state / "mini").string() + " --workdir /srv --json");
   ASSERT_EQ(imported.status, 0) << imported.err;
   EXPECT_EQ(Json::parse(imported.out)["name"], "local/mini:1");
+  EXPECT_EQ(Json::parse(imported.out)["workdir"], "/srv");  // as t-bench's bases have /app
   harbor_task("on-image");
   harbor_task("same-image");  // the same Dockerfile and context: one build serves both
   const std::string suite = (state / "suite").string();

@@ -86,6 +86,26 @@ TEST_F(Suites, ATerminalBenchTaskLoadsWithItsEnvironment) {
   ASSERT_EQ(e.needs_image.size(), 2u);
   EXPECT_EQ(e.needs_image[0], "COPY data.csv /opt/elsewhere.csv");
   EXPECT_NE(e.needs_image[1].find("apt-get install -y jq"), std::string::npos);
+  EXPECT_EQ(e.dockerfile, "Dockerfile");
+}
+
+// What only a builder can read (globs, another stage, heredocs) makes the task need a build,
+// never a load error: buildah reads it, or says why it cannot.
+TEST(Dockerfile, WhatOnlyABuilderReadsNeedsABuild) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("warren-dockerfile-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "Dockerfile")
+      << "FROM base\nWORKDIR /app\nCOPY *.py ./\n"
+         "COPY --from=builder /out /app/out\nCOPY <<EOT /app/x\nhi\nEOT\n";
+  auto e = read_dockerfile(dir.string(), "Dockerfile", "");
+  fs::remove_all(dir);
+  ASSERT_TRUE(e) << e.error().message;
+  ASSERT_EQ(e->needs_image.size(), 3u);
+  EXPECT_EQ(e->needs_image[0], "COPY *.py ./");
+  EXPECT_EQ(e->needs_image[1], "COPY --from=builder /out /app/out");
+  EXPECT_EQ(e->needs_image[2], "COPY <<EOT /app/x");
 }
 
 TEST_F(Suites, AHarborTaskLoads) {

@@ -60,8 +60,10 @@ class Store {
   Result<Image> build(const BuildRequest& request, const Progress& progress = {}) const;
 
   // A base image made from a root folder or a tar archive of one, under `name` (as a Dockerfile's
-  // FROM names it): a stand-in for an image the registries cannot give here.
-  Result<Image> import(const std::string& name, const std::string& path) const;
+  // FROM names it): a stand-in for an image the registries cannot give here. `workdir`: the
+  // image's WORKDIR, as the image it stands in for has it ("" for none).
+  Result<Image> import(const std::string& name, const std::string& path,
+                       const std::string& workdir = "") const;
 
   // Built images, newest first, then imported ones.
   Result<std::vector<Image>> list() const;
