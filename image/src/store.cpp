@@ -179,6 +179,11 @@ Result<Store> Store::open(std::string dir) {
   std::error_code ec;
   dir = fs::absolute(dir, ec).lexically_normal().string();
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  // Made private below: a folder that holds anything but a store is refused, so that a mistyped
+  // --store (/tmp, a home) is never made 0700.
+  if (fs::exists(dir, ec) && !fs::is_empty(dir, ec) && !fs::is_directory(fs::path(dir) / "roots"))
+    return tl::unexpected(Error{dir + " is not an image store (it holds other files): name a new "
+                                      "or empty folder"});
   fs::create_directories(dir, ec);
   if (ec)
     return tl::unexpected(Error{"cannot create the image store " + dir + ": " + ec.message()});

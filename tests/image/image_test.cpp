@@ -54,6 +54,19 @@ class ImageStore : public ::testing::Test {
   std::optional<Store> store;
 };
 
+// The store is made private (0700): a folder holding anything else is refused, untouched.
+TEST_F(ImageStore, AFolderThatHoldsOtherFilesIsNotMadeAStore) {
+  write(top / "busy" / "notes.txt", "mine\n");
+  fs::permissions(top / "busy", fs::perms::all);
+  auto opened = Store::open((top / "busy").string());
+  ASSERT_FALSE(opened);
+  EXPECT_EQ(opened.error().message, (top / "busy").string() +
+                                        " is not an image store (it holds other files): name a "
+                                        "new or empty folder");
+  EXPECT_EQ(fs::status(top / "busy").permissions(), fs::perms::all);
+  EXPECT_TRUE(Store::open(store->dir()));  // an existing store opens again
+}
+
 TEST_F(ImageStore, TheKeyIsTheContextsContentAndNeverFollowsALink) {
   const fs::path a = top / "a", b = top / "b", outside = top / "outside.txt";
   write(a / "Dockerfile", "FROM local/mini:1\nCOPY data /data\n");
