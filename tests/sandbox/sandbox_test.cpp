@@ -408,6 +408,12 @@ TEST_F(Sandbox, RootfsImageIsTheLowerLayerOfAWritableRoot) {
                                       " 2>/dev/null || echo full;"
                                       " /bin/busybox head -1 /etc/hosts; /bin/busybox ls /"},
                                      std::nullopt});
+  // The cgroup v2 VMs see this host's files over 9p under an overlay: no idmapped mounts there.
+  if (!r && r.error().message.find("has no idmapped mounts") != std::string::npos) {
+    fs::remove_all(image);
+    GTEST_SKIP() << r.error().message
+                 << ": an image root needs them (ext4, xfs, btrfs; tmpfs from Linux 6.3)";
+  }
   ASSERT_TRUE(r.has_value()) << r.error().message;
   EXPECT_EQ(r->exit_code, 0) << r->stderr_data;
   EXPECT_EQ(r->stdout_data,
