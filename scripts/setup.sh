@@ -14,6 +14,8 @@ packages=(
   # task images (image/): buildah builds Dockerfiles without a daemon, runc runs their RUN steps
   # (crun, buildah's other choice, refuses cgroup v1 hybrid hosts)
   buildah runc
+  # an outbound network for sandboxes that ask for one (sandbox::Network::Outbound): user-mode NAT
+  slirp4netns
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 bubblewrap openssl ca-certificates git
   python3-pytest iproute2

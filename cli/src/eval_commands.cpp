@@ -23,7 +23,7 @@ using Json = nlohmann::ordered_json;
 
 struct EvalFlags {
   std::string suite, agent = "oracle", model, filter, shard = "0/1", rootfs, config;
-  std::string db = ".warren/warren.db", html, predictions, images;
+  std::string db = ".warren/warren.db", html, predictions, images, network = "none";
   std::vector<std::string> merge_sources;
   int concurrency = 0, attempts = 1;
   double timeout_multiplier = 1.0;
@@ -191,6 +191,7 @@ int eval_command(const EvalFlags& f) {
     s.shard = st.value("shard", "0/1");
     s.timeout_multiplier = st.value("timeout_multiplier", 1.0);
     s.rootfs = st.value("rootfs", "");
+    s.network = st.value("network", "none");
     o.resume = f.resume;
   }
   if (s.suite.empty()) return fail("eval", "name a suite (a task directory or a folder of them)");
@@ -205,6 +206,8 @@ int eval_command(const EvalFlags& f) {
   o.settings.agent = *agent;
   o.settings.timeout_multiplier = s.timeout_multiplier;
   o.settings.rootfs = s.rootfs;
+  o.settings.network =
+      s.network == "outbound" ? warren::sandbox::Network::Outbound : warren::sandbox::Network::None;
   o.settings.images = f.images;
   o.log = [](const std::string& line) { std::cerr << "warren: " << printable(line) << "\n"; };
   o.settings.workspaces = orch::workspaces_folder(f.db);
@@ -288,6 +291,11 @@ void add_eval_commands(CLI::App& app, int& exit_code) {
   eval->add_option("--images", f->images,
                    "the image store that task images are built into and cached in (default: "
                    "$WARREN_IMAGES, else ~/.cache/warren/images)");
+  eval->add_option("--network", f->network,
+                   "none (default: trials are offline; the tests' network steps meet stand-ins) "
+                   "or outbound (the agent and the tests of each task that allows it reach the "
+                   "internet through a NAT of their own; the host's loopback stays unreachable)")
+      ->check(CLI::IsMember({"none", "outbound"}));
   eval->add_option("--resume", f->resume, "continue eval run ID: skip its finished trials");
   eval->add_option("--config", f->config, "a JSON file over the built-in configs");
   eval->add_option("--db", f->db, "the database (default .warren/warren.db)");

@@ -18,6 +18,7 @@ using Json = nlohmann::ordered_json;
 
 struct ImageFlags {
   std::string store, path, name, dockerfile = "Dockerfile", workdir;
+  std::vector<std::string> also;
   bool json = false, bases = false;
 };
 
@@ -89,12 +90,16 @@ int build(const ImageFlags& f) {
 int import(const ImageFlags& f) {
   auto store = image::Store::open(f.store);
   if (!store) return fail("import", store.error().message);
-  auto imported = store->import(f.name, f.path, f.workdir);
+  auto imported = store->import(f.name, f.path, f.workdir, f.also);
   if (!imported) return fail("import", imported.error().message);
-  if (f.json)
-    std::cout << image_json(*imported).dump(2) << "\n";
-  else
+  if (f.json) {
+    Json out = image_json(*imported);
+    out["also"] = f.also;
+    std::cout << out.dump(2) << "\n";
+  } else {
     std::printf("%s %s\n", imported->name.c_str(), size_text(imported->bytes).c_str());
+    for (const std::string& name : f.also) std::printf("%s (the same image)\n", name.c_str());
+  }
   return 0;
 }
 
@@ -144,6 +149,10 @@ void add_image_commands(CLI::App& app, int& exit_code) {
   i->add_option("path", flags->path, "a root folder, or a tar archive of one")->required();
   i->add_option("--workdir", flags->workdir,
                 "the image's WORKDIR, as the image it stands in for has it (t-bench's: /app)");
+  i->add_option("--also", flags->also,
+                "another name the same image stands in for (one root for several bases); "
+                "repeat for more")
+      ->allow_extra_args(false);
   store_flag(i);
   i->callback([flags, &exit_code] { exit_code = import(*flags); });
 

@@ -44,7 +44,8 @@ Json settings_json(const EvalOptions& o) {
           {"filter", o.filter},
           {"shard", std::to_string(o.shard) + "/" + std::to_string(o.shards)},
           {"timeout_multiplier", o.settings.timeout_multiplier},
-          {"rootfs", o.settings.rootfs}};
+          {"rootfs", o.settings.rootfs},
+          {"network", o.settings.network == sandbox::Network::Outbound ? "outbound" : "none"}};
 }
 
 Json task_metadata(const Task& t) {

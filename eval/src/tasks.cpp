@@ -120,6 +120,8 @@ void load_harbor(Task& t, const detail::TaskFolder& folder) {
     if (!environment) throw std::runtime_error(environment.error().message);
     t.environment = std::move(*environment);
   }
+  // Harbor's default is true: only a task that says false is kept off the network.
+  t.environment.allows_internet = config["environment"]["allow_internet"].value_or(true);
   if (const toml::table* env = config["environment"]["env"].as_table())
     for (const auto& [key, value] : *env)
       if (auto s = value.value<std::string>())

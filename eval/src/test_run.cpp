@@ -139,33 +139,30 @@ boost::asio::awaitable<std::optional<Grading>> run_tests_in_session(
     std::chrono::milliseconds timeout, sandbox::Session& session) {
   if (!session.alive()) co_return std::nullopt;
   Grading graded;
+  const bool offline = policy.network == sandbox::Network::None;
   std::string folders = " /logs/verifier /logs/agent /logs/artifacts /logs/warren ";
-  folders += kOfflineBin;
+  if (offline) folders += kOfflineBin;
   std::vector<SessionFile> files = test_files(tests, folders);
-  files.push_back({std::string(kOfflineBin) + "/warren-offline", kOfflineTools, true});
   std::string setup = "rm -rf /tests /logs/verifier /logs/warren " + std::string(kOfflineBin) +
                       " && mkdir -p /tests" + folders;
-  for (const char* name : {"uv", "uvx", "pip", "pip3", "curl"})
-    setup += std::string(" && ln -s warren-offline ") + kOfflineBin + "/" + name;
+  if (offline)  // a copy under each name: the script goes by the name it is run as
+    for (const char* name : {"warren-offline", "uv", "uvx", "pip", "pip3", "curl"})
+      files.push_back({std::string(kOfflineBin) + "/" + name, kOfflineTools, true});
   auto made = co_await session.async_exec(std::move(setup));
   if (!made || made->exit_code != 0) co_return std::nullopt;
-  std::string executables;
-  for (const SessionFile& f : files) {
-    if (auto written = session.write_file(f.path, f.data); !written) {
+  for (const SessionFile& f : files)
+    if (auto written = session.write_file(f.path, f.data, f.executable ? 0755 : 0644); !written) {
       graded.problem = "putting the tests in: " + written.error().message;
       co_return graded;
     }
-    if (f.executable) executables += " " + orchestrator::shell_quote(f.path);
-  }
   std::vector<std::string> env;
   for (const std::string& kv : policy.env)
     if (kv.starts_with("PATH=")) env.push_back(kv);
-  set_offline_env(env);
+  if (offline) set_offline_env(env);
   std::string command = "cd " + orchestrator::shell_quote(policy.workspace_path) +
                         " && (export PYTEST_ADDOPTS='--junitxml=" + kReportDir +
                         "/junit.xml -o junit_family=xunit1'";
   for (const std::string& kv : env) command += " " + orchestrator::shell_quote(kv);
-  if (!executables.empty()) command += "; chmod +x" + executables;
   command += "; " + grading_command(task) + ")";
   auto ran = co_await session.async_exec(std::move(command), timeout);
   if (!ran) co_return std::nullopt;

@@ -233,6 +233,11 @@ struct TrialPlace {
         on_image && !image.workdir.empty() ? image.workdir : task.environment.workdir;
     policy.env = on_image ? with_image_env(image.env, task.environment.env) : task.environment.env;
     policy.env.push_back("PYTHONDONTWRITEBYTECODE=1");
+    if (task.environment.allows_internet && task.format != TaskFormat::SweBench)
+      policy.network = settings.network;
+    // A task's image is a container's root, and its scripts expect a container root's
+    // capabilities (apt-get, chown, su), held in the trial's own user namespace only.
+    if (on_image) policy.privileges = sandbox::Privileges::Container;
     agent_settings = settings.agent_settings;
     agent_settings.limits.timeout = scaled(task.agent_timeout, settings.timeout_multiplier);
     agent_settings.command_timeout = agent_settings.limits.timeout;

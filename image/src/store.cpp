@@ -268,13 +268,17 @@ Result<Image> Store::build(const BuildRequest& request, const Progress& progress
 }
 
 Result<Image> Store::import(const std::string& name, const std::string& path,
-                            const std::string& workdir) const {
+                            const std::string& workdir,
+                            const std::vector<std::string>& also) const {
   std::error_code ec;
   const bool folder = fs::is_directory(path, ec);
   if (!folder && !fs::is_regular_file(path, ec))
     return tl::unexpected(Error{path + " is neither a root folder nor a tar archive of one"});
-  if (name.empty() || name.find_first_of(" \t\n") != std::string::npos)
-    return tl::unexpected(Error{"'" + name + "' is not an image name"});
+  std::vector<std::string> names = {name};
+  names.insert(names.end(), also.begin(), also.end());
+  for (const std::string& n : names)
+    if (n.empty() || n.find_first_of(" \t\n") != std::string::npos)
+      return tl::unexpected(Error{"'" + n + "' is not an image name"});
   const fs::path store = dir_;
   std::string archive = fs::absolute(path).string();
   fs::path made;
@@ -308,17 +312,28 @@ Result<Image> Store::import(const std::string& name, const std::string& path,
              !committed) {
     result = tl::unexpected(committed.error());
   } else {
-    Image image;
-    image.name = name;
-    image.source = fs::absolute(path).string();
-    image.created = now_seconds();
-    image.base = true;
-    image.bytes = fs::file_size(archive, ec);
-    (void)detail::read_config(buildah, name, image);
-    if (auto written = write_record(store / "bases" / base_record(name), image); !written)
-      result = tl::unexpected(written.error());
-    else
+    std::vector<std::string> tag = {"tag", name};
+    tag.insert(tag.end(), also.begin(), also.end());
+    if (auto tagged = also.empty() ? Result<std::string>() : buildah.must(tag, "buildah tag");
+        !tagged) {
+      result = tl::unexpected(tagged.error());
+    } else {
+      Image image;
+      image.source = fs::absolute(path).string();
+      image.created = now_seconds();
+      image.base = true;
+      image.bytes = fs::file_size(archive, ec);
+      (void)detail::read_config(buildah, name, image);
       result = image;
+      for (const std::string& n : names) {  // a record each: list and prune see every name
+        image.name = n;
+        if (auto written = write_record(store / "bases" / base_record(n), image); !written) {
+          result = tl::unexpected(written.error());
+          break;
+        }
+      }
+      if (result) result->name = name;
+    }
   }
   if (container) (void)buildah.run({"rm", *container});
   if (!made.empty()) fs::remove(made, ec);

@@ -151,7 +151,7 @@ Result<std::string> Session::read_file(const std::string& path, std::uint64_t ma
   return data;
 }
 
-Result<void> Session::write_file(const std::string& path, std::string_view data) {
+Result<void> Session::write_file(const std::string& path, std::string_view data, unsigned mode) {
   if (state_->root_fd < 0) return tl::unexpected(Error{"the session has no root"});
   AsSandboxRoot identity(state_->sandbox->host_ids);
   if (!identity.ok()) return tl::unexpected(Error{"the file API could not set its identity"});
@@ -162,8 +162,11 @@ Result<void> Session::write_file(const std::string& path, std::string_view data)
   if (!opened) return tl::unexpected(opened.error());
   if (opened->fd < 0) {
     opened->fd = open_in_root(state_->root_fd, state_->workdir, path,
-                              O_WRONLY | O_CREAT | O_EXCL | O_NOCTTY | O_NONBLOCK, 0644);
+                              O_WRONLY | O_CREAT | O_EXCL | O_NOCTTY | O_NONBLOCK, 0600);
     if (opened->fd < 0) return file_error("write", path, errno);
+    // Set after the open, not through it: the process's umask is no part of what was asked. No
+    // set-id bit: those the sandbox sets itself, if it may.
+    fchmod(opened->fd, mode & 0777);
   }
   const Fd& f = *opened;
   for (std::size_t done = 0; done < data.size();) {

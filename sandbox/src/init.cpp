@@ -195,7 +195,8 @@ WARREN_CHILD_CODE void reset_signal_actions() {
   // wait (a prctl a capability, each one a new cred: 80 us of CPU a start here). It limits only
   // what an exec may gain, so PID 1 keeps the capabilities it mounts with, and everything it starts
   // inherits the empty set.
-  for (int cap = 0; cap <= plan.last_capability; ++cap) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+  for (int cap = 0; cap <= plan.last_capability; ++cap)
+    if (!(plan.kept_capabilities >> cap & 1)) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
   char go = 0;
   if (read(plan.go_read, &go, 1) != 1) _exit(127);
   // The id maps exist now: become the namespace's root (host uid 100000, not host root), so that

@@ -1,6 +1,7 @@
 // Starting a sandbox: prepares the plan, takes a cgroup and a network namespace from the pools,
 // has PID 1 spawned (by the spawner, or here), and lets it go.
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -27,6 +28,13 @@ namespace {
 
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+// Docker's default capability set (moby's oci/caps/defaults.go lists the same fourteen).
+constexpr std::uint64_t kContainerCapabilities =
+    1ULL << CAP_CHOWN | 1ULL << CAP_DAC_OVERRIDE | 1ULL << CAP_FSETID | 1ULL << CAP_FOWNER |
+    1ULL << CAP_MKNOD | 1ULL << CAP_NET_RAW | 1ULL << CAP_SETGID | 1ULL << CAP_SETUID |
+    1ULL << CAP_SETFCAP | 1ULL << CAP_SETPCAP | 1ULL << CAP_NET_BIND_SERVICE |
+    1ULL << CAP_SYS_CHROOT | 1ULL << CAP_KILL | 1ULL << CAP_AUDIT_WRITE;
+
 void build_process_plan(const Policy& policy, const Command& command, ChildPlan& plan,
                         Strings& strings) {
   plan.hostname = strings.keep(policy.hostname);
@@ -47,6 +55,7 @@ void build_process_plan(const Policy& policy, const Command& command, ChildPlan&
   plan.rlimits = {{RLIMIT_CORE, lim(0)},
                   {RLIMIT_NOFILE, lim(policy.limits.open_files)},
                   {RLIMIT_FSIZE, lim(policy.limits.file_size_bytes)}};
+  plan.kept_capabilities = policy.privileges == Privileges::Container ? kContainerCapabilities : 0;
 }
 
 // Opens the tree each Attach step mounts: a detached recursive copy of its host path, made here in
@@ -166,7 +175,12 @@ Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, c
   }
 
   int netns = -1;
-  if (policy.network == Network::None && l->resources->netns) {
+  if (policy.network == Network::Outbound) {
+    auto outbound = OutboundNetwork::start();
+    if (!outbound) return tl::unexpected(outbound.error());
+    l->outbound = std::move(*outbound);
+    netns = l->outbound->netns();
+  } else if (policy.network == Network::None && l->resources->netns) {
     auto pooled = l->resources->netns->acquire();
     if (!pooled) return tl::unexpected(pooled.error());
     netns = l->netns = *pooled;

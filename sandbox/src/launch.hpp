@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cgroup.hpp"
+#include "net.hpp"
 #include "recycle.hpp"
 #include "resources.hpp"
 #include "warren/sandbox/sandbox.hpp"
@@ -100,6 +101,8 @@ struct Launched {
   std::shared_ptr<Resources> resources;
   std::unique_ptr<Cgroup> cgroup;  // null when cgroups are unusable (rootless); back to the pool
   int netns = -1;                  // a pooled network namespace, back to the pool
+  // Network::Outbound's namespace and NAT, which end after PID 1 (members go after the body).
+  std::unique_ptr<OutboundNetwork> outbound;
   Clock::time_point started;
   std::vector<std::string> notes;
   bool reaped = false;

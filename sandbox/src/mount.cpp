@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "control_file.hpp"
+#include "net.hpp"
 
 namespace warren::sandbox::detail {
 
@@ -305,6 +306,9 @@ Result<void> plan_filesystem(const Policy& policy, const HostView& host,
                                 policy.hostname + "\n")});
     pre.push_back({FsStep::WriteFile, in_root("/etc/hostname"), nullptr, nullptr, 0,
                    strings.keep(policy.hostname + "\n")});
+    if (policy.network == Network::Outbound)
+      pre.push_back({FsStep::WriteFile, in_root("/etc/resolv.conf"), nullptr, nullptr, 0,
+                     kOutboundResolvConf});
   }
 
   // Writable places of the host-system view (already tmpfs: just directories).

@@ -2,11 +2,15 @@
 
 #include <fcntl.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
+#include <spawn.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -116,6 +120,82 @@ EnterNetns::~EnterNetns() {
     std::abort();
   }
   if (owned_) close(previous_);
+}
+
+namespace {
+
+// slirp4netns gets none of this process's environment (an API key, say).
+char* const kNatEnvironment[] = {const_cast<char*>("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), nullptr};
+
+// Waits up to `ms` for slirp4netns to write to its ready descriptor: true when it did.
+bool nat_ready(int ready, int ms) {
+  pollfd p{ready, POLLIN, 0};
+  int n;
+  do n = poll(&p, 1, ms);
+  while (n < 0 && errno == EINTR);
+  char c = 0;
+  return n == 1 && read(ready, &c, 1) == 1;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<OutboundNetwork>> OutboundNetwork::start() {
+  if (geteuid() != 0)
+    return tl::unexpected(Error{"an outbound network needs root (rootless, use --net host)"});
+  auto netns = make_namespace();
+  if (!netns) return tl::unexpected(netns.error());
+  int ready[2], stop[2];
+  if (pipe2(ready, O_CLOEXEC) != 0) {
+    close(*netns);
+    return tl::unexpected(Error{std::string("pipe: ") + std::strerror(errno)});
+  }
+  if (pipe2(stop, O_CLOEXEC) != 0) {
+    close(*netns), close(ready[0]), close(ready[1]);
+    return tl::unexpected(Error{std::string("pipe: ") + std::strerror(errno)});
+  }
+  // slirp4netns gets its three descriptors at numbers above every one it is given, so that no
+  // dup2 overwrites another's source; they lose close-on-exec there.
+  const int base = std::max({*netns, ready[1], stop[0]}) + 1;
+  const std::string netns_path = "/proc/self/fd/" + std::to_string(base);
+  const std::string ready_fd = "--ready-fd=" + std::to_string(base + 1);
+  const std::string exit_fd = "--exit-fd=" + std::to_string(base + 2);
+  std::vector<const char*> argv = {
+      "slirp4netns",       "--configure",      "--mtu=65520",    "--disable-host-loopback",
+      "--enable-sandbox",  "--enable-seccomp", ready_fd.c_str(), exit_fd.c_str(),
+      "--netns-type=path", netns_path.c_str(), "tap0",           nullptr};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, *netns, base);
+  posix_spawn_file_actions_adddup2(&actions, ready[1], base + 1);
+  posix_spawn_file_actions_adddup2(&actions, stop[0], base + 2);
+  // It reports each start on stdout and its warnings on stderr, which are not the run's output.
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid = -1;
+  const int spawned = posix_spawnp(&pid, "slirp4netns", &actions, nullptr,
+                                   const_cast<char* const*>(argv.data()), kNatEnvironment);
+  posix_spawn_file_actions_destroy(&actions);
+  close(ready[1]);
+  close(stop[0]);
+  if (spawned != 0) {
+    close(*netns), close(ready[0]), close(stop[1]);
+    return tl::unexpected(Error{std::string("an outbound network needs slirp4netns (the Debian "
+                                            "package of that name): ") +
+                                std::strerror(spawned)});
+  }
+  std::unique_ptr<OutboundNetwork> made(new OutboundNetwork(*netns, pid, stop[1]));
+  const bool ok = nat_ready(ready[0], 10000);
+  close(ready[0]);
+  if (!ok) return tl::unexpected(Error{"slirp4netns did not set the sandbox's network up"});
+  return made;
+}
+
+OutboundNetwork::~OutboundNetwork() {
+  close(stop_);  // slirp4netns sees its exit descriptor close and ends
+  int status = 0;
+  while (waitpid(nat_, &status, 0) < 0 && errno == EINTR) {
+  }
+  close(netns_);
 }
 
 namespace {

@@ -9,6 +9,9 @@
 // loopback up itself.
 #pragma once
 
+#include <sys/types.h>
+
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -49,6 +52,31 @@ class EnterNetns {
   int previous_;
   bool owned_;
 };
+
+// A network namespace of its own (loopback up, as a pooled one) whose traffic leaves through
+// slirp4netns, a user-mode NAT running as this process's child for as long as this object lives:
+// the sandbox reaches the internet and the host's other addresses, never the host's loopback
+// (--disable-host-loopback), and nothing outside reaches in. slirp4netns itself runs in a mount
+// namespace of its own with every capability dropped but the one it binds with
+// (--enable-sandbox), under its own seccomp filter (--enable-seccomp). Root only: rootless, the
+// namespace would have to be the sandbox's own, made after PID 1 starts.
+class OutboundNetwork {
+ public:
+  static Result<std::unique_ptr<OutboundNetwork>> start();
+  ~OutboundNetwork();
+  OutboundNetwork(const OutboundNetwork&) = delete;
+  OutboundNetwork& operator=(const OutboundNetwork&) = delete;
+  int netns() const { return netns_; }
+
+ private:
+  OutboundNetwork(int netns, pid_t nat, int stop) : netns_(netns), nat_(nat), stop_(stop) {}
+  int netns_;
+  pid_t nat_;  // slirp4netns
+  int stop_;   // its --exit-fd's other end: closing it ends slirp4netns
+};
+
+// What /etc/resolv.conf says in a sandbox with an outbound network: slirp4netns's DNS forwarder.
+inline constexpr const char* kOutboundResolvConf = "nameserver 10.0.2.3\n";
 
 // Child side, where the sandbox made its own namespace (rootless, or one-shot): brings up its
 // loopback and lets the sandbox's ids bind low ports and ping.

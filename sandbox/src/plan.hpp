@@ -116,7 +116,10 @@ struct ChildPlan {
   const char* search_path = nullptr;  // PATH used to find argv[0]
   std::vector<RlimitSetting> rlimits;
   int last_capability = 63;  // /proc/sys/kernel/cap_last_cap: the bounding set is dropped up to it
-  sock_fprog seccomp{};      // a filter compiled in the parent
+  // The capabilities the command keeps (bit n: capability n), in every set and the bounding set;
+  // the rest are dropped. 0 but for Privileges::Container.
+  std::uint64_t kept_capabilities = 0;
+  sock_fprog seccomp{};  // a filter compiled in the parent
 };
 
 // A plan as bytes, for the spawner process (spawner.hpp); descriptors travel beside it. Decoding

@@ -127,6 +127,7 @@ std::string encode_plan(const ChildPlan& plan) {
   w.strings(plan.envp);
   w.text(plan.search_path);
   w.number(static_cast<std::int32_t>(plan.last_capability));
+  w.number(plan.kept_capabilities);
   w.number(static_cast<std::uint32_t>(plan.rlimits.size()));
   for (const RlimitSetting& r : plan.rlimits) {
     w.number(static_cast<std::int32_t>(r.resource));
@@ -156,6 +157,7 @@ bool decode_plan(std::string_view bytes, ChildPlan& plan, Strings& strings,
   plan.search_path = r.text();
   plan.last_capability = r.number<std::int32_t>();
   if (plan.last_capability < 0 || plan.last_capability > 63) return false;
+  plan.kept_capabilities = r.number<std::uint64_t>();
   const auto limits = r.number<std::uint32_t>();
   for (std::uint32_t i = 0; i < limits && r.ok(); ++i) {
     RlimitSetting s{};

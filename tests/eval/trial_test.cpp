@@ -1,9 +1,15 @@
 // Eval trials end to end: real sandboxes, the oracle through the scripted backend and the DSML
 // parser, grading with the local pytest or Harbor's reward file. Needs root.
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <thread>
+#include <tuple>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -126,20 +132,22 @@ class Trials : public ::testing::Test {
     return d;
   }
 
-  TrialReport trial(const fs::path& dir, const std::string& agent) {
+  TrialReport trial(const fs::path& dir, const std::string& agent,
+                    sandbox::Network network = sandbox::Network::None) {
     auto suite = load_suite(dir.string());
     EXPECT_TRUE(suite);
     const Task& task = (*suite)[0];
     EXPECT_EQ(task.load_error, "");
     const storage::TaskId task_id =
         *store->add_task(storage::Task{.run = run,
-                                       .name = task.name + agent,
+                                       .name = unique_name(task.name + agent),
                                        .instruction = task.instruction,
                                        .metadata = {{"format", to_string(task.format)}}});
     EvalSettings settings;
     settings.agent = *agent_kind(agent);
     settings.workspaces = (root / "state" / "trials").string();
     settings.keep_workspaces = true;  // some tests look at what the agent left
+    settings.network = network;
     boost::asio::io_context io;
     std::optional<TrialReport> report;
     boost::asio::co_spawn(io, run_trial(task, 0, settings, runtime, *store, config, run, task_id),
@@ -151,6 +159,13 @@ class Trials : public ::testing::Test {
     return *report;
   }
 
+  // A task name of its own for each trial, as a run holds each once: `name` the first time.
+  std::string unique_name(const std::string& name) {
+    std::string unique = name;
+    for (int n = 2; !names.insert(unique).second; ++n) unique = name + "-" + std::to_string(n);
+    return unique;
+  }
+  std::set<std::string> names;
   fs::path root;
   sandbox::Runtime runtime;
   std::unique_ptr<storage::Store> store;
@@ -264,6 +279,65 @@ TEST_F(Trials, AHarborTaskIsGradedByItsReward) {
   EXPECT_FALSE(nop.resolved);
   EXPECT_EQ(nop.reward, 0.0);
   EXPECT_EQ(to_string(nop.failure_mode), "test_failed");
+}
+
+// An HTTP server on every host address that answers each request with `body`, for as long as it
+// lives.
+class HttpAnswer {
+ public:
+  explicit HttpAnswer(std::string body) : body_(std::move(body)) {
+    std::tie(fd_, port_) = sandbox::testing::listen_on(htonl(INADDR_ANY));
+    thread_ = std::thread([this] {
+      pollfd p{fd_, POLLIN, 0};
+      while (!stop_) {
+        if (poll(&p, 1, 50) != 1) continue;
+        const int conn = accept(fd_, nullptr, nullptr);  // non-blocking: -1 when raced
+        if (conn < 0) continue;
+        char request[4096];
+        (void)!read(conn, request, sizeof request);
+        const std::string reply =
+            "HTTP/1.0 200 OK\r\nContent-Length: " + std::to_string(body_.size()) + "\r\n\r\n" +
+            body_;
+        (void)!write(conn, reply.data(), reply.size());
+        close(conn);
+      }
+    });
+  }
+  ~HttpAnswer() {
+    stop_ = true;
+    thread_.join();
+    close(fd_);
+  }
+  int port() const { return port_; }
+
+ private:
+  std::string body_;
+  int fd_ = -1, port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// With an outbound network the tests run as written and reach what they fetch; offline they
+// cannot; a Harbor task that says allow_internet = false is kept offline whatever the run says.
+TEST_F(Trials, AnOutboundNetworkServesTheTestsUnlessTheTaskForbidsIt) {
+  if (!fs::exists("/dev/net/tun")) GTEST_SKIP() << "no /dev/net/tun: slirp4netns cannot run here";
+  const std::string host = sandbox::testing::host_address();
+  ASSERT_FALSE(host.empty()) << "the host has no IPv4 address but its loopback";
+  HttpAnswer server("warren-net\n");
+  const fs::path task = harbor_task();
+  write(task / "tests" / "test.sh",
+        "#!/bin/bash\ncurl -s --max-time 5 http://" + host + ":" + std::to_string(server.port()) +
+            "/probe > /tmp/got\nif grep -q warren-net /tmp/got; then echo 1; else echo 0; fi > "
+            "/logs/verifier/reward.txt\n");
+  EXPECT_EQ(trial(task, "oracle").reward, 0.0);
+  const TrialReport online = trial(task, "oracle", sandbox::Network::Outbound);
+  EXPECT_TRUE(online.resolved) << to_string(online.failure_mode) << ": " << online.message;
+  EXPECT_EQ(online.reward, 1.0);
+  write(task / "task.toml",
+        "[agent]\ntimeout_sec = 60.0\n[verifier]\ntimeout_sec = 30.0\n[environment]\n"
+        "allow_internet = false\n");
+  const TrialReport kept_off = trial(task, "oracle", sandbox::Network::Outbound);
+  EXPECT_EQ(kept_off.reward, 0.0) << to_string(kept_off.failure_mode) << ": " << kept_off.message;
 }
 
 // A SWE-bench style instance over a local git checkout: the oracle applies the gold patch, the

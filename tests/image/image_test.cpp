@@ -43,10 +43,10 @@ class ImageStore : public ::testing::Test {
     if (store) (void)store->prune(true);
     if (!top.empty()) fs::remove_all(top);
   }
-  // The mini root imported as local/mini:1, once per test that builds.
-  void import_base() {
+  // The mini root imported as local/mini:1 (and the `also` names), once per test that builds.
+  void import_base(const std::vector<std::string>& also = {}) {
     ASSERT_TRUE(warren::testing::make_mini_root(top / "mini"));
-    auto imported = store->import("local/mini:1", (top / "mini").string());
+    auto imported = store->import("local/mini:1", (top / "mini").string(), "", also);
     ASSERT_TRUE(imported) << imported.error().message;
     EXPECT_TRUE(imported->base);
   }
@@ -90,10 +90,10 @@ TEST_F(ImageStore, TheKeyIsTheContextsContentAndNeverFollowsALink) {
 }
 
 TEST_F(ImageStore, ABuildIsCachedAndItsRootIsASandboxsLowerLayer) {
-  import_base();
+  import_base({"local/mini-alias:2"});  // one root for two base names; FROM uses the second
   const fs::path context = top / "task";
   write(context / "Dockerfile",
-        "FROM local/mini:1\n"
+        "FROM local/mini-alias:2\n"
         "RUN mkdir -p /app && echo built > /etc/built && chown 1000:1000 /etc/built\n"
         "COPY data.txt /app/\n"
         "WORKDIR /app\n"
@@ -141,15 +141,16 @@ TEST_F(ImageStore, ABuildIsCachedAndItsRootIsASandboxsLowerLayer) {
 
   auto listed = store->list();
   ASSERT_TRUE(listed);
-  ASSERT_EQ(listed->size(), 2u);
+  ASSERT_EQ(listed->size(), 3u);
   EXPECT_EQ((*listed)[0].key, built->key);  // built images first
-  EXPECT_TRUE((*listed)[1].base);
+  EXPECT_TRUE((*listed)[1].base && (*listed)[2].base);
+  EXPECT_EQ((*listed)[1].bytes, (*listed)[2].bytes);
   auto pruned = store->prune(false);
   ASSERT_TRUE(pruned) << pruned.error().message;
   ASSERT_EQ(pruned->size(), 1u);
   EXPECT_FALSE(fs::exists(built->rootfs));
-  ASSERT_EQ(store->list()->size(), 1u);  // the base stays unless asked
-  EXPECT_EQ(store->prune(true)->size(), 1u);
+  ASSERT_EQ(store->list()->size(), 2u);  // the bases stay unless asked
+  EXPECT_EQ(store->prune(true)->size(), 2u);
   EXPECT_TRUE(store->list()->empty());
 }
 

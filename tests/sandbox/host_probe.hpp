@@ -1,7 +1,11 @@
 // What the sandbox tests look at on the host, and the rule that they need root.
 #pragma once
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -12,6 +16,7 @@
 #include <iterator>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "warren/sandbox/sandbox.hpp"
 
@@ -23,6 +28,36 @@ namespace warren::sandbox::testing {
     if (geteuid() != 0)                                                              \
       GTEST_SKIP() << "sandbox tests need root: they create namespaces and cgroups"; \
   } while (0)
+
+// The host's first IPv4 address that is not a loopback one (what a sandbox with an outbound
+// network reaches the host at), or "".
+inline std::string host_address() {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return "";
+  std::string found;
+  for (ifaddrs* a = list; a && found.empty(); a = a->ifa_next) {
+    if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET) continue;
+    const in_addr ip = reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr;
+    if ((ntohl(ip.s_addr) >> 24) == 127) continue;
+    char text[INET_ADDRSTRLEN];
+    found = inet_ntop(AF_INET, &ip, text, sizeof text);
+  }
+  freeifaddrs(list);
+  return found;
+}
+
+// A listening TCP socket on `address` (network order), any port: its descriptor and port.
+inline std::pair<int, int> listen_on(in_addr_t address) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = address;
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  EXPECT_EQ(listen(fd, 4), 0);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  return {fd, ntohs(addr.sin_port)};
+}
 
 // The whole of a host file.
 inline std::string slurp(const std::filesystem::path& path) {

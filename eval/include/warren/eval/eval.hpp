@@ -44,6 +44,9 @@ struct Environment {
   // from its Dockerfile (prepare_images), or on --rootfs, or not at all.
   std::vector<std::string> needs_image;
   std::string dockerfile;  // relative to the task's folder; "" when the task has none
+  // false: the task's sandboxes never get a network, whatever EvalSettings::network says
+  // (Harbor's `allow_internet = false`).
+  bool allows_internet = true;
   // The image built from the Dockerfile, once prepare_images has built it: the lower layer of the
   // task's root, and the WORKDIR and ENV it gives.
   struct Image {
@@ -146,6 +149,11 @@ struct EvalSettings {
   std::string rootfs;  // a prepared base image for tasks whose Dockerfile needs one, unbuilt
   std::string images;  // the image store (image::Store); "" for image::default_store_dir()
   sandbox::Limits limits;
+  // The network of the agent's and the tests' sandboxes, for tasks that allow one (never for
+  // SWE-bench instances, whose grading must not fetch): None, the default, keeps them offline
+  // (the tests' network steps are served by stand-ins, eval.md); Outbound gives them the
+  // internet through a NAT of their own, and the tests run exactly as written.
+  sandbox::Network network = sandbox::Network::None;
   // Each trial's workspace, tests and verifier folder are bounded filesystems of
   // limits.disk_bytes each (sandbox::make_workspace), removed when the trial ends unless kept.
   std::string workspaces;  // where trial directories are made

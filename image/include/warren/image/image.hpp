@@ -61,9 +61,11 @@ class Store {
 
   // A base image made from a root folder or a tar archive of one, under `name` (as a Dockerfile's
   // FROM names it): a stand-in for an image the registries cannot give here. `workdir`: the
-  // image's WORKDIR, as the image it stands in for has it ("" for none).
+  // image's WORKDIR, as the image it stands in for has it ("" for none). `also`: more names for
+  // the same image (one root standing in for several bases), which share its layer.
   Result<Image> import(const std::string& name, const std::string& path,
-                       const std::string& workdir = "") const;
+                       const std::string& workdir = "",
+                       const std::vector<std::string>& also = {}) const;
 
   // Built images, newest first, then imported ones.
   Result<std::vector<Image>> list() const;

@@ -36,7 +36,21 @@ struct Mount {
   bool read_only = true;
 };
 
-enum class Network { None, Host };
+// None: a namespace of the sandbox's own with only its loopback. Host: the host's network.
+// Outbound: a namespace of its own whose traffic leaves through a user-mode NAT (slirp4netns, as
+// rootless containers use): the internet and the host's other addresses are reachable, the host's
+// loopback is not, and servers inside are reachable from inside only, so trials never collide on a
+// port. DNS at 10.0.2.3 (the sandbox's /etc/resolv.conf says so). Root only.
+enum class Network { None, Host, Outbound };
+
+// What the sandbox's commands may do as its root, inside its own user namespace (never over the
+// host's objects: files they do not own through the id range, the host's network, other
+// sandboxes). None: no capability, the default. Container: Docker's default set (chown,
+// dac_override, fowner, fsetid, kill, setgid, setuid, setpcap, setfcap, net_bind_service,
+// net_raw, sys_chroot, mknod, audit_write), what package managers and init scripts in an image
+// expect of a container's root (apt-get drops to its _apt user and chowns its folders). The seccomp
+// policy still applies (chroot, mount and the rest stay refused).
+enum class Privileges { None, Container };
 
 struct Limits {
   std::uint64_t memory_bytes = 1ULL << 30;     // 0: no limit; swap is always 0
@@ -85,6 +99,7 @@ struct Policy {
   // for, its owner's; with neither, a range taken for this sandbox alone. Ignored rootless.
   unsigned host_ids = 0;
   Network network = Network::None;
+  Privileges privileges = Privileges::None;
   // An image directory: the read-only lower layer of the root, under a writable layer of the
   // sandbox's own (limits.disk_bytes), gone with it. Root-owned files of the image are the
   // sandbox root's (an idmapped mount, as root). Empty: the host-system view (read-only binds).
@@ -295,7 +310,9 @@ class Session {
 
   // Paths are absolute inside the sandbox, or relative to its working directory.
   Result<std::string> read_file(const std::string& path, std::uint64_t max_bytes = 64 << 20);
-  Result<void> write_file(const std::string& path, std::string_view data);
+  // A file that does not exist yet is made with `mode` (0755: an executable); an existing one
+  // keeps its own.
+  Result<void> write_file(const std::string& path, std::string_view data, unsigned mode = 0644);
   Result<std::vector<FileInfo>> list(const std::string& path);
   Result<FileInfo> stat(const std::string& path);
 
