@@ -19,6 +19,8 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 bubblewrap openssl ca-certificates git
   python3-pytest iproute2
+  # a registry on loopback for the image tests to pull from
+  docker-registry
   # the cgroup v2 test VM (scripts/cgroup2-vm.sh)
   qemu-system-x86 busybox-static xz-utils
 )

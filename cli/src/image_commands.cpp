@@ -1,4 +1,5 @@
 // `warren image list|build|import|prune`: the task images of the store (image/).
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -55,9 +56,13 @@ void print_images(const std::vector<image::Image>& images, bool json) {
     std::cout << all.dump(2) << "\n";
     return;
   }
-  std::printf("%-8s %-44s %10s  %-16s  %s\n", "KIND", "NAME", "SIZE", "CREATED (UTC)", "SOURCE");
+  // The name column as wide as the longest name (registry names run to 60 characters and more).
+  int width = 4;
+  for (const auto& i : images) width = std::max(width, static_cast<int>(printable(i.name).size()));
+  std::printf("%-8s %-*s %10s  %-16s  %s\n", "KIND", width, "NAME", "SIZE", "CREATED (UTC)",
+              "SOURCE");
   for (const auto& i : images)
-    std::printf("%-8s %-44s %10s  %-16s  %s\n", i.base ? "base" : "built",
+    std::printf("%-8s %-*s %10s  %-16s  %s\n", i.base ? "base" : "built", width,
                 printable(i.name).c_str(), size_text(i.bytes).c_str(), when(i.created).c_str(),
                 printable(i.source).c_str());
 }

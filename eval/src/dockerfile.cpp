@@ -129,8 +129,11 @@ Result<Environment> read_dockerfile(const std::string& task_dir, const std::stri
     const std::string keyword = upper(instruction.substr(first, end - first));
     const std::string args = end == std::string::npos ? "" : instruction.substr(end + 1);
     if (keyword == "FROM") {
-      const auto w = words(args);
-      if (!w.empty()) e.base_image = w[0];
+      for (const std::string& word : words(args))  // the first that is no flag (--platform)
+        if (!word.starts_with("--")) {
+          e.base_image = word;
+          break;
+        }
     } else if (keyword == "WORKDIR") {
       const auto w = words(args);
       if (w.empty()) return tl::unexpected(Error{file + ": WORKDIR without a path"});

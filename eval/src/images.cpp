@@ -1,4 +1,5 @@
 // The images of a suite's tasks, built before their trials start (image/ builds and caches them).
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <map>
@@ -21,14 +22,27 @@ constexpr std::size_t kParallelBuilds = 3;
 void prepare_images(const std::vector<Task*>& tasks, const EvalSettings& settings,
                     const std::function<void(const std::string&)>& log) {
   if (!settings.rootfs.empty()) return;
+  if (std::none_of(tasks.begin(), tasks.end(),
+                   [](const Task* t) { return !t->environment.dockerfile.empty(); }))
+    return;  // no store is opened (or made) for a suite without Dockerfiles
+  auto store = image::Store::open(settings.images);
+  // A Dockerfile that needs no build (FROM, WORKDIR, ENV, COPY into the workdir) is built all the
+  // same when its base image is here, imported or pulled before: the task then runs on its own
+  // image, as its harness runs it, rather than on the host's system view. Asked once per base.
+  std::map<std::string, bool> base_here;
+  auto on_its_image = [&](const Task& t) {
+    if (!t.environment.needs_image.empty()) return true;
+    if (!store || t.environment.base_image.empty()) return false;
+    auto [at, added] = base_here.emplace(t.environment.base_image, false);
+    if (added) at->second = store->has_image(t.environment.base_image);
+    return at->second;
+  };
   // Tasks that share a Dockerfile and context share one build (the store's key says so too; this
   // spares the others the hashing of their context).
   std::map<std::string, image::BuildRequest> requests;
   std::map<Task*, std::string> wanted;
   for (Task* t : tasks) {
-    if (!t->load_error.empty() || t->environment.needs_image.empty() ||
-        t->environment.dockerfile.empty())
-      continue;
+    if (!t->load_error.empty() || t->environment.dockerfile.empty() || !on_its_image(*t)) continue;
     const std::filesystem::path context = std::filesystem::path(t->dir) / t->environment.context;
     const std::string dockerfile =
         std::filesystem::path(t->environment.dockerfile).lexically_relative(t->environment.context);
@@ -37,7 +51,6 @@ void prepare_images(const std::vector<Task*>& tasks, const EvalSettings& setting
     wanted[t] = id;
   }
   if (requests.empty()) return;
-  auto store = image::Store::open(settings.images);
   if (!store) {
     for (auto& [t, id] : wanted)
       t->load_error = "its Dockerfile needs an image build: " + store.error().message;

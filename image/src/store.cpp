@@ -231,7 +231,9 @@ Result<Image> Store::build(const BuildRequest& request, const Progress& progress
     const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (log_fd < 0)
       return tl::unexpected(Error{"cannot write " + log.string() + ": " + std::strerror(errno)});
-    std::vector<std::string> args = {"bud", "--layers", "--quiet=false"};
+    // --force-rm: a failed build's working container would otherwise stay, mounted, holding its
+    // layers (a Terminal-Bench run left 36, several GB).
+    std::vector<std::string> args = {"bud", "--layers", "--force-rm", "--quiet=false"};
     for (const std::string& a : buildah.runtime_args()) args.push_back(a);
     for (const std::string& a :
          {std::string("-f"), image.source, std::string("-t"), image.name, request.context})
@@ -355,6 +357,12 @@ Result<std::vector<Image>> Store::list() const {
   return built;
 }
 
+bool Store::has_image(const std::string& name) const {
+  auto inspected =
+      Buildah(dir_).run({"inspect", "--type", "image", "--format", "{{.FromImageID}}", name});
+  return inspected && inspected->status == 0;
+}
+
 Result<std::vector<Image>> Store::prune(bool bases) const {
   auto images = list();
   if (!images) return tl::unexpected(images.error());
@@ -375,6 +383,8 @@ Result<std::vector<Image>> Store::prune(bool bases) const {
     }
     removed.push_back(image);
   }
+  // Working containers left by a build that was killed hold their layers: gone first.
+  if (bases) (void)buildah.run({"rm", "--all"});
   (void)buildah.run({"rmi", "--prune"});  // the intermediate layers no image uses any more
   return removed;
 }

@@ -81,27 +81,42 @@ TEST_F(ImageCli, ATaskRunsOnTheImageItsDockerfileBuildsOnceForEveryTrial) {
   EXPECT_EQ(Json::parse(imported.out)["workdir"], "/srv");  // as t-bench's bases have /app
   harbor_task("on-image");
   harbor_task("same-image");  // the same Dockerfile and context: one build serves both
+  // A Dockerfile that needs no build runs on its base all the same, once the base is here: the
+  // image's busybox, not the host's python; the COPY done by the build.
+  const fs::path plain = harbor_task("plain");
+  write(plain / "environment" / "Dockerfile",
+        "FROM local/mini:1\nWORKDIR /app\nCOPY data.txt /app/data.txt\n");
+  write(plain / "solution" / "solve.sh", "#!/bin/bash\ncat data.txt > /app/answer\n");
+  write(plain / "tests" / "test.sh",
+        "#!/bin/bash\nif [ -x /bin/busybox ] && [ ! -e /usr/bin/python3 ] && "
+        "[ \"$(cat /app/answer)\" = 'from the context' ]; then echo 1; else echo 0; fi"
+        " > /logs/verifier/reward.txt\n");
   const std::string suite = (state / "suite").string();
   const std::string db = " --db " + (state / "w.db").string() + " --images " + images;
 
   auto oracle = warren("eval " + suite + " --agent oracle --json" + db);
   ASSERT_EQ(oracle.status, 0) << oracle.err;
   const Json report = Json::parse(oracle.out);
-  EXPECT_EQ(report["resolved"], 2) << oracle.out;
+  EXPECT_EQ(report["resolved"], 3) << oracle.out;
   EXPECT_EQ(report["never_ran"], 0);
-  // One build, its log named; the second task found it.
+  // One build for the two tasks that share it, its log named, and one for the plain task.
   std::size_t builds = 0;
   for (std::size_t at = oracle.err.find("building the image of"); at != std::string::npos;
        at = oracle.err.find("building the image of", at + 1))
     ++builds;
-  EXPECT_EQ(builds, 1u) << oracle.err;
+  EXPECT_EQ(builds, 2u) << oracle.err;
 
   auto listed = image("list --json");
   ASSERT_EQ(listed.status, 0) << listed.err;
   const Json all = Json::parse(listed.out);
-  ASSERT_EQ(all.size(), 2u) << listed.out;
-  const std::string rootfs = all[0]["rootfs"];
-  EXPECT_EQ(all[0]["workdir"], "/app");
+  ASSERT_EQ(all.size(), 3u) << listed.out;
+  std::string rootfs;  // the shared image's: the one with a seed
+  for (const Json& i : all) {
+    if (i["base"].get<bool>()) continue;
+    EXPECT_EQ(i["workdir"], "/app");
+    if (fs::exists(fs::path(i["rootfs"].get<std::string>()) / "app/seed")) rootfs = i["rootfs"];
+  }
+  ASSERT_FALSE(rootfs.empty()) << listed.out;
   // The image is never written: the solution's answer lived in the trial's own layer.
   EXPECT_FALSE(fs::exists(fs::path(rootfs) / "app" / "answer"));
   EXPECT_TRUE(fs::exists(fs::path(rootfs) / "app" / "seed"));
@@ -120,7 +135,7 @@ TEST_F(ImageCli, ATaskRunsOnTheImageItsDockerfileBuildsOnceForEveryTrial) {
   EXPECT_NE(text.out.find("base     local/mini:1"), std::string::npos) << text.out;
   auto pruned = image("prune --json");
   ASSERT_EQ(pruned.status, 0) << pruned.err;
-  EXPECT_EQ(Json::parse(pruned.out)["removed"].size(), 1u);
+  EXPECT_EQ(Json::parse(pruned.out)["removed"].size(), 2u);
   EXPECT_FALSE(fs::exists(rootfs));
 }
 

@@ -1,14 +1,21 @@
 // The image store (image.hpp): keys from content, builds with buildah into a store of the test's
 // own, cached, listed and pruned, and a built root used by a sandbox. Builds run buildah as root
 // (CI runs as root); elsewhere these tests skip.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "mini_root.hpp"
 #include "warren/image/image.hpp"
@@ -201,6 +208,108 @@ TEST_F(ImageStore, AHeredocNeedsABuildahThatReadsThem) {
         "this one is 1."))
         << built.error().message;
   }
+}
+
+// A real registry on loopback (Debian's docker-registry), as a registry the operator's machine
+// can reach: FROM pulls the base from it into a store that has never seen it, and once the
+// registry is gone the same name is refused with the remedy. The registry speaks plain HTTP, so
+// it is listed as insecure in a registries.conf (containers-registries.conf(5)), the way an
+// operator names a private registry.
+class LoopbackRegistry {
+ public:
+  explicit LoopbackRegistry(const fs::path& dir) {
+    const int port = free_port();
+    address_ = "127.0.0.1:" + std::to_string(port);
+    write(dir / "config.yml",
+          "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
+          "    rootdirectory: " +
+              (dir / "data").string() + "\nhttp:\n  addr: " + address_ + "\n");
+    write(dir / "registries.conf",
+          "[[registry]]\nlocation = \"" + address_ + "\"\ninsecure = true\n");
+    const std::string config = (dir / "config.yml").string(), log = (dir / "log").string();
+    pid_ = fork();
+    if (pid_ == 0) {
+      const int out = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      dup2(out, 1);
+      dup2(out, 2);
+      execlp("docker-registry", "docker-registry", "serve", config.c_str(), nullptr);
+      _exit(127);
+    }
+    for (int i = 0; i < 200 && !answers(port); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ~LoopbackRegistry() { stop(); }
+  void stop() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  const std::string& address() const { return address_; }
+
+ private:
+  static int free_port() {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    socklen_t len = sizeof addr;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    close(fd);
+    return ntohs(addr.sin_port);
+  }
+  static bool answers(int port) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    close(fd);
+    return ok;
+  }
+  std::string address_;
+  pid_t pid_ = -1;
+};
+
+TEST_F(ImageStore, ABaseImageIsPulledFromARegistry) {
+  ASSERT_EQ(system("command -v docker-registry >/dev/null"), 0)
+      << "scripts/setup.sh installs docker-registry";
+  LoopbackRegistry registry(top / "registry");
+  const std::string conf = (top / "registry" / "registries.conf").string();
+  ASSERT_EQ(setenv("CONTAINERS_REGISTRIES_CONF", conf.c_str(), 1), 0);
+  // The mini root goes into the registry from this store, as an image would be published.
+  import_base();
+  const std::string remote = registry.address() + "/warren/mini:1";
+  const std::string push = "buildah --root " + store->dir() + "/storage --runroot " + store->dir() +
+                           "/run --storage-driver overlay push --quiet " +
+                           "local/mini:1 docker://" + remote + " >/dev/null";
+  ASSERT_EQ(system(push.c_str()), 0) << push;
+
+  // A store that has never seen it pulls it to build FROM it.
+  auto fresh = Store::open((top / "fresh").string());
+  ASSERT_TRUE(fresh) << fresh.error().message;
+  const fs::path context = top / "pulled";
+  write(context / "Dockerfile", "FROM " + remote + "\nRUN echo pulled > /pulled\n");
+  auto built = fresh->build({context.string(), "Dockerfile", "pulled"});
+  EXPECT_TRUE(built) << built.error().message;
+  if (built) {
+    EXPECT_EQ(read(fs::path(built->rootfs) / "pulled"), "pulled\n");
+    EXPECT_TRUE(fs::exists(fs::path(built->rootfs) / "bin/busybox"));
+  }
+  (void)fresh->prune(true);
+
+  // The registry gone, a store without the image says which base it could not pull.
+  registry.stop();
+  auto other = Store::open((top / "other").string());
+  ASSERT_TRUE(other) << other.error().message;
+  auto refused = other->build({context.string(), "Dockerfile", "pulled"});
+  unsetenv("CONTAINERS_REGISTRIES_CONF");
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(refused.error().message.starts_with("pulled: the base image " + remote +
+                                                  " cannot be pulled here ("))
+      << refused.error().message;
 }
 
 }  // namespace

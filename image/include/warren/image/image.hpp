@@ -67,6 +67,9 @@ class Store {
                        const std::string& workdir = "",
                        const std::vector<std::string>& also = {}) const;
 
+  // Whether the builder has the image `name` here, imported or pulled before (nothing is pulled).
+  bool has_image(const std::string& name) const;
+
   // Built images, newest first, then imported ones.
   Result<std::vector<Image>> list() const;
 
