@@ -320,7 +320,7 @@ class HttpAnswer {
 // With an outbound network the tests run as written and reach what they fetch; offline they
 // cannot; a Harbor task that says allow_internet = false is kept offline whatever the run says.
 TEST_F(Trials, AnOutboundNetworkServesTheTestsUnlessTheTaskForbidsIt) {
-  if (!fs::exists("/dev/net/tun")) GTEST_SKIP() << "no /dev/net/tun: slirp4netns cannot run here";
+  if (!sandbox::testing::tun_usable()) GTEST_SKIP() << "no tun device: slirp4netns cannot run here";
   const std::string host = sandbox::testing::host_address();
   ASSERT_FALSE(host.empty()) << "the host has no IPv4 address but its loopback";
   HttpAnswer server("warren-net\n");

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
@@ -57,6 +58,15 @@ inline std::pair<int, int> listen_on(in_addr_t address) {
   socklen_t len = sizeof addr;
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   return {fd, ntohs(addr.sin_port)};
+}
+
+// Whether a tun device can be opened, which slirp4netns (Network::Outbound) needs: the cgroup v2
+// VMs' kernels load no modules, and have none.
+inline bool tun_usable() {
+  const int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
 }
 
 // The whole of a host file.

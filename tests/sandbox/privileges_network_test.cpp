@@ -91,8 +91,7 @@ int nat_children() {
 }
 
 TEST_F(ContainerSandbox, AnOutboundNetworkReachesOutButNotTheHostsLoopback) {
-  // The cgroup v2 VMs have no tun device (their kernels load no modules).
-  if (!fs::exists("/dev/net/tun")) GTEST_SKIP() << "no /dev/net/tun: slirp4netns cannot run here";
+  if (!testing::tun_usable()) GTEST_SKIP() << "no tun device: slirp4netns cannot run here";
   const std::string host = host_address();
   ASSERT_FALSE(host.empty()) << "the host has no IPv4 address but its loopback";
   auto [loopback, loopback_port] = listen_on(htonl(INADDR_LOOPBACK));
