@@ -28,7 +28,7 @@ struct EvalFlags {
   int concurrency = 0, attempts = 1;
   double timeout_multiplier = 1.0;
   std::int64_t resume = 0;
-  bool json = false, keep_workspaces = false;
+  bool json = false, keep_workspaces = false, stand_ins = false;
 };
 
 int fail(const std::string& command, const std::string& message) {
@@ -192,6 +192,7 @@ int eval_command(const EvalFlags& f) {
     s.timeout_multiplier = st.value("timeout_multiplier", 1.0);
     s.rootfs = st.value("rootfs", "");
     s.network = st.value("network", "none");
+    s.stand_ins = st.value("stand_ins", false);
     o.resume = f.resume;
   }
   if (s.suite.empty()) return fail("eval", "name a suite (a task directory or a folder of them)");
@@ -206,6 +207,7 @@ int eval_command(const EvalFlags& f) {
   o.settings.agent = *agent;
   o.settings.timeout_multiplier = s.timeout_multiplier;
   o.settings.rootfs = s.rootfs;
+  o.settings.stand_ins = s.stand_ins;
   o.settings.network =
       s.network == "outbound" ? warren::sandbox::Network::Outbound : warren::sandbox::Network::None;
   o.settings.images = f.images;
@@ -296,6 +298,9 @@ void add_eval_commands(CLI::App& app, int& exit_code) {
                    "or outbound (the agent and the tests of each task that allows it reach the "
                    "internet through a NAT of their own; the host's loopback stays unreachable)")
       ->check(CLI::IsMember({"none", "outbound"}));
+  eval->add_flag("--stand-ins", f->stand_ins,
+                 "with --network outbound: the tests' uv/pip steps still use the offline "
+                 "stand-ins (a network that reaches a Debian mirror but not PyPI)");
   eval->add_option("--resume", f->resume, "continue eval run ID: skip its finished trials");
   eval->add_option("--config", f->config, "a JSON file over the built-in configs");
   eval->add_option("--db", f->db, "the database (default .warren/warren.db)");

@@ -80,9 +80,9 @@ int build(const ImageFlags& f) {
   auto store = image::Store::open(f.store);
   if (!store) return fail("build", store.error().message);
   const std::string label = std::filesystem::path(f.path).filename().string();
-  auto built =
-      store->build({.context = f.path, .dockerfile = f.dockerfile, .label = label},
-                   [](const std::string& line) { std::cerr << "warren: " << line << "\n"; });
+  auto built = store->build(
+      {.context = f.path, .dockerfile = f.dockerfile, .label = label, .retry_failed = true},
+      [](const std::string& line) { std::cerr << "warren: " << line << "\n"; });
   if (!built) return fail("build", built.error().message);
   if (f.json)
     std::cout << image_json(*built).dump(2) << "\n";

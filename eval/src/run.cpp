@@ -45,7 +45,8 @@ Json settings_json(const EvalOptions& o) {
           {"shard", std::to_string(o.shard) + "/" + std::to_string(o.shards)},
           {"timeout_multiplier", o.settings.timeout_multiplier},
           {"rootfs", o.settings.rootfs},
-          {"network", o.settings.network == sandbox::Network::Outbound ? "outbound" : "none"}};
+          {"network", o.settings.network == sandbox::Network::Outbound ? "outbound" : "none"},
+          {"stand_ins", o.settings.stand_ins}};
 }
 
 Json task_metadata(const Task& t) {

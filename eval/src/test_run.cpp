@@ -136,10 +136,10 @@ std::optional<std::vector<TestResult>> read_test_report(const fs::path& results_
 // root grades.
 boost::asio::awaitable<std::optional<Grading>> run_tests_in_session(
     const Task& task, const fs::path& tests, const sandbox::Policy& policy,
-    std::chrono::milliseconds timeout, sandbox::Session& session) {
+    std::chrono::milliseconds timeout, sandbox::Session& session, bool stand_ins) {
   if (!session.alive()) co_return std::nullopt;
   Grading graded;
-  const bool offline = policy.network == sandbox::Network::None;
+  const bool offline = stand_ins;
   std::string folders = " /logs/verifier /logs/agent /logs/artifacts /logs/warren ";
   if (offline) folders += kOfflineBin;
   std::vector<SessionFile> files = test_files(tests, folders);

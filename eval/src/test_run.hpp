@@ -43,10 +43,11 @@ sandbox::Result<void> install_offline_tools(const std::filesystem::path& trial_d
 // container, so that what the agent started (a server) is still up. `policy` is the session's.
 // They go in only now, through the file API (resolved inside the sandbox: a link the agent left
 // at /tests cannot send them anywhere else), with the stand-ins. nullopt when the session has
-// ended or cannot take them: a fresh sandbox grades then.
+// ended or cannot take them: a fresh sandbox grades then. `stand_ins`: the offline stand-ins go
+// in (uses_stand_ins says when).
 boost::asio::awaitable<std::optional<Grading>> run_tests_in_session(
     const Task& task, const std::filesystem::path& tests, const sandbox::Policy& policy,
-    std::chrono::milliseconds timeout, sandbox::Session& session);
+    std::chrono::milliseconds timeout, sandbox::Session& session, bool stand_ins);
 
 // Copies what the tests reported, from the trial's root on the host (read beneath it, as data)
 // into the verifier folder, once every process of the sandbox has ended.

@@ -300,6 +300,14 @@ boost::asio::awaitable<Result<std::unique_ptr<sandbox::Session>>> start_environm
   co_return std::move(*session);
 }
 
+// Whether the tests' network steps meet the stand-ins: offline, or with a network that does not
+// reach the package indexes (EvalSettings::stand_ins). Never for SWE-bench, whose commands are
+// the harness's own.
+bool uses_stand_ins(const Task& task, const sandbox::Policy& policy, const EvalSettings& settings) {
+  return task.format != TaskFormat::SweBench &&
+         (policy.network == sandbox::Network::None || settings.stand_ins);
+}
+
 // Runs the tests in a fresh sandbox that starts from a snapshot of the agent's (which ends here),
 // with the tests put in at /tests only now. The results are written into a folder of the host's
 // and read from it once the grading sandbox has ended: Harbor's reward (read_reward), pytest's
@@ -325,7 +333,8 @@ boost::asio::awaitable<Grading> grade(const Task& task, const EvalSettings& sett
   if (graded.problem.empty() && own_root && task.format != TaskFormat::SweBench) {
     std::optional<Grading> in_place = co_await detail::run_tests_in_session(
         task, place.dir / "tests", place.policy,
-        scaled(task.test_timeout, settings.timeout_multiplier), *session);
+        scaled(task.test_timeout, settings.timeout_multiplier), *session,
+        uses_stand_ins(task, place.policy, settings));
     session.reset();  // every process of the agent's sandbox ends here
     if (in_place) {
       if (in_place->problem.empty()) detail::collect_reports(task, place.root(), verifier_dir);
@@ -347,7 +356,7 @@ boost::asio::awaitable<Grading> grade(const Task& task, const EvalSettings& sett
     grading.env.push_back(std::string("PYTEST_ADDOPTS=--junitxml=") + kReportDir +
                           "/junit.xml -o junit_family=xunit1");
   }
-  if (task.format != TaskFormat::SweBench && grading.network == sandbox::Network::None)
+  if (uses_stand_ins(task, grading, settings))
     if (auto installed = install_offline_tools(place.dir, grading); !installed) {
       graded.problem = installed.error().message;
       co_return graded;

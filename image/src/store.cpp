@@ -164,6 +164,14 @@ Error build_error(const BuildRequest& request, const std::string& dockerfile,
   return Error{request.label + ": the image build failed (" + flat + "). Log: " + log.string()};
 }
 
+// Forgets every remembered build failure: after an import (a base that could not be pulled may
+// be here now) and a prune.
+void forget_failures(const fs::path& store) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(store / "failed", ec))
+    fs::remove(entry.path(), ec);
+}
+
 }  // namespace
 
 std::string default_store_dir() {
@@ -190,7 +198,8 @@ Result<Store> Store::open(std::string dir) {
   // An image holds set-id programs and whatever its build wrote: its owner's alone.
   if (chmod(dir.c_str(), 0700) != 0)
     return tl::unexpected(Error{"cannot make " + dir + " private: " + std::strerror(errno)});
-  for (const char* sub : {"storage", "run", "roots", "images", "bases", "logs", "locks", "tmp"})
+  for (const char* sub :
+       {"storage", "run", "roots", "images", "bases", "failed", "logs", "locks", "tmp"})
     fs::create_directories(fs::path(dir) / sub, ec);
   if (ec)
     return tl::unexpected(Error{"cannot lay out the image store " + dir + ": " + ec.message()});
@@ -208,6 +217,14 @@ Result<Image> Store::build(const BuildRequest& request, const Progress& progress
   if (auto cached = read_record(record)) return *cached;
   KeyLock lock(store / "locks" / *key);
   if (auto cached = read_record(record)) return *cached;  // built while this one waited
+  // A failed build is remembered by its key: an evaluation that meets it again (21 Terminal-Bench
+  // tasks need PyPI, unreachable here, and each took minutes to fail) is told at once.
+  const fs::path failure = store / "failed" / *key;
+  if (!request.retry_failed)
+    if (std::string remembered = read_text(failure); !remembered.empty())
+      return tl::unexpected(Error{request.label + ": " + remembered +
+                                  " (remembered from an earlier build; `warren image build` tries "
+                                  "again, `warren image prune` forgets it)"});
 
   const std::string dockerfile_text = read_text(fs::path(request.context) / request.dockerfile);
   const Buildah buildah(dir_);
@@ -241,8 +258,11 @@ Result<Image> Store::build(const BuildRequest& request, const Progress& progress
     auto built = buildah.run(args, log_fd);
     close(log_fd);
     if (!built) return tl::unexpected(built.error());
-    if (built->status != 0)
-      return tl::unexpected(build_error(request, dockerfile_text, read_text(log), log));
+    if (built->status != 0) {
+      Error error = build_error(request, dockerfile_text, read_text(log), log);
+      std::ofstream(failure) << error.message.substr(request.label.size() + 2);
+      return tl::unexpected(std::move(error));
+    }
   }
   const fs::path root = store / "roots" / *key, partial = store / "tmp" / *key;
   std::error_code ec;
@@ -258,6 +278,7 @@ Result<Image> Store::build(const BuildRequest& request, const Progress& progress
   image.bytes = disk_usage(image.rootfs);
   image.created = now_seconds();
   if (auto written = write_record(record, image); !written) return tl::unexpected(written.error());
+  fs::remove(failure, ec);
   if (progress) {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -335,6 +356,7 @@ Result<Image> Store::import(const std::string& name, const std::string& path,
         }
       }
       if (result) result->name = name;
+      forget_failures(store);
     }
   }
   if (container) (void)buildah.run({"rm", *container});
@@ -383,6 +405,7 @@ Result<std::vector<Image>> Store::prune(bool bases) const {
     }
     removed.push_back(image);
   }
+  forget_failures(dir_);  // the next build of each tries again
   // Working containers left by a build that was killed hold their layers: gone first.
   if (bases) (void)buildah.run({"rm", "--all"});
   (void)buildah.run({"rmi", "--prune"});  // the intermediate layers no image uses any more

@@ -133,7 +133,7 @@ class Trials : public ::testing::Test {
   }
 
   TrialReport trial(const fs::path& dir, const std::string& agent,
-                    sandbox::Network network = sandbox::Network::None) {
+                    sandbox::Network network = sandbox::Network::None, bool stand_ins = false) {
     auto suite = load_suite(dir.string());
     EXPECT_TRUE(suite);
     const Task& task = (*suite)[0];
@@ -148,6 +148,7 @@ class Trials : public ::testing::Test {
     settings.workspaces = (root / "state" / "trials").string();
     settings.keep_workspaces = true;  // some tests look at what the agent left
     settings.network = network;
+    settings.stand_ins = stand_ins;
     boost::asio::io_context io;
     std::optional<TrialReport> report;
     boost::asio::co_spawn(io, run_trial(task, 0, settings, runtime, *store, config, run, task_id),
@@ -318,7 +319,9 @@ class HttpAnswer {
 };
 
 // With an outbound network the tests run as written and reach what they fetch; offline they
-// cannot; a Harbor task that says allow_internet = false is kept offline whatever the run says.
+// cannot, and meet the stand-ins; --stand-ins gives both; a Harbor task that says
+// allow_internet = false is kept offline whatever the run says. The reward says which: 1 for
+// the fetch, 2 for the stand-ins on PATH.
 TEST_F(Trials, AnOutboundNetworkServesTheTestsUnlessTheTaskForbidsIt) {
   if (!sandbox::testing::tun_usable()) GTEST_SKIP() << "no tun device: slirp4netns cannot run here";
   const std::string host = sandbox::testing::host_address();
@@ -327,17 +330,19 @@ TEST_F(Trials, AnOutboundNetworkServesTheTestsUnlessTheTaskForbidsIt) {
   const fs::path task = harbor_task();
   write(task / "tests" / "test.sh",
         "#!/bin/bash\ncurl -s --max-time 5 http://" + host + ":" + std::to_string(server.port()) +
-            "/probe > /tmp/got\nif grep -q warren-net /tmp/got; then echo 1; else echo 0; fi > "
-            "/logs/verifier/reward.txt\n");
-  EXPECT_EQ(trial(task, "oracle").reward, 0.0);
+            "/probe > /tmp/got\ngrep -q warren-net /tmp/got && net=1 || net=0\n"
+            "[ \"$(command -v uv)\" = /run/warren-offline/uv ] && stand_ins=2 || stand_ins=0\n"
+            "echo $((net + stand_ins)) > /logs/verifier/reward.txt\n");
+  EXPECT_EQ(trial(task, "oracle").reward, 2.0);
   const TrialReport online = trial(task, "oracle", sandbox::Network::Outbound);
   EXPECT_TRUE(online.resolved) << to_string(online.failure_mode) << ": " << online.message;
   EXPECT_EQ(online.reward, 1.0);
+  EXPECT_EQ(trial(task, "oracle", sandbox::Network::Outbound, true).reward, 3.0);
   write(task / "task.toml",
         "[agent]\ntimeout_sec = 60.0\n[verifier]\ntimeout_sec = 30.0\n[environment]\n"
         "allow_internet = false\n");
   const TrialReport kept_off = trial(task, "oracle", sandbox::Network::Outbound);
-  EXPECT_EQ(kept_off.reward, 0.0) << to_string(kept_off.failure_mode) << ": " << kept_off.message;
+  EXPECT_EQ(kept_off.reward, 2.0) << to_string(kept_off.failure_mode) << ": " << kept_off.message;
 }
 
 // A SWE-bench style instance over a local git checkout: the oracle applies the gold patch, the

@@ -174,7 +174,29 @@ TEST_F(ImageStore, AFailedBuildSaysWhyAndWhereItsLogIs) {
   const std::string log = store->dir() + "/logs/" + *key + ".log";
   EXPECT_TRUE(message.ends_with("Log: " + log)) << message;
   EXPECT_NE(read(log).find("boom-marker"), std::string::npos);
-  EXPECT_TRUE(store->list()->size() == 1u);  // nothing recorded but the base
+  EXPECT_EQ(store->list()->size(), 1u);  // nothing recorded but the base
+
+  // Remembered: asked again, the same error at once, nothing built (no progress line); asked to
+  // retry, built again; an import forgets it (the base it lacked may be here now).
+  std::vector<std::string> lines;
+  auto again = store->build({context.string(), "Dockerfile", "broken"},
+                            [&](const std::string& line) { lines.push_back(line); });
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().message,
+            message +
+                " (remembered from an earlier build; `warren image build` tries again, "
+                "`warren image prune` forgets it)");
+  EXPECT_TRUE(lines.empty());
+  auto retried = store->build({context.string(), "Dockerfile", "broken", true},
+                              [&](const std::string& line) { lines.push_back(line); });
+  ASSERT_FALSE(retried);
+  EXPECT_EQ(retried.error().message, message);
+  EXPECT_EQ(lines.size(), 1u);  // building...
+  ASSERT_TRUE(store->import("local/other:1", (top / "mini").string()));
+  lines.clear();
+  EXPECT_FALSE(store->build({context.string(), "Dockerfile", "broken"},
+                            [&](const std::string& line) { lines.push_back(line); }));
+  EXPECT_EQ(lines.size(), 1u);  // built again, not remembered
 
   // A base image no registry gives here: named, with the remedy.
   write(context / "Dockerfile", "FROM registry.invalid/nothing:1\nRUN true\n");

@@ -154,6 +154,10 @@ struct EvalSettings {
   // (the tests' network steps are served by stand-ins, eval.md); Outbound gives them the
   // internet through a NAT of their own, and the tests run exactly as written.
   sandbox::Network network = sandbox::Network::None;
+  // With an outbound network, the tests' Python steps (uv, pip, the astral.sh installer) still
+  // meet the offline stand-ins, for a network that reaches a distribution's mirror but not PyPI:
+  // apt-get gets its archive, uv and pip what the image has.
+  bool stand_ins = false;
   // Each trial's workspace, tests and verifier folder are bounded filesystems of
   // limits.disk_bytes each (sandbox::make_workspace), removed when the trial ends unless kept.
   std::string workspaces;  // where trial directories are made

@@ -40,6 +40,9 @@ struct BuildRequest {
   std::string context;     // the build context: a folder whose content is untrusted data
   std::string dockerfile;  // relative to `context`
   std::string label;       // names the build in progress lines and errors (a task's name)
+  // A build of this key that failed before is remembered (failed/KEY) and its error given again
+  // without building, unless this is set (`warren image build` sets it; `prune` forgets them).
+  bool retry_failed = false;
 };
 
 using Progress = std::function<void(const std::string& line)>;
