@@ -4,7 +4,6 @@
 #include <csignal>
 
 #include <iostream>
-#include <map>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -48,8 +47,7 @@ struct PolicyFlags {
   std::string memory = "1G", disk = "1G", output_limit = "1M";
   std::uint32_t pids = 512;
   double cpus = 1.0, timeout = 60, idle_timeout = 0;
-  sb::Network net = sb::Network::None;
-  sb::Privileges privileges = sb::Privileges::None;
+  std::string net = "none", privileges = "none";
   std::string rootfs, workspace, workspace_path = "/workspace", policy, snapshot;
   std::vector<std::string> mounts, env;
 };
@@ -69,19 +67,14 @@ void add_policy_flags(CLI::App* app, PolicyFlags& f) {
   app->add_option("--idle-timeout", f.idle_timeout, "kill after this many seconds without output")
       ->check(CLI::NonNegativeNumber);
   app->add_option("--disk", f.disk, "size of the writable layer (e.g. 1G)");
-  const std::map<std::string, sb::Network> networks = {{"none", sb::Network::None},
-                                                       {"host", sb::Network::Host},
-                                                       {"outbound", sb::Network::Outbound}};
   app->add_option("--net", f.net,
                   "none (default: a private loopback only), outbound (a private network whose "
                   "traffic leaves through a NAT; the host's loopback unreachable; root) or host")
-      ->transform(CLI::CheckedTransformer(networks));
-  const std::map<std::string, sb::Privileges> privileges = {
-      {"none", sb::Privileges::None}, {"container", sb::Privileges::Container}};
+      ->check(CLI::IsMember({"none", "outbound", "host"}));
   app->add_option("--privileges", f.privileges,
                   "none (default: the command holds no capability) or container (Docker's "
                   "default set, inside the sandbox's own user namespace)")
-      ->transform(CLI::CheckedTransformer(privileges));
+      ->check(CLI::IsMember({"none", "container"}));
   app->add_option("--rootfs", f.rootfs, "an image directory to use as the root");
   app->add_option("--snapshot", f.snapshot,
                   "start from a snapshot (see shell --save-snapshot): its writable layer and "
@@ -118,8 +111,11 @@ std::optional<sb::Policy> to_policy(const PolicyFlags& f, std::string& problem) 
   policy.limits.timeout = std::chrono::milliseconds(static_cast<long long>(f.timeout * 1000));
   policy.limits.idle_timeout =
       std::chrono::milliseconds(static_cast<long long>(f.idle_timeout * 1000));
-  policy.network = f.net;
-  policy.privileges = f.privileges;
+  policy.network = f.net == "host"       ? sb::Network::Host
+                   : f.net == "outbound" ? sb::Network::Outbound
+                                         : sb::Network::None;
+  policy.privileges =
+      f.privileges == "container" ? sb::Privileges::Container : sb::Privileges::None;
   policy.rootfs = f.rootfs;
   policy.workspace = f.workspace;
   policy.workspace_path = f.workspace_path;

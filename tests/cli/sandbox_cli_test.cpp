@@ -203,7 +203,10 @@ TEST_F(SandboxCli, BadFlagsAndImpossiblePoliciesExitTwo) {
   const Outcome size = warren("sandbox exec --memory lots -- true");
   EXPECT_EQ(size.status, 2);
   EXPECT_EQ(size.err, "warren sandbox exec: --memory: not a size: lots\n");
-  EXPECT_EQ(warren("sandbox exec --net sometimes -- true").status, 2);
+  const Outcome net = warren("sandbox exec --net sometimes -- true");
+  EXPECT_EQ(net.status, 2);
+  EXPECT_NE(net.err.find("--net: sometimes not in {none,outbound,host}"), std::string::npos)
+      << net.err;
   const Outcome ws = warren("sandbox exec --workspace /nonexistent/x -- true");
   EXPECT_EQ(ws.status, 2);
   EXPECT_EQ(ws.err, "warren sandbox exec: --workspace /nonexistent/x is not a directory\n");
