@@ -29,9 +29,9 @@ int fail(const std::string& command, const std::string& message) {
 }
 
 Json image_json(const image::Image& i) {
-  return {{"name", i.name},     {"key", i.key},        {"base", i.base},       {"source", i.source},
-          {"rootfs", i.rootfs}, {"bytes", i.bytes},    {"workdir", i.workdir}, {"env", i.env},
-          {"user", i.user},     {"created", i.created}};
+  return {{"name", i.name},     {"key", i.key},       {"id", i.id},          {"base", i.base},
+          {"source", i.source}, {"layers", i.layers}, {"bytes", i.bytes},    {"workdir", i.workdir},
+          {"env", i.env},       {"user", i.user},     {"created", i.created}};
 }
 
 std::string size_text(std::uint64_t bytes) {
@@ -87,8 +87,8 @@ int build(const ImageFlags& f) {
   if (f.json)
     std::cout << image_json(*built).dump(2) << "\n";
   else
-    std::printf("%s %s %s\n", built->name.c_str(), size_text(built->bytes).c_str(),
-                built->rootfs.c_str());
+    std::printf("%s %s, %zu layers\n", built->name.c_str(), size_text(built->bytes).c_str(),
+                built->layers.size());
   return 0;
 }
 

@@ -84,7 +84,7 @@ void prepare_images(const std::vector<Task*>& tasks, const EvalSettings& setting
       continue;
     }
     Environment::Image& image = t->environment.image;
-    image.rootfs = result->rootfs;
+    image.layers = result->layers;
     image.workdir = result->workdir;
     image.env = result->env;
   }

@@ -1,13 +1,14 @@
-// pytest's JUnit XML report (--junitxml), read with Boost.PropertyTree's XML parser (header-only,
-// so `warren` links statically; see cli/CMakeLists.txt): the out-of-band record of a test run,
-// written by pytest to a file at the end of the session, where the program under test's output
-// cannot stand in for it (docs/security.md).
+// Test reports written to a file at the end of a test run: the out-of-band record of it, where the
+// program under test's output cannot stand in for it (docs/security.md). pytest's JUnit XML report
+// (--junitxml), read with Boost.PropertyTree's XML parser (header-only, so `warren` links
+// statically; see cli/CMakeLists.txt), and a CTRF report (Harbor's `--ctrf`).
 #include <algorithm>
 #include <boost/property_tree/ptree.hpp>
 #include <boost/property_tree/xml_parser.hpp>
 #include <sstream>
 
 #include "warren/eval/eval.hpp"
+#include "warren/toolcall/toolcall.hpp"
 
 namespace warren::eval {
 
@@ -89,6 +90,27 @@ std::optional<std::vector<TestResult>> parse_junit_report(const std::string& xml
       results.push_back({id, colons == std::string::npos ? id : id.substr(colons + 2), status});
     }
   return results;
+}
+
+std::optional<std::vector<TestResult>> parse_ctrf_report(const std::string& json) {
+  auto parsed = toolcall::parse_json(json);
+  if (!parsed || !parsed->is_object() || !parsed->contains("results")) return std::nullopt;
+  const auto& results = (*parsed)["results"];
+  if (!results.is_object() || !results.contains("tests") || !results["tests"].is_array())
+    return std::nullopt;
+  std::vector<TestResult> tests;
+  for (const auto& test : results["tests"]) {
+    if (!test.is_object() || !test.contains("name") || !test["name"].is_string()) continue;
+    const std::string id = test["name"].get<std::string>();
+    const std::string status = test.value("status", "other");
+    std::string ours = "ERROR";  // "other", or a status the format does not name
+    if (status == "passed") ours = "PASSED";
+    if (status == "failed") ours = "FAILED";
+    if (status == "skipped" || status == "pending") ours = "SKIPPED";
+    const std::size_t colons = id.find("::");
+    tests.push_back({id, colons == std::string::npos ? id : id.substr(colons + 2), ours});
+  }
+  return tests;
 }
 
 }  // namespace warren::eval

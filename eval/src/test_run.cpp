@@ -56,18 +56,23 @@ std::string grading_command(const Task& task) {
   return "export TEST_DIR=/tests; bash /tests/run-tests.sh";
 }
 
-// The environment the stand-ins need: first on PATH, and pip set to find nothing to fetch.
+// The environment the stand-ins need: first on PATH, pip set to find nothing to fetch, and the
+// --ctrf plugin loaded into pytest from their folder. PATH and PYTHONPATH keep what `env` (the
+// image's ENV) gives them, after the stand-ins' folder.
 void set_offline_env(std::vector<std::string>& env) {
-  std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", python_path;
   for (auto it = env.begin(); it != env.end();)
-    if (it->starts_with("PATH=")) {
-      path = it->substr(5);
+    if (it->starts_with("PATH=") || it->starts_with("PYTHONPATH=")) {
+      (it->starts_with("PATH=") ? path : python_path) = it->substr(it->find('=') + 1);
       it = env.erase(it);
     } else {
       ++it;
     }
   env.push_back(std::string("PATH=") + kOfflineBin + ":" + path);
-  for (const char* kv : {"PIP_NO_INDEX=1", "PIP_BREAK_SYSTEM_PACKAGES=1", "UV_OFFLINE=1"})
+  env.push_back(std::string("PYTHONPATH=") + kOfflineBin + (python_path.empty() ? "" : ":") +
+                python_path);
+  for (const char* kv : {"PIP_NO_INDEX=1", "PIP_BREAK_SYSTEM_PACKAGES=1", "UV_OFFLINE=1",
+                         "PYTEST_PLUGINS=warren_ctrf"})
     env.push_back(kv);
 }
 
@@ -86,6 +91,7 @@ sandbox::Result<void> install_offline_tools(const fs::path& trial_dir, sandbox::
   fs::permissions(bin / "warren-offline", fs::perms::owner_all | fs::perms::group_read |
                                               fs::perms::group_exec | fs::perms::others_read |
                                               fs::perms::others_exec);
+  std::ofstream(bin / "warren_ctrf.py") << kOfflineCtrfPlugin;
   for (const char* name : {"uv", "uvx", "pip", "pip3", "curl"})
     fs::create_symlink("warren-offline", bin / name, ec);
   if (ec)
@@ -118,14 +124,18 @@ std::optional<double> read_reward(const fs::path& verifier_dir) {
   return value;
 }
 
-// pytest's report, read from the results folder after the grading sandbox has ended, as
-// untrusted data (read_reward says why).
+// The tests' report, read from the results folder after the grading sandbox has ended, as
+// untrusted data (read_reward says why): pytest's junit.xml, else the CTRF report a Harbor
+// verifier leaves (`pytest --ctrf /logs/verifier/ctrf.json`).
 std::optional<std::vector<TestResult>> read_test_report(const fs::path& results_dir) {
   auto folder = TaskFolder::open(results_dir.string());
   if (!folder) return std::nullopt;
-  auto xml = folder->read("junit.xml", "the test report", std::uint64_t{64} << 20);
-  if (!xml) return std::nullopt;
-  return parse_junit_report(*xml);
+  constexpr std::uint64_t kMaxReport = std::uint64_t{64} << 20;
+  if (auto xml = folder->read("junit.xml", "the test report", kMaxReport))
+    return parse_junit_report(*xml);
+  if (auto json = folder->read("ctrf.json", "the test report", kMaxReport))
+    return parse_ctrf_report(*json);
+  return std::nullopt;
 }
 
 // Terminal-Bench and Harbor tasks on an image: the tests run in the agent's own sandbox once the
@@ -145,9 +155,11 @@ boost::asio::awaitable<std::optional<Grading>> run_tests_in_session(
   std::vector<SessionFile> files = test_files(tests, folders);
   std::string setup = "rm -rf /tests /logs/verifier /logs/warren " + std::string(kOfflineBin) +
                       " && mkdir -p /tests" + folders;
-  if (offline)  // a copy under each name: the script goes by the name it is run as
+  if (offline) {  // a copy under each name: the script goes by the name it is run as
     for (const char* name : {"warren-offline", "uv", "uvx", "pip", "pip3", "curl"})
       files.push_back({std::string(kOfflineBin) + "/" + name, kOfflineTools, true});
+    files.push_back({std::string(kOfflineBin) + "/warren_ctrf.py", kOfflineCtrfPlugin, false});
+  }
   auto made = co_await session.async_exec(std::move(setup));
   if (!made || made->exit_code != 0) co_return std::nullopt;
   for (const SessionFile& f : files)
@@ -157,7 +169,7 @@ boost::asio::awaitable<std::optional<Grading>> run_tests_in_session(
     }
   std::vector<std::string> env;
   for (const std::string& kv : policy.env)
-    if (kv.starts_with("PATH=")) env.push_back(kv);
+    if (kv.starts_with("PATH=") || kv.starts_with("PYTHONPATH=")) env.push_back(kv);
   if (offline) set_offline_env(env);
   std::string command = "cd " + orchestrator::shell_quote(policy.workspace_path) +
                         " && (export PYTEST_ADDOPTS='--junitxml=" + kReportDir +
@@ -176,7 +188,8 @@ void collect_reports(const Task& task, const fs::path& root_dir, const fs::path&
   auto root = TaskFolder::open(root_dir.string());
   if (!root) return;
   const std::string from = task.format == TaskFormat::Harbor ? "logs/verifier" : "logs/warren";
-  for (const char* name : {"reward.json", "reward.txt", "junit.xml", "test-stdout.txt"})
+  for (const char* name :
+       {"reward.json", "reward.txt", "junit.xml", "ctrf.json", "test-stdout.txt"})
     if (auto text = root->read(from + "/" + name, "the test report", std::uint64_t{64} << 20))
       std::ofstream(verifier_dir / name, std::ios::binary) << *text;
 }

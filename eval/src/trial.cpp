@@ -199,7 +199,7 @@ struct TrialPlace {
         bounded{.bytes = settings.limits.disk_bytes},
         ids(sandbox::IdRange::take()) {
     const Environment::Image& image = task.environment.image;
-    const bool on_image = !image.rootfs.empty();
+    const bool on_image = !image.layers.empty();
     problem = task.load_error;
     if (problem.empty() && !task.environment.needs_image.empty() && settings.rootfs.empty() &&
         !on_image)
@@ -214,7 +214,7 @@ struct TrialPlace {
     // On an image, the trial's root is an overlay of its own over the image, on the host: the
     // agent's sandbox writes it, and the tests' sandbox starts from what it left.
     if (problem.empty())
-      if (auto made = on_image ? sandbox::overlay_workspace(image.rootfs, {}, root().string(),
+      if (auto made = on_image ? sandbox::overlay_workspace(image.layers, {}, root().string(),
                                                             host_ids, bounded)
                                : make_workspace(task, dir, host_ids, bounded).map([](auto&&) {});
           !made)
@@ -397,6 +397,8 @@ Verdict judge(const Task& task, const Grading& graded, const fs::path& verifier_
     if (!report.resolved && v.failure == FailureMode::None)
       v.message = tests ? why : "the tests wrote no report (pytest's junit.xml)";
   } else if (task.format == TaskFormat::Harbor) {
+    // The reward decides; the tests' own results, where the verifier left a report, are shown.
+    if (auto tests = read_test_report(verifier_dir)) report.tests = *tests;
     report.reward = read_reward(verifier_dir);
     report.resolved = report.reward && *report.reward >= 1.0;
     if (!report.reward && v.failure == FailureMode::None)

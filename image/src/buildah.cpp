@@ -77,27 +77,11 @@ bool at_least(const std::string& version, int major, int minor) {
   return have_major > major || (have_major == major && have_minor >= minor);
 }
 
-Result<void> unpack_image(const Buildah& buildah, const std::string& name,
-                          const std::string& root) {
-  auto container = buildah.must({"from", "--pull=never", "--quiet", name}, "buildah from " + name);
-  if (!container) return tl::unexpected(container.error());
-  Result<void> done;
-  if (auto mounted = buildah.must({"mount", *container}, "buildah mount"); !mounted) {
-    done = tl::unexpected(mounted.error());
-  } else {
-    // cp -a keeps owners, modes, links within the tree and extended attributes (file
-    // capabilities); --one-file-system, because the mount is the whole image.
-    std::error_code ec;
-    fs::create_directories(root, ec);
-    auto copied = run_tool({"cp", "-a", "--one-file-system", *mounted + "/.", root + "/"});
-    if (!copied)
-      done = tl::unexpected(copied.error());
-    else if (copied->status != 0)
-      done = tl::unexpected(Error{"unpacking " + name + ": " + last_lines(copied->err, 1)});
-    (void)buildah.run({"umount", *container});
-  }
-  (void)buildah.run({"rm", *container});
-  return done;
+Result<std::string> image_id(const Buildah& buildah, const std::string& name) {
+  auto id = buildah.must({"inspect", "--type", "image", "--format", "{{.FromImageID}}", name},
+                         "buildah inspect " + name);
+  if (id && id->empty()) return tl::unexpected(Error{"buildah inspect " + name + " gave no id"});
+  return id;
 }
 
 Result<void> read_config(const Buildah& buildah, const std::string& name, Image& image) {

@@ -34,10 +34,10 @@ std::int64_t now_seconds() {
 }
 
 json to_json(const Image& image) {
-  return {{"key", image.key},       {"name", image.name},       {"source", image.source},
-          {"rootfs", image.rootfs}, {"workdir", image.workdir}, {"env", image.env},
-          {"user", image.user},     {"bytes", image.bytes},     {"created", image.created},
-          {"base", image.base}};
+  return {{"key", image.key},         {"name", image.name},     {"source", image.source},
+          {"id", image.id},           {"layers", image.layers}, {"workdir", image.workdir},
+          {"env", image.env},         {"user", image.user},     {"bytes", image.bytes},
+          {"created", image.created}, {"base", image.base}};
 }
 
 std::optional<Image> read_record(const fs::path& file) {
@@ -48,7 +48,8 @@ std::optional<Image> read_record(const fs::path& file) {
   image.key = j.value("key", "");
   image.name = j.value("name", "");
   image.source = j.value("source", "");
-  image.rootfs = j.value("rootfs", "");
+  image.id = j.value("id", "");
+  image.layers = j.value("layers", std::vector<std::string>{});
   image.workdir = j.value("workdir", "");
   image.env = j.value("env", std::vector<std::string>{});
   image.user = j.value("user", "");
@@ -98,11 +99,6 @@ class KeyLock {
  private:
   int fd_;
 };
-
-std::uint64_t disk_usage(const std::string& path) {
-  auto du = detail::run_tool({"du", "-s", "--block-size=1", path});
-  return du && du->status == 0 ? std::strtoull(du->out.c_str(), nullptr, 10) : 0;
-}
 
 std::string read_text(const fs::path& file) {
   std::ifstream in(file);
@@ -189,7 +185,7 @@ Result<Store> Store::open(std::string dir) {
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   // Made private below: a folder that holds anything but a store is refused, so that a mistyped
   // --store (/tmp, a home) is never made 0700.
-  if (fs::exists(dir, ec) && !fs::is_empty(dir, ec) && !fs::is_directory(fs::path(dir) / "roots"))
+  if (fs::exists(dir, ec) && !fs::is_empty(dir, ec) && !fs::is_directory(fs::path(dir) / "storage"))
     return tl::unexpected(Error{dir + " is not an image store (it holds other files): name a new "
                                       "or empty folder"});
   fs::create_directories(dir, ec);
@@ -198,8 +194,7 @@ Result<Store> Store::open(std::string dir) {
   // An image holds set-id programs and whatever its build wrote: its owner's alone.
   if (chmod(dir.c_str(), 0700) != 0)
     return tl::unexpected(Error{"cannot make " + dir + " private: " + std::strerror(errno)});
-  for (const char* sub :
-       {"storage", "run", "roots", "images", "bases", "failed", "logs", "locks", "tmp"})
+  for (const char* sub : {"storage", "run", "images", "bases", "failed", "logs", "locks", "tmp"})
     fs::create_directories(fs::path(dir) / sub, ec);
   if (ec)
     return tl::unexpected(Error{"cannot lay out the image store " + dir + ": " + ec.message()});
@@ -210,13 +205,33 @@ Result<std::string> Store::key_of(const BuildRequest& request) const {
   return detail::context_key(request.context, request.dockerfile);
 }
 
+// The image a record describes, with its layers as the builder's storage has them now; nothing
+// when the record is missing or its image has gone from the storage (built again, then).
+std::optional<Image> Store::cached(const std::string& key) const {
+  const fs::path store = dir_, record = store / "images" / (key + ".json");
+  auto image = read_record(record);
+  if (!image) return std::nullopt;
+  if (image->id.empty()) {  // a record from before layers were stacked: its root was a copy
+    auto id = detail::image_id(detail::Buildah(dir_), image->name);
+    if (!id) return std::nullopt;
+    image->id = *id;
+    std::error_code ec;
+    fs::remove_all(store / "roots" / key, ec);
+  }
+  auto layers = detail::image_layers(dir_, image->id);
+  if (!layers) return std::nullopt;
+  image->layers = std::move(layers->folders);
+  image->bytes = layers->bytes;
+  return image;
+}
+
 Result<Image> Store::build(const BuildRequest& request, const Progress& progress) const {
   auto key = key_of(request);
   if (!key) return tl::unexpected(Error{request.label + ": " + key.error().message});
   const fs::path store = dir_, record = store / "images" / (*key + ".json");
-  if (auto cached = read_record(record)) return *cached;
+  if (auto image = cached(*key)) return *image;
   KeyLock lock(store / "locks" / *key);
-  if (auto cached = read_record(record)) return *cached;  // built while this one waited
+  if (auto image = cached(*key)) return *image;  // built while this one waited
   // A failed build is remembered by its key: an evaluation that meets it again (21 Terminal-Bench
   // tasks need PyPI, unreachable here, and each took minutes to fail) is told at once.
   const fs::path failure = store / "failed" / *key;
@@ -264,20 +279,18 @@ Result<Image> Store::build(const BuildRequest& request, const Progress& progress
       return tl::unexpected(std::move(error));
     }
   }
-  const fs::path root = store / "roots" / *key, partial = store / "tmp" / *key;
-  std::error_code ec;
-  fs::remove_all(partial, ec);
-  if (auto unpacked = detail::unpack_image(buildah, image.name, partial.string()); !unpacked)
-    return tl::unexpected(Error{request.label + ": " + unpacked.error().message});
-  fs::remove_all(root, ec);
-  fs::rename(partial, root, ec);
-  if (ec) return tl::unexpected(Error{"cannot keep " + root.string() + ": " + ec.message()});
+  auto id = detail::image_id(buildah, image.name);
+  if (!id) return tl::unexpected(Error{request.label + ": " + id.error().message});
+  image.id = *id;
+  auto layers = detail::image_layers(dir_, image.id);
+  if (!layers) return tl::unexpected(Error{request.label + ": " + layers.error().message});
+  image.layers = std::move(layers->folders);
+  image.bytes = layers->bytes;
   if (auto read = detail::read_config(buildah, image.name, image); !read)
     return tl::unexpected(read.error());
-  image.rootfs = root.string();
-  image.bytes = disk_usage(image.rootfs);
   image.created = now_seconds();
   if (auto written = write_record(record, image); !written) return tl::unexpected(written.error());
+  std::error_code ec;
   fs::remove(failure, ec);
   if (progress) {
     const double seconds =
@@ -398,9 +411,9 @@ Result<std::vector<Image>> Store::prune(bool bases) const {
     if (image.base) {
       fs::remove(fs::path(dir_) / "bases" / base_record(image.name), ec);
     } else {
-      // The record first: from then on no one finds the root, which goes next.
+      // The record first: from then on no one finds the image, whose layers go next.
       fs::remove(fs::path(dir_) / "images" / (image.key + ".json"), ec);
-      fs::remove_all(fs::path(dir_) / "roots" / image.key, ec);
+      fs::remove_all(fs::path(dir_) / "roots" / image.key, ec);  // a copy, in an older store
       fs::remove(fs::path(dir_) / "logs" / (image.key + ".log"), ec);
     }
     removed.push_back(image);

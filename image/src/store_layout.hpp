@@ -1,15 +1,20 @@
 // Inside image/: the store's folders, the builder, and the key.
 //
 // A store folder holds:
-//   storage/ run/        buildah's storage and run folders (--root, --runroot): layers, images
-//   roots/KEY/           a built image unpacked, the lower layer of the sandboxes that use it
-//   images/KEY.json      its record (image.hpp's Image); written last, so a record means a root
+//   storage/ run/        buildah's storage and run folders (--root, --runroot): layers, images;
+//                        a sandbox stacks an image's layers from here (layers.cpp)
+//   images/KEY.json      a built image's record (image.hpp's Image), written once buildah has
+//                        committed the image: a record whose image has gone from the storage is
+//                        built again
 //   bases/NAME-HASH.json the record of an imported base image
 //   logs/KEY.log         the build's output, kept whether it succeeded or not
 //   locks/KEY            held while KEY is built: a second builder waits, then finds the record
-//   tmp/                 roots being unpacked, archives being imported
+//   tmp/                 archives being imported
+// Stores made before images were stacked from their layers also hold roots/KEY/, a copy of each
+// image: build() removes one as it meets its record.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -40,9 +45,16 @@ class Buildah {
   std::vector<std::string> prefix_;
 };
 
-// The image `name` of the builder's storage unpacked into `root` (which must not exist), with
-// owners, modes, links and attributes as they are in the image.
-Result<void> unpack_image(const Buildah& buildah, const std::string& name, const std::string& root);
+// The id of the image `name` in the builder's storage.
+Result<std::string> image_id(const Buildah& buildah, const std::string& name);
+
+struct ImageLayers {
+  std::vector<std::string> folders;  // the layers' diff folders, top first
+  std::uint64_t bytes = 0;           // their sizes together
+};
+
+// The layers of the image `id` in the storage of the store `store_dir` (layers.cpp).
+Result<ImageLayers> image_layers(const std::string& store_dir, const std::string& id);
 
 // The configuration of the image `name`: WORKDIR, ENV and USER into `image`.
 Result<void> read_config(const Buildah& buildah, const std::string& name, Image& image);

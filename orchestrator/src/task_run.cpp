@@ -119,7 +119,7 @@ Result<void> make_run_workspace(const TaskRunOptions& o, const std::string& dest
   if (geteuid() == 0) {
     auto hidden = detail::hidden_in_repository(o.repo, o.copy, excluded);
     if (!hidden) return tl::unexpected(hidden.error());
-    auto made = sandbox::overlay_workspace(fs::canonical(o.repo).string(), hidden->hidden, dest,
+    auto made = sandbox::overlay_workspace({fs::canonical(o.repo).string()}, hidden->hidden, dest,
                                            host_ids, limits);
     if (made) {
       note_made(observer, "an overlay over " + o.repo, hidden->git, began);

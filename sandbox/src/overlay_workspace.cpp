@@ -2,7 +2,8 @@
 //
 // Layout, for the workspace DEST:
 //   DEST.layers/          a tmpfs of the workspace's limits (nosuid, nodev): all the agent writes
-//     lower/              the folder, through an idmapped mount (owners shifted into the range)
+//     lower/0 lower/1 ... the folders, top first, each through an idmapped mount (owners shifted
+//                         into the range): one for a repository, an image's layers for an image
 //     upper/ work/        the overlay's writable layer, and overlayfs's work folder
 //   DEST                  the overlay of upper/ on lower/, what sandboxes are given
 // The idmapped mount is why no file need be copied: the sandbox's root owns, through it, what
@@ -42,30 +43,35 @@ tl::unexpected<Error> overlay_error(const std::string& message) {
   return tl::unexpected(Error{"workspace: " + message});
 }
 
-// `folder` (a host path) seen through an idmapped, read-only, nosuid, nodev mount at `at`.
-Result<void> mount_shifted(const std::string& folder, const std::string& at, unsigned shift) {
-  auto ns = detail::id_shifting_namespace(shift);
-  if (!ns) return overlay_error(ns.error().message);
+// `folder` (a host path) seen through an idmapped, read-only, nosuid, nodev mount at `at`, shifted
+// by the id-shifting namespace `userns`.
+Result<void> mount_shifted(const std::string& folder, const std::string& at, int userns) {
   Fd tree(static_cast<int>(
       syscall(SYS_open_tree, AT_FDCWD, folder.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)));
   if (tree.fd < 0) return overlay_error("open_tree " + folder + ": " + std::strerror(errno));
-  if (auto shifted = detail::shift_tree(tree.fd, ns->fd, folder); !shifted)
+  if (auto shifted = detail::shift_tree(tree.fd, userns, folder); !shifted)
     return overlay_error(shifted.error().message);
   if (syscall(SYS_move_mount, tree.fd, "", AT_FDCWD, at.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0)
     return overlay_error("move_mount " + at + ": " + std::strerror(errno));
   return {};
 }
 
-// `relative` whited out in `upper`, its parent folders made as the lower layer has them (an
-// upper folder's owner and mode are what the overlay shows).
-Result<void> white_out(const std::string& lower, const std::string& upper,
+// `relative` whited out in `upper`, its parent folders made as the topmost lower layer that has
+// them has them (an upper folder's owner and mode are what the overlay shows).
+Result<void> white_out(const std::vector<std::string>& lowers, const std::string& upper,
                        const std::filesystem::path& relative) {
-  std::filesystem::path at_lower = lower, at_upper = upper;
+  std::filesystem::path inside, at_upper = upper;
   for (const auto& part : relative.parent_path()) {
-    at_lower /= part;
+    inside /= part;
     at_upper /= part;
     struct stat st {};
-    if (lstat(at_lower.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return {};  // nothing to hide
+    bool found = false;
+    for (const std::string& lower : lowers)
+      if (lstat((std::filesystem::path(lower) / inside).c_str(), &st) == 0) {
+        found = S_ISDIR(st.st_mode);
+        break;
+      }
+    if (!found) return {};  // nothing to hide
     if (mkdir(at_upper.c_str(), st.st_mode & 07777) == 0) {
       lchown(at_upper.c_str(), st.st_uid, st.st_gid);
       const timespec times[2] = {st.st_atim, st.st_mtim};
@@ -84,19 +90,27 @@ std::string workspace_layers(const std::string& workspace) {
   return workspace + ".layers";
 }
 
-Result<void> overlay_workspace(const std::string& folder, const std::vector<std::string>& hidden,
-                               const std::string& dest, unsigned host_ids, WorkspaceLimits limits) {
-  if (geteuid() != 0) return overlay_error("an overlay over " + folder + " needs root");
+Result<void> overlay_workspace(const std::vector<std::string>& folders,
+                               const std::vector<std::string>& hidden, const std::string& dest,
+                               unsigned host_ids, WorkspaceLimits limits) {
+  if (folders.empty()) return overlay_error("an overlay needs at least one folder");
+  // overlayfs stacks at most 500 lower layers.
+  if (folders.size() > 500) return overlay_error("an overlay cannot stack more than 500 folders");
+  if (geteuid() != 0) return overlay_error("an overlay over " + folders.front() + " needs root");
   if (host_ids && !detail::range_starting_at(host_ids))
     return overlay_error("host ids " + std::to_string(host_ids) + " begin no id range");
   const unsigned shift = host_ids ? host_ids : detail::kHostIdBase;
   if (dest.find_first_of(",:\\") != std::string::npos)  // overlayfs's option separators
     return overlay_error("an overlay cannot be made at " + dest + " (it has ',', ':' or '\\')");
   const std::string layers = workspace_layers(dest);
-  const std::string lower = layers + "/lower", upper = layers + "/upper", work = layers + "/work";
-  struct stat top {};
-  if (stat(folder.c_str(), &top) != 0 || !S_ISDIR(top.st_mode))
-    return overlay_error(folder + " is not a folder");
+  const std::string upper = layers + "/upper", work = layers + "/work";
+  std::vector<std::string> lowers;
+  for (const std::string& folder : folders) {
+    struct stat top {};
+    if (stat(folder.c_str(), &top) != 0 || !S_ISDIR(top.st_mode))
+      return overlay_error(folder + " is not a folder");
+    lowers.push_back(layers + "/lower/" + std::to_string(lowers.size()));
+  }
   if (mkdir(dest.c_str(), 0755) != 0)
     return overlay_error("creating " + dest + ": " + std::strerror(errno));
   auto fail = [&](const Result<void>& error) -> Result<void> {
@@ -107,12 +121,19 @@ Result<void> overlay_workspace(const std::string& folder, const std::vector<std:
     return fail(overlay_error("creating " + layers + ": " + std::strerror(errno)));
   // Root's alone on the host: lower/ shows the folder whatever the folders above it allow.
   if (auto bounded = detail::mount_bounded(layers, limits, 0, 0700); !bounded) return fail(bounded);
-  for (const std::string& dir : {lower, upper, work})
+  std::vector<std::string> dirs = {layers + "/lower", upper, work};
+  dirs.insert(dirs.end(), lowers.begin(), lowers.end());
+  for (const std::string& dir : dirs)
     if (mkdir(dir.c_str(), 0755) != 0)
       return fail(overlay_error("creating " + dir + ": " + std::strerror(errno)));
-  if (auto shifted = mount_shifted(folder, lower, shift); !shifted) return fail(shifted);
-  struct stat seen {};  // the folder's top as the sandbox sees it: the overlay's top shows upper's
-  stat(lower.c_str(), &seen);
+  auto userns = detail::id_shifting_namespace(shift);
+  if (!userns) return fail(overlay_error(userns.error().message));
+  for (std::size_t i = 0; i < folders.size(); ++i)
+    if (auto shifted = mount_shifted(folders[i], lowers[i], userns->fd); !shifted)
+      return fail(shifted);
+  // The top folder as the sandbox sees it: the overlay's top shows upper's owner and mode.
+  struct stat seen {};
+  stat(lowers.front().c_str(), &seen);
   chown(upper.c_str(), seen.st_uid, seen.st_gid);
   chmod(upper.c_str(), seen.st_mode & 07777);
   // What lies in a hidden folder needs no whiteout of its own (and could have none: the folder is
@@ -126,10 +147,12 @@ Result<void> overlay_workspace(const std::string& folder, const std::vector<std:
     for (auto at = path.find('/'); at != std::string::npos && !inside; at = path.find('/', at + 1))
       inside = done.contains(path.substr(0, at));
     if (inside || !done.insert(path).second) continue;
-    if (auto out = white_out(lower, upper, path); !out) return fail(out);
+    if (auto out = white_out(lowers, upper, path); !out) return fail(out);
   }
+  std::string lowerdir;  // overlayfs's order: the topmost first
+  for (const std::string& lower : lowers) lowerdir += (lowerdir.empty() ? "" : ":") + lower;
   // No index, no redirects, no metacopy: nothing in the layers but plain files and whiteouts.
-  const std::string options = "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work +
+  const std::string options = "lowerdir=" + lowerdir + ",upperdir=" + upper + ",workdir=" + work +
                               ",index=off,redirect_dir=off,metacopy=off";
   if (mount("warren-workspace", dest.c_str(), "overlay", MS_NOSUID | MS_NODEV, options.c_str()) !=
       0)

@@ -80,6 +80,30 @@ TEST(JunitReport, IsReadAsPytestNodeIds) {
   EXPECT_FALSE(parse_junit_report("<html/>"));
 }
 
+TEST(CtrfReport, IsReadAsPytestStatuses) {
+  const std::string json = R"({"results": {"tool": {"name": "pytest"},
+    "summary": {"tests": 5, "passed": 1, "failed": 1, "skipped": 1, "pending": 1, "other": 1},
+    "tests": [
+      {"name": "test_outputs.py::test_ok", "status": "passed", "duration": 3},
+      {"name": "test_outputs.py::TestA::test_bad", "status": "failed", "duration": 1},
+      {"name": "test_skip", "status": "skipped"},
+      {"name": "test_outputs.py::test_later", "status": "pending"},
+      {"name": "test_outputs.py::test_odd", "status": "other"},
+      {"status": "passed"}]}})";
+  auto tests = parse_ctrf_report(json);
+  ASSERT_TRUE(tests);
+  std::vector<std::string> seen;
+  for (const TestResult& t : *tests) seen.push_back(t.id + " " + t.name + " " + t.status);
+  EXPECT_EQ(seen,
+            (std::vector<std::string>{"test_outputs.py::test_ok test_ok PASSED",
+                                      "test_outputs.py::TestA::test_bad TestA::test_bad FAILED",
+                                      "test_skip test_skip SKIPPED",
+                                      "test_outputs.py::test_later test_later SKIPPED",
+                                      "test_outputs.py::test_odd test_odd ERROR"}));
+  EXPECT_FALSE(parse_ctrf_report("{\"tests\": []}"));
+  EXPECT_FALSE(parse_ctrf_report("<testsuites/>"));
+}
+
 class Trials : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -280,6 +304,38 @@ TEST_F(Trials, AHarborTaskIsGradedByItsReward) {
   EXPECT_FALSE(nop.resolved);
   EXPECT_EQ(nop.reward, 0.0);
   EXPECT_EQ(to_string(nop.failure_mode), "test_failed");
+}
+
+// Terminal-Bench 2's verifiers, as Harbor runs them: uv installed at test time, then uvx with
+// pinned test dependencies and pytest-json-ctrf (PyPI only), its --ctrf report in
+// /logs/verifier. Offline, the stand-ins serve every step and --ctrf works; the tests' own
+// results come from that report.
+TEST_F(Trials, AHarborVerifierThatInstallsUvAndWritesACtrfReportRunsOffline) {
+  const fs::path task = harbor_task();
+  write(task / "tests" / "test.sh",
+        "#!/bin/bash\n"
+        "curl -LsSf https://astral.sh/uv/0.9.5/install.sh | sh\n"
+        "source $HOME/.local/bin/env\n"
+        "uvx \\\n  -p 3.13 \\\n  -w pytest==8.4.1 \\\n  -w pytest-json-ctrf==0.3.5 \\\n"
+        "  pytest --ctrf /logs/verifier/ctrf.json /tests/test_outputs.py -rA\n"
+        "if [ $? -eq 0 ]; then echo 1 > /logs/verifier/reward.txt; else echo 0 > "
+        "/logs/verifier/reward.txt; fi\n");
+  write(task / "tests" / "test_outputs.py",
+        "from pathlib import Path\n\ndef test_exists():\n    assert "
+        "Path('/app/answer.txt').exists()\n\n"
+        "def test_answer():\n    assert Path('/app/answer.txt').read_text() == '42\\n'\n");
+  auto names = [](const TrialReport& r) {
+    std::vector<std::string> seen;
+    for (const TestResult& t : r.tests) seen.push_back(t.name + " " + t.status);
+    return seen;
+  };
+  const TrialReport oracle = trial(task, "oracle");
+  EXPECT_TRUE(oracle.resolved) << to_string(oracle.failure_mode) << ": " << oracle.message;
+  EXPECT_EQ(oracle.reward, 1.0);
+  EXPECT_EQ(names(oracle), (std::vector<std::string>{"test_exists PASSED", "test_answer PASSED"}));
+  const TrialReport nop = trial(task, "nop");
+  EXPECT_EQ(nop.reward, 0.0);
+  EXPECT_EQ(names(nop), (std::vector<std::string>{"test_exists FAILED", "test_answer FAILED"}));
 }
 
 // An HTTP server on every host address that answers each request with `body`, for as long as it

@@ -36,6 +36,14 @@ std::string read(const fs::path& file) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+// `path` in the topmost of `image`'s layers that has it; "" when none has (what a whiteout hides
+// above it is not looked for: these tests' images delete nothing they look at).
+fs::path in_image(const Image& image, const std::string& path) {
+  for (const std::string& layer : image.layers)
+    if (fs::exists(fs::symlink_status(fs::path(layer) / path))) return fs::path(layer) / path;
+  return {};
+}
+
 class ImageStore : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -96,12 +104,16 @@ TEST_F(ImageStore, TheKeyIsTheContextsContentAndNeverFollowsALink) {
   EXPECT_NE(store->key_of({a.string(), "Other", "a"}).value_or(*key), *key);
 }
 
-TEST_F(ImageStore, ABuildIsCachedAndItsRootIsASandboxsLowerLayer) {
+TEST_F(ImageStore, ABuildIsCachedAndItsLayersAreASandboxsRoot) {
   import_base({"local/mini-alias:2"});  // one root for two base names; FROM uses the second
   const fs::path context = top / "task";
+  // A layer per step: what the second RUN deletes is a whiteout (a file) or an opaque folder (a
+  // folder made again) over the first's.
   write(context / "Dockerfile",
         "FROM local/mini-alias:2\n"
-        "RUN mkdir -p /app && echo built > /etc/built && chown 1000:1000 /etc/built\n"
+        "RUN mkdir -p /app /etc/gone && echo built > /etc/built && chown 1000:1000 /etc/built && "
+        "touch /etc/gone/old /etc/also-gone\n"
+        "RUN rm -r /etc/gone /etc/also-gone && mkdir /etc/gone && touch /etc/gone/new\n"
         "COPY data.txt /app/\n"
         "WORKDIR /app\n"
         "ENV GREETING=hello\n");
@@ -115,9 +127,16 @@ TEST_F(ImageStore, ABuildIsCachedAndItsRootIsASandboxsLowerLayer) {
   EXPECT_GT(built->bytes, 1u << 20);
   ASSERT_EQ(lines.size(), 2u);  // building (with the log's path), then built
   EXPECT_NE(lines[0].find(store->dir() + "/logs/" + built->key + ".log"), std::string::npos);
-  EXPECT_EQ(read(fs::path(built->rootfs) / "app/data.txt"), "from the context\n");
+  // Its layers, top first, in the builder's storage: the base's at the bottom, shared, not copied.
+  ASSERT_GE(built->layers.size(), 4u);
+  for (const std::string& layer : built->layers)
+    EXPECT_TRUE(layer.starts_with(store->dir() + "/storage/overlay/")) << layer;
+  EXPECT_TRUE(fs::exists(fs::path(built->layers.back()) / "bin/busybox"));
+  EXPECT_FALSE(fs::exists(fs::path(built->layers.front()) / "bin/busybox"));
+  EXPECT_FALSE(fs::exists(top / "store/roots"));
+  EXPECT_EQ(read(in_image(*built, "app/data.txt")), "from the context\n");
   struct stat st {};
-  ASSERT_EQ(stat((fs::path(built->rootfs) / "etc/built").c_str(), &st), 0);
+  ASSERT_EQ(stat(in_image(*built, "etc/built").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, 1000u);  // owners as the image has them
   struct stat top_st {};
   ASSERT_EQ(stat(store->dir().c_str(), &top_st), 0);
@@ -129,22 +148,34 @@ TEST_F(ImageStore, ABuildIsCachedAndItsRootIsASandboxsLowerLayer) {
   auto cached = store->build({(top / "again").string(), "Dockerfile", "again"},
                              [&](const std::string& line) { lines.push_back(line); });
   ASSERT_TRUE(cached) << cached.error().message;
-  EXPECT_EQ(cached->rootfs, built->rootfs);
+  EXPECT_EQ(cached->layers, built->layers);
   EXPECT_TRUE(lines.empty());
 
-  // A sandbox on it: the image's files, root's as the sandbox's root; writes go to its own layer.
+  // A sandbox on it, its root the layers stacked: the image's files, root's as the sandbox's
+  // root, what a later layer deleted gone; writes go to the sandbox's own layer.
+  auto ids = sandbox::IdRange::take();
+  ASSERT_TRUE(ids) << ids.error().message;
+  const fs::path root = top / "trial-root";
+  auto stacked =
+      sandbox::overlay_workspace(built->layers, {}, root.string(), ids->base(), {.bytes = 8 << 20});
+  ASSERT_TRUE(stacked) << stacked.error().message;
   sandbox::Policy policy;
-  policy.rootfs = built->rootfs;
+  policy.root = root.string();
+  policy.host_ids = ids->base();
   policy.workspace_path = built->workdir;
   policy.env = built->env;
   auto ran = sandbox::run(policy, {{"/bin/bash", "-c",
                                     "pwd; cat /etc/built data.txt; echo $GREETING; "
-                                    "stat -c %u /bin/busybox; echo x > /app/new && echo wrote"},
+                                    "stat -c %u /bin/busybox; ls /etc/gone; ls /etc/also-gone; "
+                                    "echo x > /app/new && echo wrote"},
                                    std::nullopt});
   ASSERT_TRUE(ran) << ran.error().message;
-  EXPECT_EQ(ran->stdout_data, "/app\nbuilt\nfrom the context\nhello\n0\nwrote\n")
+  EXPECT_EQ(ran->stdout_data, "/app\nbuilt\nfrom the context\nhello\n0\nnew\nwrote\n")
       << ran->stderr_data;
-  EXPECT_FALSE(fs::exists(fs::path(built->rootfs) / "app/new"));
+  EXPECT_NE(ran->stderr_data.find("also-gone"), std::string::npos) << ran->stderr_data;
+  EXPECT_TRUE(fs::exists(root / "app/new"));
+  EXPECT_TRUE(in_image(*built, "app/new").empty());
+  ASSERT_TRUE(sandbox::remove_workspace(root.string()));
 
   auto listed = store->list();
   ASSERT_TRUE(listed);
@@ -155,8 +186,9 @@ TEST_F(ImageStore, ABuildIsCachedAndItsRootIsASandboxsLowerLayer) {
   auto pruned = store->prune(false);
   ASSERT_TRUE(pruned) << pruned.error().message;
   ASSERT_EQ(pruned->size(), 1u);
-  EXPECT_FALSE(fs::exists(built->rootfs));
-  ASSERT_EQ(store->list()->size(), 2u);  // the bases stay unless asked
+  EXPECT_FALSE(fs::exists(built->layers.front()));
+  EXPECT_TRUE(fs::exists(built->layers.back()));  // the base's
+  ASSERT_EQ(store->list()->size(), 2u);           // the bases stay unless asked
   EXPECT_EQ(store->prune(true)->size(), 2u);
   EXPECT_TRUE(store->list()->empty());
 }
@@ -223,7 +255,7 @@ TEST_F(ImageStore, AHeredocNeedsABuildahThatReadsThem) {
   write(context / "Dockerfile", "FROM local/mini:1\nRUN <<EOF\necho made > /made\nEOF\n");
   auto built = store->build({context.string(), "Dockerfile", "heredoc"});
   if (built) {  // a buildah of 1.33 or newer
-    EXPECT_EQ(read(fs::path(built->rootfs) / "made"), "made\n");
+    EXPECT_EQ(read(in_image(*built, "made")), "made\n");
   } else {
     EXPECT_TRUE(built.error().message.starts_with(
         "heredoc: its Dockerfile uses a heredoc (RUN <<EOF), which needs buildah 1.33 or newer; "
@@ -317,8 +349,8 @@ TEST_F(ImageStore, ABaseImageIsPulledFromARegistry) {
   auto built = fresh->build({context.string(), "Dockerfile", "pulled"});
   EXPECT_TRUE(built) << built.error().message;
   if (built) {
-    EXPECT_EQ(read(fs::path(built->rootfs) / "pulled"), "pulled\n");
-    EXPECT_TRUE(fs::exists(fs::path(built->rootfs) / "bin/busybox"));
+    EXPECT_EQ(read(in_image(*built, "pulled")), "pulled\n");
+    EXPECT_FALSE(in_image(*built, "bin/busybox").empty());
   }
   (void)fresh->prune(true);
 

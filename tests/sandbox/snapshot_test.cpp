@@ -247,7 +247,7 @@ TEST_F(Snapshot, AnOverlayWorkspaceNeverWritesItsFolder) {
   ASSERT_TRUE(ids.has_value());
   const fs::path ws = base / "ws";
   auto made =
-      overlay_workspace(repo.string(), {"build/secret.o", "build", "build-cache", "src/state.db"},
+      overlay_workspace({repo.string()}, {"build/secret.o", "build", "build-cache", "src/state.db"},
                         ws.string(), ids->base(), WorkspaceLimits{.bytes = 8 << 20});
   if (!kernel_at_least(6, 3)) {
     // tmpfs takes idmapped mounts from Linux 6.3: before, the overlay is refused, saying why, and

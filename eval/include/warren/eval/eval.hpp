@@ -47,10 +47,11 @@ struct Environment {
   // false: the task's sandboxes never get a network, whatever EvalSettings::network says
   // (Harbor's `allow_internet = false`).
   bool allows_internet = true;
-  // The image built from the Dockerfile, once prepare_images has built it: the lower layer of the
-  // task's root, and the WORKDIR and ENV it gives.
+  // The image built from the Dockerfile, once prepare_images has built it: its layers (top first),
+  // the lower layers of the task's root, and the WORKDIR and ENV it gives.
   struct Image {
-    std::string rootfs, workdir;
+    std::vector<std::string> layers;
+    std::string workdir;
     std::vector<std::string> env;
   } image;
 };
@@ -118,6 +119,12 @@ std::optional<std::vector<TestResult>> parse_pytest_summary(const std::string& o
 // (tests/test_x.py::TestY::test_z); nullopt when it is not such a report. Grading reads this,
 // written to a host folder, rather than the output, which the program under test can print to.
 std::optional<std::vector<TestResult>> parse_junit_report(const std::string& xml);
+
+// A CTRF report (ctrf.io's Common Test Report Format: results.tests[], each with a name and a
+// status of passed, failed, skipped, pending or other), as Harbor's verifiers leave it with
+// `pytest --ctrf PATH`: the same results, statuses as pytest's (pending: SKIPPED, other: ERROR).
+// nullopt when it is not such a report.
+std::optional<std::vector<TestResult>> parse_ctrf_report(const std::string& json);
 
 // Who answers in a trial: the task's reference solution replayed (oracle), an agent that submits
 // at once (nop), or a model.

@@ -1,12 +1,14 @@
 // warren/image: task environments as images, without a daemon. A task's Dockerfile is built by
 // buildah, its base image pulled by buildah from a registry or stood in for by one imported
-// here, and each built image is kept unpacked as a plain root folder: the read-only lower layer
-// of every sandbox that runs on it (sandbox::Policy::rootfs). Builds are cached by the content of
-// the Dockerfile and its build context, shared by every trial, attempt and run. docs/images.md.
+// here. A built image's layers, as the builder keeps them, are the read-only lower layers of every
+// sandbox that runs on it (sandbox::overlay_workspace stacks them): no image is ever copied. Builds
+// are cached by the content of the Dockerfile and its build context, shared by every trial,
+// attempt and run. docs/images.md.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,15 +27,20 @@ struct Image {
   // Built: the hex SHA-256 of the Dockerfile's path and the build context's content. Imported:
   // empty (a base image is known by its name).
   std::string key;
-  std::string name;     // in the builder's storage: warren/build-<key's first 16>, or the import's
-  std::string source;   // the Dockerfile it was built from, or the folder or archive imported
-  std::string rootfs;   // the unpacked root (built images only)
-  std::string workdir;  // the image's WORKDIR; "" when it sets none
+  std::string name;    // in the builder's storage: warren/build-<key's first 16>, or the import's
+  std::string source;  // the Dockerfile it was built from, or the folder or archive imported
+  std::string id;      // the builder's id of the image
+  // Built images: the folders of its layers, top first, as overlayfs stacks lower layers (their
+  // whiteouts are overlayfs's). Found in the builder's storage each time the image is asked for.
+  std::vector<std::string> layers;
+  std::string workdir;           // the image's WORKDIR; "" when it sets none
   std::vector<std::string> env;  // its ENV, KEY=VALUE
   std::string user;              // its USER; "" for root
-  std::uint64_t bytes = 0;       // the unpacked root's size on disk (built images)
-  std::int64_t created = 0;      // unix seconds
-  bool base = false;             // imported to stand in for a base image
+  // Built: its layers' sizes together (layers shared with other images, such as its base's,
+  // are counted in each). Imported: the archive's size.
+  std::uint64_t bytes = 0;
+  std::int64_t created = 0;  // unix seconds
+  bool base = false;         // imported to stand in for a base image
 };
 
 struct BuildRequest {
@@ -51,7 +58,7 @@ using Progress = std::function<void(const std::string& line)>;
 // ~/.cache/warren/images.
 std::string default_store_dir();
 
-// The builder's storage, the unpacked roots, their records and build logs, all under one folder
+// The builder's storage, the images' records and build logs, all under one folder
 // (mode 0700: an image holds set-id programs and whatever its build put in it). Safe to use from
 // several threads and processes at once: a build of one key happens once, the others wait for it.
 class Store {
@@ -76,7 +83,7 @@ class Store {
   // Built images, newest first, then imported ones.
   Result<std::vector<Image>> list() const;
 
-  // Removes every built image (and with `bases`, every imported one): their roots, records and
+  // Removes every built image (and with `bases`, every imported one): their records, logs and
   // the builder's layers. Returns what was removed.
   Result<std::vector<Image>> prune(bool bases) const;
 
@@ -87,6 +94,7 @@ class Store {
 
  private:
   explicit Store(std::string dir) : dir_(std::move(dir)) {}
+  std::optional<Image> cached(const std::string& key) const;
   std::string dir_;
 };
 

@@ -203,12 +203,15 @@ Result<WorkspaceCopy> make_workspace(const std::string& root,
 // size: an overlay whose lower layer is the folder seen through an idmapped mount (owners moved
 // into the range as make_workspace moves a copy's, read-only, nosuid, nodev) and whose upper layer
 // is a bounded tmpfs of `limits` (all the workspace's sandboxes may write), with the paths
-// `hidden` (relative to the folder) whited out. The folder is never written; changes made to it
-// while the workspace lives may or may not show in it. Root only, on a filesystem with idmapped
-// mounts (ext4, xfs, btrfs, tmpfs): otherwise an error, and make_workspace is the way. The layers
-// live beside `dest`, in workspace_layers(dest); remove_workspace(dest) removes both.
-Result<void> overlay_workspace(const std::string& folder, const std::vector<std::string>& hidden,
-                               const std::string& dest, unsigned host_ids, WorkspaceLimits limits);
+// `hidden` (relative to the folder) whited out. Several folders stack as overlayfs stacks lower
+// layers, the first on top, their own whiteouts honoured: an image's layers (image::Image::layers)
+// make its root without a copy. The folders are never written; changes made to them while the
+// workspace lives may or may not show in it. Root only, on a filesystem with idmapped mounts
+// (ext4, xfs, btrfs, tmpfs): otherwise an error, and make_workspace is the way. The layers live
+// beside `dest`, in workspace_layers(dest); remove_workspace(dest) removes both.
+Result<void> overlay_workspace(const std::vector<std::string>& folders,
+                               const std::vector<std::string>& hidden, const std::string& dest,
+                               unsigned host_ids, WorkspaceLimits limits);
 std::string workspace_layers(const std::string& workspace);
 
 // Removes `path` and everything below it, bounded workspaces included (every mount at or below
