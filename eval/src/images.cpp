@@ -1,15 +1,23 @@
-// The images of a suite's tasks, built before their trials start (image/ builds and caches them).
+// The images of a suite's tasks (images.hpp): built in the background by image/, which caches
+// them, while the trials of the tasks that are ready run.
+#include "images.hpp"
+
 #include <algorithm>
-#include <atomic>
 #include <filesystem>
 #include <map>
 #include <mutex>
-#include <thread>
+#include <optional>
+#include <set>
 
-#include "warren/eval/eval.hpp"
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include "warren/image/image.hpp"
 
-namespace warren::eval {
+namespace warren::eval::detail {
 
 namespace {
 
@@ -17,15 +25,24 @@ namespace {
 // even on two cores; more would only compete for the disk.
 constexpr std::size_t kParallelBuilds = 3;
 
-}  // namespace
+// The builds `tasks` need, one per Dockerfile and context (tasks that share both share a build;
+// the store's key says so too, and this spares the others the hashing of their context), in the
+// tasks' order. A task whose image cannot be had gets its load_error now.
+struct Build {
+  image::BuildRequest request;
+  std::vector<Task*> tasks;
+  std::optional<image::Result<image::Image>> result;  // written by one builder thread
+};
 
-void prepare_images(const std::vector<Task*>& tasks, const EvalSettings& settings,
-                    const std::function<void(const std::string&)>& log) {
-  if (!settings.rootfs.empty()) return;
+std::vector<Build> plan_builds(const std::vector<Task*>& tasks, const EvalSettings& settings,
+                               std::optional<image::Store>& store) {
+  std::vector<Build> builds;
+  if (!settings.rootfs.empty()) return builds;
   if (std::none_of(tasks.begin(), tasks.end(),
                    [](const Task* t) { return !t->environment.dockerfile.empty(); }))
-    return;  // no store is opened (or made) for a suite without Dockerfiles
-  auto store = image::Store::open(settings.images);
+    return builds;  // no store is opened (or made) for a suite without Dockerfiles
+  auto opened = image::Store::open(settings.images);
+  if (opened) store.emplace(std::move(*opened));
   // A Dockerfile that needs no build (FROM, WORKDIR, ENV, COPY into the workdir) is built all the
   // same when its base image is here, imported or pulled before: the task then runs on its own
   // image, as its harness runs it, rather than on the host's system view. Asked once per base.
@@ -37,57 +54,115 @@ void prepare_images(const std::vector<Task*>& tasks, const EvalSettings& setting
     if (added) at->second = store->has_image(t.environment.base_image);
     return at->second;
   };
-  // Tasks that share a Dockerfile and context share one build (the store's key says so too; this
-  // spares the others the hashing of their context).
-  std::map<std::string, image::BuildRequest> requests;
-  std::map<Task*, std::string> wanted;
+  std::map<std::string, std::size_t> index;
   for (Task* t : tasks) {
     if (!t->load_error.empty() || t->environment.dockerfile.empty() || !on_its_image(*t)) continue;
+    if (!store) {
+      t->load_error = "its Dockerfile needs an image build: " + opened.error().message;
+      continue;
+    }
     const std::filesystem::path context = std::filesystem::path(t->dir) / t->environment.context;
     const std::string dockerfile =
         std::filesystem::path(t->environment.dockerfile).lexically_relative(t->environment.context);
-    const std::string id = context.string() + "\n" + dockerfile;
-    requests.emplace(id, image::BuildRequest{context.string(), dockerfile, t->name});
-    wanted[t] = id;
+    auto [at, added] = index.emplace(context.string() + "\n" + dockerfile, builds.size());
+    if (added) builds.push_back({{context.string(), dockerfile, t->name}, {}, std::nullopt});
+    builds[at->second].tasks.push_back(t);
   }
-  if (requests.empty()) return;
-  if (!store) {
-    for (auto& [t, id] : wanted)
-      t->load_error = "its Dockerfile needs an image build: " + store.error().message;
-    return;
-  }
+  return builds;
+}
 
-  std::vector<std::pair<std::string, image::BuildRequest>> queue(requests.begin(), requests.end());
-  std::vector<std::optional<image::Result<image::Image>>> results(queue.size());
+}  // namespace
+
+// Shared with the handlers posted to the executor, which may run after the ImageBuilds is gone
+// (then `closed` is set and they do nothing).
+struct ImageBuilds::State {
+  State(boost::asio::any_io_executor executor) : executor(executor), wake(executor) {
+    wake.expires_at(boost::asio::steady_timer::time_point::max());
+  }
+  std::optional<image::Store> store;
+  std::vector<Build> builds;
+  std::set<const Task*> waiting;  // on the executor's thread only
   std::atomic<std::size_t> next{0};
+  std::atomic<bool> stopping{false};
+  bool closed = false;  // on the executor's thread only
   std::mutex log_mutex;
-  auto say = [&](const std::string& line) {
+  std::function<void(const std::string&)> log;
+  boost::asio::any_io_executor executor;
+  boost::asio::steady_timer wake;  // never expires: cancelled to wake every waiter
+  Settled settled;
+
+  void say(const std::string& line) {
     if (!log) return;
     std::lock_guard lock(log_mutex);
     log(line);
-  };
-  auto builder = [&] {
-    for (std::size_t i; (i = next++) < queue.size();)
-      results[i] = store->build(queue[i].second, say);
-  };
-  std::vector<std::thread> builders;
-  for (std::size_t n = 0; n < std::min(kParallelBuilds, queue.size()); ++n)
-    builders.emplace_back(builder);
-  for (std::thread& b : builders) b.join();
-
-  std::map<std::string, const image::Result<image::Image>*> built;
-  for (std::size_t i = 0; i < queue.size(); ++i) built[queue[i].first] = &*results[i];
-  for (auto& [t, id] : wanted) {
-    const image::Result<image::Image>& result = *built[id];
-    if (!result) {
-      t->load_error = result.error().message;
-      continue;
-    }
-    Environment::Image& image = t->environment.image;
-    image.layers = result->layers;
-    image.workdir = result->workdir;
-    image.env = result->env;
   }
+  // On the executor: the build's result into its tasks, and every waiting trial woken.
+  void settle(Build& build) {
+    if (closed) return;
+    for (Task* t : build.tasks) {
+      const image::Result<image::Image>& result = *build.result;
+      if (!result) {
+        t->load_error = result.error().message;
+      } else {
+        t->environment.image = {result->layers, result->workdir, result->env};
+      }
+      waiting.erase(t);
+      if (settled) settled(*t);
+    }
+    wake.cancel();
+  }
+};
+
+ImageBuilds::ImageBuilds(const std::vector<Task*>& tasks, const EvalSettings& settings,
+                         std::function<void(const std::string&)> log,
+                         boost::asio::any_io_executor executor, Settled settled)
+    : state_(std::make_shared<State>(executor)) {
+  state_->log = std::move(log);
+  state_->settled = std::move(settled);
+  state_->builds = plan_builds(tasks, settings, state_->store);
+  for (const Build& b : state_->builds) state_->waiting.insert(b.tasks.begin(), b.tasks.end());
+  auto builder = [state = state_] {
+    for (std::size_t i; !state->stopping && (i = state->next++) < state->builds.size();) {
+      Build& build = state->builds[i];
+      build.result =
+          state->store->build(build.request, [&](const std::string& line) { state->say(line); });
+      boost::asio::post(state->executor, [state, &build] { state->settle(build); });
+    }
+  };
+  for (std::size_t n = 0; n < std::min(kParallelBuilds, state_->builds.size()); ++n)
+    builders_.emplace_back(builder);
+}
+
+ImageBuilds::~ImageBuilds() {
+  state_->stopping = true;
+  state_->closed = true;
+  for (std::thread& b : builders_) b.join();
+}
+
+bool ImageBuilds::waiting(const Task& task) const {
+  return state_->waiting.contains(&task);
+}
+
+bool ImageBuilds::done() const {
+  return state_->waiting.empty();
+}
+
+boost::asio::awaitable<void> ImageBuilds::async_wait_settled() {
+  if (done()) co_return;
+  boost::system::error_code cancelled;
+  co_await state_->wake.async_wait(
+      boost::asio::redirect_error(boost::asio::use_awaitable, cancelled));
+}
+
+}  // namespace warren::eval::detail
+
+namespace warren::eval {
+
+void prepare_images(const std::vector<Task*>& tasks, const EvalSettings& settings,
+                    const std::function<void(const std::string&)>& log) {
+  boost::asio::io_context io;
+  detail::ImageBuilds builds(tasks, settings, log, io.get_executor());
+  while (!builds.done()) io.run_one();
 }
 
 }  // namespace warren::eval

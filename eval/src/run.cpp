@@ -9,6 +9,9 @@
 #include <map>
 #include <utility>  // before Asio 1.74, which uses std::exchange without it
 
+#include <boost/asio/this_coro.hpp>
+
+#include "images.hpp"
 #include "warren/eval/eval.hpp"
 
 namespace warren::eval {
@@ -61,7 +64,7 @@ Json task_metadata(const Task& t) {
 // The shared state of one eval: a queue of tasks and the counts the progress shows.
 struct Work {
   struct Item {
-    const Task* task;
+    Task* task;
     storage::TaskId id;
     std::vector<int> attempts;  // the attempts still to run, in order
   };
@@ -71,7 +74,20 @@ struct Work {
   Clock::time_point started = Clock::now();
   double trial_seconds = 0;  // summed over finished trials
   int concurrency = 1;
+  detail::ImageBuilds* builds = nullptr;
 };
+
+// The next item whose task's image is settled, taken off the queue; nothing when every item left
+// waits for a build (or the queue is empty).
+std::optional<Work::Item> take_ready(Work& work) {
+  auto ready = std::find_if(work.queue.begin(), work.queue.end(), [&](const Work::Item& i) {
+    return !work.builds || !work.builds->waiting(*i.task);
+  });
+  if (ready == work.queue.end()) return std::nullopt;
+  Work::Item item = std::move(*ready);
+  work.queue.erase(ready);
+  return item;
+}
 
 boost::asio::awaitable<void> worker(
     Work& work, const EvalOptions& options, sandbox::Runtime& runtime, storage::Store& store,
@@ -79,8 +95,12 @@ boost::asio::awaitable<void> worker(
     const std::function<void(const EvalProgress&, const TrialReport*)>& on_progress,
     storage::RunId run) {
   while (!work.queue.empty()) {
-    Work::Item item = std::move(work.queue.front());
-    work.queue.pop_front();
+    std::optional<Work::Item> ready = take_ready(work);
+    if (!ready) {  // every task left waits for its image
+      co_await work.builds->async_wait_settled();
+      continue;
+    }
+    Work::Item item = std::move(*ready);
     for (int attempt : item.attempts) {
       ++work.progress.running;
       if (on_progress) on_progress(work.progress, nullptr);
@@ -121,9 +141,6 @@ boost::asio::awaitable<Result<EvalResult>> run_eval(
   }
   if (mine.empty())
     co_return tl::unexpected(Error{"no task of " + o.suite + " matches (filter, shard)"});
-  // Before any trial starts: a build takes seconds to minutes, and every trial of a task needs it.
-  prepare_images(mine, o.settings, o.log);
-
   Work work;
   storage::RunId run = 0;
   std::map<std::string, storage::TaskId> task_ids;
@@ -156,7 +173,7 @@ boost::asio::awaitable<Result<EvalResult>> run_eval(
     run = *created;
   }
   work.result.run = run;
-  for (const Task* t : mine) {
+  for (Task* t : mine) {
     if (!task_ids.count(t->name)) {
       auto id = store.add_task(storage::Task{.run = run,
                                              .name = t->name,
@@ -172,6 +189,17 @@ boost::asio::awaitable<Result<EvalResult>> run_eval(
     if (!item.attempts.empty()) work.queue.push_back(std::move(item));
   }
 
+  // Images are built while the trials of the tasks that need none (or whose image is cached) run:
+  // a build takes seconds to minutes, and a task's trials wait for its own image only. A build
+  // that fails is the task's load_error, in the store too (its trials say it, as not run).
+  std::vector<Task*> to_run;
+  for (const Work::Item& item : work.queue) to_run.push_back(item.task);
+  const auto executor = co_await boost::asio::this_coro::executor;
+  detail::ImageBuilds builds(to_run, o.settings, o.log, executor, [&](Task& t) {
+    if (!t.load_error.empty())
+      (void)store.annotate_task(task_ids[t.name], {{"load_error", t.load_error}});
+  });
+  work.builds = &builds;
   work.concurrency =
       o.concurrency > 0 ? o.concurrency : default_concurrency(o.settings.limits, work.queue.size());
   const int workers = std::min<int>(work.concurrency, static_cast<int>(work.queue.size()));

@@ -49,6 +49,8 @@ constexpr const char* kFinishTrial =
     "info = json_patch(info, ?5), finished_ms = ?6 WHERE id = ?1";
 constexpr const char* kAnnotateTrial =
     "UPDATE trials SET info = json_patch(info, ?2) WHERE id = ?1";
+constexpr const char* kAnnotateTask =
+    "UPDATE tasks SET metadata = json_patch(metadata, ?2) WHERE id = ?1";
 constexpr const char* kFinishRun =
     "UPDATE runs SET status = 'finished', finished_ms = ?2 WHERE id = ?1";
 constexpr const char* kInsertEvent =
@@ -143,13 +145,18 @@ Writer::Operation finish_trial_op(TrialId trial, TrialEnd end) {
   };
 }
 
-Writer::Operation annotate_trial_op(TrialId trial, Json info) {
-  return [trial, info = std::move(info)](Writer::Statements& s) -> Result<std::int64_t> {
-    auto done = insert(s, kAnnotateTrial,
-                       [&](detail::Statement& st) { st.bind(1, trial).bind(2, info.dump()); });
+// Merges `patch` into the metadata (a task's) or the info (a trial's) of the row `id`.
+Writer::Operation annotate_op(const char* sql, const char* what, std::int64_t id, Json patch) {
+  return [sql, what, id, patch = std::move(patch)](Writer::Statements& s) -> Result<std::int64_t> {
+    auto done =
+        insert(s, sql, [&](detail::Statement& st) { st.bind(1, id).bind(2, patch.dump()); });
     if (!done) return done;
-    return changed_one(s.db(), "trial", trial);
+    return changed_one(s.db(), what, id);
   };
+}
+
+Writer::Operation annotate_trial_op(TrialId trial, Json info) {
+  return annotate_op(kAnnotateTrial, "trial", trial, std::move(info));
 }
 
 Writer::Operation finish_run_op(RunId run) {
@@ -259,6 +266,10 @@ Result<void> Store::append_step(const Step& step) {
 }
 Result<void> Store::finish_trial(TrialId trial, const TrialEnd& end) {
   return as_void(impl_->writer->submit_and_wait(finish_trial_op(trial, end)));
+}
+Result<void> Store::annotate_task(TaskId task, const Json& metadata) {
+  return as_void(
+      impl_->writer->submit_and_wait(annotate_op(kAnnotateTask, "task", task, metadata)));
 }
 Result<void> Store::annotate_trial(TrialId trial, const Json& info) {
   return as_void(impl_->writer->submit_and_wait(annotate_trial_op(trial, info)));

@@ -144,6 +144,49 @@ TEST_F(ImageCli, ATaskRunsOnTheImageItsDockerfileBuildsOnceForEveryTrial) {
   EXPECT_FALSE(fs::exists(layers.front())) << "the built image's own layer is left";
 }
 
+// Images are built while the trials of tasks that need none already run: the task with nothing to
+// build is graded long before the slow build ends (a RUN of several seconds against a trial of
+// well under one), then the built task's trial runs; a build that fails leaves its task not run,
+// its reason in the report.
+TEST_F(ImageCli, TrialsOfReadyTasksRunWhileImagesAreBuilt) {
+  ASSERT_TRUE(make_mini_root(state / "mini"));
+  ASSERT_EQ(image("import local/mini:1 " + (state / "mini").string()).status, 0);
+  const fs::path slow = harbor_task("a-slow");
+  write(slow / "environment" / "Dockerfile",
+        "FROM local/mini:1\nRUN sleep 6 && mkdir -p /app && echo base > /app/seed\nWORKDIR /app\n"
+        "COPY data.txt /app/data.txt\nENV TASK_MODE=built\n");
+  const fs::path broken = harbor_task("c-broken");
+  write(broken / "environment" / "Dockerfile", "FROM local/mini:1\nRUN exit 3\n");
+  const fs::path ready = state / "suite" / "b-ready";  // no Dockerfile: the host's system view
+  write(ready / "task.toml", "[agent]\ntimeout_sec = 60.0\n[verifier]\ntimeout_sec = 30.0\n");
+  write(ready / "instruction.md", "Write 42 into answer.txt.\n");
+  write(ready / "solution" / "solve.sh", "#!/bin/bash\necho 42 > answer.txt\n");
+  write(ready / "tests" / "test.sh",
+        "#!/bin/bash\n[ \"$(cat answer.txt)\" = 42 ] && echo 1 > /logs/verifier/reward.txt\n");
+  const std::string db = " --db " + (state / "w.db").string() + " --images " + images;
+
+  auto ran = warren("eval " + (state / "suite").string() + " --agent oracle --concurrency 1" + db);
+  EXPECT_EQ(ran.status, 1) << ran.err;  // a trial could not run
+  const std::size_t ready_graded = ran.err.find("b-ready #0: resolved");
+  const std::size_t slow_built = ran.err.find("built the image of a-slow");
+  ASSERT_NE(ready_graded, std::string::npos) << ran.err;
+  ASSERT_NE(slow_built, std::string::npos) << ran.err;
+  EXPECT_LT(ready_graded, slow_built) << ran.err;
+  EXPECT_NE(ran.err.find("a-slow #0: resolved"), std::string::npos) << ran.err;
+  EXPECT_NE(ran.err.find("c-broken #0: environment_error"), std::string::npos) << ran.err;
+
+  auto report = warren("report 1 --json --db " + (state / "w.db").string());
+  ASSERT_EQ(report.status, 0) << report.err;
+  int seen = 0;
+  const Json tasks = Json::parse(report.out)["tasks"];
+  for (const Json& task : tasks)
+    if (task["name"] == "c-broken" && ++seen)
+      EXPECT_TRUE(
+          task["load_error"].get<std::string>().starts_with("c-broken: the image build failed ("))
+          << task;
+  EXPECT_EQ(seen, 1) << report.out;
+}
+
 TEST_F(ImageCli, BadInputIsOneLine) {
   auto missing = image("import local/x:1 " + (state / "nothing").string());
   EXPECT_EQ(missing.status, 1);

@@ -215,7 +215,8 @@ struct EvalOptions {
 
 // Builds (or finds cached) the image of each task whose Dockerfile needs one, unless
 // settings.rootfs stands in for them all: Environment::image is set, or, when the build fails,
-// the task's load_error says why (the task is then not run). `log` gets a line per build.
+// the task's load_error says why (the task is then not run). `log` gets a line per build. Returns
+// when every image is settled; run_eval instead builds while the trials of ready tasks run.
 void prepare_images(const std::vector<Task*>& tasks, const EvalSettings& settings,
                     const std::function<void(const std::string&)>& log);
 

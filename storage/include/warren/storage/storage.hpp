@@ -176,6 +176,9 @@ class Store {
   // the writer thread after the commit.
   Result<RunId> create_run(const Run& run);
   Result<TaskId> add_task(const Task& task);
+  // Merges `metadata` into the task's (JSON merge patch): what was learnt of it after it was added
+  // (an image build that failed).
+  Result<void> annotate_task(TaskId task, const Json& metadata);
   Result<TrialId> start_trial(const Trial& trial);
   Result<void> append_step(const Step& step);
   Result<void> finish_trial(TrialId trial, const TrialEnd& end);
