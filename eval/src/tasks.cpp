@@ -58,6 +58,66 @@ bool is_file(const detail::TaskFolder& folder, const std::string& relative) {
   return folder.entry(relative) == detail::TaskEntry::File;
 }
 
+// The Dockerfile of a task's environment (relative to its folder), and its build context:
+// `default_dockerfile` (`default_context`), unless the docker-compose.yaml beside it builds the
+// agent's service from elsewhere (Terminal-Bench's `build: {context: client}`). The agent's
+// service is `agent_service` (Terminal-Bench's client, Harbor's main), or the only one. Other
+// services (a server, a database, the nodes of a cluster) are containers of their own on one
+// network where their names resolve; Warren cannot give that yet, so such a task is refused,
+// naming them, rather than run without what its tests talk to. "" when there is no Dockerfile.
+std::pair<std::string, std::string> environment_files(const detail::TaskFolder& folder,
+                                                      const std::string& default_context,
+                                                      const std::string& agent_service) {
+  const std::string dir = default_context.empty() ? "" : default_context + "/";
+  std::pair<std::string, std::string> files{dir + "Dockerfile", default_context};
+  std::string compose_file;
+  for (const char* name : {"docker-compose.yaml", "docker-compose.yml"})
+    if (compose_file.empty() && is_file(folder, dir + name)) compose_file = dir + name;
+  if (!compose_file.empty()) {
+    const YAML::Node services =
+        YAML::Load(text_of(folder, compose_file, "docker-compose"))["services"];
+    if (!services || !services.IsMap() || services.size() == 0)
+      throw std::runtime_error(compose_file + " names no services");
+    YAML::Node agent = services.size() == 1 ? services.begin()->second : services[agent_service];
+    if (!agent)
+      throw std::runtime_error(compose_file + " has no " + agent_service +
+                               " service, the one the agent runs in");
+    std::vector<std::string> others;
+    for (const auto& service : services)
+      if (services.size() > 1 && service.first.as<std::string>() != agent_service)
+        others.push_back(service.first.as<std::string>());
+    if (!others.empty()) {
+      std::string names;
+      for (const std::string& n : others) names += (names.empty() ? "" : ", ") + n;
+      throw std::runtime_error(compose_file + " runs services besides the agent's (" + names +
+                               "): several containers on one network are not supported yet");
+    }
+    const YAML::Node build = agent["build"];
+    std::string context = ".", dockerfile = "Dockerfile";
+    if (build && build.IsScalar()) context = build.as<std::string>();
+    if (build && build.IsMap()) {
+      if (build["context"]) context = build["context"].as<std::string>();
+      if (build["dockerfile"]) dockerfile = build["dockerfile"].as<std::string>();
+    }
+    // Relative to the compose file's folder; TaskFolder refuses what leads out of the task.
+    const fs::path at = (fs::path(default_context) / context).lexically_normal();
+    files = {(at / dockerfile).lexically_normal().string(),
+             at.string() == "." ? std::string() : at.string()};
+    while (!files.second.empty() && files.second.back() == '/') files.second.pop_back();
+  }
+  if (folder.entry(files.first) == detail::TaskEntry::Missing) return {"", ""};
+  return files;
+}
+
+Environment environment_of(const Task& t, const detail::TaskFolder& folder,
+                           const std::string& default_context, const std::string& agent_service) {
+  auto [dockerfile, context] = environment_files(folder, default_context, agent_service);
+  if (dockerfile.empty()) return {};
+  auto environment = read_dockerfile(t.dir, dockerfile, context);
+  if (!environment) throw std::runtime_error(environment.error().message);
+  return std::move(*environment);
+}
+
 void load_terminal_bench(Task& t, const detail::TaskFolder& folder) {
   const fs::path dir = t.dir;
   YAML::Node yaml = YAML::Load(text_of(folder, "task.yaml", "the task"));
@@ -89,11 +149,7 @@ void load_terminal_bench(Task& t, const detail::TaskFolder& folder) {
   t.test_script = (dir / "run-tests.sh").string();
   // Tests may live inline in run-tests.sh, with no tests/ folder beside it.
   if (folder.entry("tests") == detail::TaskEntry::Directory) t.tests_dir = (dir / "tests").string();
-  if (folder.entry("Dockerfile") != detail::TaskEntry::Missing) {
-    auto environment = read_dockerfile(t.dir, "Dockerfile", "");
-    if (!environment) throw std::runtime_error(environment.error().message);
-    t.environment = std::move(*environment);
-  }
+  t.environment = environment_of(t, folder, "", "client");
 }
 
 void load_harbor(Task& t, const detail::TaskFolder& folder) {
@@ -115,11 +171,7 @@ void load_harbor(Task& t, const detail::TaskFolder& folder) {
   // Optional: the nop and model agents run without it; the oracle cannot (make_agent says so).
   if (folder.entry("solution/solve.sh") != detail::TaskEntry::Missing)
     t.solution = text_of(folder, "solution/solve.sh", "the solution");
-  if (folder.entry("environment/Dockerfile") != detail::TaskEntry::Missing) {
-    auto environment = read_dockerfile(t.dir, "environment/Dockerfile", "environment");
-    if (!environment) throw std::runtime_error(environment.error().message);
-    t.environment = std::move(*environment);
-  }
+  t.environment = environment_of(t, folder, "environment", "main");
   // Harbor's default is true: only a task that says false is kept off the network.
   t.environment.allows_internet = config["environment"]["allow_internet"].value_or(true);
   if (const toml::table* env = config["environment"]["env"].as_table())

@@ -154,6 +154,49 @@ TEST_F(Suites, InlineTestsAndAHarborTaskWithoutASolutionAreValid) {
   EXPECT_EQ((*suite)[1].solution, "");
 }
 
+// docker-compose.yaml, as Terminal-Bench writes it: the agent's `client` service built from a
+// subfolder is the task's environment; a task whose compose file runs other services too is
+// refused, naming them; one whose client builds from the task's own folder keeps its Dockerfile.
+TEST_F(Suites, TheComposeFilesClientServiceIsTheEnvironment) {
+  const std::string client_service =
+      "services:\n  client:\n    build:\n      context: client\n      dockerfile: Dockerfile\n"
+      "    image: ${T_BENCH_TASK_DOCKER_CLIENT_IMAGE_NAME}\n"
+      "    command: [ \"sh\", \"-c\", \"sleep infinity\" ]\n";
+  terminal_bench("a-subfolder");
+  fs::remove(root / "a-subfolder" / "Dockerfile");
+  write(root / "a-subfolder" / "docker-compose.yaml", client_service);
+  write(root / "a-subfolder" / "client" / "Dockerfile",
+        "FROM ubuntu:24.04\nWORKDIR /app\nCOPY setup.txt /app/\n");
+  write(root / "a-subfolder" / "client" / "setup.txt", "x\n");
+  terminal_bench("b-services");
+  write(root / "b-services" / "docker-compose.yaml",
+        client_service + "  api:\n    build: ./api\n  db:\n    image: postgres:16\n");
+  terminal_bench("c-own-folder");
+  write(root / "c-own-folder" / "docker-compose.yaml",
+        "services:\n  client:\n    build:\n      dockerfile: Dockerfile\n");
+  terminal_bench("d-outside");
+  write(root / "d-outside" / "docker-compose.yaml",
+        "services:\n  client:\n    build: ../a-subfolder/client\n");
+
+  auto suite = load_suite(root.string());
+  ASSERT_TRUE(suite) << suite.error().message;
+  ASSERT_EQ(suite->size(), 4u);
+  const Task& sub = (*suite)[0];
+  EXPECT_EQ(sub.load_error, "");
+  EXPECT_EQ(sub.environment.dockerfile, "client/Dockerfile");
+  EXPECT_EQ(sub.environment.context, "client");
+  EXPECT_EQ(sub.environment.base_image, "ubuntu:24.04");
+  ASSERT_EQ(sub.environment.copies.size(), 1u);
+  EXPECT_EQ(sub.environment.copies[0].source, "client/setup.txt");
+  EXPECT_EQ((*suite)[1].load_error,
+            "docker-compose.yaml runs services besides the agent's (api, db): several containers "
+            "on one network are not supported yet");
+  EXPECT_EQ((*suite)[2].load_error, "");
+  EXPECT_EQ((*suite)[2].environment.dockerfile, "Dockerfile");
+  EXPECT_EQ((*suite)[2].environment.context, "");
+  EXPECT_NE((*suite)[3].load_error, "");  // a build context outside the task's folder
+}
+
 TEST_F(Suites, BrokenTasksAreNamedAndTheRestLoad) {
   terminal_bench("a-good");
   write(root / "b-bad-yaml" / "task.yaml", "instruction: [unclosed\n");
