@@ -113,7 +113,7 @@ Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, c
                                          std::shared_ptr<const SeccompProgram> compiled) {
   if (command.argv.empty()) return tl::unexpected(Error{"no command to run"});
   auto seccomp = compiled ? Result<std::shared_ptr<const SeccompProgram>>(std::move(compiled))
-                          : resources->seccomp.get(policy.seccomp_policy);
+                          : resources->seccomp.get(policy.seccomp_policy, policy.privileges);
   if (!seccomp) return tl::unexpected(seccomp.error());
   if (!resources->host) return tl::unexpected(resources->host.error());
   const HostView& host = *resources->host;

@@ -29,8 +29,10 @@ Result<SeccompProgram> compile_seccomp_policy(const std::string& text, const std
 class SeccompCache {
  public:
   SeccompCache();
-  // `path` empty: the built-in default (configs/seccomp/default.json, compiled in).
-  Result<std::shared_ptr<const SeccompProgram>> get(const std::string& path);
+  // `path` empty: the built-in default (configs/seccomp/default.json, compiled in), or for a
+  // container's root (`privileges` Container) the same less its refusal of chroot.
+  Result<std::shared_ptr<const SeccompProgram>> get(const std::string& path,
+                                                    Privileges privileges = Privileges::None);
 
  private:
   const std::shared_ptr<const SeccompProgram> built_in_;

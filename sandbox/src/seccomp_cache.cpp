@@ -1,7 +1,11 @@
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 
-#include "default_seccomp_program.hpp"  // configs/seccomp/default.json, compiled at build time
+#include <nlohmann/json.hpp>
+
+#include "default_seccomp_policy.hpp"   // configs/seccomp/default.json, as text
+#include "default_seccomp_program.hpp"  // the same, compiled at build time
 #include "seccomp.hpp"
 
 namespace warren::sandbox::detail {
@@ -15,14 +19,32 @@ SeccompCache::SeccompCache()
           SeccompProgram{{std::begin(kDefaultSeccompProgram), std::end(kDefaultSeccompProgram)}})) {
 }
 
-Result<std::shared_ptr<const SeccompProgram>> SeccompCache::get(const std::string& path) {
-  if (path.empty()) return built_in_;
-  std::ifstream in(path);
-  if (!in) return tl::unexpected(Error{"cannot read seccomp policy " + path});
-  std::string text(std::istreambuf_iterator<char>(in), {});
+// The default policy for a container's root (Privileges::Container) allows chroot, as Docker's
+// default profile does for a container holding sys_chroot: sshd's privilege separation and
+// package scripts chroot. It is harmless there: the sandbox's root is its own (pivot_root, the old
+// root detached), so a chroot, or a way back out of one, never leads beyond it.
+std::string container_policy_text() {
+  nlohmann::json policy = nlohmann::json::parse(kDefaultSeccompPolicy);
+  auto& deny = policy["deny"];
+  deny.erase(std::remove(deny.begin(), deny.end(), "chroot"), deny.end());
+  return policy.dump();
+}
+
+Result<std::shared_ptr<const SeccompProgram>> SeccompCache::get(const std::string& path,
+                                                                Privileges privileges) {
+  if (path.empty() && privileges == Privileges::None) return built_in_;
+  std::string text, source = path;
+  if (path.empty()) {
+    text = container_policy_text();
+    source = "the built-in policy for containers";
+  } else {
+    std::ifstream in(path);
+    if (!in) return tl::unexpected(Error{"cannot read seccomp policy " + path});
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
   std::lock_guard guard(lock_);
   if (auto found = compiled_.find(text); found != compiled_.end()) return found->second;
-  auto program = compile_seccomp_policy(text, path);
+  auto program = compile_seccomp_policy(text, source);
   if (!program) return tl::unexpected(program.error());
   auto shared = std::make_shared<const SeccompProgram>(std::move(*program));
   compiled_.emplace(std::move(text), shared);

@@ -49,12 +49,14 @@ TEST_F(ContainerSandbox, ContainerPrivilegesHoldInsideTheSandboxOnly) {
   policy.host_ids = ws.ids.base();
   const std::string probe =
       "grep CapEff /proc/self/status; touch mine && chown 42:42 mine 2>&1; echo chown=$?;"
-      " cat host-secret 2>&1; hostname other 2>&1; echo hostname=$?";
+      " cat host-secret 2>&1; hostname other 2>&1; echo hostname=$?;"
+      " chroot / true 2>&1; echo chroot=$?";
 
   const ExecResult plain = run_sh(probe);
   EXPECT_NE(plain.stdout_data.find("CapEff:\t0000000000000000\n"), std::string::npos)
       << plain.stdout_data;
   EXPECT_NE(plain.stdout_data.find("chown=1"), std::string::npos) << plain.stdout_data;
+  EXPECT_NE(plain.stdout_data.find("chroot=125"), std::string::npos) << plain.stdout_data;
   struct stat st {};
   ASSERT_EQ(stat((ws.dir / "mine").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, ws.ids.base());
@@ -75,6 +77,8 @@ TEST_F(ContainerSandbox, ContainerPrivilegesHoldInsideTheSandboxOnly) {
       << container.stdout_data;
   EXPECT_EQ(container.stdout_data.find("secret\n"), std::string::npos);
   EXPECT_NE(container.stdout_data.find("hostname=1"), std::string::npos) << container.stdout_data;
+  // chroot, as Docker allows a container with sys_chroot (sshd's privilege separation uses it).
+  EXPECT_NE(container.stdout_data.find("chroot=0"), std::string::npos) << container.stdout_data;
 }
 
 // slirp4netns processes whose parent is this one.
