@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -161,6 +162,9 @@ namespace warren::eval {
 void prepare_images(const std::vector<Task*>& tasks, const EvalSettings& settings,
                     const std::function<void(const std::string&)>& log) {
   boost::asio::io_context io;
+  // Held while builds are pending: without it, an io_context with nothing queued yet stops, and
+  // would never run the results the builders post.
+  auto pending = boost::asio::make_work_guard(io);
   detail::ImageBuilds builds(tasks, settings, log, io.get_executor());
   while (!builds.done()) io.run_one();
 }
