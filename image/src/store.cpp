@@ -393,9 +393,7 @@ Result<std::vector<Image>> Store::list() const {
 }
 
 bool Store::has_image(const std::string& name) const {
-  auto inspected =
-      Buildah(dir_).run({"inspect", "--type", "image", "--format", "{{.FromImageID}}", name});
-  return inspected && inspected->status == 0;
+  return detail::image_id(Buildah(dir_), name).has_value();
 }
 
 Result<std::vector<Image>> Store::prune(bool bases) const {

@@ -38,6 +38,7 @@ class SeccompCache {
   const std::shared_ptr<const SeccompProgram> built_in_;
   std::mutex lock_;
   std::map<std::string, std::shared_ptr<const SeccompProgram>> compiled_;  // by policy text
+  std::shared_ptr<const SeccompProgram> container_;  // the built-in policy less chroot
 };
 
 }  // namespace warren::sandbox::detail

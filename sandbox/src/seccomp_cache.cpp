@@ -33,18 +33,22 @@ std::string container_policy_text() {
 Result<std::shared_ptr<const SeccompProgram>> SeccompCache::get(const std::string& path,
                                                                 Privileges privileges) {
   if (path.empty() && privileges == Privileges::None) return built_in_;
-  std::string text, source = path;
-  if (path.empty()) {
-    text = container_policy_text();
-    source = "the built-in policy for containers";
-  } else {
-    std::ifstream in(path);
-    if (!in) return tl::unexpected(Error{"cannot read seccomp policy " + path});
-    text.assign(std::istreambuf_iterator<char>(in), {});
+  if (path.empty()) {  // compiled on the first container's start, then kept
+    std::lock_guard guard(lock_);
+    if (!container_) {
+      auto program =
+          compile_seccomp_policy(container_policy_text(), "the built-in policy for containers");
+      if (!program) return tl::unexpected(program.error());
+      container_ = std::make_shared<const SeccompProgram>(std::move(*program));
+    }
+    return container_;
   }
+  std::ifstream in(path);
+  if (!in) return tl::unexpected(Error{"cannot read seccomp policy " + path});
+  std::string text(std::istreambuf_iterator<char>(in), {});
   std::lock_guard guard(lock_);
   if (auto found = compiled_.find(text); found != compiled_.end()) return found->second;
-  auto program = compile_seccomp_policy(text, source);
+  auto program = compile_seccomp_policy(text, path);
   if (!program) return tl::unexpected(program.error());
   auto shared = std::make_shared<const SeccompProgram>(std::move(*program));
   compiled_.emplace(std::move(text), shared);
