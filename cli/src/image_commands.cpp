@@ -1,4 +1,4 @@
-// `warren image list|build|import|prune`: the task images of the store (image/).
+// `warren image list|build|pull|import|prune`: the task images of the store (image/).
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
@@ -25,7 +25,7 @@ struct ImageFlags {
 
 int fail(const std::string& command, const std::string& message) {
   std::cerr << "warren image " << command << ": " << message << "\n";
-  return command == "build" || command == "import" ? 1 : 2;
+  return command == "build" || command == "import" || command == "pull" ? 1 : 2;
 }
 
 Json image_json(const image::Image& i) {
@@ -67,6 +67,14 @@ void print_images(const std::vector<image::Image>& images, bool json) {
                 printable(i.source).c_str());
 }
 
+// One image a command gave: "NAME SIZE, N layers", or its JSON.
+void print_image(const image::Image& i, bool json) {
+  if (json)
+    std::cout << image_json(i).dump(2) << "\n";
+  else
+    std::printf("%s %s, %zu layers\n", i.name.c_str(), size_text(i.bytes).c_str(), i.layers.size());
+}
+
 int list(const ImageFlags& f) {
   auto store = image::Store::open(f.store);
   if (!store) return fail("list", store.error().message);
@@ -84,11 +92,17 @@ int build(const ImageFlags& f) {
       {.context = f.path, .dockerfile = f.dockerfile, .label = label, .retry_failed = true},
       [](const std::string& line) { std::cerr << "warren: " << line << "\n"; });
   if (!built) return fail("build", built.error().message);
-  if (f.json)
-    std::cout << image_json(*built).dump(2) << "\n";
-  else
-    std::printf("%s %s, %zu layers\n", built->name.c_str(), size_text(built->bytes).c_str(),
-                built->layers.size());
+  print_image(*built, f.json);
+  return 0;
+}
+
+int pull(const ImageFlags& f) {
+  auto store = image::Store::open(f.store);
+  if (!store) return fail("pull", store.error().message);
+  auto pulled =
+      store->pull(f.name, [](const std::string& line) { std::cerr << "warren: " << line << "\n"; });
+  if (!pulled) return fail("pull", pulled.error().message);
+  print_image(*pulled, f.json);
   return 0;
 }
 
@@ -147,6 +161,13 @@ void add_image_commands(CLI::App& app, int& exit_code) {
   store_flag(b);
   b->callback([flags, &exit_code] { exit_code = build(*flags); });
 
+  CLI::App* pl = group->add_subcommand(
+      "pull", "fetch an image to run on as it is (SWE-bench's per-instance images), once");
+  pl->add_option("name", flags->name, "the image's full name: docker.io/swebench/sweb.eval...")
+      ->required();
+  store_flag(pl);
+  pl->callback([flags, &exit_code] { exit_code = pull(*flags); });
+
   CLI::App* i = group->add_subcommand(
       "import", "make a base image from a root folder or tar archive, under the name FROM uses");
   i->add_option("name", flags->name, "the image's name, as a Dockerfile's FROM names it")
@@ -162,7 +183,7 @@ void add_image_commands(CLI::App& app, int& exit_code) {
   i->callback([flags, &exit_code] { exit_code = import(*flags); });
 
   CLI::App* p = group->add_subcommand("prune", "remove the built images (and their layers)");
-  p->add_flag("--bases", flags->bases, "remove the imported base images too");
+  p->add_flag("--bases", flags->bases, "remove the imported and pulled base images too");
   store_flag(p);
   p->callback([flags, &exit_code] { exit_code = prune(*flags); });
 }

@@ -31,6 +31,7 @@ constexpr std::size_t kParallelBuilds = 3;
 // tasks' order. A task whose image cannot be had gets its load_error now.
 struct Build {
   image::BuildRequest request;
+  std::string pull;  // an image run as it is (SWE-bench's per-instance images): pulled, not built
   std::vector<Task*> tasks;
   std::optional<image::Result<image::Image>> result;  // written by one builder thread
 };
@@ -38,10 +39,12 @@ struct Build {
 std::vector<Build> plan_builds(const std::vector<Task*>& tasks, const EvalSettings& settings,
                                std::optional<image::Store>& store) {
   std::vector<Build> builds;
-  if (!settings.rootfs.empty()) return builds;
-  if (std::none_of(tasks.begin(), tasks.end(),
-                   [](const Task* t) { return !t->environment.dockerfile.empty(); }))
-    return builds;  // no store is opened (or made) for a suite without Dockerfiles
+  auto wants_image = [&](const Task* t) {
+    return !t->environment.image_name.empty() ||
+           (settings.rootfs.empty() && !t->environment.dockerfile.empty());
+  };
+  if (std::none_of(tasks.begin(), tasks.end(), wants_image))
+    return builds;  // no store is opened (or made) for a suite without images
   auto opened = image::Store::open(settings.images);
   if (opened) store.emplace(std::move(*opened));
   // A Dockerfile that needs no build (FROM, WORKDIR, ENV, COPY into the workdir) is built all the
@@ -49,7 +52,7 @@ std::vector<Build> plan_builds(const std::vector<Task*>& tasks, const EvalSettin
   // image, as its harness runs it, rather than on the host's system view. Asked once per base.
   std::map<std::string, bool> base_here;
   auto on_its_image = [&](const Task& t) {
-    if (!t.environment.needs_image.empty()) return true;
+    if (!t.environment.image_name.empty() || !t.environment.needs_image.empty()) return true;
     if (!store || t.environment.base_image.empty()) return false;
     auto [at, added] = base_here.emplace(t.environment.base_image, false);
     if (added) at->second = store->has_image(t.environment.base_image);
@@ -57,16 +60,26 @@ std::vector<Build> plan_builds(const std::vector<Task*>& tasks, const EvalSettin
   };
   std::map<std::string, std::size_t> index;
   for (Task* t : tasks) {
-    if (!t->load_error.empty() || t->environment.dockerfile.empty() || !on_its_image(*t)) continue;
+    if (!t->load_error.empty() || !wants_image(t) || !on_its_image(*t)) continue;
+    const std::string& pull = t->environment.image_name;
     if (!store) {
-      t->load_error = "its Dockerfile needs an image build: " + opened.error().message;
+      t->load_error = (pull.empty() ? "its Dockerfile needs an image build: "
+                                    : "its image " + pull + " needs the image store: ") +
+                      opened.error().message;
       continue;
     }
     const std::filesystem::path context = std::filesystem::path(t->dir) / t->environment.context;
     const std::string dockerfile =
         std::filesystem::path(t->environment.dockerfile).lexically_relative(t->environment.context);
-    auto [at, added] = index.emplace(context.string() + "\n" + dockerfile, builds.size());
-    if (added) builds.push_back({{context.string(), dockerfile, t->name}, {}, std::nullopt});
+    auto [at, added] = index.emplace(
+        pull.empty() ? context.string() + "\n" + dockerfile : "pull\n" + pull, builds.size());
+    if (added) {
+      Build& b = builds.emplace_back();
+      b.request = {.context = pull.empty() ? context.string() : "",
+                   .dockerfile = dockerfile,
+                   .label = t->name};
+      b.pull = pull;
+    }
     builds[at->second].tasks.push_back(t);
   }
   return builds;
@@ -77,7 +90,7 @@ std::vector<Build> plan_builds(const std::vector<Task*>& tasks, const EvalSettin
 // Shared with the handlers posted to the executor, which may run after the ImageBuilds is gone
 // (then `closed` is set and they do nothing).
 struct ImageBuilds::State {
-  State(boost::asio::any_io_executor executor) : executor(executor), wake(executor) {
+  explicit State(boost::asio::any_io_executor on) : executor(on), wake(on) {
     wake.expires_at(boost::asio::steady_timer::time_point::max());
   }
   std::optional<image::Store> store;
@@ -125,8 +138,9 @@ ImageBuilds::ImageBuilds(const std::vector<Task*>& tasks, const EvalSettings& se
   auto builder = [state = state_] {
     for (std::size_t i; !state->stopping && (i = state->next++) < state->builds.size();) {
       Build& build = state->builds[i];
-      build.result =
-          state->store->build(build.request, [&](const std::string& line) { state->say(line); });
+      auto say = [&](const std::string& line) { state->say(line); };
+      build.result = build.pull.empty() ? state->store->build(build.request, say)
+                                        : state->store->pull(build.pull, say);
       boost::asio::post(state->executor, [state, &build] { state->settle(build); });
     }
   };

@@ -3,6 +3,8 @@
 #include <map>
 #include <set>
 
+#include "test_run.hpp"
+
 namespace warren::eval::detail {
 
 namespace {
@@ -33,6 +35,8 @@ std::string commit_of(const Task& task) {
 }  // namespace
 
 std::string swe_setup_command(const Task& task) {
+  // An instance's image has the repository at the base commit, its build done: left as it is.
+  if (!task.environment.image_name.empty()) return swe_activate_command();
   return "git -c advice.detachedHead=false checkout -q -f " + commit_of(task) +
          " && git clean -fdq";
 }
@@ -41,13 +45,19 @@ std::string swe_oracle_script(const Task& task) {
   return here_document("git apply -v", task.swe.patch);
 }
 
+std::string swe_activate_command() {
+  return "if [ -f /opt/miniconda3/bin/activate ]; then . /opt/miniconda3/bin/activate && conda "
+         "activate testbed; fi";
+}
+
 std::string swe_grading_command(const Task& task) {
   const std::string base = commit_of(task);
-  // The test files the instance names, so that the run covers them and not the whole suite.
-  std::set<std::string> files;
-  for (const auto* ids : {&task.swe.fail_to_pass, &task.swe.pass_to_pass})
-    for (const std::string& id : *ids) files.insert(id.substr(0, id.find("::")));
+  const bool on_image = !task.environment.image_name.empty();
   std::string s;  // built with appends: GCC 12 warns falsely on long literal + string chains
+  if (on_image) {
+    s += swe_activate_command();
+    s += '\n';
+  }
   s += "cd ";
   s += orchestrator::shell_quote(task.environment.workdir);
   s += "\nscratch=$(mktemp -d)\n";
@@ -68,12 +78,36 @@ std::string swe_grading_command(const Task& task) {
   s += "    patch --batch --fuzz=5 -p1 -i $scratch/prediction.diff || ";
   s += "echo '@@warren the prediction did not apply'\n";
   s += "fi\n";
+  if (on_image) {  // the harness's own steps for the repository and version
+    for (const std::string& command : task.swe.eval_commands) s += command + "\n";
+    s += "git config --global --add safe.directory ";
+    s += orchestrator::shell_quote(task.environment.workdir);
+    s += "\n";
+    if (!task.swe.install.empty()) s += task.swe.install + "\n";
+  }
   // The test files as they were at the base commit, then the test patch.
   s += "for f in $(git apply --numstat /tests/test.patch | cut -f3); do git checkout -q ";
   s += base;
   s += " -- \"$f\" 2>/dev/null; done\n";
-  s += "git apply -v /tests/test.patch || echo '@@warren the test patch did not apply'\n";
+  s += "git apply -v /tests/test.patch || echo '";
+  s += kSweTestPatchFailed;
+  s += "'\n";
   s += task.swe.test_command;
+  if (on_image) {
+    // The harness's directives; the log, kept beside the report, is what its parser reads.
+    for (const std::string& d : swe_test_directives(task.swe.repo, task.swe.test_patch)) {
+      s += ' ';
+      s += orchestrator::shell_quote(d);
+    }
+    s += " 2>&1 | tee ";
+    s += kReportDir;
+    s += "/test_output.txt\n";
+    return s;
+  }
+  // The test files the instance names, so that the run covers them and not the whole suite.
+  std::set<std::string> files;
+  for (const auto* ids : {&task.swe.fail_to_pass, &task.swe.pass_to_pass})
+    for (const std::string& id : *ids) files.insert(id.substr(0, id.find("::")));
   for (const std::string& f : files) {
     s += ' ';
     s += orchestrator::shell_quote(f);

@@ -3,6 +3,7 @@
 // files, apply the test patch, run, and require every FAIL_TO_PASS and PASS_TO_PASS test).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,7 +11,39 @@
 
 namespace warren::eval::detail {
 
-// Puts the checkout at the base commit, clean.
+// Printed by the grading command when the test patch does not apply: the instance cannot be
+// graded, as the harness's "Patch Apply Failed".
+inline constexpr const char* kSweTestPatchFailed = "@@warren the test patch did not apply";
+
+// What SWE-bench's harness runs for a repository at a version (swe_specs.cpp).
+struct SweSpec {
+  std::string test_command;  // the test files are appended
+  SweLogParser log_parser = SweLogParser::Pytest;
+  std::vector<std::string> eval_commands;  // before the tests (Django's locale)
+  std::string install;                     // the package installed again before the tests
+};
+// nullopt for a repository the harness does not know.
+std::optional<SweSpec> swe_spec(const std::string& repo, const std::string& version);
+
+// The official image of an instance: docker.io/swebench/sweb.eval.x86_64.ID:latest, the id in
+// lower case and every "__" as "_1776_".
+std::string swe_image_name(const std::string& instance_id);
+
+// The test files the test patch touches (data files aside), as the test command takes them:
+// paths, or for Django module names (tests/a/b.py -> a.b).
+std::vector<std::string> swe_test_directives(const std::string& repo,
+                                             const std::string& test_patch);
+
+// The test log read by `parser`, as the harness reads it (swe_logs.cpp).
+std::vector<TestResult> parse_swe_log(SweLogParser parser, const std::string& log);
+std::optional<SweLogParser> swe_log_parser_named(const std::string& name);
+
+// On an image: activates the instance's environment (conda's testbed) in the shell, where the
+// image has one.
+std::string swe_activate_command();
+
+// Before the agent: on an image, activates its environment; else puts the checkout at the base
+// commit, clean.
 std::string swe_setup_command(const Task& task);
 
 // The oracle's script: the gold patch applied with git apply.

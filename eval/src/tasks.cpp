@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "swe.hpp"
 #include "task_files.hpp"
 #include "warren/eval/eval.hpp"
 
@@ -195,6 +196,36 @@ std::vector<std::string> test_ids(const Json& instance, const char* key) {
   return ids;
 }
 
+// An instance without a local checkout runs on its image, as SWE-bench's harness runs it: the
+// official one its id names unless it names another ("image"), graded with the harness's test
+// command, log parser and steps for its repository and version (each may be given instead:
+// "test_command", "log_parser", "install"). Says what is wrong, or "".
+std::string swe_image_setup(const Json& instance, Task& t) {
+  Task::Swe& s = t.swe;
+  if (instance.contains("version"))
+    s.version = instance["version"].is_string() ? instance["version"].get<std::string>()
+                                                : instance["version"].dump();
+  if (!instance.contains("instance_id") && !instance.contains("image"))
+    return "no instance_id (which names the instance's image) and no image";
+  t.environment.image_name = instance.value("image", detail::swe_image_name(t.name));
+  // A repository the harness does not know is run as most of its are: pytest -rA.
+  const detail::SweSpec spec =
+      detail::swe_spec(s.repo, s.version).value_or(detail::SweSpec{"pytest -rA"});
+  s.test_command = instance.value("test_command", spec.test_command);
+  s.log_parser = spec.log_parser;
+  s.eval_commands = spec.eval_commands;
+  s.install = instance.value("install", spec.install);
+  if (instance.contains("log_parser")) {
+    const std::string name = instance.value("log_parser", "");
+    const auto parser = detail::swe_log_parser_named(name);
+    if (!parser)
+      return "unknown log_parser '" + name +
+             "' (pytest, pytest_options, pytest_v2, django, sympy, seaborn or matplotlib)";
+    s.log_parser = *parser;
+  }
+  return "";
+}
+
 Task swe_task(const Json& instance, const fs::path& base, std::size_t index) {
   Task t;
   t.format = TaskFormat::SweBench;
@@ -217,27 +248,31 @@ Task swe_task(const Json& instance, const fs::path& base, std::size_t index) {
   s.repo_root = base.string();
   s.repo_relative = path;
   s.repo_path = path.empty() ? "" : (base / path).lexically_normal().string();
-  const auto folder = detail::TaskFolder::open(base.string());
   s.base_commit = instance.value("base_commit", "");
   s.patch = instance.value("patch", "");
   s.test_patch = instance.value("test_patch", "");
   s.fail_to_pass = test_ids(instance, "FAIL_TO_PASS");
   s.pass_to_pass = test_ids(instance, "PASS_TO_PASS");
-  s.test_command = instance.value("test_command", "python3 -m pytest -rA -p no:cacheprovider");
   t.solution = s.patch;
   if (t.instruction.empty())
     t.load_error = "no problem_statement";
-  else if (s.repo_path.empty())
-    t.load_error = "no repo_path (the local git checkout of " + s.repo + ")";
-  else if (!detail::plainly_beneath(path))
-    t.load_error = "repo_path " + path + " is outside " + base.string() +
-                   ", the folder of the instances (absolute paths and .. are refused)";
-  else if (!folder || folder->entry(path + "/.git") != detail::TaskEntry::Directory)
-    t.load_error = "repo_path " + s.repo_path + " is not a git checkout";
   else if (s.base_commit.empty())
     t.load_error = "no base_commit";
   else if (s.fail_to_pass.empty())
     t.load_error = "no FAIL_TO_PASS tests";
+  if (path.empty()) {
+    if (std::string problem = swe_image_setup(instance, t); t.load_error.empty())
+      t.load_error = problem;
+    return t;
+  }
+  s.test_command = instance.value("test_command", "python3 -m pytest -rA -p no:cacheprovider");
+  if (!t.load_error.empty()) return t;
+  const auto folder = detail::TaskFolder::open(base.string());
+  if (!detail::plainly_beneath(path))
+    t.load_error = "repo_path " + path + " is outside " + base.string() +
+                   ", the folder of the instances (absolute paths and .. are refused)";
+  else if (!folder || folder->entry(path + "/.git") != detail::TaskEntry::Directory)
+    t.load_error = "repo_path " + s.repo_path + " is not a git checkout";
   return t;
 }
 

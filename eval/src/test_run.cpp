@@ -182,6 +182,14 @@ boost::asio::awaitable<std::optional<Grading>> run_tests_in_session(
   co_return graded;
 }
 
+std::optional<std::string> read_test_log(const fs::path& results_dir) {
+  auto folder = TaskFolder::open(results_dir.string());
+  if (!folder) return std::nullopt;
+  auto log = folder->read("test_output.txt", "the test log", std::uint64_t{64} << 20);
+  if (!log) return std::nullopt;
+  return std::move(*log);
+}
+
 // Copies what the tests reported, from the trial's root (read beneath it, as data) into the
 // verifier folder on the host, once every process of the sandbox has ended.
 void collect_reports(const Task& task, const fs::path& root_dir, const fs::path& verifier_dir) {

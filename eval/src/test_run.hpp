@@ -60,4 +60,8 @@ std::optional<double> read_reward(const std::filesystem::path& verifier_dir);
 // pytest's JUnit report, read from the results folder after the tests' sandbox has ended.
 std::optional<std::vector<TestResult>> read_test_report(const std::filesystem::path& results_dir);
 
+// The test log a SWE-bench instance's grading kept in the results folder (test_output.txt), read
+// after its sandbox has ended, as data.
+std::optional<std::string> read_test_log(const std::filesystem::path& results_dir);
+
 }  // namespace warren::eval::detail

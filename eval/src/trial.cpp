@@ -294,8 +294,10 @@ boost::asio::awaitable<Result<std::unique_ptr<sandbox::Session>>> start_environm
     auto ready = co_await (*session)->async_exec(std::move(setup));
     if (!ready || ready->exit_code != 0)
       co_return tl::unexpected(
-          Error{"checking out " + task.swe.base_commit + ": " +
-                (ready ? ready->stdout_data + ready->stderr_data : ready.error().message)});
+          Error{(task.environment.image_name.empty()
+                     ? "checking out " + task.swe.base_commit
+                     : "activating the environment of " + task.environment.image_name) +
+                ": " + (ready ? ready->stdout_data + ready->stderr_data : ready.error().message)});
   }
   co_return std::move(*session);
 }
@@ -353,8 +355,13 @@ boost::asio::awaitable<Grading> grade(const Task& task, const EvalSettings& sett
     grading.mounts.push_back({verifier_dir.string(), "/logs/verifier", false});
   } else {
     grading.mounts.push_back({verifier_dir.string(), kReportDir, false});
-    grading.env.push_back(std::string("PYTEST_ADDOPTS=--junitxml=") + kReportDir +
-                          "/junit.xml -o junit_family=xunit1");
+    // An instance on its image is graded from its test log, as SWE-bench grades it; its test
+    // command runs as the harness gives it.
+    if (task.environment.image_name.empty())
+      grading.env.push_back(std::string("PYTEST_ADDOPTS=--junitxml=") + kReportDir +
+                            "/junit.xml -o junit_family=xunit1");
+    else
+      grading.env.push_back("PIP_NO_INDEX=1");  // the install step finds nothing to fetch, fast
   }
   if (uses_stand_ins(task, grading, settings))
     if (auto installed = install_offline_tools(place.dir, grading); !installed) {
@@ -378,6 +385,26 @@ struct Verdict {
 
 // Whether the trial resolved its task, from the agent's ending and the grading's results, read
 // the way the task's own harness reads them. Fills the report's tests, reward and resolved.
+// A SWE-bench instance's test results: on its image, its test log read by its repository's parser,
+// as the harness reads it; a local checkout's, pytest's report, or for another test command its
+// summary in the output. nullopt, with `missing` saying why, when there are none.
+std::optional<std::vector<TestResult>> swe_results(const Task& task, const Grading& graded,
+                                                   const fs::path& verifier_dir,
+                                                   std::string& missing) {
+  missing = "the tests wrote no report (pytest's junit.xml)";
+  if (!task.environment.image_name.empty()) {
+    missing = "the test patch did not apply";
+    if (graded.output().find(detail::kSweTestPatchFailed) != std::string::npos) return std::nullopt;
+    missing = "the tests wrote no log";
+    auto log = detail::read_test_log(verifier_dir);
+    if (!log) return std::nullopt;
+    return detail::parse_swe_log(task.swe.log_parser, *log);
+  }
+  if (task.swe.test_command.find("pytest") != std::string::npos)
+    return read_test_report(verifier_dir);
+  return parse_pytest_summary(graded.output());
+}
+
 Verdict judge(const Task& task, const Grading& graded, const fs::path& verifier_dir,
               TrialReport& report) {
   Verdict v{failure_of(report.agent), report.agent.message};
@@ -386,16 +413,12 @@ Verdict judge(const Task& task, const Grading& graded, const fs::path& verifier_
   } else if (graded.result.timed_out) {
     if (v.failure == FailureMode::None) v.failure = FailureMode::TestTimeout;
   } else if (task.format == TaskFormat::SweBench) {
-    // A test command that is not pytest writes no report: its summary is read from the output,
-    // as the SWE-bench harness reads it.
-    auto tests = task.swe.test_command.find("pytest") != std::string::npos
-                     ? read_test_report(verifier_dir)
-                     : parse_pytest_summary(graded.output());
+    std::string missing;
+    auto tests = swe_results(task, graded, verifier_dir, missing);
     if (tests) report.tests = *tests;
     std::string why;
     report.resolved = tests && detail::swe_resolved(task, *tests, why);
-    if (!report.resolved && v.failure == FailureMode::None)
-      v.message = tests ? why : "the tests wrote no report (pytest's junit.xml)";
+    if (!report.resolved && v.failure == FailureMode::None) v.message = tests ? why : missing;
   } else if (task.format == TaskFormat::Harbor) {
     // The reward decides; the tests' own results, where the verifier left a report, are shown.
     if (auto tests = read_test_report(verifier_dir)) report.tests = *tests;

@@ -377,6 +377,60 @@ Result<Image> Store::import(const std::string& name, const std::string& path,
   return result;
 }
 
+Result<Image> Store::pull(const std::string& name, const Progress& progress) const {
+  if (name.empty() || name.find_first_of(" \t\n") != std::string::npos || name.starts_with("-"))
+    return tl::unexpected(Error{"'" + name + "' is not an image name"});
+  const Buildah buildah(dir_);
+  const fs::path store = dir_, record = store / "bases" / base_record(name);
+  // One pull of a name at a time: every trial of a SWE-bench instance asks for its image at once.
+  KeyLock lock(store / "locks" / ("pull-" + record.stem().string()));
+  auto id = detail::image_id(buildah, name);
+  if (!id) {
+    if (buildah.version().empty())
+      return tl::unexpected(Error{"buildah cannot be run: scripts/setup.sh installs it"});
+    if (progress) progress("pulling " + name);
+    const auto started = std::chrono::steady_clock::now();
+    auto pulled = buildah.run({"pull", "--quiet", name});
+    if (!pulled) return tl::unexpected(pulled.error());
+    if (pulled->status != 0)
+      return tl::unexpected(Error{"the image " + name + " cannot be pulled here (" +
+                                  detail::last_lines(pulled->err + pulled->out, 1) +
+                                  "); `warren image import " + name + " DIR|TAR` stands one in"});
+    if (progress) {
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      char line[512];
+      std::snprintf(line, sizeof line, "pulled %s in %.1f s", name.c_str(), seconds);
+      progress(line);
+    }
+    id = detail::image_id(buildah, name);
+    if (!id) return tl::unexpected(id.error());
+  }
+  Image image;
+  image.name = name;
+  image.base = true;
+  image.id = *id;
+  auto layers = detail::image_layers(dir_, image.id);
+  if (!layers) return tl::unexpected(Error{name + ": " + layers.error().message});
+  image.layers = std::move(layers->folders);
+  image.bytes = layers->bytes;
+  if (auto read = detail::read_config(buildah, name, image); !read)
+    return tl::unexpected(read.error());
+  // Recorded once, so that `list` shows it and `prune --bases` removes it; an imported image of
+  // the same name keeps its own record.
+  if (auto known = read_record(record)) {
+    image.source = known->source;
+    image.created = known->created;
+  } else {
+    image.source = "docker://" + name;
+    image.created = now_seconds();
+    Image kept = image;
+    kept.layers.clear();  // looked up again each time: the storage is the truth
+    if (auto written = write_record(record, kept); !written) return tl::unexpected(written.error());
+  }
+  return image;
+}
+
 Result<std::vector<Image>> Store::list() const {
   std::vector<Image> built, bases;
   std::error_code ec;

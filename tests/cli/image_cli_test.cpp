@@ -22,11 +22,6 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
-void write(const fs::path& file, const std::string& text) {
-  fs::create_directories(file.parent_path());
-  std::ofstream(file) << text;
-}
-
 class ImageCli : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -180,10 +175,11 @@ TEST_F(ImageCli, TrialsOfReadyTasksRunWhileImagesAreBuilt) {
   int seen = 0;
   const Json tasks = Json::parse(report.out)["tasks"];
   for (const Json& task : tasks)
-    if (task["name"] == "c-broken" && ++seen)
+    if (task["name"] == "c-broken" && ++seen) {
       EXPECT_TRUE(
           task["load_error"].get<std::string>().starts_with("c-broken: the image build failed ("))
           << task;
+    }
   EXPECT_EQ(seen, 1) << report.out;
 }
 
@@ -198,6 +194,9 @@ TEST_F(ImageCli, BadInputIsOneLine) {
       << no_context.err;
   auto usage = image("build");
   EXPECT_EQ(usage.status, 2);
+  auto bad_name = image("pull 'bad name'");
+  EXPECT_EQ(bad_name.status, 1);
+  EXPECT_EQ(bad_name.err, "warren image pull: 'bad name' is not an image name\n");
 }
 
 }  // namespace

@@ -17,10 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-void write(const fs::path& file, const std::string& text) {
-  fs::create_directories(file.parent_path());
-  std::ofstream(file) << text;
-}
+using warren::testing::write;
 
 // A Harbor task whose environment is `dockerfile`.
 void harbor_task(const fs::path& dir, const std::string& dockerfile) {

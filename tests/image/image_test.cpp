@@ -1,22 +1,19 @@
 // The image store (image.hpp): keys from content, builds with buildah into a store of the test's
 // own, cached, listed and pruned, and a built root used by a sandbox. Builds run buildah as root
 // (CI runs as root); elsewhere these tests skip.
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
+#include "loopback_registry.hpp"
 #include "mini_root.hpp"
 #include "warren/image/image.hpp"
 #include "warren/sandbox/sandbox.hpp"
@@ -26,10 +23,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-void write(const fs::path& file, const std::string& text) {
-  fs::create_directories(file.parent_path());
-  std::ofstream(file) << text;
-}
+using warren::testing::write;
 
 std::string read(const fs::path& file) {
   std::ifstream in(file);
@@ -264,74 +258,11 @@ TEST_F(ImageStore, AHeredocNeedsABuildahThatReadsThem) {
   }
 }
 
-// A real registry on loopback (Debian's docker-registry), as a registry the operator's machine
-// can reach: FROM pulls the base from it into a store that has never seen it, and once the
-// registry is gone the same name is refused with the remedy. The registry speaks plain HTTP, so
-// it is listed as insecure in a registries.conf (containers-registries.conf(5)), the way an
-// operator names a private registry.
-class LoopbackRegistry {
- public:
-  explicit LoopbackRegistry(const fs::path& dir) {
-    const int port = free_port();
-    address_ = "127.0.0.1:" + std::to_string(port);
-    write(dir / "config.yml",
-          "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
-          "    rootdirectory: " +
-              (dir / "data").string() + "\nhttp:\n  addr: " + address_ + "\n");
-    write(dir / "registries.conf",
-          "[[registry]]\nlocation = \"" + address_ + "\"\ninsecure = true\n");
-    const std::string config = (dir / "config.yml").string(), log = (dir / "log").string();
-    pid_ = fork();
-    if (pid_ == 0) {
-      const int out = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      dup2(out, 1);
-      dup2(out, 2);
-      execlp("docker-registry", "docker-registry", "serve", config.c_str(), nullptr);
-      _exit(127);
-    }
-    for (int i = 0; i < 200 && !answers(port); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  ~LoopbackRegistry() { stop(); }
-  void stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-  const std::string& address() const { return address_; }
-
- private:
-  static int free_port() {
-    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    socklen_t len = sizeof addr;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    close(fd);
-    return ntohs(addr.sin_port);
-  }
-  static bool answers(int port) {
-    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    close(fd);
-    return ok;
-  }
-  std::string address_;
-  pid_t pid_ = -1;
-};
-
 TEST_F(ImageStore, ABaseImageIsPulledFromARegistry) {
   ASSERT_EQ(system("command -v docker-registry >/dev/null"), 0)
       << "scripts/setup.sh installs docker-registry";
-  LoopbackRegistry registry(top / "registry");
-  const std::string conf = (top / "registry" / "registries.conf").string();
+  warren::testing::LoopbackRegistry registry(top / "registry");
+  const std::string conf = registry.registries_conf();
   ASSERT_EQ(setenv("CONTAINERS_REGISTRIES_CONF", conf.c_str(), 1), 0);
   // The mini root goes into the registry from this store, as an image would be published.
   import_base();

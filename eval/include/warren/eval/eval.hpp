@@ -23,6 +23,8 @@ using orchestrator::ModelConfig;
 using orchestrator::Result;
 
 enum class TaskFormat { TerminalBench, Harbor, SweBench };
+// How SWE-bench's harness reads a repository's test log (swebench/harness/log_parsers).
+enum class SweLogParser { Pytest, PytestOptions, PytestV2, Django, Sympy, Seaborn, Matplotlib };
 std::string to_string(TaskFormat format);
 
 // What a task's Dockerfile asks of its environment, as far as it can be honoured without an
@@ -44,6 +46,9 @@ struct Environment {
   // from its Dockerfile (prepare_images), or on --rootfs, or not at all.
   std::vector<std::string> needs_image;
   std::string dockerfile;  // relative to the task's folder; "" when the task has none
+  // An image to run on as it is, by its full name, with no Dockerfile: pulled on first use
+  // (SWE-bench's per-instance images). "" for none.
+  std::string image_name;
   // false: the task's sandboxes never get a network, whatever EvalSettings::network says
   // (Harbor's `allow_internet = false`).
   bool allows_internet = true;
@@ -77,7 +82,8 @@ struct Task {
   std::string tests_dir;    // copied to /tests for grading (absolute; beneath `dir`); empty when
                             // a Terminal-Bench task's tests live inline in its run-tests.sh
   std::string test_script;  // TB: run-tests.sh; Harbor: tests/test.sh (absolute; beneath `dir`)
-  // SWE-bench style instances: a local git checkout at a base commit.
+  // SWE-bench style instances: the instance's image (Environment::image_name: the repository at
+  // /testbed, its environment in conda's "testbed"), or a local git checkout at a base commit.
   struct Swe {
     std::string repo;       // the instance's "repo" (owner/name), for the record
     std::string repo_path;  // absolute path of the local checkout
@@ -88,7 +94,15 @@ struct Task {
     std::string patch;       // the gold patch (the oracle's)
     std::string test_patch;  // applied before the tests, never shown to the agent
     std::vector<std::string> fail_to_pass, pass_to_pass;  // test ids
-    std::string test_command;  // run in the repository; prints pytest -rA style lines
+    // Run in the repository with the test files appended; on an image, what it prints is read by
+    // `log_parser`, else pytest's report is.
+    std::string test_command;
+    // On an image, as SWE-bench's harness has them for the instance's repo and version: the
+    // parser of the test log, the commands run before the tests, and the package's install.
+    std::string version;
+    SweLogParser log_parser = SweLogParser::Pytest;
+    std::vector<std::string> eval_commands;
+    std::string install;
   } swe;
   // A task whose files are unreadable or inconsistent is kept with this set, so that the rest of
   // the suite runs and the report names it.

@@ -27,9 +27,10 @@ struct Image {
   // Built: the hex SHA-256 of the Dockerfile's path and the build context's content. Imported:
   // empty (a base image is known by its name).
   std::string key;
-  std::string name;    // in the builder's storage: warren/build-<key's first 16>, or the import's
-  std::string source;  // the Dockerfile it was built from, or the folder or archive imported
-  std::string id;      // the builder's id of the image
+  std::string name;  // in the builder's storage: warren/build-<key's first 16>, or the import's
+  // The Dockerfile it was built from, the folder or archive imported, or docker://NAME pulled.
+  std::string source;
+  std::string id;  // the builder's id of the image
   // Built images: the folders of its layers, top first, as overlayfs stacks lower layers (their
   // whiteouts are overlayfs's). Found in the builder's storage each time the image is asked for.
   std::vector<std::string> layers;
@@ -76,6 +77,11 @@ class Store {
   Result<Image> import(const std::string& name, const std::string& path,
                        const std::string& workdir = "",
                        const std::vector<std::string>& also = {}) const;
+
+  // The image `name` as it is, with no build (SWE-bench's per-instance images): pulled by the
+  // builder from its registry on first use, then found in the storage. A name the registries
+  // cannot give is an Error naming it, with the remedy (`warren image import`).
+  Result<Image> pull(const std::string& name, const Progress& progress = {}) const;
 
   // Whether the builder has the image `name` here, imported or pulled before (nothing is pulled).
   bool has_image(const std::string& name) const;
