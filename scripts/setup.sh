@@ -10,7 +10,7 @@ packages=(
   # libraries (see docs/overview.md: one library per concern)
   libboost-dev libboost-system-dev libssl-dev libseccomp-dev libsqlite3-dev sqlite3
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libexpected-dev
-  libtomlplusplus-dev
+  libtomlplusplus-dev libnl-route-3-dev
   # task images (image/): buildah builds Dockerfiles without a daemon, runc runs their RUN steps
   # (crun, buildah's other choice, refuses cgroup v1 hybrid hosts)
   buildah runc

@@ -29,9 +29,19 @@ int fail(const std::string& command, const std::string& message) {
 }
 
 Json image_json(const image::Image& i) {
-  return {{"name", i.name},     {"key", i.key},       {"id", i.id},          {"base", i.base},
-          {"source", i.source}, {"layers", i.layers}, {"bytes", i.bytes},    {"workdir", i.workdir},
-          {"env", i.env},       {"user", i.user},     {"created", i.created}};
+  return {{"name", i.name},
+          {"key", i.key},
+          {"id", i.id},
+          {"base", i.base},
+          {"source", i.source},
+          {"layers", i.layers},
+          {"bytes", i.bytes},
+          {"workdir", i.workdir},
+          {"env", i.env},
+          {"user", i.user},
+          {"entrypoint", i.entrypoint},
+          {"cmd", i.cmd},
+          {"created", i.created}};
 }
 
 std::string size_text(std::uint64_t bytes) {

@@ -29,10 +29,16 @@ constexpr std::size_t kParallelBuilds = 3;
 // The builds `tasks` need, one per Dockerfile and context (tasks that share both share a build;
 // the store's key says so too, and this spares the others the hashing of their context), in the
 // tasks' order. A task whose image cannot be had gets its load_error now.
+// One image a task needs: its own (service -1) or one of its compose services'.
+struct Target {
+  Task* task;
+  int service;
+};
+
 struct Build {
   image::BuildRequest request;
-  std::string pull;  // an image run as it is (SWE-bench's per-instance images): pulled, not built
-  std::vector<Task*> tasks;
+  std::string pull;  // an image run as it is (SWE-bench's, a service's `image:`): pulled, not built
+  std::vector<Target> targets;
   std::optional<image::Result<image::Image>> result;  // written by one builder thread
 };
 
@@ -40,7 +46,7 @@ std::vector<Build> plan_builds(const std::vector<Task*>& tasks, const EvalSettin
                                std::optional<image::Store>& store) {
   std::vector<Build> builds;
   auto wants_image = [&](const Task* t) {
-    return !t->environment.image_name.empty() ||
+    return !t->environment.image_name.empty() || !t->environment.services.empty() ||
            (settings.rootfs.empty() && !t->environment.dockerfile.empty());
   };
   if (std::none_of(tasks.begin(), tasks.end(), wants_image))
@@ -50,37 +56,50 @@ std::vector<Build> plan_builds(const std::vector<Task*>& tasks, const EvalSettin
   // A Dockerfile that needs no build (FROM, WORKDIR, ENV, COPY into the workdir) is built all the
   // same when its base image is here, imported or pulled before: the task then runs on its own
   // image, as its harness runs it, rather than on the host's system view. Asked once per base.
+  // A task with compose services always runs on its image: its name resolves in its root's hosts.
   std::map<std::string, bool> base_here;
   auto on_its_image = [&](const Task& t) {
-    if (!t.environment.image_name.empty() || !t.environment.needs_image.empty()) return true;
-    if (!store || t.environment.base_image.empty()) return false;
-    auto [at, added] = base_here.emplace(t.environment.base_image, false);
-    if (added) at->second = store->has_image(t.environment.base_image);
+    const Environment& e = t.environment;
+    if (!e.image_name.empty() || !e.needs_image.empty() || !e.services.empty()) return true;
+    if (!store || e.base_image.empty()) return false;
+    auto [at, added] = base_here.emplace(e.base_image, false);
+    if (added) at->second = store->has_image(e.base_image);
     return at->second;
   };
   std::map<std::string, std::size_t> index;
-  for (Task* t : tasks) {
-    if (!t->load_error.empty() || !wants_image(t) || !on_its_image(*t)) continue;
-    const std::string& pull = t->environment.image_name;
-    if (!store) {
-      t->load_error = (pull.empty() ? "its Dockerfile needs an image build: "
-                                    : "its image " + pull + " needs the image store: ") +
-                      opened.error().message;
-      continue;
-    }
-    const std::filesystem::path context = std::filesystem::path(t->dir) / t->environment.context;
+  auto add = [&](Target target, const std::string& dockerfile_path, const std::string& context_dir,
+                 const std::string& pull) {
+    Task* t = target.task;
+    const std::filesystem::path context = std::filesystem::path(t->dir) / context_dir;
     const std::string dockerfile =
-        std::filesystem::path(t->environment.dockerfile).lexically_relative(t->environment.context);
+        std::filesystem::path(dockerfile_path).lexically_relative(context_dir);
     auto [at, added] = index.emplace(
         pull.empty() ? context.string() + "\n" + dockerfile : "pull\n" + pull, builds.size());
     if (added) {
       Build& b = builds.emplace_back();
       b.request = {.context = pull.empty() ? context.string() : "",
                    .dockerfile = dockerfile,
-                   .label = t->name};
+                   .label = target.service < 0 ? t->name
+                                               : t->name + "'s service " +
+                                                     t->environment.services[target.service].name};
       b.pull = pull;
     }
-    builds[at->second].tasks.push_back(t);
+    builds[at->second].targets.push_back(target);
+  };
+  for (Task* t : tasks) {
+    if (!t->load_error.empty() || !wants_image(t) || !on_its_image(*t)) continue;
+    const Environment& e = t->environment;
+    if (!store) {
+      t->load_error =
+          (e.image_name.empty() ? "its Dockerfile needs an image build: "
+                                : "its image " + e.image_name + " needs the image store: ") +
+          opened.error().message;
+      continue;
+    }
+    add({t, -1}, e.dockerfile, e.context, e.image_name);
+    for (std::size_t i = 0; i < e.services.size(); ++i)
+      add({t, static_cast<int>(i)}, e.services[i].dockerfile, e.services[i].context,
+          e.services[i].image_name);
   }
   return builds;
 }
@@ -95,7 +114,7 @@ struct ImageBuilds::State {
   }
   std::optional<image::Store> store;
   std::vector<Build> builds;
-  std::set<const Task*> waiting;  // on the executor's thread only
+  std::map<const Task*, int> pending;  // images still to settle, by task; executor's thread only
   std::atomic<std::size_t> next{0};
   std::atomic<bool> stopping{false};
   bool closed = false;  // on the executor's thread only
@@ -110,18 +129,28 @@ struct ImageBuilds::State {
     std::lock_guard lock(log_mutex);
     log(line);
   }
-  // On the executor: the build's result into its tasks, and every waiting trial woken.
+  // On the executor: the build's result into its tasks, and every waiting trial woken. A task is
+  // settled once all of its images are (its own and its services').
   void settle(Build& build) {
     if (closed) return;
-    for (Task* t : build.tasks) {
+    for (const Target& target : build.targets) {
+      Task* t = target.task;
       const image::Result<image::Image>& result = *build.result;
+      Environment::Image& slot =
+          target.service < 0 ? t->environment.image : t->environment.services[target.service].image;
       if (!result) {
-        t->load_error = result.error().message;
+        if (t->load_error.empty())
+          t->load_error = target.service >= 0 && !build.pull.empty()
+                              ? "service " + t->environment.services[target.service].name + ": " +
+                                    result.error().message
+                              : result.error().message;
       } else {
-        t->environment.image = {result->layers, result->workdir, result->env};
+        slot = {result->layers, result->workdir, result->env, result->entrypoint, result->cmd};
       }
-      waiting.erase(t);
-      if (settled) settled(*t);
+      if (--pending[t] == 0) {
+        pending.erase(t);
+        if (settled) settled(*t);
+      }
     }
     wake.cancel();
   }
@@ -134,7 +163,8 @@ ImageBuilds::ImageBuilds(const std::vector<Task*>& tasks, const EvalSettings& se
   state_->log = std::move(log);
   state_->settled = std::move(settled);
   state_->builds = plan_builds(tasks, settings, state_->store);
-  for (const Build& b : state_->builds) state_->waiting.insert(b.tasks.begin(), b.tasks.end());
+  for (const Build& b : state_->builds)
+    for (const Target& target : b.targets) ++state_->pending[target.task];
   auto builder = [state = state_] {
     for (std::size_t i; !state->stopping && (i = state->next++) < state->builds.size();) {
       Build& build = state->builds[i];
@@ -155,11 +185,11 @@ ImageBuilds::~ImageBuilds() {
 }
 
 bool ImageBuilds::waiting(const Task& task) const {
-  return state_->waiting.contains(&task);
+  return state_->pending.contains(&task);
 }
 
 bool ImageBuilds::done() const {
-  return state_->waiting.empty();
+  return state_->pending.empty();
 }
 
 boost::asio::awaitable<void> ImageBuilds::async_wait_settled() {

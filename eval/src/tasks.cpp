@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "compose.hpp"
 #include "swe.hpp"
 #include "task_files.hpp"
 #include "warren/eval/eval.hpp"
@@ -59,63 +60,25 @@ bool is_file(const detail::TaskFolder& folder, const std::string& relative) {
   return folder.entry(relative) == detail::TaskEntry::File;
 }
 
-// The Dockerfile of a task's environment (relative to its folder), and its build context:
-// `default_dockerfile` (`default_context`), unless the docker-compose.yaml beside it builds the
-// agent's service from elsewhere (Terminal-Bench's `build: {context: client}`). The agent's
-// service is `agent_service` (Terminal-Bench's client, Harbor's main), or the only one. Other
-// services (a server, a database, the nodes of a cluster) are containers of their own on one
-// network where their names resolve; Warren cannot give that yet, so such a task is refused,
-// naming them, rather than run without what its tests talk to. "" when there is no Dockerfile.
-std::pair<std::string, std::string> environment_files(const detail::TaskFolder& folder,
-                                                      const std::string& default_context,
-                                                      const std::string& agent_service) {
-  const std::string dir = default_context.empty() ? "" : default_context + "/";
-  std::pair<std::string, std::string> files{dir + "Dockerfile", default_context};
-  std::string compose_file;
-  for (const char* name : {"docker-compose.yaml", "docker-compose.yml"})
-    if (compose_file.empty() && is_file(folder, dir + name)) compose_file = dir + name;
-  if (!compose_file.empty()) {
-    const YAML::Node services =
-        YAML::Load(text_of(folder, compose_file, "docker-compose"))["services"];
-    if (!services || !services.IsMap() || services.size() == 0)
-      throw std::runtime_error(compose_file + " names no services");
-    YAML::Node agent = services.size() == 1 ? services.begin()->second : services[agent_service];
-    if (!agent)
-      throw std::runtime_error(compose_file + " has no " + agent_service +
-                               " service, the one the agent runs in");
-    std::vector<std::string> others;
-    for (const auto& service : services)
-      if (services.size() > 1 && service.first.as<std::string>() != agent_service)
-        others.push_back(service.first.as<std::string>());
-    if (!others.empty()) {
-      std::string names;
-      for (const std::string& n : others) names += (names.empty() ? "" : ", ") + n;
-      throw std::runtime_error(compose_file + " runs services besides the agent's (" + names +
-                               "): several containers on one network are not supported yet");
-    }
-    const YAML::Node build = agent["build"];
-    std::string context = ".", dockerfile = "Dockerfile";
-    if (build && build.IsScalar()) context = build.as<std::string>();
-    if (build && build.IsMap()) {
-      if (build["context"]) context = build["context"].as<std::string>();
-      if (build["dockerfile"]) dockerfile = build["dockerfile"].as<std::string>();
-    }
-    // Relative to the compose file's folder; TaskFolder refuses what leads out of the task.
-    const fs::path at = (fs::path(default_context) / context).lexically_normal();
-    files = {(at / dockerfile).lexically_normal().string(),
-             at.string() == "." ? std::string() : at.string()};
-    while (!files.second.empty() && files.second.back() == '/') files.second.pop_back();
+// A task's environment: its Dockerfile (`dir`/Dockerfile, or the one the docker-compose.yaml
+// beside it builds the agent's service from: Terminal-Bench's `build: {context: client}`), and the
+// compose file's other services. No Dockerfile: the host's system view.
+Environment environment_of(const Task& t, const detail::TaskFolder& folder, const std::string& dir,
+                           const std::string& agent_service) {
+  detail::Compose compose = detail::read_compose(folder, dir, agent_service);
+  std::string dockerfile = (dir.empty() ? "" : dir + "/") + "Dockerfile", context = dir;
+  if (!compose.file.empty()) std::tie(dockerfile, context) = {compose.dockerfile, compose.context};
+  if (folder.entry(dockerfile) == detail::TaskEntry::Missing) {
+    if (!compose.services.empty())
+      throw std::runtime_error(compose.file + ": the agent's service " + compose.agent_service +
+                               " has no Dockerfile (" + dockerfile + ")");
+    return {};
   }
-  if (folder.entry(files.first) == detail::TaskEntry::Missing) return {"", ""};
-  return files;
-}
-
-Environment environment_of(const Task& t, const detail::TaskFolder& folder,
-                           const std::string& default_context, const std::string& agent_service) {
-  auto [dockerfile, context] = environment_files(folder, default_context, agent_service);
-  if (dockerfile.empty()) return {};
   auto environment = read_dockerfile(t.dir, dockerfile, context);
   if (!environment) throw std::runtime_error(environment.error().message);
+  for (std::string& kv : compose.agent_env) environment->env.push_back(std::move(kv));
+  environment->services = std::move(compose.services);
+  environment->service_name = compose.agent_service;
   return std::move(*environment);
 }
 

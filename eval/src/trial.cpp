@@ -11,6 +11,7 @@
 
 #include <boost/asio/this_coro.hpp>
 
+#include "services.hpp"
 #include "swe.hpp"
 #include "task_files.hpp"
 #include "test_run.hpp"
@@ -307,7 +308,8 @@ boost::asio::awaitable<Result<std::unique_ptr<sandbox::Session>>> start_environm
 // the harness's own.
 bool uses_stand_ins(const Task& task, const sandbox::Policy& policy, const EvalSettings& settings) {
   return task.format != TaskFormat::SweBench &&
-         (policy.network == sandbox::Network::None || settings.stand_ins);
+         (policy.network == sandbox::Network::None || policy.network == sandbox::Network::Private ||
+          settings.stand_ins);
 }
 
 // Runs the tests in a fresh sandbox that starts from a snapshot of the agent's (which ends here),
@@ -513,6 +515,16 @@ boost::asio::awaitable<TrialReport> run_trial(const Task& task, int attempt,
       backend = std::move(*made);
     else
       problem = made.error().message;
+  }
+  // The task's compose services, up until the tests have run; the agent joins their network.
+  std::unique_ptr<detail::Services> services;
+  if (problem.empty() && !task.environment.services.empty()) {
+    auto started = co_await detail::Services::async_start(task, place.dir, place.bounded,
+                                                          place.policy, runtime);
+    if (started)
+      services = std::move(*started);
+    else
+      problem = started.error().message;
   }
   std::unique_ptr<sandbox::Session> session;
   if (problem.empty()) {

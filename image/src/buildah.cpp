@@ -94,10 +94,16 @@ Result<void> read_config(const Buildah& buildah, const std::string& name, Image&
     return tl::unexpected(Error{"buildah inspect " + name + " gave no image configuration"});
   image.workdir = config->value("WorkingDir", "");
   image.user = config->value("User", "");
-  image.env.clear();
-  if (config->contains("Env") && (*config)["Env"].is_array())
-    for (const auto& kv : (*config)["Env"])
-      if (kv.is_string()) image.env.push_back(kv.get<std::string>());
+  auto strings = [&](const char* key) {
+    std::vector<std::string> out;
+    if (config->contains(key) && (*config)[key].is_array())
+      for (const auto& s : (*config)[key])
+        if (s.is_string()) out.push_back(s.get<std::string>());
+    return out;
+  };
+  image.env = strings("Env");
+  image.entrypoint = strings("Entrypoint");
+  image.cmd = strings("Cmd");
   return {};
 }
 

@@ -34,10 +34,13 @@ std::int64_t now_seconds() {
 }
 
 json to_json(const Image& image) {
-  return {{"key", image.key},         {"name", image.name},     {"source", image.source},
-          {"id", image.id},           {"layers", image.layers}, {"workdir", image.workdir},
-          {"env", image.env},         {"user", image.user},     {"bytes", image.bytes},
-          {"created", image.created}, {"base", image.base}};
+  return {{"key", image.key},       {"name", image.name},
+          {"source", image.source}, {"id", image.id},
+          {"layers", image.layers}, {"workdir", image.workdir},
+          {"env", image.env},       {"user", image.user},
+          {"bytes", image.bytes},   {"entrypoint", image.entrypoint},
+          {"cmd", image.cmd},       {"created", image.created},
+          {"base", image.base}};
 }
 
 std::optional<Image> read_record(const fs::path& file) {
@@ -53,6 +56,8 @@ std::optional<Image> read_record(const fs::path& file) {
   image.workdir = j.value("workdir", "");
   image.env = j.value("env", std::vector<std::string>{});
   image.user = j.value("user", "");
+  image.entrypoint = j.value("entrypoint", std::vector<std::string>{});
+  image.cmd = j.value("cmd", std::vector<std::string>{});
   image.bytes = j.value("bytes", std::uint64_t{0});
   image.created = j.value("created", std::int64_t{0});
   image.base = j.value("base", false);

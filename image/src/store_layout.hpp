@@ -56,7 +56,7 @@ struct ImageLayers {
 // The layers of the image `id` in the storage of the store `store_dir` (layers.cpp).
 Result<ImageLayers> image_layers(const std::string& store_dir, const std::string& id);
 
-// The configuration of the image `name`: WORKDIR, ENV and USER into `image`.
+// The configuration of the image `name`: WORKDIR, ENV, USER, ENTRYPOINT and CMD into `image`.
 Result<void> read_config(const Buildah& buildah, const std::string& name, Image& image);
 
 // Whether buildah `version` ("1.28.2") is at least major.minor.

@@ -180,6 +180,11 @@ Result<std::unique_ptr<Launched>> launch(std::shared_ptr<Resources> resources, c
     if (!outbound) return tl::unexpected(outbound.error());
     l->outbound = std::move(*outbound);
     netns = l->outbound->netns();
+  } else if (policy.network == Network::Private) {
+    if (!policy.member)
+      return tl::unexpected(Error{"a private network's sandbox needs its member (Policy::member)"});
+    l->member = policy.member;  // its namespace lives as long as the sandbox
+    netns = l->member->netns();
   } else if (policy.network == Network::None && l->resources->netns) {
     auto pooled = l->resources->netns->acquire();
     if (!pooled) return tl::unexpected(pooled.error());

@@ -103,6 +103,7 @@ struct Launched {
   int netns = -1;                  // a pooled network namespace, back to the pool
   // Network::Outbound's namespace and NAT, which end after PID 1 (members go after the body).
   std::unique_ptr<OutboundNetwork> outbound;
+  std::shared_ptr<const NetworkMember> member;  // Network::Private's
   Clock::time_point started;
   std::vector<std::string> notes;
   bool reaped = false;

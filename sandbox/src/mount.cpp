@@ -300,10 +300,11 @@ Result<void> plan_filesystem(const Policy& policy, const HostView& host,
     // What a container runtime gives an image's root: the sandbox's own names resolve (builders
     // leave /etc/hosts empty; Docker mounts one of its own).
     pre.push_back({FsStep::Mkdir, in_root("/etc"), nullptr, nullptr, 0, nullptr, 0755, true});
+    std::string hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+    if (policy.network != Network::Private) hosts += "127.0.1.1\t" + policy.hostname + "\n";
+    for (const std::string& line : policy.hosts) hosts += line + "\n";  // its own among them
     pre.push_back({FsStep::WriteFile, in_root("/etc/hosts"), nullptr, nullptr, 0,
-                   strings.keep("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost "
-                                "ip6-loopback\n127.0.1.1\t" +
-                                policy.hostname + "\n")});
+                   strings.keep(std::move(hosts))});
     pre.push_back({FsStep::WriteFile, in_root("/etc/hostname"), nullptr, nullptr, 0,
                    strings.keep(policy.hostname + "\n")});
     if (policy.network == Network::Outbound)

@@ -24,7 +24,8 @@ namespace warren::sandbox::detail {
 
 namespace {
 
-// The two settings a sandbox's network gets, whoever makes it (make_namespace, bring_loopback_up).
+// The two settings a sandbox's network gets, whoever makes it (new_network_namespace,
+// bring_loopback_up).
 constexpr const char* kUnprivilegedPortStart = "/proc/sys/net/ipv4/ip_unprivileged_port_start";
 constexpr const char* kPingGroupRange = "/proc/sys/net/ipv4/ping_group_range";
 
@@ -43,9 +44,11 @@ WARREN_CHILD_CODE int loopback_up() {
   return err;
 }
 
+}  // namespace
+
 // Runs on a thread of its own, which ends with the namespace it made: no caller's thread is ever
 // left in it.
-Result<int> make_namespace() {
+Result<int> new_network_namespace() {
   Result<int> made = tl::unexpected(Error{"not made"});
   std::thread([&] {
     if (unshare(CLONE_NEWNET) != 0) {
@@ -72,8 +75,6 @@ Result<int> make_namespace() {
   return made;
 }
 
-}  // namespace
-
 NetnsPool::~NetnsPool() {
   for (int fd : free_) close(fd);
 }
@@ -87,7 +88,7 @@ Result<int> NetnsPool::acquire() {
       return fd;
     }
   }
-  return make_namespace();
+  return new_network_namespace();
 }
 
 void NetnsPool::release(int netns) {
@@ -142,7 +143,7 @@ bool nat_ready(int ready, int ms) {
 Result<std::unique_ptr<OutboundNetwork>> OutboundNetwork::start() {
   if (geteuid() != 0)
     return tl::unexpected(Error{"an outbound network needs root (rootless, use --net host)"});
-  auto netns = make_namespace();
+  auto netns = new_network_namespace();
   if (!netns) return tl::unexpected(netns.error());
   int ready[2], stop[2];
   if (pipe2(ready, O_CLOEXEC) != 0) {
@@ -214,9 +215,10 @@ WARREN_CHILD_CODE bool write_sysctl(const char* path, const char* text) {
 
 WARREN_CHILD_CODE void bring_loopback_up(const ChildPlan& plan) {
   if (const int err = loopback_up(); err != 0) child_fail(plan, "loopback up", err);
-  // As make_namespace does for a pooled namespace: ports below 1024 and ping for the sandbox's
-  // ids, which will hold no capability. Its ids are all of 0..65535 as root, 0 alone rootless
-  // (the wider range is refused there). /proc/sys/net follows the writer's network namespace.
+  // As new_network_namespace does for a pooled namespace: ports below 1024 and ping for the
+  // sandbox's ids, which will hold no capability. Its ids are all of 0..65535 as root, 0 alone
+  // rootless (the wider range is refused there). /proc/sys/net follows the writer's network
+  // namespace.
   (void)write_sysctl(kUnprivilegedPortStart, "0");
   static_assert(kIdCount == 65536);
   if (!write_sysctl(kPingGroupRange, "0 65535")) (void)write_sysctl(kPingGroupRange, "0 0");

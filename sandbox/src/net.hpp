@@ -20,6 +20,10 @@
 
 namespace warren::sandbox::detail {
 
+// A new network namespace with its loopback up, ports below 1024 and ping open to the sandboxes'
+// ids (they hold no capability there): its descriptor, the caller's.
+Result<int> new_network_namespace();
+
 class NetnsPool {
  public:
   explicit NetnsPool(std::size_t keep) : keep_(keep) {}

@@ -313,10 +313,10 @@ bool send_command(int socket, const std::string& message, const int (&fds)[NextC
 std::string recycle_key(const Policy& policy, const Command& command) {
   // Not recycled: image roots and snapshots (their roots are not the template's), terminals,
   // commands with capabilities (what they may change is more than the checks cover) and an
-  // outbound network (its NAT process lives and ends with the sandbox).
+  // outbound or private network (a NAT process, a member, that live and end with the sandbox).
   if (!policy.rootfs.empty() || !policy.root.empty() || !policy.snapshot.empty() ||
       command.terminal >= 0 || policy.privileges != Privileges::None ||
-      policy.network == Network::Outbound)
+      policy.network == Network::Outbound || policy.network == Network::Private)
     return {};
   std::string key;
   auto field = [&](const std::string& value) { key.append(value).push_back('\0'); };

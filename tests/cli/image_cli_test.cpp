@@ -183,6 +183,71 @@ TEST_F(ImageCli, TrialsOfReadyTasksRunWhileImagesAreBuilt) {
   EXPECT_EQ(seen, 1) << report.out;
 }
 
+// A Harbor task whose docker-compose.yaml runs two more services: each built from its own
+// Dockerfile, a sandbox of its own on the trial's private network, both serving on port 8000 at
+// addresses of their own, one with the compose file's command and a healthcheck the agent waits
+// for, the other with its image's CMD. The agent reaches them by name (and through the compose
+// file's environment), and the tests, run once the agent has ended, still do.
+TEST_F(ImageCli, ComposeServicesRunBesideTheAgentOnAPrivateNetwork) {
+  ASSERT_TRUE(make_mini_root(state / "mini"));
+  ASSERT_EQ(image("import local/mini:1 " + (state / "mini").string()).status, 0);
+  const fs::path task = harbor_task("compose");
+  const fs::path env = task / "environment";
+  write(env / "Dockerfile", "FROM local/mini:1\nWORKDIR /app\n");
+  write(
+      env / "docker-compose.yaml",
+      "services:\n"
+      "  main:\n"
+      "    build:\n      context: .\n"
+      "    command: [\"sh\", \"-c\", \"sleep infinity\"]\n"
+      "    environment:\n      - API_URL=http://api:8000\n      - LOGS=${T_BENCH_LOGS}\n"
+      "    depends_on:\n      api:\n        condition: service_healthy\n"
+      "  api:\n"
+      "    build: ./api\n"
+      "    command: [\"httpd\", \"-f\", \"-p\", \"8000\", \"-h\", \"/www\"]\n"
+      "    healthcheck:\n"
+      "      test: [\"CMD\", \"wget\", \"-q\", \"-O\", \"/dev/null\", \"http://localhost:8000/\"]\n"
+      "      interval: 1s\n      retries: 10\n"
+      "    depends_on: [mirror]\n"
+      "  mirror:\n"
+      "    build:\n      context: mirror\n"
+      "    ports: [\"8000\"]\n");
+  write(env / "api" / "Dockerfile",
+        "FROM local/mini:1\nRUN mkdir -p /www && echo from-api > /www/index.html\n");
+  write(env / "mirror" / "Dockerfile",
+        "FROM local/mini:1\nRUN mkdir -p /www && echo from-mirror > /www/index.html\n"
+        "CMD [\"httpd\", \"-f\", \"-p\", \"8000\", \"-h\", \"/www\"]\n");
+  write(task / "solution" / "solve.sh",
+        "#!/bin/bash\nwget -qO- \"$API_URL/\" > /app/a\nwget -qO- http://mirror:8000/ > /app/b\n");
+  write(task / "tests" / "test.sh",
+        "#!/bin/bash\n"
+        "if [ \"$(cat /app/a)\" = from-api ] && [ \"$(cat /app/b)\" = from-mirror ] &&\n"
+        "   [ \"$(wget -qO- http://api:8000/)\" = from-api ]; then echo 1; else echo 0; fi"
+        " > /logs/verifier/reward.txt\n");
+  // A service that asks for what a trial cannot give is refused, naming it.
+  const fs::path refused = harbor_task("compose-refused");
+  write(refused / "environment" / "Dockerfile", "FROM local/mini:1\n");
+  write(refused / "environment" / "docker-compose.yaml",
+        "services:\n  main:\n    build: .\n  db:\n    image: local/mini:1\n"
+        "    extra_hosts:\n      - \"db.local:10.1.2.3\"\n");
+  const std::string db = " --db " + (state / "w.db").string() + " --images " + images;
+
+  auto oracle = warren("eval " + task.string() + " --agent oracle --json" + db);
+  EXPECT_EQ(oracle.status, 0) << oracle.err;
+  const Json report = Json::parse(oracle.out);
+  EXPECT_EQ(report["resolved"], 1) << oracle.out;
+  auto nop = warren("eval " + task.string() + " --agent nop --json" + db);
+  EXPECT_EQ(Json::parse(nop.out)["resolved"], 0) << nop.out;
+  // Every service's sandbox ended with the trial.
+  EXPECT_TRUE(sandbox::processes_on_host("httpd -f -p 8000").empty());
+
+  auto not_run = warren("eval " + refused.string() + " --agent oracle --json" + db);
+  EXPECT_EQ(not_run.status, 1) << not_run.err;
+  EXPECT_EQ(Json::parse(not_run.out)["tasks"][0]["load_error"],
+            "environment/docker-compose.yaml: service db: extra_hosts cannot be honoured")
+      << not_run.out;
+}
+
 TEST_F(ImageCli, BadInputIsOneLine) {
   auto missing = image("import local/x:1 " + (state / "nothing").string());
   EXPECT_EQ(missing.status, 1);

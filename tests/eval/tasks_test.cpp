@@ -155,8 +155,9 @@ TEST_F(Suites, InlineTestsAndAHarborTaskWithoutASolutionAreValid) {
 }
 
 // docker-compose.yaml, as Terminal-Bench writes it: the agent's `client` service built from a
-// subfolder is the task's environment; a task whose compose file runs other services too is
-// refused, naming them; one whose client builds from the task's own folder keeps its Dockerfile.
+// subfolder is the task's environment; the other services are read in the order they start
+// (depends_on), with what the trial honours, and what it cannot honour refuses the task, naming
+// it; a client that builds from the task's own folder keeps its Dockerfile.
 TEST_F(Suites, TheComposeFilesClientServiceIsTheEnvironment) {
   const std::string client_service =
       "services:\n  client:\n    build:\n      context: client\n      dockerfile: Dockerfile\n"
@@ -169,8 +170,25 @@ TEST_F(Suites, TheComposeFilesClientServiceIsTheEnvironment) {
         "FROM ubuntu:24.04\nWORKDIR /app\nCOPY setup.txt /app/\n");
   write(root / "a-subfolder" / "client" / "setup.txt", "x\n");
   terminal_bench("b-services");
+  write(root / "b-services" / "client" / "Dockerfile", "FROM ubuntu:24.04\n");
   write(root / "b-services" / "docker-compose.yaml",
-        client_service + "  api:\n    build: ./api\n  db:\n    image: postgres:16\n");
+        client_service +
+            "    environment:\n      - TEST_DIR=${T_BENCH_TEST_DIR}\n      - "
+            "API_URL=http://api:8000\n"
+            "  api:\n    build: ./api\n    command: uvicorn app:app --port 8000\n"
+            "    depends_on:\n      db:\n        condition: service_healthy\n"
+            "  db:\n    image: postgres:16\n    ports: [\"5432\"]\n"
+            "    environment:\n      POSTGRES_PASSWORD: pw\n"
+            "    healthcheck:\n      test: pg_isready -U postgres\n      interval: 1m30s\n"
+            "      retries: 4\n");
+  terminal_bench("e-cycle");
+  write(root / "e-cycle" / "docker-compose.yaml",
+        "services:\n  client:\n    build: .\n  a:\n    image: x\n    depends_on: [b]\n"
+        "  b:\n    image: x\n    depends_on: [a]\n");
+  terminal_bench("f-fixed");
+  write(root / "f-fixed" / "docker-compose.yaml",
+        "services:\n  client:\n    build: .\n    networks:\n      lab:\n"
+        "        ipv4_address: 172.20.0.30\n");
   terminal_bench("c-own-folder");
   write(root / "c-own-folder" / "docker-compose.yaml",
         "services:\n  client:\n    build:\n      dockerfile: Dockerfile\n");
@@ -180,7 +198,7 @@ TEST_F(Suites, TheComposeFilesClientServiceIsTheEnvironment) {
 
   auto suite = load_suite(root.string());
   ASSERT_TRUE(suite) << suite.error().message;
-  ASSERT_EQ(suite->size(), 4u);
+  ASSERT_EQ(suite->size(), 6u);
   const Task& sub = (*suite)[0];
   EXPECT_EQ(sub.load_error, "");
   EXPECT_EQ(sub.environment.dockerfile, "client/Dockerfile");
@@ -188,13 +206,34 @@ TEST_F(Suites, TheComposeFilesClientServiceIsTheEnvironment) {
   EXPECT_EQ(sub.environment.base_image, "ubuntu:24.04");
   ASSERT_EQ(sub.environment.copies.size(), 1u);
   EXPECT_EQ(sub.environment.copies[0].source, "client/setup.txt");
-  EXPECT_EQ((*suite)[1].load_error,
-            "docker-compose.yaml runs services besides the agent's (api, db): several containers "
-            "on one network are not supported yet");
+  const Environment& services = (*suite)[1].environment;
+  EXPECT_EQ((*suite)[1].load_error, "");
+  EXPECT_EQ(services.service_name, "client");
+  EXPECT_EQ(services.env, std::vector<std::string>{"API_URL=http://api:8000"});
+  ASSERT_EQ(services.services.size(), 2u);
+  const Environment::Service& db = services.services[0];
+  EXPECT_EQ(db.name, "db");  // first: api depends on it
+  EXPECT_EQ(db.image_name, "postgres:16");
+  EXPECT_EQ(db.env, std::vector<std::string>{"POSTGRES_PASSWORD=pw"});
+  EXPECT_EQ(db.healthcheck, (std::vector<std::string>{"CMD-SHELL", "pg_isready -U postgres"}));
+  EXPECT_EQ(db.health_interval, std::chrono::milliseconds(90000));
+  EXPECT_EQ(db.health_retries, 4);
+  EXPECT_TRUE(db.awaited);
+  const Environment::Service& api = services.services[1];
+  EXPECT_EQ(api.dockerfile, "api/Dockerfile");
+  EXPECT_EQ(api.context, "api");
+  EXPECT_TRUE(api.shell);
+  EXPECT_EQ(api.command, std::vector<std::string>{"uvicorn app:app --port 8000"});
+  EXPECT_FALSE(api.awaited);
   EXPECT_EQ((*suite)[2].load_error, "");
   EXPECT_EQ((*suite)[2].environment.dockerfile, "Dockerfile");
   EXPECT_EQ((*suite)[2].environment.context, "");
   EXPECT_NE((*suite)[3].load_error, "");  // a build context outside the task's folder
+  EXPECT_EQ((*suite)[4].load_error,
+            "docker-compose.yaml: service a: its depends_on go round in a cycle");
+  EXPECT_EQ((*suite)[5].load_error,
+            "docker-compose.yaml: service client: a fixed address (ipv4_address) on its network "
+            "cannot be given");
 }
 
 TEST_F(Suites, BrokenTasksAreNamedAndTheRestLoad) {

@@ -53,7 +53,7 @@ inline bool make_mini_root(const std::filesystem::path& root) {
       "  mkdir -p \"$R$(dirname \"$lib\")\"; cp -L \"$lib\" \"$R$lib\"\n"
       "done\n"
       "echo 'root:x:0:0:root:/root:/bin/sh' > \"$R/etc/passwd\"\n",
-      "'" + root.string() + "'");
+      {root.string()});
 }
 
 // The shape of a SWE-bench instance image on top of the mini root: git, Python (its standard
@@ -86,7 +86,7 @@ inline bool make_swe_root(const std::filesystem::path& root, const std::filesyst
       "EOF\n"
       "ln -s /bin/busybox \"$R/usr/bin/env\"\n"
       "cp -a \"$REPO\" \"$R/testbed\"\n",
-      "'" + root.string() + "' '" + repo.string() + "'");
+      {root.string(), repo.string()});
 }
 
 }  // namespace warren::testing

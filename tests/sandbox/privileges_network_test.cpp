@@ -131,5 +131,75 @@ TEST_F(ContainerSandbox, AnOutboundNetworkReachesOutButNotTheHostsLoopback) {
   EXPECT_EQ(second.stdout_data, "bound\n") << second.stderr_data;
 }
 
+// A private network, as a docker-compose project's: each member its own namespace and address,
+// so two serve on one port at once and reach each other's; the host's addresses and a sandbox
+// outside the network reach none of them, and no member reaches out.
+TEST_F(ContainerSandbox, PrivateNetworkMembersReachOneAnotherAndNothingElse) {
+  auto network = PrivateNetwork::create();
+  ASSERT_TRUE(network) << network.error().message;
+  auto a = (*network)->join();
+  auto b = (*network)->join();
+  ASSERT_TRUE(a) << a.error().message;
+  ASSERT_TRUE(b) << b.error().message;
+  EXPECT_EQ((*a)->address(), "10.89.0.2");
+  EXPECT_EQ((*b)->address(), "10.89.0.3");
+  // Each binds 8000 on every address, tells the other its name, and prints what it was told.
+  const std::string exchange =
+      "import socket, sys, time\n"
+      "s = socket.socket(); s.bind(('0.0.0.0', 8000)); s.listen()\n"
+      "time.sleep(0.5)\n"
+      "c = socket.create_connection((sys.argv[1], 8000), timeout=5); "
+      "c.sendall(sys.argv[2].encode())\n"
+      "c.close(); conn, _ = s.accept(); print(conn.recv(100).decode())\n";
+  auto member_run = [&](const std::shared_ptr<NetworkMember>& m, const std::string& peer,
+                        const std::string& name) {
+    Policy p = policy;
+    p.network = Network::Private;
+    p.member = m;
+    auto r = runtime.run(p, Command{{"python3", "-c", exchange, peer, name}, std::nullopt});
+    return r ? r->stdout_data + r->stderr_data : r.error().message;
+  };
+  std::string from_b;
+  std::thread other([&] { from_b = member_run(*a, (*b)->address(), "a"); });
+  const std::string from_a = member_run(*b, (*a)->address(), "b");
+  other.join();
+  EXPECT_EQ(from_b, "b\n");
+  EXPECT_EQ(from_a, "a\n");
+
+  // Outside the network: neither the host nor a sandbox of no network reaches a member's server
+  // (this host's default route may answer any address itself: what counts is that the member
+  // accepted nothing).
+  const std::string accept_one =
+      "import socket\ns = socket.socket(); s.bind(('0.0.0.0', 8000)); s.listen(); s.settimeout(3)\n"
+      "try:\n    s.accept(); print('accepted')\nexcept socket.timeout:\n    print('none')\n";
+  std::string served;
+  std::thread server([&] {
+    Policy p = policy;
+    p.network = Network::Private;
+    p.member = *a;
+    auto r = runtime.run(p, Command{{"python3", "-c", accept_one}, std::nullopt});
+    served = r ? r->stdout_data + r->stderr_data : r.error().message;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const std::string reach =
+      "bash -c 'echo hi > /dev/tcp/" + (*a)->address() + "/8000' 2>/dev/null; echo $?";
+  (void)std::system(("timeout 1 " + reach + " >/dev/null").c_str());
+  EXPECT_EQ(run_sh(reach).stdout_data, "1\n");
+  server.join();
+  EXPECT_EQ(served, "none\n");
+  auto [host_listener, host_port] = listen_on(htonl(INADDR_ANY));
+  const std::string host = host_address();
+  Policy inside = policy;
+  inside.network = Network::Private;
+  inside.member = *b;
+  auto out = runtime.run(inside, Command{{"bash", "-c",
+                                          "echo hi > /dev/tcp/" + host + "/" +
+                                              std::to_string(host_port) + " 2>/dev/null; echo $?"},
+                                         std::nullopt});
+  ASSERT_TRUE(out) << out.error().message;
+  EXPECT_EQ(out->stdout_data, "1\n");
+  close(host_listener);
+}
+
 }  // namespace
 }  // namespace warren::sandbox

@@ -58,7 +58,32 @@ struct Environment {
     std::vector<std::string> layers;
     std::string workdir;
     std::vector<std::string> env;
+    std::vector<std::string> entrypoint, cmd;  // what a container of it runs unless told
   } image;
+  // The other services of the task's docker-compose.yaml (a server, a database), each a sandbox
+  // of its own on the trial's private network, where every service's name resolves; started in
+  // depends_on order before the agent, and up until the tests have run.
+  struct Service {
+    std::string name;
+    std::string dockerfile, context;  // a build, relative to the task's folder; or
+    std::string image_name;           // an image run as it is (`image:`), pulled on first use
+    // What it runs: compose's `command` (exec form), or with `shell` set its one string run by
+    // sh -c; empty: the image's ENTRYPOINT and CMD.
+    std::vector<std::string> command;
+    bool shell = false;
+    std::vector<std::string> env;         // KEY=VALUE, over the image's
+    std::vector<std::string> depends_on;  // services to start first
+    // Its healthcheck: ["CMD", ARGS...] or ["CMD-SHELL", "COMMAND"]; empty for none. With
+    // `awaited` (a service or the agent depends on it with condition service_healthy), nothing
+    // after it starts until the check passes.
+    std::vector<std::string> healthcheck;
+    std::chrono::milliseconds health_interval{5000};
+    int health_retries = 3;
+    bool awaited = false;
+    Image image;  // once prepare_images has it
+  };
+  std::vector<Service> services;
+  std::string service_name;  // the agent's own service, as the others reach it
 };
 
 // Reads the Dockerfile `file` of the task folder `task_dir`, whose build context is `context`
@@ -109,9 +134,9 @@ struct Task {
   std::string load_error;
 };
 
-// A task directory, a folder of them (subdirectories holding task.yaml or task.toml), or a .json or
-// .jsonl file of SWE-bench style instances; sorted by name. An Error only when `path` itself cannot
-// be read or holds no task at all.
+// A task directory, a folder of them (subdirectories holding task.yaml or task.toml), or a .json
+// or .jsonl file of SWE-bench style instances; sorted by name. An Error only when `path` itself
+// cannot be read or holds no task at all.
 Result<std::vector<Task>> load_suite(const std::string& path);
 
 // ---------------------------------------------------------------------------------------------

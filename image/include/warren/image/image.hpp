@@ -37,6 +37,8 @@ struct Image {
   std::string workdir;           // the image's WORKDIR; "" when it sets none
   std::vector<std::string> env;  // its ENV, KEY=VALUE
   std::string user;              // its USER; "" for root
+  // Its ENTRYPOINT and CMD (exec form): what a container of it runs when told nothing else.
+  std::vector<std::string> entrypoint, cmd;
   // Built: its layers' sizes together (layers shared with other images, such as its base's,
   // are counted in each). Imported: the archive's size.
   std::uint64_t bytes = 0;

@@ -40,8 +40,50 @@ struct Mount {
 // Outbound: a namespace of its own whose traffic leaves through a user-mode NAT (slirp4netns, as
 // rootless containers use): the internet and the host's other addresses are reachable, the host's
 // loopback is not, and servers inside are reachable from inside only, so trials never collide on a
-// port. DNS at 10.0.2.3 (the sandbox's /etc/resolv.conf says so). Root only.
-enum class Network { None, Host, Outbound };
+// port. DNS at 10.0.2.3 (the sandbox's /etc/resolv.conf says so). Root only. Private: the
+// namespace of a PrivateNetwork's member (Policy::member), shared with no other sandbox's.
+enum class Network { None, Host, Outbound, Private };
+
+class PrivateNetwork;
+
+// One member of a PrivateNetwork: a network namespace with its loopback and eth0 up, eth0 holding
+// `address()` on the network's bridge. Keeps its network alive.
+class NetworkMember {
+ public:
+  ~NetworkMember();
+  NetworkMember(const NetworkMember&) = delete;
+  NetworkMember& operator=(const NetworkMember&) = delete;
+  const std::string& address() const { return address_; }
+  int netns() const { return netns_; }
+
+ private:
+  friend class PrivateNetwork;
+  NetworkMember(int netns, std::string address, std::shared_ptr<PrivateNetwork> network)
+      : netns_(netns), address_(std::move(address)), network_(std::move(network)) {}
+  int netns_;
+  std::string address_;
+  std::shared_ptr<PrivateNetwork> network_;
+};
+
+// A network of its own for several sandboxes, as a docker-compose project's: a bridge in a
+// network namespace that nothing else is in (no route out, nothing in from the host), each member
+// a namespace joined to it by a veth pair with an address of 10.89.0.0/24. Members reach one
+// another by address, on any port, and by name through the /etc/hosts lines their sandboxes are
+// given (Policy::hosts). Root only. Not thread-safe: join from one thread.
+class PrivateNetwork : public std::enable_shared_from_this<PrivateNetwork> {
+ public:
+  static Result<std::shared_ptr<PrivateNetwork>> create();
+  ~PrivateNetwork();
+  PrivateNetwork(const PrivateNetwork&) = delete;
+  PrivateNetwork& operator=(const PrivateNetwork&) = delete;
+  // A new member, with the next address (10.89.0.2 first).
+  Result<std::shared_ptr<NetworkMember>> join();
+
+ private:
+  explicit PrivateNetwork(int hub) : hub_(hub) {}
+  int hub_;  // the namespace that holds the bridge
+  int joined_ = 0;
+};
 
 // What the sandbox's commands may do as its root, inside its own user namespace (never over the
 // host's objects: files they do not own through the id range, the host's network, other
@@ -116,6 +158,12 @@ struct Policy {
   std::vector<std::string> env;  // KEY=VALUE, added to a minimal default environment
   std::string seccomp_policy;    // a JSON policy file; empty: configs' built-in default
   std::string hostname = "sandbox";
+  // Network::Private: the member whose namespace the sandbox runs in (several sandboxes may share
+  // one, as a docker-compose service's processes do).
+  std::shared_ptr<const NetworkMember> member;
+  // Lines added to the root's /etc/hosts, "ADDRESS NAME..." (a root of its own only: rootfs or
+  // root; the host-system view keeps the host's).
+  std::vector<std::string> hosts;
   // A directory written by Session::snapshot(): the sandbox's writable layer starts as that
   // snapshot's, and so does its /workspace unless `workspace` is set. Both are copy-on-write
   // overlays over the snapshot, which is never changed, so any number of sandboxes can start
