@@ -143,8 +143,8 @@ boost::asio::awaitable<Result<std::unique_ptr<Services>>> Services::async_start(
       co_return tl::unexpected(Error{"service " + s.name +
                                      ": neither its command nor its image "
                                      "says what it runs"});
-    std::string run = "cd " + shell_quote(workdir) +
-                      " && (" + line + ") > " + kServiceLog + " 2>&1 < /dev/null &";
+    std::string run = "cd " + shell_quote(workdir) + " && (" + line + ") > " + kServiceLog +
+                      " 2>&1 < /dev/null &";
     auto ran = co_await (*session)->async_exec(std::move(run));
     if (!ran || ran->exit_code != 0)
       co_return tl::unexpected(Error{"service " + s.name + ": starting it: " +
