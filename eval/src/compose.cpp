@@ -208,8 +208,16 @@ Compose read_compose(const TaskFolder& folder, const std::string& dir,
   const YAML::Node services = YAML::Load(*text)["services"];
   if (!services || !services.IsMap() || services.size() == 0)
     throw std::runtime_error(c.file + " names no services");
+  // The agent's service: Terminal-Bench's is the one whose container it names as the client's
+  // (home-server-https calls it `webserver`), else `agent_service`, else the only one.
   c.agent_service =
       services.size() == 1 ? services.begin()->first.as<std::string>() : agent_service;
+  for (const auto& service : services)
+    if (const YAML::Node name = service.second["container_name"];
+        name && name.IsScalar() &&
+        name.as<std::string>().find("T_BENCH_TASK_DOCKER_CLIENT_CONTAINER_NAME") !=
+            std::string::npos)
+      c.agent_service = service.first.as<std::string>();
   const YAML::Node agent = services[c.agent_service];
   if (!agent)
     throw std::runtime_error(c.file + " has no " + agent_service +

@@ -165,6 +165,18 @@ Error build_error(const BuildRequest& request, const std::string& dockerfile,
   return Error{request.label + ": the image build failed (" + flat + "). Log: " + log.string()};
 }
 
+// A name as Docker reads it (a Dockerfile's, a compose file's): one whose first part names no
+// registry (no "." or ":" in it, not localhost) is Docker Hub's, and one of a single part is in
+// its library/ (postgres:15 is docker.io/library/postgres:15). buildah, with no
+// unqualified-search registries configured, would refuse such a short name.
+std::string docker_reference(const std::string& name) {
+  const std::size_t slash = name.find('/');
+  const std::string first = slash == std::string::npos ? "" : name.substr(0, slash);
+  if (!first.empty() && (first.find_first_of(".:") != std::string::npos || first == "localhost"))
+    return name;
+  return slash == std::string::npos ? "docker.io/library/" + name : "docker.io/" + name;
+}
+
 // Forgets every remembered build failure: after an import (a base that could not be pulled may
 // be here now) and a prune.
 void forget_failures(const fs::path& store) {
@@ -389,26 +401,29 @@ Result<Image> Store::pull(const std::string& name, const Progress& progress) con
   const fs::path store = dir_, record = store / "bases" / base_record(name);
   // One pull of a name at a time: every trial of a SWE-bench instance asks for its image at once.
   KeyLock lock(store / "locks" / ("pull-" + record.stem().string()));
+  // Imported under this name, or pulled before.
+  const std::string remote = docker_reference(name);
   auto id = detail::image_id(buildah, name);
+  if (!id && remote != name) id = detail::image_id(buildah, remote);
   if (!id) {
     if (buildah.version().empty())
       return tl::unexpected(Error{"buildah cannot be run: scripts/setup.sh installs it"});
-    if (progress) progress("pulling " + name);
+    if (progress) progress("pulling " + remote);
     const auto started = std::chrono::steady_clock::now();
-    auto pulled = buildah.run({"pull", "--quiet", name});
+    auto pulled = buildah.run({"pull", "--quiet", remote});
     if (!pulled) return tl::unexpected(pulled.error());
     if (pulled->status != 0)
-      return tl::unexpected(Error{"the image " + name + " cannot be pulled here (" +
+      return tl::unexpected(Error{"the image " + remote + " cannot be pulled here (" +
                                   detail::last_lines(pulled->err + pulled->out, 1) +
                                   "); `warren image import " + name + " DIR|TAR` stands one in"});
     if (progress) {
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       char line[512];
-      std::snprintf(line, sizeof line, "pulled %s in %.1f s", name.c_str(), seconds);
+      std::snprintf(line, sizeof line, "pulled %s in %.1f s", remote.c_str(), seconds);
       progress(line);
     }
-    id = detail::image_id(buildah, name);
+    id = detail::image_id(buildah, remote);
     if (!id) return tl::unexpected(id.error());
   }
   Image image;
@@ -419,7 +434,7 @@ Result<Image> Store::pull(const std::string& name, const Progress& progress) con
   if (!layers) return tl::unexpected(Error{name + ": " + layers.error().message});
   image.layers = std::move(layers->folders);
   image.bytes = layers->bytes;
-  if (auto read = detail::read_config(buildah, name, image); !read)
+  if (auto read = detail::read_config(buildah, image.id, image); !read)
     return tl::unexpected(read.error());
   // Recorded once, so that `list` shows it and `prune --bases` removes it; an imported image of
   // the same name keeps its own record.
