@@ -98,7 +98,7 @@ class SweCli : public ::testing::Test {
 };
 
 TEST_F(SweCli, AnInstanceRunsOnItsImagePulledByItsOfficialName) {
-  LoopbackRegistry registry(state / "registry", "docker.io/swebench");
+  LoopbackRegistry registry(state / "registry", "docker.io");
   conf = registry.registries_conf();
   const Instance made = make_repo(state / "repo");
   ASSERT_FALSE(made.base.empty());
@@ -157,6 +157,20 @@ TEST_F(SweCli, AnInstanceRunsOnItsImagePulledByItsOfficialName) {
   EXPECT_EQ(all[0]["source"],
             "docker://docker.io/swebench/sweb.eval.x86_64.django_1776_django-90001:latest");
   EXPECT_EQ(all[0]["workdir"], "/testbed");
+
+  // A short name is Docker Hub's, as Docker reads it: swe-short:1 is
+  // docker.io/library/swe-short:1, here from the mirror; once pulled it is found by either name.
+  const std::string short_push = "CONTAINERS_REGISTRIES_CONF=" + conf + " buildah --root " +
+                                 (state / "publisher" / "storage").string() + " --runroot " +
+                                 (state / "publisher" / "run").string() +
+                                 " --storage-driver overlay push --quiet local/swe:1 docker://" +
+                                 registry.address() + "/library/swe-short:1 >/dev/null";
+  ASSERT_EQ(system(short_push.c_str()), 0) << short_push;
+  auto short_pull = warren_in("images", "image pull swe-short:1");
+  EXPECT_EQ(short_pull.status, 0) << short_pull.err;
+  EXPECT_NE(short_pull.err.find("pulling docker.io/library/swe-short:1"), std::string::npos)
+      << short_pull.err;
+  EXPECT_TRUE(short_pull.out.starts_with("swe-short:1 ")) << short_pull.out;
 
   // Once the registry is gone, an instance whose image is not here is not run, and says why.
   registry.stop();

@@ -1,8 +1,8 @@
 // A real registry on loopback (Debian's docker-registry), as a registry the operator's machine
 // can reach: tests publish images to it and pull them from it. It speaks plain HTTP, so it is
 // listed as insecure in a registries.conf (containers-registries.conf(5)), the way an operator
-// names a private registry; `mirror` maps a namespace of another registry onto it, as a mirror
-// would (docker.io/swebench for SWE-bench's instance images).
+// names a private registry; `mirror` maps another registry, or a namespace of one, onto it as a
+// mirror would (docker.io: Docker Hub's names, short ones included, come from here).
 #pragma once
 
 #include <arpa/inet.h>
@@ -23,7 +23,8 @@ namespace warren::testing {
 
 class LoopbackRegistry {
  public:
-  // `mirror`: "docker.io/NAMESPACE", served from this registry's NAMESPACE; "" for none.
+  // `mirror`: "docker.io" or "docker.io/NAMESPACE", served from this registry (its NAMESPACE);
+  // "" for none.
   explicit LoopbackRegistry(const std::filesystem::path& dir, const std::string& mirror = "") {
     const int port = free_port();
     address_ = "127.0.0.1:" + std::to_string(port);
@@ -35,7 +36,8 @@ class LoopbackRegistry {
     conf << "[[registry]]\nlocation = \"" << address_ << "\"\ninsecure = true\n";
     if (!mirror.empty())
       conf << "\n[[registry]]\nprefix = \"" << mirror << "\"\nlocation = \"" << address_
-           << mirror.substr(mirror.find('/')) << "\"\ninsecure = true\n";
+           << (mirror.find('/') == std::string::npos ? "" : mirror.substr(mirror.find('/')))
+           << "\"\ninsecure = true\n";
     conf_ = (dir / "registries.conf").string();
     const std::string config = (dir / "config.yml").string(), log = (dir / "log").string();
     pid_ = fork();
