@@ -1,6 +1,7 @@
 // How a task's tests run and what they report (test_run.hpp).
 #include "test_run.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -23,14 +24,14 @@ struct SessionFile {
 };
 
 // The trial's copy of the tests (make_tests), as files to write at /tests, and the folders to make.
-std::vector<SessionFile> test_files(const fs::path& tests, std::string& folders) {
+std::vector<SessionFile> test_files(const fs::path& tests, std::vector<std::string>& folders) {
   std::vector<SessionFile> files;
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(tests, ec); !ec && it != fs::end(it);
        it.increment(ec)) {
     const std::string inside = "/tests/" + fs::relative(it->path(), tests).string();
     if (it->is_directory(ec)) {
-      folders += " " + orchestrator::shell_quote(inside);
+      folders.push_back(inside);
     } else if (it->is_regular_file(ec) && !it->is_symlink(ec)) {
       std::ifstream in(it->path(), std::ios::binary);
       const auto perms = it->status(ec).permissions();
@@ -150,18 +151,32 @@ boost::asio::awaitable<std::optional<Grading>> run_tests_in_session(
   if (!session.alive()) co_return std::nullopt;
   Grading graded;
   const bool offline = stand_ins;
-  std::string folders = " /logs/verifier /logs/agent /logs/artifacts /logs/warren ";
-  if (offline) folders += kOfflineBin;
+  std::vector<std::string> folders = {"/tests", "/logs/verifier", "/logs/agent", "/logs/artifacts",
+                                      "/logs/warren"};
+  if (offline) folders.push_back(kOfflineBin);
   std::vector<SessionFile> files = test_files(tests, folders);
-  std::string setup = "rm -rf /tests /logs/verifier /logs/warren " + std::string(kOfflineBin) +
-                      " && mkdir -p /tests" + folders;
   if (offline) {  // a copy under each name: the script goes by the name it is run as
     for (const char* name : {"warren-offline", "uv", "uvx", "pip", "pip3", "curl"})
       files.push_back({std::string(kOfflineBin) + "/" + name, kOfflineTools, true});
     files.push_back({std::string(kOfflineBin) + "/warren_ctrf.py", kOfflineCtrfPlugin, false});
   }
-  auto made = co_await session.async_exec(std::move(setup));
-  if (!made || made->exit_code != 0) co_return std::nullopt;
+  // What the agent left where the tests and their results go is removed first, by a command in
+  // the sandbox (what it is, links included, is the sandbox's business). Most agents leave nothing
+  // there, and then no command is run: the folders are made through the file API.
+  const std::vector<std::string> cleared = {"/tests", "/logs/verifier", "/logs/warren",
+                                            kOfflineBin};
+  if (std::any_of(cleared.begin(), cleared.end(),
+                  [&](const std::string& path) { return session.stat(path).has_value(); })) {
+    std::string setup = "rm -rf";
+    for (const std::string& path : cleared) setup += " " + path;
+    auto removed = co_await session.async_exec(std::move(setup));
+    if (!removed || removed->exit_code != 0) co_return std::nullopt;
+  }
+  for (const std::string& folder : folders)
+    if (auto made = session.make_directories(folder); !made) {
+      graded.problem = "putting the tests in: " + made.error().message;
+      co_return graded;
+    }
   for (const SessionFile& f : files)
     if (auto written = session.write_file(f.path, f.data, f.executable ? 0755 : 0644); !written) {
       graded.problem = "putting the tests in: " + written.error().message;

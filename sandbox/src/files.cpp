@@ -204,6 +204,39 @@ Result<std::vector<FileInfo>> Session::list(const std::string& path) {
   return entries;
 }
 
+Result<void> Session::make_directories(const std::string& path) {
+  if (state_->root_fd < 0) return tl::unexpected(Error{"the session has no root"});
+  AsSandboxRoot identity(state_->sandbox->host_ids);
+  if (!identity.ok()) return tl::unexpected(Error{"the file API could not set its identity"});
+  const std::string inside = path.starts_with('/') ? path : state_->workdir + "/" + path;
+  // Component by component: each parent is opened inside the root (so a link planted on the way
+  // resolves inside it too), and the next name is made in that very folder, which mkdirat never
+  // follows a link to make.
+  std::string made;
+  for (std::size_t at = 1; at <= inside.size();) {
+    const std::size_t end = std::min(inside.find('/', at), inside.size());
+    const std::string name = inside.substr(at, end - at);
+    at = end + 1;
+    if (name.empty() || name == ".") continue;
+    const std::string parent = made.empty() ? "/" : made;
+    made += "/" + name;
+    Fd folder{open_in_root(state_->root_fd, "/", made, O_PATH | O_DIRECTORY)};
+    if (folder.fd >= 0) continue;
+    if (errno != ENOENT) return file_error("make", made, errno);
+    Fd above{open_in_root(state_->root_fd, "/", parent, O_PATH | O_DIRECTORY)};
+    if (above.fd < 0) return file_error("make", parent, errno);
+    if (mkdirat(above.fd, name.c_str(), 0755) != 0) {
+      if (errno == EEXIST) continue;  // made meanwhile, by the sandbox
+      return file_error("make", made, errno);
+    }
+    // 0755 whatever this process's umask: set through the folder itself, opened without
+    // following a link (one swapped in meanwhile is refused, never followed).
+    Fd made_folder{openat(above.fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)};
+    if (made_folder.fd >= 0) fchmod(made_folder.fd, 0755);
+  }
+  return {};
+}
+
 Result<FileInfo> Session::stat(const std::string& path) {
   if (state_->root_fd < 0) return tl::unexpected(Error{"the session has no root"});
   AsSandboxRoot identity(state_->sandbox->host_ids);

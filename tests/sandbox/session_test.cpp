@@ -125,5 +125,23 @@ TEST_F(SessionTest, PlantedSymlinksCannotReachHostFiles) {
   fs::remove(secret);
 }
 
+// Folders made through the file API are the sandbox root's, 0755, made inside the root: a link
+// planted on the way resolves inside it, and nothing is made on the host.
+TEST_F(SessionTest, FoldersAreMadeInsideTheSandbox) {
+  ASSERT_TRUE(session->make_directories("/tmp/a/b/c").has_value());
+  EXPECT_EQ(exec("stat -c '%u %a' /tmp/a /tmp/a/b/c").stdout_data, "0 755\n0 755\n");
+  ASSERT_TRUE(session->make_directories("/tmp/a/b/c").has_value());  // already there: kept
+  const std::string name = "warren_made_" + std::to_string(getpid());
+  exec("ln -s /root /tmp/rootdir; ln -s ../../../../.. /tmp/up; echo x > /tmp/file");
+  (void)session->make_directories("/tmp/rootdir/" + name);
+  (void)session->make_directories("/tmp/up/tmp/" + name);
+  EXPECT_FALSE(fs::exists("/root/" + name)) << "a folder was made on the host";
+  EXPECT_FALSE(fs::exists("/tmp/" + name)) << "a folder was made on the host";
+  EXPECT_EQ(exec("[ -d /tmp/" + name + " ] && echo inside").stdout_data, "inside\n");
+  const auto through_file = session->make_directories("/tmp/file/below");
+  ASSERT_FALSE(through_file.has_value());
+  EXPECT_EQ(through_file.error().message, "make /tmp/file: Not a directory");
+}
+
 }  // namespace
 }  // namespace warren::sandbox

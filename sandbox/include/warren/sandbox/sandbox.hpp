@@ -365,6 +365,9 @@ class Session {
   // keeps its own.
   Result<void> write_file(const std::string& path, std::string_view data, unsigned mode = 0644);
   Result<std::vector<FileInfo>> list(const std::string& path);
+  // `path` and its missing parents made as the sandbox's root would make them (mode 0755);
+  // folders already there, or links to folders inside the root, are kept.
+  Result<void> make_directories(const std::string& path);
   Result<FileInfo> stat(const std::string& path);
 
   // Copies what the session's commands changed (its writable layer: everything outside the
