@@ -19,21 +19,6 @@ std::string trimmed(std::string text) {
   return text;
 }
 
-// `name` on PATH, or "".
-std::string on_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  for (std::size_t at = 0; at <= dirs.size();) {
-    const std::size_t end = std::min(dirs.find(':', at), dirs.size());
-    const fs::path candidate = fs::path(dirs.substr(at, end - at)) / name;
-    if (access(candidate.c_str(), X_OK) == 0) return candidate.string();
-    at = end + 1;
-  }
-  for (const char* dir : {"/usr/sbin", "/sbin"})
-    if (access((fs::path(dir) / name).c_str(), X_OK) == 0) return (fs::path(dir) / name).string();
-  return "";
-}
-
 }  // namespace
 
 Buildah::Buildah(const std::string& store_dir)

@@ -1,12 +1,15 @@
 #include "tool.hpp"
 
 #include <fcntl.h>
-#include <spawn.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 extern char** environ;
@@ -29,7 +32,26 @@ std::string read_from_start(int fd) {
 
 }  // namespace
 
+std::string on_path(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  const std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  for (std::size_t at = 0; at <= dirs.size();) {
+    const std::size_t end = std::min(dirs.find(':', at), dirs.size());
+    const std::string candidate = dirs.substr(at, end - at) + "/" + name;
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+    at = end + 1;
+  }
+  for (const char* dir : {"/usr/sbin/", "/sbin/"})
+    if (access((dir + name).c_str(), X_OK) == 0) return dir + name;
+  return "";
+}
+
 Result<ToolRun> run_tool(const std::vector<std::string>& argv, int log_fd) {
+  const std::string program = on_path(argv[0]);
+  if (program.empty())
+    return tl::unexpected(Error{argv[0] + " cannot be started (not found on PATH): "
+                                          "scripts/setup.sh installs it"});
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -37,14 +59,21 @@ Result<ToolRun> run_tool(const std::vector<std::string>& argv, int log_fd) {
   const int out = log_fd >= 0 ? -1 : memfd_create("tool-stdout", MFD_CLOEXEC);
   const int err = log_fd >= 0 ? -1 : memfd_create("tool-stderr", MFD_CLOEXEC);
   const int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (null >= 0) posix_spawn_file_actions_adddup2(&actions, null, 0);
-  posix_spawn_file_actions_adddup2(&actions, log_fd >= 0 ? log_fd : out, 1);
-  posix_spawn_file_actions_adddup2(&actions, log_fd >= 0 ? log_fd : err, 2);
-  pid_t pid = -1;
-  const int spawned = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
+  const pid_t parent = getpid();
+  // fork, not posix_spawn: the child asks for SIGTERM when the thread that started it dies, so a
+  // build does not outlive a Warren that was killed (the thread waits for the tool, so it dies
+  // only with the process). Only async-signal-safe calls between fork and exec.
+  const pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(127);  // the parent died before the request counted
+    if (null >= 0) dup2(null, 0);
+    dup2(log_fd >= 0 ? log_fd : out, 1);
+    dup2(log_fd >= 0 ? log_fd : err, 2);
+    execve(program.c_str(), args.data(), environ);
+    _exit(127);
+  }
+  const int spawned = pid < 0 ? errno : 0;
   if (null >= 0) close(null);
   ToolRun run;
   if (spawned == 0) {

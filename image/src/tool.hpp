@@ -14,8 +14,12 @@ struct ToolRun {
   std::string err;  // standard error, unless it went to the log
 };
 
-// Runs `argv` (found on PATH) and waits for it. With `log_fd` >= 0 both its outputs are appended
-// there; otherwise they are captured. An Error only when the program cannot be started.
+// `name`'s path on PATH (then /usr/sbin, /sbin); "" when it is nowhere. A path is kept.
+std::string on_path(const std::string& name);
+
+// Runs `argv` (found on PATH) and waits for it; it is sent SIGTERM if this process dies first. With
+// `log_fd` >= 0 both its outputs are appended there; otherwise they are captured. An Error only
+// when the program cannot be started.
 Result<ToolRun> run_tool(const std::vector<std::string>& argv, int log_fd = -1);
 
 // The last `lines` lines of `text`, for an error message.

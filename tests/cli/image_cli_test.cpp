@@ -6,8 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -246,6 +248,38 @@ TEST_F(ImageCli, ComposeServicesRunBesideTheAgentOnAPrivateNetwork) {
   EXPECT_EQ(Json::parse(not_run.out)["tasks"][0]["load_error"],
             "environment/docker-compose.yaml: service db: extra_hosts cannot be honoured")
       << not_run.out;
+}
+
+// A `warren eval` killed while it builds leaves no build running: buildah is sent SIGTERM when
+// Warren dies, and takes its RUN step's container down with it.
+TEST_F(ImageCli, AKilledEvalLeavesNoBuildBehind) {
+  ASSERT_TRUE(make_mini_root(state / "mini"));
+  ASSERT_EQ(image("import local/mini:1 " + (state / "mini").string()).status, 0);
+  // The RUN step's process, as /proc/PID/cmdline has it: "sleep\0SECONDS", unique enough.
+  const std::string seconds = std::to_string(400 + getpid() % 97);
+  const std::string marker = std::string("sleep") + '\0' + seconds;
+  const fs::path task = harbor_task("slow-build");
+  write(task / "environment" / "Dockerfile", "FROM local/mini:1\nRUN sleep " + seconds + "\n");
+  const fs::path pid_file = state / "eval.pid";
+  const std::string start = "WARREN_IMAGES=" + images + " " + WARREN_BINARY + " eval " +
+                            task.string() + " --agent oracle --db " + (state / "w.db").string() +
+                            " >/dev/null 2>&1 & echo $! > " + pid_file.string();
+  ASSERT_EQ(std::system(start.c_str()), 0);
+  bool building = false;
+  for (int i = 0; i < 600 && !building; ++i) {
+    building = !sandbox::processes_on_host(marker).empty();
+    if (!building) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(building) << "the build's RUN step never started";
+  const pid_t eval = std::stoi(slurp(pid_file.string()));
+  ASSERT_EQ(kill(eval, SIGKILL), 0);
+  bool gone = false;
+  for (int i = 0; i < 200 && !gone; ++i) {
+    gone = sandbox::processes_on_host(marker).empty() &&
+           sandbox::processes_on_host(images + "/storage").empty();
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(gone) << "a build outlived the eval that started it";
 }
 
 TEST_F(ImageCli, BadInputIsOneLine) {
