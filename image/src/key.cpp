@@ -21,7 +21,7 @@ namespace {
 
 // Bumped when what goes into a key, or how an image is unpacked, changes: older entries are then
 // simply never found again (`warren image prune` removes them).
-constexpr const char* kKeyVersion = "warren-image-2\n";
+constexpr const char* kKeyVersion = "warren-image-3\n";
 
 class Hasher {
  public:
@@ -106,13 +106,15 @@ Result<void> hash_folder(int dir, const std::string& relative, Hasher& hash, int
 
 }  // namespace
 
-Result<std::string> context_key(const std::string& context, const std::string& dockerfile) {
+Result<std::string> context_key(const std::string& context, const std::string& dockerfile,
+                                const std::vector<std::string>& bases) {
   const int top = open(context.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (top < 0)
     return tl::unexpected(
         Error{"the build context " + context + " cannot be opened: " + std::strerror(errno)});
   Hasher hash;
   hash.add(kKeyVersion);
+  for (const std::string& base : bases) hash.add(base + "\n");
   hash.add(dockerfile);
   if (auto hashed = hash_folder(top, "", hash, 0); !hashed) return tl::unexpected(hashed.error());
   return hash.hex();

@@ -219,7 +219,19 @@ Result<Store> Store::open(std::string dir) {
 }
 
 Result<std::string> Store::key_of(const BuildRequest& request) const {
-  return detail::context_key(request.context, request.dockerfile);
+  // The bases the Dockerfile names, by the ids they have here: a base imported or pulled anew is
+  // a new key, as Docker's build cache is keyed by the parent image. A base not here yet counts as
+  // such; build() pulls it before it keys the build.
+  const Buildah buildah(dir_);
+  std::vector<std::string> bases;
+  for (const std::string& base :
+       base_images(read_text(fs::path(request.context) / request.dockerfile))) {
+    auto id = detail::image_id(buildah, base);
+    if (!id && docker_reference(base) != base)
+      id = detail::image_id(buildah, docker_reference(base));
+    bases.push_back(base + " " + (id ? *id : "-"));
+  }
+  return detail::context_key(request.context, request.dockerfile, bases);
 }
 
 // The image a record describes, with its layers as the builder's storage has them now; nothing
@@ -245,7 +257,7 @@ std::optional<Image> Store::cached(const std::string& key) const {
 Result<Image> Store::build(const BuildRequest& request, const Progress& progress) const {
   auto key = key_of(request);
   if (!key) return tl::unexpected(Error{request.label + ": " + key.error().message});
-  const fs::path store = dir_, record = store / "images" / (*key + ".json");
+  const fs::path store = dir_;
   if (auto image = cached(*key)) return *image;
   KeyLock lock(store / "locks" / *key);
   if (auto image = cached(*key)) return *image;  // built while this one waited
@@ -306,7 +318,11 @@ Result<Image> Store::build(const BuildRequest& request, const Progress& progress
   if (auto read = detail::read_config(buildah, image.name, image); !read)
     return tl::unexpected(read.error());
   image.created = now_seconds();
-  if (auto written = write_record(record, image); !written) return tl::unexpected(written.error());
+  // A base the build pulled is here now: the record goes under the key that names its id, the
+  // one every later lookup computes.
+  if (auto settled = key_of(request); settled && *settled != *key) image.key = *settled;
+  if (auto written = write_record(store / "images" / (image.key + ".json"), image); !written)
+    return tl::unexpected(written.error());
   std::error_code ec;
   fs::remove(failure, ec);
   if (progress) {

@@ -23,8 +23,10 @@
 
 namespace warren::image::detail {
 
-// The hex SHA-256 of what a build of `dockerfile` (relative to `context`) depends on.
-Result<std::string> context_key(const std::string& context, const std::string& dockerfile);
+// The hex SHA-256 of what a build of `dockerfile` (relative to `context`) depends on: the
+// context's content, and `bases` (each base image's name and id).
+Result<std::string> context_key(const std::string& context, const std::string& dockerfile,
+                                const std::vector<std::string>& bases);
 
 // buildah, pointed at one store's storage.
 class Buildah {

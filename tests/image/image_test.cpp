@@ -187,6 +187,25 @@ TEST_F(ImageStore, ABuildIsCachedAndItsLayersAreASandboxsRoot) {
   EXPECT_TRUE(store->list()->empty());
 }
 
+// The key holds the base image's id, as Docker's build cache holds the parent's: a base imported
+// again under the same name makes the next build a new image on it, never the stale one.
+TEST_F(ImageStore, ABaseImportedAgainMakesANewImage) {
+  import_base();
+  const fs::path context = top / "on-base";
+  write(context / "Dockerfile", "FROM local/mini:1\nRUN echo built > /built\n");
+  auto first = store->build({context.string(), "Dockerfile", "on-base"});
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_TRUE(in_image(*first, "marker").empty());
+  EXPECT_EQ(store->key_of({context.string(), "Dockerfile", "on-base"}).value_or(""), first->key);
+  write(top / "mini" / "marker", "second base\n");
+  ASSERT_TRUE(store->import("local/mini:1", (top / "mini").string()));
+  auto second = store->build({context.string(), "Dockerfile", "on-base"});
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_NE(second->key, first->key);
+  EXPECT_EQ(read(in_image(*second, "marker")), "second base\n");
+  EXPECT_EQ(read(in_image(*second, "built")), "built\n");
+}
+
 TEST_F(ImageStore, AFailedBuildSaysWhyAndWhereItsLogIs) {
   import_base();
   const fs::path context = top / "broken";
