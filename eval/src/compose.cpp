@@ -59,8 +59,9 @@ std::chrono::milliseconds duration_of(const std::string& text, const std::string
     const auto scale = kMs.find(unit);
     if (number.empty() || scale == kMs.end())
       refuse(file, service, "'" + text + "' is not a duration");
-    total +=
-        std::chrono::milliseconds(static_cast<std::int64_t>(std::stod(number) * scale->second));
+    const double ms = std::stod(number) * scale->second;
+    if (!(ms < 1e12)) refuse(file, service, "'" + text + "' is longer than any trial");
+    total += std::chrono::milliseconds(static_cast<std::int64_t>(ms));
     at = unit_end;
   }
   return total;
@@ -76,8 +77,21 @@ std::vector<std::string> environment_of(const YAML::Node& node) {
                     (kv.second.IsNull() ? "" : kv.second.as<std::string>()));
   else
     env = strings_of(node);
-  std::erase_if(env, [](const std::string& kv) { return kv.find("${") != std::string::npos; });
+  // An entry without a value takes the host's in Compose: nothing of the host's goes in here.
+  std::erase_if(env, [](const std::string& kv) {
+    return kv.find("${") != std::string::npos || kv.find('=') == std::string::npos;
+  });
   return env;
+}
+
+// A name a service goes by (its key, hostname, container name, aliases): it becomes a folder's
+// name on the host and a line of /etc/hosts, so only what a DNS label allows, and Compose's '_'.
+bool valid_name(const std::string& name) {
+  if (name.empty() || name.size() > 63 || !std::isalnum(static_cast<unsigned char>(name[0])))
+    return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+  });
 }
 
 // A build's Dockerfile and context, relative to the task's folder: `build` is relative to the
@@ -107,18 +121,42 @@ void refuse_network_settings(const YAML::Node& service, const std::string& file,
     if (service[key]) refuse(file, name, std::string(key) + " cannot be honoured");
 }
 
+// The other names a service answers to on the network: its hostname, its container's name
+// (unless Terminal-Bench's ${...}), its aliases on its networks.
+std::vector<std::string> aliases_of(const YAML::Node& node, const std::string& file,
+                                    const std::string& name) {
+  std::vector<std::string> aliases;
+  for (const char* key : {"hostname", "container_name"})
+    if (node[key] && node[key].IsScalar()) aliases.push_back(node[key].as<std::string>());
+  if (const YAML::Node networks = node["networks"]; networks && networks.IsMap())
+    for (const auto& network : networks)
+      if (network.second.IsMap() && network.second["aliases"])
+        for (const std::string& alias : strings_of(network.second["aliases"]))
+          aliases.push_back(alias);
+  std::erase_if(aliases, [](const std::string& a) { return a.find("${") != std::string::npos; });
+  for (const std::string& alias : aliases)
+    if (!valid_name(alias)) refuse(file, name, "'" + alias + "' is not a name it can go by");
+  return aliases;
+}
+
 // `healthy` collects the services it waits for until their healthcheck passes.
 Environment::Service service_of(const std::string& name, const YAML::Node& node,
-                                const std::string& file, const std::string& dir,
-                                std::set<std::string>& healthy) {
+                                const TaskFolder& folder, const std::string& file,
+                                const std::string& dir, std::set<std::string>& healthy) {
   Environment::Service s;
   s.name = name;
+  s.aliases = aliases_of(node, file, name);
   for (const auto& kv : node) {
     const std::string key = kv.first.as<std::string>();
     const YAML::Node value = kv.second;
     if (kLeftAside.contains(key) || key == "networks" || key == "hostname") continue;
     if (key == "build") {
       std::tie(s.dockerfile, s.context) = build_of(value, dir);
+      // The task is data: a service is built from beneath its folder, as the agent's image is.
+      if (!plainly_beneath(s.dockerfile) || (!s.context.empty() && !plainly_beneath(s.context)) ||
+          folder.entry(s.dockerfile) != TaskEntry::File)
+        refuse(file, name,
+               "its build (" + s.dockerfile + ") is not a Dockerfile beneath the task's folder");
     } else if (key == "image") {
       s.image_name = value.as<std::string>();
     } else if (key == "command") {
@@ -151,6 +189,8 @@ Environment::Service service_of(const std::string& name, const YAML::Node& node,
       if (value["interval"])
         s.health_interval = duration_of(value["interval"].as<std::string>(), file, name);
       if (value["retries"]) s.health_retries = value["retries"].as<int>();
+      if (value["start_period"])
+        s.health_start_period = duration_of(value["start_period"].as<std::string>(), file, name);
     } else if (key == "volumes") {
       // An anonymous volume (a path alone) is a writable folder, which the service's own layer
       // is; a host folder or a volume shared by name is not given.
@@ -222,7 +262,11 @@ Compose read_compose(const TaskFolder& folder, const std::string& dir,
   if (!agent)
     throw std::runtime_error(c.file + " has no " + agent_service +
                              " service, the one the agent runs in");
+  if (!valid_name(c.agent_service))
+    refuse(c.file, c.agent_service, "not a name a service can have");
   refuse_network_settings(agent, c.file, c.agent_service);
+  for (const char* key : {"privileged", "cap_add", "devices", "pid", "ipc", "user", "entrypoint"})
+    if (agent[key]) refuse(c.file, c.agent_service, std::string(key) + " cannot be honoured");
   std::tie(c.dockerfile, c.context) =
       build_of(agent["build"] ? agent["build"] : YAML::Node("."), dir);
   if (agent["environment"]) c.agent_env = environment_of(agent["environment"]);
@@ -238,7 +282,8 @@ Compose read_compose(const TaskFolder& folder, const std::string& dir,
     const std::string name = service.first.as<std::string>();
     if (name == c.agent_service) continue;
     refuse_network_settings(service.second, c.file, name);
-    others.push_back(service_of(name, service.second, c.file, dir, healthy));
+    if (!valid_name(name)) refuse(c.file, name, "not a name a service can have");
+    others.push_back(service_of(name, service.second, folder, c.file, dir, healthy));
   }
   for (Environment::Service& s : others) s.awaited = healthy.contains(s.name);
   c.services = in_start_order(std::move(others), c.agent_service, c.file);

@@ -66,15 +66,20 @@ std::string tail_of(std::string text, std::size_t bytes = 400) {
   return text;
 }
 
-// Runs the healthcheck until it passes: a first check soon after the start, then one each
-// interval, `retries` failures after the first allowed, as Compose marks a service unhealthy.
+// Runs the healthcheck until it passes, within the time Compose gives a service before it marks
+// it unhealthy (its start period, then `retries` failed checks an interval apart), but checking
+// as often as each second: a service that is up is used at once.
 boost::asio::awaitable<Result<void>> await_healthy(const Environment::Service& s,
                                                    sandbox::Session& session) {
+  using std::chrono::milliseconds;
   boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
+  const auto deadline = std::chrono::steady_clock::now() + s.health_start_period +
+                        s.health_interval * (std::max(s.health_retries, 1) + 1);
+  const milliseconds poll = std::min(s.health_interval, milliseconds(1000));
   std::string last;
-  for (int check = 0; check <= std::max(s.health_retries, 1); ++check) {
-    timer.expires_after(check == 0 ? std::min(s.health_interval, std::chrono::milliseconds(500))
-                                   : s.health_interval);
+  for (bool first = true; first || std::chrono::steady_clock::now() + poll < deadline;
+       first = false) {
+    timer.expires_after(first ? std::min(poll, milliseconds(500)) : poll);
     co_await timer.async_wait(boost::asio::use_awaitable);
     std::string command = health_command(s.healthcheck);  // named: see sandbox.hpp on GCC 12
     auto ran = co_await session.async_exec(std::move(command), std::chrono::seconds(30));
@@ -107,14 +112,20 @@ boost::asio::awaitable<Result<std::unique_ptr<Services>>> Services::async_start(
     auto member = started->network_->join();
     if (!member)
       co_return tl::unexpected(Error{"the services' network: " + member.error().message});
-    const std::string& name = i < e.services.size() ? e.services[i].name : e.service_name;
-    hosts.push_back((*member)->address() + "\t" + name);
+    std::string line = (*member)->address() + "\t";
+    line += i < e.services.size() ? e.services[i].name : e.service_name;
+    if (i < e.services.size())
+      for (const std::string& alias : e.services[i].aliases) line += " " + alias;
+    hosts.push_back(std::move(line));
     members.push_back(*member);
   }
   std::error_code ec;
   fs::create_directories(trial_dir / "services", ec);
   for (std::size_t i = 0; i < e.services.size(); ++i) {
     const Environment::Service& s = e.services[i];
+    // compose.cpp lets no other name through: the name is a folder of the trial's.
+    if (s.name.empty() || s.name.find('/') != std::string::npos || s.name.starts_with('.'))
+      co_return tl::unexpected(Error{"'" + s.name + "' is not a name a service can have"});
     const fs::path root = trial_dir / "services" / s.name;
     if (auto made =
             sandbox::overlay_workspace(s.image.layers, {}, root.string(), agent.host_ids, bounded);

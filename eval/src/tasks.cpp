@@ -189,7 +189,24 @@ std::string swe_image_setup(const Json& instance, Task& t) {
   return "";
 }
 
+Task swe_task_of(const Json& instance, const fs::path& base, std::size_t index);
+
+// An instance with a field of the wrong type (a number where a string goes) is a broken task, not
+// a stopped suite.
 Task swe_task(const Json& instance, const fs::path& base, std::size_t index) {
+  try {
+    return swe_task_of(instance, base, index);
+  } catch (const Json::exception& e) {
+    Task broken = swe_task_of(Json(), base, index);
+    if (instance.is_object() && instance.contains("instance_id") &&
+        instance["instance_id"].is_string())
+      broken.name = instance["instance_id"].get<std::string>();
+    broken.load_error = std::string("a field of the wrong type (") + e.what() + ")";
+    return broken;
+  }
+}
+
+Task swe_task_of(const Json& instance, const fs::path& base, std::size_t index) {
   Task t;
   t.format = TaskFormat::SweBench;
   t.name = instance.is_object() ? instance.value("instance_id", "") : "";

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -163,6 +164,35 @@ Error build_error(const BuildRequest& request, const std::string& dockerfile,
   std::string flat = tail;
   std::replace(flat.begin(), flat.end(), '\n', ' ');
   return Error{request.label + ": the image build failed (" + flat + "). Log: " + log.string()};
+}
+
+// Whether `name` is an image reference as Docker writes one ([HOST[:PORT]/]PATH[:TAG][@DIGEST]),
+// and not a name of another of the builder's transports (dir:/..., oci-archive:/...,
+// containers-storage:...), which would read host files or another task's image. A task names
+// its images (a compose file's `image:`, a SWE-bench instance's `image`): they are data.
+bool valid_reference(const std::string& name) {
+  if (name.empty() || name.size() > 255 || name.front() == '-' || name.front() == '/' ||
+      name.back() == '/' || name.find("//") != std::string::npos)
+    return false;
+  if (!std::all_of(name.begin(), name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("._:/@-", c);
+      }))
+    return false;
+  const std::size_t at = name.find('@');
+  if (at != std::string::npos && name.compare(at, 8, "@sha256:") != 0) return false;
+  const std::string path = name.substr(0, at);
+  const std::size_t slash = path.find('/');
+  const std::string first = path.substr(0, slash == std::string::npos ? path.find(':') : slash);
+  static const std::set<std::string> kTransports = {
+      "containers-storage", "dir",    "docker", "docker-archive", "docker-daemon", "oci",
+      "oci-archive",        "ostree", "sif",    "tarball"};
+  if (kTransports.contains(first)) return false;
+  // A registry's port is digits: "dir:/x" and "oci:x/y" are not a host and a port.
+  if (const std::size_t colon = first.find(':');
+      slash != std::string::npos && colon != std::string::npos)
+    return colon + 1 < first.size() &&
+           first.find_first_not_of("0123456789", colon + 1) == std::string::npos;
+  return true;
 }
 
 // A name as Docker reads it (a Dockerfile's, a compose file's): one whose first part names no
@@ -411,8 +441,7 @@ Result<Image> Store::import(const std::string& name, const std::string& path,
 }
 
 Result<Image> Store::pull(const std::string& name, const Progress& progress) const {
-  if (name.empty() || name.find_first_of(" \t\n") != std::string::npos || name.starts_with("-"))
-    return tl::unexpected(Error{"'" + name + "' is not an image name"});
+  if (!valid_reference(name)) return tl::unexpected(Error{"'" + name + "' is not an image name"});
   const Buildah buildah(dir_);
   const fs::path store = dir_, record = store / "bases" / base_record(name);
   // One pull of a name at a time: every trial of a SWE-bench instance asks for its image at once.
@@ -426,7 +455,8 @@ Result<Image> Store::pull(const std::string& name, const Progress& progress) con
       return tl::unexpected(Error{"buildah cannot be run: scripts/setup.sh installs it"});
     if (progress) progress("pulling " + remote);
     const auto started = std::chrono::steady_clock::now();
-    auto pulled = buildah.run({"pull", "--quiet", remote});
+    // docker:// always: a name never picks another transport (a host folder, an archive).
+    auto pulled = buildah.run({"pull", "--quiet", "docker://" + remote});
     if (!pulled) return tl::unexpected(pulled.error());
     if (pulled->status != 0)
       return tl::unexpected(Error{"the image " + remote + " cannot be pulled here (" +

@@ -78,9 +78,11 @@ Result<ToolRun> run_tool(const std::vector<std::string>& argv, int log_fd) {
   ToolRun run;
   if (spawned == 0) {
     int raw = 0;
-    while (waitpid(pid, &raw, 0) < 0 && errno == EINTR) {
+    pid_t waited;
+    while ((waited = waitpid(pid, &raw, 0)) < 0 && errno == EINTR) {
     }
-    run.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+    // Not waited for (another waiter reaped it): its end is unknown, never a success.
+    run.status = waited != pid ? 255 : WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
     if (out >= 0) run.out = read_from_start(out);
     if (err >= 0) run.err = read_from_start(err);
   }

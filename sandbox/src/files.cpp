@@ -226,8 +226,11 @@ Result<void> Session::make_directories(const std::string& path) {
     Fd above{open_in_root(state_->root_fd, "/", parent, O_PATH | O_DIRECTORY)};
     if (above.fd < 0) return file_error("make", parent, errno);
     if (mkdirat(above.fd, name.c_str(), 0755) != 0) {
-      if (errno == EEXIST) continue;  // made meanwhile, by the sandbox
-      return file_error("make", made, errno);
+      // Made meanwhile by the sandbox, or a link that leads nowhere: a folder, or an error.
+      if (errno != EEXIST) return file_error("make", made, errno);
+      Fd there{open_in_root(state_->root_fd, "/", made, O_PATH | O_DIRECTORY)};
+      if (there.fd < 0) return file_error("make", made, errno);
+      continue;
     }
     // 0755 whatever this process's umask: set through the folder itself, opened without
     // following a link (one swapped in meanwhile is refused, never followed).

@@ -213,6 +213,7 @@ TEST_F(ImageCli, ComposeServicesRunBesideTheAgentOnAPrivateNetwork) {
       "    depends_on: [mirror]\n"
       "  mirror:\n"
       "    build:\n      context: mirror\n"
+      "    hostname: mirror-box\n"
       "    ports: [\"8000\"]\n");
   write(env / "api" / "Dockerfile",
         "FROM local/mini:1\nRUN mkdir -p /www && echo from-api > /www/index.html\n");
@@ -224,7 +225,9 @@ TEST_F(ImageCli, ComposeServicesRunBesideTheAgentOnAPrivateNetwork) {
   write(task / "tests" / "test.sh",
         "#!/bin/bash\n"
         "if [ \"$(cat /app/a)\" = from-api ] && [ \"$(cat /app/b)\" = from-mirror ] &&\n"
-        "   [ \"$(wget -qO- http://api:8000/)\" = from-api ]; then echo 1; else echo 0; fi"
+        "   [ \"$(wget -qO- http://api:8000/)\" = from-api ] &&\n"
+        "   [ \"$(wget -qO- http://mirror-box:8000/)\" = from-mirror ]; then echo 1; else echo 0; "
+        "fi"
         " > /logs/verifier/reward.txt\n");
   // A service that asks for what a trial cannot give is refused, naming it.
   const fs::path refused = harbor_task("compose-refused");
@@ -293,9 +296,13 @@ TEST_F(ImageCli, BadInputIsOneLine) {
       << no_context.err;
   auto usage = image("build");
   EXPECT_EQ(usage.status, 2);
-  auto bad_name = image("pull 'bad name'");
-  EXPECT_EQ(bad_name.status, 1);
-  EXPECT_EQ(bad_name.err, "warren image pull: 'bad name' is not an image name\n");
+  // A name picks no transport of the builder's other than a registry's (a host folder, an archive).
+  for (const std::string name : {"bad name", "dir:/etc", "oci-archive:/x.tar",
+                                 "containers-storage:warren/build-x", "docker-archive:x.tar"}) {
+    auto bad_name = image("pull '" + name + "'");
+    EXPECT_EQ(bad_name.status, 1);
+    EXPECT_EQ(bad_name.err, "warren image pull: '" + name + "' is not an image name\n");
+  }
 }
 
 }  // namespace

@@ -171,6 +171,35 @@ TEST(SweSpecs, TheTestFilesATestPatchNames) {
             (std::vector<std::string>{"tests/admin_views/tests.py", "tests/forms/test_a.py"}));
 }
 
+// Resolution as grading.py decides it: FAIL_TO_PASS must pass (a skip is no fix); PASS_TO_PASS may
+// also be skipped; an id the dataset cut short inside its parameters takes the status of the ids
+// it begins when they agree.
+TEST(SweGrading, ResolvedAsTheHarnessDecides) {
+  Task task;
+  task.swe.fail_to_pass = {"t.py::test_fix", "t.py::test_cut[log(photon"};
+  task.swe.pass_to_pass = {"t.py::test_old"};
+  auto resolved = [&](const std::vector<TestResult>& results, std::string& why) {
+    return detail::swe_resolved(task, results, why);
+  };
+  std::string why;
+  const TestResult cut_a{"t.py::test_cut[log(photon)-a]", "", "PASSED"};
+  const TestResult cut_b{"t.py::test_cut[log(photon)-b]", "", "XFAIL"};
+  EXPECT_TRUE(resolved(
+      {{"t.py::test_fix", "", "PASSED"}, cut_a, cut_b, {"t.py::test_old", "", "SKIPPED"}}, why))
+      << why;
+  EXPECT_FALSE(
+      resolved({{"t.py::test_fix", "", "SKIPPED"}, cut_a, {"t.py::test_old", "", "PASSED"}}, why));
+  EXPECT_EQ(why, "t.py::test_fix SKIPPED");
+  EXPECT_FALSE(resolved({{"t.py::test_fix", "", "PASSED"},
+                         cut_a,
+                         {"t.py::test_cut[log(photon)-c]", "", "FAILED"},
+                         {"t.py::test_old", "", "PASSED"}},
+                        why));
+  EXPECT_EQ(why, "t.py::test_cut[log(photon did not run");  // the ids it begins disagree
+  EXPECT_FALSE(resolved({{"t.py::test_fix", "", "PASSED"}, cut_a}, why));
+  EXPECT_EQ(why, "t.py::test_old did not run");
+}
+
 // An instance with no local checkout runs on its image, with the harness's commands for its
 // repository and version; what it names instead is taken, and what is wrong is its load error.
 TEST(SweInstances, WithoutACheckoutAnInstanceRunsOnItsImage) {

@@ -171,13 +171,14 @@ TEST_F(Suites, TheComposeFilesClientServiceIsTheEnvironment) {
   write(root / "a-subfolder" / "client" / "setup.txt", "x\n");
   terminal_bench("b-services");
   write(root / "b-services" / "client" / "Dockerfile", "FROM ubuntu:24.04\n");
+  write(root / "b-services" / "api" / "Dockerfile", "FROM python:3.13\n");
   write(root / "b-services" / "docker-compose.yaml",
         client_service +
             "    environment:\n      - TEST_DIR=${T_BENCH_TEST_DIR}\n      - "
             "API_URL=http://api:8000\n"
             "  api:\n    build: ./api\n    command: uvicorn app:app --port 8000\n"
             "    depends_on:\n      db:\n        condition: service_healthy\n"
-            "  db:\n    image: postgres:16\n    ports: [\"5432\"]\n"
+            "  db:\n    image: postgres:16\n    ports: [\"5432\"]\n    hostname: database\n"
             "    environment:\n      POSTGRES_PASSWORD: pw\n"
             "    healthcheck:\n      test: pg_isready -U postgres\n      interval: 1m30s\n"
             "      retries: 4\n");
@@ -185,6 +186,13 @@ TEST_F(Suites, TheComposeFilesClientServiceIsTheEnvironment) {
   write(root / "e-cycle" / "docker-compose.yaml",
         "services:\n  client:\n    build: .\n  a:\n    image: x\n    depends_on: [b]\n"
         "  b:\n    image: x\n    depends_on: [a]\n");
+  terminal_bench("g-names");
+  write(root / "g-names" / "docker-compose.yaml",
+        "services:\n  client:\n    build: .\n  ../../../etc/x:\n    image: x\n");
+  terminal_bench("h-context");
+  write(root / "h-context" / "docker-compose.yaml",
+        "services:\n  client:\n    build: .\n  api:\n    build:\n      context: ..\n"
+        "      dockerfile: h-context/Dockerfile\n");
   terminal_bench("f-fixed");
   write(root / "f-fixed" / "docker-compose.yaml",
         "services:\n  client:\n    build: .\n    networks:\n      lab:\n"
@@ -198,7 +206,7 @@ TEST_F(Suites, TheComposeFilesClientServiceIsTheEnvironment) {
 
   auto suite = load_suite(root.string());
   ASSERT_TRUE(suite) << suite.error().message;
-  ASSERT_EQ(suite->size(), 6u);
+  ASSERT_EQ(suite->size(), 8u);
   const Task& sub = (*suite)[0];
   EXPECT_EQ(sub.load_error, "");
   EXPECT_EQ(sub.environment.dockerfile, "client/Dockerfile");
@@ -214,6 +222,7 @@ TEST_F(Suites, TheComposeFilesClientServiceIsTheEnvironment) {
   const Environment::Service& db = services.services[0];
   EXPECT_EQ(db.name, "db");  // first: api depends on it
   EXPECT_EQ(db.image_name, "postgres:16");
+  EXPECT_EQ(db.aliases, std::vector<std::string>{"database"});
   EXPECT_EQ(db.env, std::vector<std::string>{"POSTGRES_PASSWORD=pw"});
   EXPECT_EQ(db.healthcheck, (std::vector<std::string>{"CMD-SHELL", "pg_isready -U postgres"}));
   EXPECT_EQ(db.health_interval, std::chrono::milliseconds(90000));
@@ -234,6 +243,11 @@ TEST_F(Suites, TheComposeFilesClientServiceIsTheEnvironment) {
   EXPECT_EQ((*suite)[5].load_error,
             "docker-compose.yaml: service client: a fixed address (ipv4_address) on its network "
             "cannot be given");
+  EXPECT_EQ((*suite)[6].load_error,
+            "docker-compose.yaml: service ../../../etc/x: not a name a service can have");
+  EXPECT_EQ((*suite)[7].load_error,
+            "docker-compose.yaml: service api: its build (../h-context/Dockerfile) is not a "
+            "Dockerfile beneath the task's folder");
 }
 
 TEST_F(Suites, BrokenTasksAreNamedAndTheRestLoad) {

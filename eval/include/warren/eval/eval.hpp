@@ -65,8 +65,9 @@ struct Environment {
   // depends_on order before the agent, and up until the tests have run.
   struct Service {
     std::string name;
-    std::string dockerfile, context;  // a build, relative to the task's folder; or
-    std::string image_name;           // an image run as it is (`image:`), pulled on first use
+    std::vector<std::string> aliases;  // its hostname, container name and network aliases
+    std::string dockerfile, context;   // a build, relative to the task's folder; or
+    std::string image_name;            // an image run as it is (`image:`), pulled on first use
     // What it runs: compose's `command` (exec form), or with `shell` set its one string run by
     // sh -c; empty: the image's ENTRYPOINT and CMD.
     std::vector<std::string> command;
@@ -77,7 +78,8 @@ struct Environment {
     // `awaited` (a service or the agent depends on it with condition service_healthy), nothing
     // after it starts until the check passes.
     std::vector<std::string> healthcheck;
-    std::chrono::milliseconds health_interval{5000};
+    // Compose's defaults: a check each 30 s, unhealthy after 3 failures, no start period.
+    std::chrono::milliseconds health_interval{30000}, health_start_period{0};
     int health_retries = 3;
     bool awaited = false;
     Image image;  // once prepare_images has it
