@@ -25,6 +25,7 @@ constexpr CommandGroup kCommandGroups[] = {
     {{"runs"}, warren::cli::add_runs_commands},
     {{"eval", "report"}, warren::cli::add_eval_commands},
     {{"image"}, warren::cli::add_image_commands},
+    {{"model"}, warren::cli::add_model_commands},
 };
 
 // The group that `word` names, or nullptr.

@@ -16,4 +16,7 @@ void add_eval_commands(CLI::App& app, int& exit_code);
 // `warren image list|build|import|prune` (image_commands.cpp).
 void add_image_commands(CLI::App& app, int& exit_code);
 
+// `warren model init|info` (model_commands.cpp).
+void add_model_commands(CLI::App& app, int& exit_code);
+
 }  // namespace warren::cli

@@ -1,0 +1,139 @@
+// warren/inference: the embedded DeepSeek-V4 engine. This header is its surface: a model's
+// configuration (Hugging Face config.json, model_type deepseek_v4), its checkpoint (safetensors
+// shards in the official layout, memory-mapped), random-weight checkpoints for tests and
+// benchmarks, and what a checkpoint costs (parameters, bytes, KV bytes per token).
+// docs/inference.md; the architecture's facts: docs/v4-architecture.md.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+namespace warren::inference {
+
+struct Error {
+  std::string message;  // one line a user can act on: it names the field, tensor or file
+};
+
+template <class T>
+using Result = tl::expected<T, Error>;
+
+enum class ScoringFunction { SqrtSoftplus };  // sqrt(softplus(x)): V4's expert scores
+enum class ExpertFormat { Fp4, Fp8 };         // routed experts: e2m1 with 1x32 scales, or e4m3
+
+// A config.json of model_type deepseek_v4: every field of the official Flash and Pro configs.
+// Fields the engine needs are checked for consistency when read (parse_config); fields it does
+// not use (initializer_range, transformers_version, ...) are accepted as published.
+struct Config {
+  std::int64_t vocab_size = 0, hidden_size = 0;
+  std::int64_t num_hidden_layers = 0, num_nextn_predict_layers = 0;  // + MTP layers
+  std::int64_t num_attention_heads = 0, num_key_value_heads = 1;
+  std::int64_t head_dim = 0, qk_rope_head_dim = 0;  // the RoPE dims are the last of head_dim
+  std::int64_t q_lora_rank = 0, o_lora_rank = 0, o_groups = 0;
+  std::int64_t moe_intermediate_size = 0, n_routed_experts = 0, n_shared_experts = 0;
+  std::int64_t num_experts_per_tok = 0, num_hash_layers = 0;
+  std::int64_t index_n_heads = 0, index_head_dim = 0, index_topk = 0;
+  std::int64_t sliding_window = 0, hc_mult = 0, hc_sinkhorn_iters = 0;
+  std::int64_t max_position_embeddings = 0, bos_token_id = 0, eos_token_id = 1;
+  double rms_norm_eps = 1e-6, hc_eps = 1e-6, routed_scaling_factor = 1.0, swiglu_limit = 0;
+  double rope_theta = 10000, compress_rope_theta = 160000;
+  // YaRN, for the compressed layers (rope_scaling, type "yarn").
+  double rope_factor = 1, rope_beta_fast = 32, rope_beta_slow = 1;
+  std::int64_t rope_original_max_position = 0;
+  bool norm_topk_prob = true;
+  ScoringFunction scoring = ScoringFunction::SqrtSoftplus;
+  ExpertFormat expert_format = ExpertFormat::Fp4;
+  // One per layer, then one per MTP layer: 0 window-only, 4 CSA (overlapping blocks, the
+  // lightning indexer), 128 HCA (dense over 128-token blocks).
+  std::vector<int> compress_ratios;
+
+  std::int64_t layers_with_mtp() const { return num_hidden_layers + num_nextn_predict_layers; }
+};
+
+// Reads and checks a config.json's text. An unknown field, a wrong type, a value the
+// architecture does not allow or shapes that do not fit together are an error naming the field.
+Result<Config> parse_config(std::string_view json_text);
+Result<Config> load_config(const std::string& path);
+// The config.json text of `config`, with the official configs' field names and order.
+std::string config_json(const Config& config);
+
+// How a tensor is stored in a checkpoint (safetensors' dtype names).
+enum class DType { BF16, F32, F8_E4M3, F8_E8M0, I8, I64 };
+std::string_view dtype_name(DType dtype);
+std::size_t dtype_bytes(DType dtype);
+
+struct TensorView {
+  std::string_view name;
+  DType dtype;
+  std::vector<std::int64_t> shape;
+  std::span<const std::byte> data;  // in the mapped file: valid while its Checkpoint lives
+  std::string_view file;            // the shard it is in
+};
+
+// A checkpoint folder: config.json, model.safetensors.index.json and its shards (or one
+// model.safetensors), mapped read-only. Opening it checks every tensor the config implies
+// (docs/v4-architecture.md's inventory, MTP layers included): present, of the right dtype and
+// shape, its bytes within its file. Tensors the config does not imply are an error too.
+class Checkpoint {
+ public:
+  static Result<Checkpoint> open(const std::string& dir);
+  Checkpoint(Checkpoint&&) noexcept;
+  Checkpoint& operator=(Checkpoint&&) noexcept;
+  ~Checkpoint();
+
+  const Config& config() const;
+  const std::string& dir() const;
+  // The tensor named so; an error naming it when the checkpoint has none.
+  Result<TensorView> tensor(std::string_view name) const;
+  std::vector<TensorView> tensors() const;  // all of them, by name
+
+ private:
+  struct State;
+  explicit Checkpoint(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+// What a checkpoint holds and what running it costs.
+struct ModelInfo {
+  // Weight values (a packed FP4 byte is two; scales are not counted) of the main model, as the
+  // published sizes count them (V4-Flash 284B), and of the MTP layers apart.
+  std::uint64_t parameters = 0, mtp_parameters = 0;
+  std::uint64_t active_parameters = 0;                  // read for one token: see describe()
+  std::map<std::string, std::uint64_t> bytes_by_dtype;  // safetensors dtype name -> bytes
+  std::uint64_t file_bytes = 0;                         // tensors' bytes together
+  std::uint64_t active_weight_bytes = 0;                // bytes read per token at batch 1
+  // The KV cache in the architecture's compact formats: bytes per token once a sequence is long
+  // (compressed entries and indexer keys), and the fixed bytes of one sequence (the sliding
+  // window's rows and the compressors' partial blocks), whatever its length.
+  double kv_bytes_per_token = 0;
+  std::uint64_t kv_fixed_bytes = 0;
+};
+// From the config alone (the official configs give the real models' figures without weights).
+// Active parameters: the non-expert weights of every main layer, num_experts_per_tok routed
+// experts and the shared experts per layer, the head, one embedding row; not the MTP layers.
+ModelInfo describe(const Config& config);
+// The same, with the bytes counted from the checkpoint's tensors.
+ModelInfo describe(const Checkpoint& checkpoint);
+
+// Random-weight checkpoints in the official layout, for tests and benchmarks.
+enum class Preset {
+  Tiny,        // a few layers covering window-only, CSA and HCA; under 50 MB: tests
+  Small,       // a decoded token reads a few hundred MB of active weights: benchmarks
+  FlashSlice,  // V4-Flash's layer shapes with few layers and experts: per-layer speed
+};
+Result<Preset> preset_named(std::string_view name);  // tiny, small, flash-slice
+Config preset_config(Preset preset);
+using Progress = std::function<void(const std::string& line)>;
+// Writes config.json, the shards and their index into `dir` (made if missing; it must hold no
+// checkpoint yet). Weights are drawn from `seed`, the same checkpoint byte for byte for a seed.
+Result<void> write_random_checkpoint(const Config& config, const std::string& dir,
+                                     std::uint64_t seed, const Progress& progress = {});
+
+}  // namespace warren::inference

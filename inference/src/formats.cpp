@@ -1,0 +1,143 @@
+// Number formats: see formats.hpp. Every conversion is exact arithmetic on doubles followed by one
+// rounding, so the tables and the converters agree code for code (formats_test checks all codes).
+#include "formats.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <limits>
+
+namespace warren::inference::formats {
+
+float bf16_to_float(std::uint16_t bits) {
+  return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16);
+}
+
+std::uint16_t float_to_bf16(float value) {
+  const std::uint32_t bits = std::bit_cast<std::uint32_t>(value);
+  if (std::isnan(value)) return static_cast<std::uint16_t>((bits >> 16) | 0x40);  // keep it quiet
+  // Round to nearest even on the 16 bits dropped: add 0x7FFF plus the kept part's lowest bit.
+  const std::uint32_t rounded = bits + 0x7FFF + ((bits >> 16) & 1);
+  return static_cast<std::uint16_t>(rounded >> 16);
+}
+
+namespace {
+
+// The magnitude of a small float format with `mantissa_bits` and exponent `bias`, from its code
+// without the sign: subnormal when the exponent field is 0.
+double small_float_magnitude(unsigned code, int mantissa_bits, int bias) {
+  const unsigned exponent = code >> mantissa_bits;
+  const unsigned mantissa = code & ((1u << mantissa_bits) - 1);
+  const double fraction = static_cast<double>(mantissa) / (1u << mantissa_bits);
+  if (exponent == 0) return std::ldexp(fraction, 1 - bias);
+  return std::ldexp(1.0 + fraction, static_cast<int>(exponent) - bias);
+}
+
+// The code (without sign) nearest to `magnitude`, ties to the even code (an even code has an
+// even mantissa: the IEEE rule); magnitudes beyond the code `largest` saturate to it. One
+// rounding of the mantissa, exact in double: the subnormal step below the smallest normal, the
+// normal mantissa above it, a mantissa that rounds up to 2 carrying into the exponent.
+unsigned nearest_code(double magnitude, unsigned largest, int mantissa_bits, int bias) {
+  const double min_normal = std::ldexp(1.0, 1 - bias);
+  unsigned code;
+  if (magnitude < min_normal) {
+    // Subnormals are multiples of min_normal / 2^mantissa_bits; rounding up to the smallest
+    // normal gives its code (exponent field 1, mantissa 0) all the same.
+    code = static_cast<unsigned>(std::nearbyint(std::ldexp(magnitude, bias - 1 + mantissa_bits)));
+  } else {
+    int exponent;
+    const double fraction = std::frexp(magnitude, &exponent);  // magnitude = fraction * 2^exponent
+    // magnitude = (1 + m / 2^bits) * 2^(exponent - 1): the field is exponent - 1 + bias.
+    double mantissa = std::nearbyint(std::ldexp(2 * fraction - 1, mantissa_bits));
+    int field = exponent - 1 + bias;
+    if (mantissa == std::ldexp(1.0, mantissa_bits)) mantissa = 0, ++field;
+    const double max_field = static_cast<double>(largest >> mantissa_bits);
+    if (field > max_field) return largest;
+    code = (static_cast<unsigned>(field) << mantissa_bits) | static_cast<unsigned>(mantissa);
+  }
+  return std::min(code, largest);
+}
+
+}  // namespace
+
+float e4m3_to_float(std::uint8_t code) {
+  const float sign = (code & 0x80) ? -1.0f : 1.0f;
+  if ((code & 0x7F) == 0x7F) return std::numeric_limits<float>::quiet_NaN();
+  return sign * static_cast<float>(small_float_magnitude(code & 0x7F, 3, 7));
+}
+
+std::uint8_t float_to_e4m3(float value) {
+  const std::uint8_t sign = std::signbit(value) ? 0x80 : 0x00;
+  if (std::isnan(value)) return sign | 0x7F;
+  // 0x7E (448) is the largest finite code: 0x7F is NaN.
+  return sign | static_cast<std::uint8_t>(nearest_code(std::fabs(value), 0x7E, 3, 7));
+}
+
+float e2m1_to_float(std::uint8_t code) {
+  const float sign = (code & 0x8) ? -1.0f : 1.0f;
+  return sign * static_cast<float>(small_float_magnitude(code & 0x7, 1, 1));
+}
+
+std::uint8_t float_to_e2m1(float value) {
+  const std::uint8_t sign = std::signbit(value) ? 0x8 : 0x0;
+  if (std::isnan(value)) return sign | 0x7;  // e2m1 has no NaN: the reference never makes one
+  return sign | static_cast<std::uint8_t>(nearest_code(std::fabs(value), 0x7, 1, 1));
+}
+
+float e8m0_to_float(std::uint8_t code) {
+  if (code == 0xFF) return std::numeric_limits<float>::quiet_NaN();
+  return std::ldexp(1.0f, static_cast<int>(code) - 127);
+}
+
+std::uint8_t e8m0_of_exponent(int exponent) {
+  return static_cast<std::uint8_t>(std::clamp(exponent, -127, 127) + 127);
+}
+
+int block_scale_exponent(std::span<const float> block, float format_max) {
+  float amax = 1e-4f;
+  for (float v : block) amax = std::max(amax, std::fabs(v));
+  // In float, as the reference computes it: log2 of the ratio, rounded up.
+  return static_cast<int>(std::ceil(std::log2(amax / format_max)));
+}
+
+namespace {
+
+template <class ToCode, class FromCode>
+void round_trip(std::span<float> values, std::size_t block, float format_max, ToCode to_code,
+                FromCode from_code) {
+  for (std::size_t start = 0; start + block <= values.size(); start += block) {
+    std::span<float> b = values.subspan(start, block);
+    const int exponent = block_scale_exponent(b, format_max);
+    for (float& v : b) v = std::ldexp(from_code(to_code(std::ldexp(v, -exponent))), exponent);
+  }
+}
+
+}  // namespace
+
+void round_trip_e4m3(std::span<float> values, std::size_t block) {
+  round_trip(values, block, kE4m3Max, float_to_e4m3, e4m3_to_float);
+}
+
+void round_trip_e2m1(std::span<float> values, std::size_t block) {
+  round_trip(values, block, kE2m1Max, float_to_e2m1, e2m1_to_float);
+}
+
+const std::array<float, 256>& e4m3_table() {
+  static const std::array<float, 256> table = [] {
+    std::array<float, 256> t{};
+    for (unsigned c = 0; c < 256; ++c) t[c] = e4m3_to_float(static_cast<std::uint8_t>(c));
+    return t;
+  }();
+  return table;
+}
+
+const std::array<float, 16>& e2m1_table() {
+  static const std::array<float, 16> table = [] {
+    std::array<float, 16> t{};
+    for (unsigned c = 0; c < 16; ++c) t[c] = e2m1_to_float(static_cast<std::uint8_t>(c));
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace warren::inference::formats
