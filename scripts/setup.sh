@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything Warren needs to build and test on Debian 12, from Debian's archive only.
+# Installs everything Warren needs to build and test on Debian 12: Debian packages, and for the tests
+# the npm packages they compare against (tests/node).
 # Idempotent: packages already present are skipped, and `apt-get update` runs at most once per call
 # (and not at all when nothing is missing).
 set -euo pipefail
@@ -10,7 +11,7 @@ packages=(
   # libraries (see docs/overview.md: one library per concern)
   libboost-dev libboost-system-dev libssl-dev libseccomp-dev libsqlite3-dev sqlite3
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libexpected-dev
-  libtomlplusplus-dev libnl-route-3-dev
+  libtomlplusplus-dev libnl-route-3-dev libpcre2-dev
   # task images (image/): buildah builds Dockerfiles without a daemon, runc runs their RUN steps
   # (crun, buildah's other choice, refuses cgroup v1 hybrid hosts)
   buildah runc
@@ -25,6 +26,10 @@ packages=(
   qemu-system-x86 busybox-static xz-utils
 )
 
+# Node.js runs the npm packages tests compare against (tests/node); a machine without it gets
+# Debian's.
+command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -34,12 +39,19 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages already installed"
-  exit 0
+else
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "setup: done"
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-echo "setup: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "setup: done"
+# The npm packages tests compare against (Hugging Face's tokenizers), as locked in
+# tests/node/package-lock.json; never used at run time.
+node_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/node"
+if [ ! -d "$node_dir/node_modules/tokenizers" ] || [ ! -d "$node_dir/node_modules/@huggingface/tokenizers" ]; then
+  echo "setup: installing the tests' npm packages (tests/node)"
+  npm ci --prefix "$node_dir" --no-audit --no-fund --loglevel=error >/dev/null
+fi

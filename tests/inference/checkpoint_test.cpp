@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../cli/cli_util.hpp"
 #include "formats.hpp"
 #include "inventory.hpp"
 #include "safetensors.hpp"
@@ -20,13 +21,9 @@
 
 namespace inf = warren::inference;
 namespace fs = std::filesystem;
+using warren::testing::slurp;
 
 namespace {
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 class Checkpoint : public ::testing::Test {
  protected:

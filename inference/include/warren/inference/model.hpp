@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -121,6 +122,39 @@ struct ModelInfo {
 ModelInfo describe(const Config& config);
 // The same, with the bytes counted from the checkpoint's tensors.
 ModelInfo describe(const Checkpoint& checkpoint);
+
+// A byte-level BPE tokenizer read from a Hugging Face tokenizer.json (DeepSeek's format: a BPE
+// model with merges, a pre-tokenizer of regex splits then ByteLevel, added tokens). Encoding is
+// `encode(text, add_special_tokens=False)`: added tokens in the text are kept whole and nothing
+// is added around it (toolcall's prompt encoder writes BOS itself). Safe to use from several
+// threads at once.
+class Tokenizer {
+ public:
+  static Result<Tokenizer> load(const std::string& path);
+  static Result<Tokenizer> parse(std::string_view json_text);
+  Tokenizer(Tokenizer&&) noexcept;
+  Tokenizer& operator=(Tokenizer&&) noexcept;
+  ~Tokenizer();
+
+  std::vector<std::int32_t> encode(std::string_view text) const;
+  // The bytes of the tokens, added tokens as their text. Ids outside the vocabulary are skipped.
+  std::string decode(std::span<const std::int32_t> ids) const;
+  // A token's id by its text (an added token's content, or a vocabulary entry's raw bytes).
+  std::optional<std::int32_t> id_of(std::string_view token) const;
+  std::int32_t size() const;  // one more than the largest id
+
+ private:
+  struct State;
+  explicit Tokenizer(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+// The tokenizer.json of a byte-level BPE tokenizer with DeepSeek's pre-tokenizer, its merges
+// learned from `corpus` until the vocabulary (special tokens included) has `vocab_size` entries
+// or no pair occurs twice. `special_tokens` come first, with ids 0, 1, ... (BOS, EOS, ...);
+// then the 256 bytes, then the merges.
+std::string train_tokenizer(std::string_view corpus, std::size_t vocab_size,
+                            const std::vector<std::string>& special_tokens);
 
 // Random-weight checkpoints in the official layout, for tests and benchmarks.
 enum class Preset {
