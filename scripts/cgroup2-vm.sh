@@ -58,7 +58,9 @@ fetch_kernel() {
   touch "$dir/kernel/ready"
 }
 
-# busybox, the guest's init and the modules it loads (decompressed: busybox insmod reads plain .ko).
+# busybox, the guest's init and the modules it loads (decompressed: busybox insmod reads plain .ko):
+# virtio and 9p for the shared folder, overlay for image roots, bridge and veth (with llc and stp)
+# for the private networks of docker-compose services.
 make_initrd() {
   local kernel=$1 out=$2 root
   root=$(mktemp -d)
@@ -67,7 +69,7 @@ make_initrd() {
   cp scripts/vm/init "$root/init"
   # In dependency order, which lib/mod/order keeps for the guest's init.
   for module in virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci netfs \
-                fscache 9pnet 9pnet_virtio 9p overlay; do
+                fscache 9pnet 9pnet_virtio 9p overlay llc stp bridge veth; do
     local file
     file=$(find "$kernel/lib/modules" -name "$module.ko" -o -name "$module.ko.xz" | head -1)
     [ -z "$file" ] && continue  # built in

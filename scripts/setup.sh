@@ -20,6 +20,8 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3 bubblewrap openssl ca-certificates git
   python3-pytest iproute2
+  # the independent reference of the engine's forward pass (tests/inference/reference.py)
+  python3-torch python3-numpy
   # a registry on loopback for the image tests to pull from
   docker-registry
   # the cgroup v2 test VM (scripts/cgroup2-vm.sh)

@@ -1,12 +1,18 @@
 // `warren model init|info`: random-weight checkpoints in the official layout, and what a
 // checkpoint holds and costs (inference/).
+#include <algorithm>
+#include <cerrno>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
 
+#include "io.hpp"
 #include "run_commands.hpp"
 #include "warren/inference/model.hpp"
+#include "warren/toolcall/toolcall.hpp"
 
 namespace warren::cli {
 
@@ -15,8 +21,11 @@ namespace {
 using Json = nlohmann::ordered_json;
 
 struct ModelFlags {
-  std::string preset, out, weights;
+  std::string preset, out, weights, prompt, tokens, messages;
   std::uint64_t seed = 0;
+  std::int64_t max_tokens = 64, top_k = 0;
+  double temperature = 0, top_p = 1;
+  std::vector<std::string> stop;
   bool json = false;
 };
 
@@ -122,6 +131,134 @@ int info(const ModelFlags& f) {
   return 0;
 }
 
+// "1,2,3" or "1 2 3" -> ids; nullopt (with `error` set) when a part is not a number.
+std::optional<std::vector<std::int32_t>> parse_ids(const std::string& text, std::string& error) {
+  std::vector<std::int32_t> ids;
+  std::string part;
+  auto flush = [&]() -> bool {
+    if (part.empty()) return true;
+    char* end = nullptr;
+    errno = 0;
+    const long value = std::strtol(part.c_str(), &end, 10);
+    if (*end != '\0' || errno != 0 || value < 0 || value > INT32_MAX) {
+      error = "--tokens: " + part + " is not a token id";
+      return false;
+    }
+    ids.push_back(static_cast<std::int32_t>(value));
+    part.clear();
+    return true;
+  };
+  for (char ch : text) {
+    if (ch == ',' || ch == ' ') {
+      if (!flush()) return std::nullopt;
+    } else {
+      part += ch;
+    }
+  }
+  if (!flush()) return std::nullopt;
+  if (ids.empty()) {
+    error = "--tokens: no token ids";
+    return std::nullopt;
+  }
+  return ids;
+}
+
+// The prompt's ids: --tokens as given, --prompt tokenized, --messages encoded by toolcall's V4
+// encoder (thinking mode) then tokenized.
+std::optional<std::vector<std::int32_t>> prompt_ids(const inference::Engine& engine,
+                                                    const ModelFlags& f, std::string& error) {
+  const int given = !f.tokens.empty() + !f.prompt.empty() + !f.messages.empty();
+  if (given != 1) {
+    error = "give one of --prompt, --tokens or --messages";
+    return std::nullopt;
+  }
+  if (!f.tokens.empty()) return parse_ids(f.tokens, error);
+  auto tokenizer = engine.tokenizer();
+  if (!tokenizer) {
+    error = tokenizer.error().message;
+    return std::nullopt;
+  }
+  std::string text = f.prompt;
+  if (!f.messages.empty()) {
+    auto file = read_input(f.messages, error);
+    if (!file) return std::nullopt;
+    auto json = toolcall::parse_json(*file);
+    if (!json) {
+      error = f.messages + ": " + json.error().message;
+      return std::nullopt;
+    }
+    auto request = toolcall::chat_request_from_json(*json);
+    if (!request) {
+      error = f.messages + ": " + request.error().message;
+      return std::nullopt;
+    }
+    auto prompt = toolcall::make_codec(toolcall::Format::V4)->encode(*request, {});
+    if (!prompt) {
+      error = f.messages + ": " + prompt.error().message;
+      return std::nullopt;
+    }
+    text = *prompt;
+  }
+  return (*tokenizer)->encode(text);
+}
+
+int logits(const ModelFlags& f) {
+  auto engine = inference::Engine::open(f.weights);
+  if (!engine) return fail("logits", engine.error().message, 2);
+  std::string error;
+  auto ids = parse_ids(f.tokens, error);
+  if (!ids) return fail("logits", error, 2);
+  auto sequence = engine->start();
+  auto out = engine->feed(sequence, *ids);
+  if (!out) return fail("logits", out.error().message, 2);
+  const auto best = std::max_element(out->begin(), out->end()) - out->begin();
+  if (f.json) {
+    std::cout << Json{{"tokens", *ids}, {"argmax", best}, {"logits", *out}}.dump() << "\n";
+  } else {
+    std::printf("%zu logits after %zu tokens; the largest: id %td (%.6f)\n", out->size(),
+                ids->size(), best, static_cast<double>((*out)[static_cast<std::size_t>(best)]));
+    for (float v : *out) std::printf("%.9g\n", static_cast<double>(v));
+  }
+  return 0;
+}
+
+int generate(const ModelFlags& f) {
+  auto engine = inference::Engine::open(f.weights);
+  if (!engine) return fail("generate", engine.error().message, 2);
+  std::string error;
+  auto ids = prompt_ids(*engine, f, error);
+  if (!ids) return fail("generate", error, 2);
+  auto tokenizer = engine->tokenizer();
+  inference::GenerateOptions options;
+  options.max_tokens = f.max_tokens;
+  options.sampling = {f.temperature, f.top_k, f.top_p, f.seed};
+  options.stop = f.stop;
+  auto sequence = engine->start();
+  auto generated = inference::generate(*engine, sequence, *ids, options, [&](std::int32_t token) {
+    // Text streams as it is made; JSON waits for the whole answer.
+    if (!f.json && tokenizer) {
+      const std::int32_t one[] = {token};
+      std::cout << printable((*tokenizer)->decode(one)) << std::flush;
+    }
+  });
+  if (!generated) return fail("generate", generated.error().message, 2);
+  if (f.json) {
+    std::cout << Json{{"prompt_tokens", ids->size()},
+                      {"tokens", generated->tokens},
+                      {"logprobs", generated->logprobs},
+                      {"text", generated->text},
+                      {"finish_reason", inference::to_string(generated->finish)}}
+                     // A model's text need not be valid UTF-8: bad bytes become U+FFFD.
+                     .dump(-1, ' ', false, Json::error_handler_t::replace)
+              << "\n";
+  } else {
+    std::cout << "\n";
+    std::cerr << "warren: " << ids->size() << " prompt tokens, " << generated->tokens.size()
+              << " generated, finish: " << inference::to_string(generated->finish) << "\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 void add_model_commands(CLI::App& app, int& exit_code) {
@@ -146,6 +283,33 @@ void add_model_commands(CLI::App& app, int& exit_code) {
       ->required();
   n->add_flag("--json", flags->json, "print JSON");
   n->callback([flags, &exit_code] { exit_code = info(*flags); });
+
+  CLI::App* l = group->add_subcommand(
+      "logits", "the last position's logits after a sequence of token ids (for comparisons)");
+  l->add_option("--weights", flags->weights, "a checkpoint folder")->required();
+  l->add_option("--tokens", flags->tokens, "token ids, comma- or space-separated")->required();
+  l->add_flag("--json", flags->json, "print JSON");
+  l->callback([flags, &exit_code] { exit_code = logits(*flags); });
+
+  CLI::App* g = group->add_subcommand("generate", "continue a prompt with the embedded engine");
+  g->add_option("--weights", flags->weights, "a checkpoint folder")->required();
+  g->add_option("--prompt", flags->prompt, "the prompt's text, tokenized as it is");
+  g->add_option("--tokens", flags->tokens, "the prompt's token ids, comma- or space-separated");
+  g->add_option("--messages", flags->messages,
+                "an OpenAI-format chat request or message list (JSON file, - for stdin), "
+                "encoded by the V4 prompt encoder");
+  g->add_option("--max-tokens", flags->max_tokens, "tokens to generate at most (default 64)")
+      ->check(CLI::Range(1, 1 << 20));
+  g->add_option("--temperature", flags->temperature, "0 (default): greedy")
+      ->check(CLI::Range(0.0, 100.0));
+  g->add_option("--top-k", flags->top_k, "keep the k most likely tokens (0: all)")
+      ->check(CLI::NonNegativeNumber);
+  g->add_option("--top-p", flags->top_p, "nucleus sampling (default 1)")
+      ->check(CLI::Range(0.0, 1.0));
+  g->add_option("--seed", flags->seed, "the sampler's seed (default 0)");
+  g->add_option("--stop", flags->stop, "stop before this text; repeat for more");
+  g->add_flag("--json", flags->json, "print JSON: tokens, logprobs, text, finish_reason");
+  g->callback([flags, &exit_code] { exit_code = generate(*flags); });
 }
 
 }  // namespace warren::cli

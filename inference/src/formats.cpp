@@ -6,6 +6,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 namespace warren::inference::formats {
 
@@ -66,11 +67,26 @@ float e4m3_to_float(std::uint8_t code) {
   return sign * static_cast<float>(small_float_magnitude(code & 0x7F, 3, 7));
 }
 
-std::uint8_t float_to_e4m3(float value) {
+namespace {
+
+// From double directly: a double rounded to float first could land on a midpoint it was not on.
+std::uint8_t e4m3_code_of(double value) {
   const std::uint8_t sign = std::signbit(value) ? 0x80 : 0x00;
   if (std::isnan(value)) return sign | 0x7F;
   // 0x7E (448) is the largest finite code: 0x7F is NaN.
   return sign | static_cast<std::uint8_t>(nearest_code(std::fabs(value), 0x7E, 3, 7));
+}
+
+std::uint8_t e2m1_code_of(double value) {
+  const std::uint8_t sign = std::signbit(value) ? 0x8 : 0x0;
+  if (std::isnan(value)) return sign | 0x7;  // e2m1 has no NaN: the reference never makes one
+  return sign | static_cast<std::uint8_t>(nearest_code(std::fabs(value), 0x7, 1, 1));
+}
+
+}  // namespace
+
+std::uint8_t float_to_e4m3(float value) {
+  return e4m3_code_of(value);
 }
 
 float e2m1_to_float(std::uint8_t code) {
@@ -79,14 +95,18 @@ float e2m1_to_float(std::uint8_t code) {
 }
 
 std::uint8_t float_to_e2m1(float value) {
-  const std::uint8_t sign = std::signbit(value) ? 0x8 : 0x0;
-  if (std::isnan(value)) return sign | 0x7;  // e2m1 has no NaN: the reference never makes one
-  return sign | static_cast<std::uint8_t>(nearest_code(std::fabs(value), 0x7, 1, 1));
+  return e2m1_code_of(value);
 }
 
 float e8m0_to_float(std::uint8_t code) {
-  if (code == 0xFF) return std::numeric_limits<float>::quiet_NaN();
-  return std::ldexp(1.0f, static_cast<int>(code) - 127);
+  // A table: weights' scales are read for every block of every row.
+  static const std::array<float, 256> table = [] {
+    std::array<float, 256> t{};
+    for (int c = 0; c < 255; ++c) t[static_cast<std::size_t>(c)] = std::ldexp(1.0f, c - 127);
+    t[255] = std::numeric_limits<float>::quiet_NaN();
+    return t;
+  }();
+  return table[code];
 }
 
 std::uint8_t e8m0_of_exponent(int exponent) {
@@ -102,13 +122,27 @@ int block_scale_exponent(std::span<const float> block, float format_max) {
 
 namespace {
 
-template <class ToCode, class FromCode>
-void round_trip(std::span<float> values, std::size_t block, float format_max, ToCode to_code,
+int block_scale_exponent_of_doubles(std::span<const double> block, double format_max) {
+  double amax = 1e-4;
+  for (double v : block) amax = std::max(amax, std::fabs(v));
+  return static_cast<int>(std::ceil(std::log2(amax / format_max)));
+}
+
+// Values are scaled by a power of two, so the scaled value is exact and one rounding (to the
+// format's code) is all that happens; a double is converted to float without loss first only when
+// it is in the format's range, which the scale guarantees.
+template <class T, class ToCode, class FromCode>
+void round_trip(std::span<T> values, std::size_t block, float format_max, ToCode to_code,
                 FromCode from_code) {
   for (std::size_t start = 0; start + block <= values.size(); start += block) {
-    std::span<float> b = values.subspan(start, block);
-    const int exponent = block_scale_exponent(b, format_max);
-    for (float& v : b) v = std::ldexp(from_code(to_code(std::ldexp(v, -exponent))), exponent);
+    std::span<T> b = values.subspan(start, block);
+    int exponent;
+    if constexpr (std::is_same_v<T, double>)
+      exponent = block_scale_exponent_of_doubles(b, format_max);
+    else
+      exponent = block_scale_exponent(b, format_max);
+    for (T& v : b)
+      v = std::ldexp(static_cast<T>(from_code(to_code(std::ldexp(v, -exponent)))), exponent);
   }
 }
 
@@ -120,6 +154,14 @@ void round_trip_e4m3(std::span<float> values, std::size_t block) {
 
 void round_trip_e2m1(std::span<float> values, std::size_t block) {
   round_trip(values, block, kE2m1Max, float_to_e2m1, e2m1_to_float);
+}
+
+void round_trip_e4m3(std::span<double> values, std::size_t block) {
+  round_trip(values, block, kE4m3Max, e4m3_code_of, e4m3_to_float);
+}
+
+void round_trip_e2m1(std::span<double> values, std::size_t block) {
+  round_trip(values, block, kE2m1Max, e2m1_code_of, e2m1_to_float);
 }
 
 const std::array<float, 256>& e4m3_table() {

@@ -42,6 +42,9 @@ int block_scale_exponent(std::span<const float> block, float format_max);
 // queries (blocks of 32, e2m1). `values.size()` must be a multiple of `block`.
 void round_trip_e4m3(std::span<float> values, std::size_t block);
 void round_trip_e2m1(std::span<float> values, std::size_t block);
+// The same in double (the reference path's activations): the scale computed in double.
+void round_trip_e4m3(std::span<double> values, std::size_t block);
+void round_trip_e2m1(std::span<double> values, std::size_t block);
 
 // Decoding tables, for kernels that look codes up instead of converting them.
 const std::array<float, 256>& e4m3_table();

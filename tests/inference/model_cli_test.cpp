@@ -65,6 +65,45 @@ TEST_F(ModelCli, InitWritesACheckpointThatInfoDescribes) {
       << text.out;
 }
 
+TEST_F(ModelCli, GenerateAndLogitsRunTheEngine) {
+  const std::string dir = (root / "tiny").string();
+  ASSERT_EQ(warren("model init --preset tiny --out " + dir).status, 0);
+  const Outcome logits = warren("model logits --weights " + dir + " --tokens 0,17,900 --json");
+  ASSERT_EQ(logits.status, 0) << logits.err;
+  const auto l = nlohmann::json::parse(logits.out);
+  const auto values = l["logits"].get<std::vector<float>>();
+  ASSERT_EQ(values.size(), 2048u);
+  EXPECT_EQ(l["argmax"], std::max_element(values.begin(), values.end()) - values.begin());
+
+  // Greedy from those tokens: its first token is that argmax; the same again on a second run.
+  const std::string greedy =
+      "model generate --weights " + dir + " --tokens 0,17,900 --max-tokens 6 --json";
+  const Outcome first = warren(greedy), again = warren(greedy);
+  ASSERT_EQ(first.status, 0) << first.err;
+  const auto g = nlohmann::json::parse(first.out);
+  EXPECT_EQ(g["tokens"].size(), 6u);
+  EXPECT_EQ(g["tokens"][0], l["argmax"]);
+  EXPECT_EQ(g["finish_reason"], "length");
+  EXPECT_EQ(g["prompt_tokens"], 3);
+  EXPECT_EQ(first.out, again.out);
+  for (const auto& p : g["logprobs"]) EXPECT_LT(p.get<double>(), 0.0);
+
+  // Sampling: the same seed gives the same tokens, the text is the tokens decoded.
+  const std::string sampled = "model generate --weights " + dir +
+                              " --prompt 'Hello there' --temperature 1 --top-p 0.9 --seed 4 "
+                              "--max-tokens 8 --json";
+  const Outcome s1 = warren(sampled), s2 = warren(sampled);
+  ASSERT_EQ(s1.status, 0) << s1.err;
+  EXPECT_EQ(s1.out, s2.out);
+
+  // A chat request encoded by the V4 encoder: the prompt is its tokens.
+  const Outcome chat =
+      warren("model generate --weights " + dir + " --messages " + WARREN_SOURCE_DIR +
+             "/tests/toolcall/data/test_input_2.json --max-tokens 2 --json");
+  ASSERT_EQ(chat.status, 0) << chat.err;
+  EXPECT_GT(nlohmann::json::parse(chat.out)["prompt_tokens"].get<int>(), 50);
+}
+
 TEST_F(ModelCli, BadInputIsOneLineAndExit2) {
   const Outcome preset = warren("model init --preset huge --out " + (root / "x").string());
   EXPECT_EQ(preset.status, 2);
@@ -74,6 +113,26 @@ TEST_F(ModelCli, BadInputIsOneLineAndExit2) {
   EXPECT_EQ(folder.status, 2);
   EXPECT_EQ(folder.err,
             "warren model info: " + root.string() + ": not a checkpoint (no config.json)\n");
+  ASSERT_EQ(warren("model init --preset tiny --out " + (root / "m").string()).status, 0);
+  const Outcome out_of_range =
+      warren("model logits --weights " + (root / "m").string() + " --tokens 1,99999");
+  EXPECT_EQ(out_of_range.status, 2);
+  EXPECT_EQ(out_of_range.err,
+            "warren model logits: token id 99999 is outside the vocabulary (0 to 2047)\n");
+  const Outcome not_ids =
+      warren("model logits --weights " + (root / "m").string() + " --tokens 1,x");
+  EXPECT_EQ(not_ids.status, 2);
+  EXPECT_EQ(not_ids.err, "warren model logits: --tokens: x is not a token id\n");
+  const Outcome two =
+      warren("model generate --weights " + (root / "m").string() + " --tokens 1 --prompt hi");
+  EXPECT_EQ(two.status, 2);
+  EXPECT_EQ(two.err, "warren model generate: give one of --prompt, --tokens or --messages\n");
+  fs::remove(root / "m" / "tokenizer.json");
+  const Outcome no_tokenizer =
+      warren("model generate --weights " + (root / "m").string() + " --prompt hi");
+  EXPECT_EQ(no_tokenizer.status, 2);
+  EXPECT_EQ(no_tokenizer.err, "warren model generate: " + (root / "m").string() +
+                                  ": no tokenizer.json (give token ids instead)\n");
   const Outcome missing = warren("model info");
   EXPECT_EQ(missing.status, 2);
   EXPECT_EQ(std::count(missing.err.begin(), missing.err.end(), '\n'), 1) << missing.err;

@@ -156,6 +156,79 @@ class Tokenizer {
 std::string train_tokenizer(std::string_view corpus, std::size_t vocab_size,
                             const std::vector<std::string>& special_tokens);
 
+// One sequence in the engine: the tokens it has seen and its cache (the sliding window's KV rows,
+// compressed entries, indexer keys and the compressors' partial blocks, per layer). Made by
+// Engine::start; movable, not copyable.
+class Sequence {
+ public:
+  Sequence(Sequence&&) noexcept;
+  Sequence& operator=(Sequence&&) noexcept;
+  ~Sequence();
+  std::int64_t length() const;  // tokens fed so far
+
+  struct State;  // engine-private
+
+ private:
+  friend class Engine;
+  explicit Sequence(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+// The embedded engine over one checkpoint: DeepSeek-V4's forward pass, one token at a time
+// (prefill is decode of each prompt token in turn, so the two agree by construction).
+class Engine {
+ public:
+  // Opens the checkpoint (checked tensor by tensor) and its tokenizer.json when it has one.
+  static Result<Engine> open(const std::string& dir);
+  Engine(Engine&&) noexcept;
+  Engine& operator=(Engine&&) noexcept;
+  ~Engine();
+
+  const Config& config() const;
+  // The checkpoint's tokenizer; an error when its folder has no tokenizer.json.
+  Result<const Tokenizer*> tokenizer() const;
+  Sequence start() const;
+  // Runs `tokens` through the model after what `sequence` holds and returns the logits of the
+  // last one [vocab_size]. A token id outside the vocabulary is an error naming it (nothing of
+  // the call is fed then).
+  Result<std::vector<float>> feed(Sequence& sequence, std::span<const std::int32_t> tokens) const;
+
+ private:
+  struct State;
+  explicit Engine(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+// How the next token is chosen from the logits.
+struct SamplingOptions {
+  double temperature = 0;  // 0: greedy (the highest logit, the lower id among equals)
+  std::int64_t top_k = 0;  // keep the k most likely (0: all)
+  double top_p = 1;        // then the smallest set whose probability reaches p
+  std::uint64_t seed = 0;
+};
+
+enum class FinishReason { Length, Eos, Stop };
+std::string_view to_string(FinishReason reason);  // length, eos, stop
+
+struct GenerateOptions {
+  std::int64_t max_tokens = 256;
+  SamplingOptions sampling;
+  std::vector<std::string> stop;  // the text ends before the first of these
+};
+
+struct Generated {
+  std::vector<std::int32_t> tokens;
+  std::vector<double> logprobs;  // each token's log probability under the model (temperature 1)
+  std::string text;              // decoded, cut before a stop string
+  FinishReason finish = FinishReason::Length;
+};
+
+// Feeds `prompt` to `sequence`, then samples up to max_tokens tokens, feeding each back, until
+// EOS (config's eos_token_id) or a stop string. `on_token` sees each token as it is chosen.
+Result<Generated> generate(const Engine& engine, Sequence& sequence,
+                           std::span<const std::int32_t> prompt, const GenerateOptions& options,
+                           const std::function<void(std::int32_t token)>& on_token = {});
+
 // Random-weight checkpoints in the official layout, for tests and benchmarks.
 enum class Preset {
   Tiny,        // a few layers covering window-only, CSA and HCA; under 50 MB: tests

@@ -1,0 +1,196 @@
+// Attention of one token: MQA over the sliding window plus compressed entries (CSA: the blocks
+// the lightning indexer picks; HCA: all), with a learned sink per head and the grouped output
+// projection. Shapes: D hidden, H heads of d dims (the last rd RoPE'd), Lq the query latent.
+#include <algorithm>
+#include <cmath>
+
+#include "formats.hpp"
+#include "forward.hpp"
+
+namespace warren::inference {
+
+namespace {
+
+double dot(std::span<const double> a, std::span<const double> b) {
+  double sum = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) sum += static_cast<double>(a[i]) * b[i];
+  return sum;
+}
+
+// Feeds token t to a compressor; when t completes a block, returns the block's entry (before
+// its norm): per channel, the softmax-over-tokens of the gates weighting the kv values. CSA
+// (ratio 4) blocks overlap: an entry takes the first half of the previous block's channels and
+// the second half of this block's, 8 candidates a channel (4 for the first block).
+std::optional<std::vector<double>> compress(const CompressorWeights& w, CompressorState& s,
+                                            std::span<const double> x, std::int64_t t) {
+  const auto width = static_cast<std::size_t>(w.wkv.out());
+  std::vector<double> a(width), g(width);
+  w.wkv.apply(x, a, false);
+  w.wgate.apply(x, g, false);
+  const auto slot = static_cast<std::size_t>(t % w.ratio);
+  for (std::size_t i = 0; i < width; ++i) g[i] += w.ape[slot * width + i];
+  s.a.push_back(std::move(a));
+  s.g.push_back(std::move(g));
+  if ((t + 1) % w.ratio != 0) return std::nullopt;
+
+  const auto dim = static_cast<std::size_t>(w.dim);
+  const bool overlap = width == 2 * dim;
+  std::vector<double> entry(dim);
+  for (std::size_t ch = 0; ch < dim; ++ch) {
+    std::vector<std::pair<double, double>> candidates;  // (gate, value)
+    if (overlap)
+      for (std::size_t i = 0; i < s.prev_a.size(); ++i)
+        candidates.emplace_back(s.prev_g[i][ch], s.prev_a[i][ch]);
+    const std::size_t own = overlap ? dim + ch : ch;
+    for (std::size_t i = 0; i < s.a.size(); ++i) candidates.emplace_back(s.g[i][own], s.a[i][own]);
+    double top = -INFINITY, total = 0, sum = 0;
+    for (const auto& [gate, value] : candidates) top = std::max(top, gate);
+    for (const auto& [gate, value] : candidates) {
+      const double e = std::exp(gate - top);
+      total += e;
+      sum += e * value;
+    }
+    entry[ch] = sum / total;
+  }
+  if (overlap) {
+    s.prev_a = std::move(s.a);
+    s.prev_g = std::move(s.g);
+  }
+  s.a.clear();
+  s.g.clear();
+  return entry;
+}
+
+// The CSA blocks token t attends to: all when there are no more than index_topk, else the
+// lightning indexer's top-k, ascending. Scores: sum over indexer heads of the head's weight times
+// ReLU(query . key), queries and keys Hadamard-rotated and FP4 as stored.
+std::vector<std::size_t> select_blocks(const Config& c, const AttentionWeights& w,
+                                       const Rotary& rope, const LayerCache& cache,
+                                       std::span<const double> x, std::span<const double> cq,
+                                       std::int64_t t) {
+  const auto& keys = cache.index.entries;
+  std::vector<std::size_t> chosen;
+  if (static_cast<std::int64_t>(keys.size()) <= c.index_topk) {
+    for (std::size_t b = 0; b < keys.size(); ++b) chosen.push_back(b);
+    return chosen;
+  }
+  const auto heads = static_cast<std::size_t>(c.index_n_heads);
+  const auto di = static_cast<std::size_t>(c.index_head_dim);
+  const auto rd = static_cast<std::size_t>(c.qk_rope_head_dim);
+  std::vector<double> q(heads * di), weights(heads);
+  w.index_wq_b->apply(cq, q, true);
+  w.index_weights->apply(x, weights, false);
+  for (std::size_t h = 0; h < heads; ++h) {
+    std::span<double> qh(q.data() + h * di, di);
+    rope.apply(qh.last(rd), t);
+    hadamard(qh);
+    formats::round_trip_e2m1(qh, 32);
+  }
+  const double scale = 1.0 / std::sqrt(static_cast<double>(di * heads));
+  std::vector<double> scores(keys.size());
+  for (std::size_t b = 0; b < keys.size(); ++b) {
+    double score = 0;
+    for (std::size_t h = 0; h < heads; ++h)
+      score += weights[h] * scale * std::max(0.0, dot({q.data() + h * di, di}, keys[b]));
+    scores[b] = score;
+  }
+  for (std::int64_t b : top_k(scores, c.index_topk)) chosen.push_back(static_cast<std::size_t>(b));
+  std::sort(chosen.begin(), chosen.end());
+  return chosen;
+}
+
+// Runs a compressor for token t and stores the entry it completes, if any.
+void compress_into(const Config& c, const CompressorWeights& w, const Rotary& rope,
+                   CompressorState& s, std::span<const double> x, std::int64_t t,
+                   bool indexer_key) {
+  auto entry = compress(w, s, x, t);
+  if (!entry) return;
+  rms_norm(*entry, w.norm, c.rms_norm_eps);
+  const std::int64_t block = (t + 1) / w.ratio - 1;
+  rope.apply(std::span<double>(*entry).last(static_cast<std::size_t>(c.qk_rope_head_dim)),
+             w.ratio * block);
+  if (indexer_key) {
+    hadamard(*entry);
+    formats::round_trip_e2m1(*entry, 32);
+  } else {
+    quantise_kv_row(*entry, c.qk_rope_head_dim);
+  }
+  s.entries.push_back(std::move(*entry));
+}
+
+}  // namespace
+
+std::vector<double> attention_block(const Config& c, const LayerWeights& lw, const Rotaries& ropes,
+                                    LayerCache& cache, std::span<const double> x, std::int64_t t) {
+  const AttentionWeights& w = lw.attn;
+  const Rotary& rope = ropes.of(lw.ratio);
+  const auto H = static_cast<std::size_t>(c.num_attention_heads);
+  const auto d = static_cast<std::size_t>(c.head_dim);
+  const auto rd = static_cast<std::size_t>(c.qk_rope_head_dim);
+
+  // Queries: cq = RMSNorm(W_qa x) [Lq]; q = W_qb cq [H, d], each head RMS-normed, RoPE'd.
+  std::vector<double> cq(static_cast<std::size_t>(c.q_lora_rank)), q(H * d);
+  w.wq_a.apply(x, cq, true);
+  rms_norm(cq, w.q_norm, c.rms_norm_eps);
+  w.wq_b.apply(cq, q, true);
+  for (std::size_t h = 0; h < H; ++h) {
+    std::span<double> qh(q.data() + h * d, d);
+    rms_norm(qh, {}, c.rms_norm_eps);
+    rope.apply(qh.last(rd), t);
+  }
+  // The token's KV row [d] (key and value alike), stored in the window.
+  std::vector<double> kv(d);
+  w.wkv.apply(x, kv, true);
+  rms_norm(kv, w.kv_norm, c.rms_norm_eps);
+  rope.apply(std::span<double>(kv).last(rd), t);
+  quantise_kv_row(kv, c.qk_rope_head_dim);
+  cache.window.push_back(std::move(kv));
+  if (static_cast<std::int64_t>(cache.window.size()) > c.sliding_window) cache.window.pop_front();
+
+  // Keys: the window, then the compressed entries this layer attends to.
+  std::vector<const std::vector<double>*> keys;
+  for (const auto& row : cache.window) keys.push_back(&row);
+  if (w.compressor) compress_into(c, *w.compressor, rope, cache.kv, x, t, false);
+  if (w.index_compressor) compress_into(c, *w.index_compressor, rope, cache.index, x, t, true);
+  if (lw.ratio == 128)
+    for (const auto& entry : cache.kv.entries) keys.push_back(&entry);
+  if (lw.ratio == 4)
+    for (std::size_t b : select_blocks(c, w, rope, cache, x, cq, t))
+      keys.push_back(&cache.kv.entries[b]);
+
+  // One softmax over all keys per head, the sink in its denominator; inverse RoPE on the output.
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  std::vector<double> o(H * d);
+  std::vector<double> logits(keys.size());
+  for (std::size_t h = 0; h < H; ++h) {
+    std::span<const double> qh(q.data() + h * d, d);
+    double top = w.sink[h];
+    for (std::size_t j = 0; j < keys.size(); ++j) {
+      logits[j] = dot(qh, *keys[j]) * scale;
+      top = std::max(top, logits[j]);
+    }
+    double total = std::exp(w.sink[h] - top);
+    std::vector<double> sum(d, 0.0);
+    for (std::size_t j = 0; j < keys.size(); ++j) {
+      const double p = std::exp(logits[j] - top);
+      total += p;
+      for (std::size_t i = 0; i < d; ++i) sum[i] += p * (*keys[j])[i];
+    }
+    std::span<double> oh(o.data() + h * d, d);
+    for (std::size_t i = 0; i < d; ++i) oh[i] = sum[i] / total;
+    rope.apply(oh.last(rd), t, /*inverse=*/true);
+  }
+
+  // Grouped output: group g's heads through wo_a's rows [g Lo, (g+1) Lo), unquantised; then wo_b.
+  const auto G = static_cast<std::size_t>(c.o_groups), Lo = static_cast<std::size_t>(c.o_lora_rank);
+  const std::size_t group_width = H * d / G;
+  std::vector<double> u(G * Lo), out(static_cast<std::size_t>(c.hidden_size));
+  for (std::size_t g = 0; g < G; ++g)
+    w.wo_a.apply_rows({o.data() + g * group_width, group_width}, {u.data() + g * Lo, Lo},
+                      static_cast<std::int64_t>(g * Lo), static_cast<std::int64_t>((g + 1) * Lo),
+                      false);
+  w.wo_b.apply(u, out, true);
+  return out;
+}
+
+}  // namespace warren::inference

@@ -1,0 +1,111 @@
+// The engine: a checkpoint's weights bound once, and sequences fed one token at a time through
+// the layers: embedding -> [attention, FFN with hyper-connections] x layers -> head.
+#include <sys/stat.h>
+#include <fstream>
+
+#include "formats.hpp"
+#include "forward.hpp"
+#include "warren/inference/model.hpp"
+
+namespace warren::inference {
+
+struct Sequence::State {
+  std::int64_t length = 0;
+  std::vector<LayerCache> layers;
+};
+
+Sequence::Sequence(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Sequence::Sequence(Sequence&&) noexcept = default;
+Sequence& Sequence::operator=(Sequence&&) noexcept = default;
+Sequence::~Sequence() = default;
+std::int64_t Sequence::length() const {
+  return state_->length;
+}
+
+struct Engine::State {
+  Checkpoint checkpoint;
+  ModelWeights weights;
+  Rotaries rotaries;
+  std::optional<Tokenizer> tokenizer;
+  std::string tokenizer_error;
+
+  std::vector<double> step(Sequence::State& s, std::int32_t token) const;
+};
+
+Engine::Engine(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Engine::Engine(Engine&&) noexcept = default;
+Engine& Engine::operator=(Engine&&) noexcept = default;
+Engine::~Engine() = default;
+
+Result<Engine> Engine::open(const std::string& dir) {
+  auto checkpoint = Checkpoint::open(dir);
+  if (!checkpoint) return tl::unexpected(checkpoint.error());
+  auto weights = bind_weights(*checkpoint);
+  if (!weights) return tl::unexpected(weights.error());
+  const Config& c = checkpoint->config();
+  auto state = std::unique_ptr<State>(new State{std::move(*checkpoint), std::move(*weights),
+                                                Rotaries{Rotary(c, false), Rotary(c, true)},
+                                                std::nullopt, ""});
+  const std::string path = dir + "/tokenizer.json";
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    auto tokenizer = Tokenizer::load(path);
+    if (!tokenizer) return tl::unexpected(tokenizer.error());
+    state->tokenizer = std::move(*tokenizer);
+  } else {
+    state->tokenizer_error = dir + ": no tokenizer.json (give token ids instead)";
+  }
+  return Engine(std::move(state));
+}
+
+const Config& Engine::config() const {
+  return state_->checkpoint.config();
+}
+
+Result<const Tokenizer*> Engine::tokenizer() const {
+  if (!state_->tokenizer) return tl::unexpected(Error{state_->tokenizer_error});
+  return &*state_->tokenizer;
+}
+
+Sequence Engine::start() const {
+  auto s = std::make_unique<Sequence::State>();
+  s->layers.resize(static_cast<std::size_t>(config().num_hidden_layers));
+  return Sequence(std::move(s));
+}
+
+Result<std::vector<float>> Engine::feed(Sequence& sequence,
+                                        std::span<const std::int32_t> tokens) const {
+  for (std::int32_t token : tokens)
+    if (token < 0 || token >= config().vocab_size)
+      return tl::unexpected(Error{"token id " + std::to_string(token) +
+                                  " is outside the vocabulary (0 to " +
+                                  std::to_string(config().vocab_size - 1) + ")"});
+  std::vector<double> logits;
+  for (std::int32_t token : tokens) logits = state_->step(*sequence.state_, token);
+  return std::vector<float>(logits.begin(), logits.end());
+}
+
+// One token: its embedding copied into every stream, each layer's attention and FFN with their
+// hyper-connections, the head.
+std::vector<double> Engine::State::step(Sequence::State& s, std::int32_t token) const {
+  const Config& c = checkpoint.config();
+  const auto D = static_cast<std::size_t>(c.hidden_size), hc = static_cast<std::size_t>(c.hc_mult);
+  std::vector<double> streams(hc * D);
+  for (std::size_t i = 0; i < D; ++i)
+    streams[i] = formats::bf16_to_float(weights.embed[static_cast<std::size_t>(token) * D + i]);
+  for (std::size_t j = 1; j < hc; ++j) std::copy_n(streams.begin(), D, streams.begin() + j * D);
+
+  const std::int64_t t = s.length;
+  for (std::size_t l = 0; l < weights.layers.size(); ++l) {
+    const LayerWeights& w = weights.layers[l];
+    hyper_connected(c, w.hc_attn, w.attn_norm, streams, [&](std::span<const double> x) {
+      return attention_block(c, w, rotaries, s.layers[l], x, t);
+    });
+    hyper_connected(c, w.hc_ffn, w.ffn_norm, streams,
+                    [&](std::span<const double> x) { return moe_block(c, w.ffn, x, token); });
+  }
+  ++s.length;
+  return head_block(c, weights, streams);
+}
+
+}  // namespace warren::inference

@@ -1,0 +1,56 @@
+// The forward pass of one token, the plain reference path: each block as a function of its
+// weights, the token's input and the sequence's cache, in the order the architecture runs them
+// (docs/v4-architecture.md). Activations are double: in float, a value next to an FP8 or BF16
+// rounding boundary rounds to a different code often enough to change an indexer's or a router's
+// choice within a few hundred tokens, and the reference is what faster paths are checked against.
+#pragma once
+
+#include <deque>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "blocks.hpp"
+#include "model_weights.hpp"
+
+namespace warren::inference {
+
+// A compressor's state in one sequence: the tokens of the block being filled (and of the block
+// before, which overlapping CSA blocks mix in), and the entries of the complete blocks.
+struct CompressorState {
+  std::vector<std::vector<double>> a, g;            // kv and gate projections, this block
+  std::vector<std::vector<double>> prev_a, prev_g;  // the block before
+  std::vector<std::vector<double>> entries;         // one per complete block, as stored
+};
+
+// One layer's cache in one sequence.
+struct LayerCache {
+  std::deque<std::vector<double>> window;  // the last sliding_window KV rows, as stored
+  CompressorState kv, index;
+};
+
+// The rotary tables: window-only layers, and layers with compressed attention (YaRN).
+struct Rotaries {
+  Rotary window, compressed;
+  const Rotary& of(int ratio) const { return ratio == 0 ? window : compressed; }
+};
+
+// Attention for token `t` at its normed input `x` [D]: returns [D].
+std::vector<double> attention_block(const Config& c, const LayerWeights& w, const Rotaries& rope,
+                                    LayerCache& cache, std::span<const double> x, std::int64_t t);
+
+// The MoE FFN for token `token` at its normed input `x` [D]: returns [D].
+std::vector<double> moe_block(const Config& c, const FfnWeights& w, std::span<const double> x,
+                              std::int32_t token);
+
+// One sublayer with its hyper-connections: `streams` [hc * D] mixed, normed with `norm` and fed
+// to `sublayer`, its output spread back over the streams.
+void hyper_connected(const Config& c, const HyperWeights& w, std::span<const float> norm,
+                     std::vector<double>& streams,
+                     const std::function<std::vector<double>(std::span<const double>)>& sublayer);
+
+// The logits of the last position from its streams.
+std::vector<double> head_block(const Config& c, const ModelWeights& w,
+                               std::span<const double> streams);
+
+}  // namespace warren::inference

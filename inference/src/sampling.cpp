@@ -1,0 +1,113 @@
+// Choosing tokens: greedy, or temperature with top-k and top-p from a seeded generator; and the
+// generation loop around the engine.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "warren/inference/model.hpp"
+
+namespace warren::inference {
+
+std::string_view to_string(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::Length:
+      return "length";
+    case FinishReason::Eos:
+      return "eos";
+    case FinishReason::Stop:
+      return "stop";
+  }
+  return "length";
+}
+
+namespace {
+
+// log softmax(logits)[token], in double.
+double log_probability(std::span<const float> logits, std::int32_t token) {
+  const double top = *std::max_element(logits.begin(), logits.end());
+  double total = 0;
+  for (float l : logits) total += std::exp(l - top);
+  return logits[static_cast<std::size_t>(token)] - top - std::log(total);
+}
+
+std::int32_t pick(std::span<const float> logits, const SamplingOptions& o, std::mt19937_64& rng) {
+  if (o.temperature <= 0) {  // greedy: the first of the largest
+    return static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) -
+                                     logits.begin());
+  }
+  std::vector<std::int32_t> order(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) {
+    return logits[static_cast<std::size_t>(a)] > logits[static_cast<std::size_t>(b)];
+  });
+  if (o.top_k > 0 && static_cast<std::size_t>(o.top_k) < order.size())
+    order.resize(static_cast<std::size_t>(o.top_k));
+  const double top = logits[static_cast<std::size_t>(order[0])];
+  std::vector<double> p;
+  double total = 0;
+  for (std::int32_t t : order)
+    total += p.emplace_back(std::exp((logits[static_cast<std::size_t>(t)] - top) / o.temperature));
+  if (o.top_p < 1) {
+    double kept = 0;
+    std::size_t n = 0;
+    while (n < p.size() && kept < o.top_p * total) kept += p[n++];
+    p.resize(std::max<std::size_t>(n, 1));
+    total = std::accumulate(p.begin(), p.end(), 0.0);
+  }
+  const double u = std::uniform_real_distribution<double>(0, total)(rng);
+  double run = 0;
+  for (std::size_t i = 0; i < p.size(); ++i)
+    if ((run += p[i]) > u) return order[i];
+  return order[p.size() - 1];
+}
+
+}  // namespace
+
+Result<Generated> generate(const Engine& engine, Sequence& sequence,
+                           std::span<const std::int32_t> prompt, const GenerateOptions& options,
+                           const std::function<void(std::int32_t token)>& on_token) {
+  const Tokenizer* tokenizer = nullptr;
+  if (!options.stop.empty()) {
+    auto t = engine.tokenizer();
+    if (!t) return tl::unexpected(t.error());
+    tokenizer = *t;
+  }
+  auto logits = engine.feed(sequence, prompt);
+  if (!logits) return tl::unexpected(logits.error());
+  std::mt19937_64 rng(options.sampling.seed);
+  Generated out;
+  while (static_cast<std::int64_t>(out.tokens.size()) < options.max_tokens) {
+    const std::int32_t token = pick(*logits, options.sampling, rng);
+    out.tokens.push_back(token);
+    out.logprobs.push_back(log_probability(*logits, token));
+    if (on_token) on_token(token);
+    if (token == engine.config().eos_token_id) {
+      out.finish = FinishReason::Eos;
+      break;
+    }
+    if (tokenizer) {
+      const std::string text = tokenizer->decode(out.tokens);
+      const auto cut = std::find_if(options.stop.begin(), options.stop.end(), [&](const auto& s) {
+        return text.find(s) != std::string::npos;
+      });
+      if (cut != options.stop.end()) {
+        out.text = text.substr(0, text.find(*cut));
+        out.finish = FinishReason::Stop;
+        return out;
+      }
+    }
+    if (static_cast<std::int64_t>(out.tokens.size()) == options.max_tokens) break;
+    const std::int32_t next[] = {token};
+    logits = engine.feed(sequence, next);
+    if (!logits) return tl::unexpected(logits.error());
+  }
+  if (auto t = engine.tokenizer(); t) {
+    std::span<const std::int32_t> text_tokens(out.tokens);
+    if (out.finish == FinishReason::Eos) text_tokens = text_tokens.first(text_tokens.size() - 1);
+    out.text = (*t)->decode(text_tokens);
+  }
+  return out;
+}
+
+}  // namespace warren::inference

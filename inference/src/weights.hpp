@@ -1,0 +1,46 @@
+// A checkpoint's tensors as the forward pass uses them: linear layers in their stored format
+// (BF16, FP8 e4m3 with 128x128 block scales, FP4 e2m1 with 1x32 scales, kept packed and
+// dequantised as they are read) and the small vectors (norms, hyper-connection weights, biases)
+// converted to float once.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "warren/inference/model.hpp"
+
+namespace warren::inference {
+
+enum class WeightFormat { BF16, FP8, FP4 };
+
+// y = W x for W [out, in] as stored. `quantise_input`: x is first rounded to FP8 in 1x128 blocks
+// with power-of-two scales, as the reference does before its FP8 and FP4 matmuls.
+class Linear {
+ public:
+  Linear() = default;
+  static Result<Linear> bind(const Checkpoint& checkpoint, const std::string& name);
+
+  std::int64_t out() const { return out_; }
+  std::int64_t in() const { return in_; }
+  // y[0..out) = W x[0..in)
+  void apply(std::span<const double> x, std::span<double> y, bool quantise_input) const;
+  // y[0..end-begin) = rows [begin, end) of W times x (wo_a's groups, each its own input).
+  void apply_rows(std::span<const double> x, std::span<double> y, std::int64_t begin,
+                  std::int64_t end, bool quantise_input) const;
+  // Row `row` of W, dequantised.
+  void row(std::int64_t row, std::span<float> values) const;
+
+ private:
+  WeightFormat format_ = WeightFormat::BF16;
+  std::int64_t out_ = 0, in_ = 0;
+  const std::byte* weight_ = nullptr;
+  const std::uint8_t* scale_ =
+      nullptr;  // e8m0 codes: FP8 [ceil(out/128), ceil(in/128)]; FP4 [out, in/32]
+};
+
+// A tensor of BF16 or F32 values as floats.
+Result<std::vector<float>> read_floats(const Checkpoint& checkpoint, const std::string& name);
+
+}  // namespace warren::inference

@@ -1,0 +1,131 @@
+// The forward pass against an independent reference (tests/inference/reference.py: PyTorch in
+// float64, the whole sequence at once, written from the architecture notes): logits after a
+// prompt long enough to cross the 128-token window and many 4- and 128-token compression
+// boundaries (with the indexer choosing among more blocks than its top-k), greedy generation,
+// and decoding after a prefill at each kind of position.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "../cli/cli_util.hpp"
+#include "warren/inference/model.hpp"
+
+namespace inf = warren::inference;
+namespace fs = std::filesystem;
+using warren::testing::slurp;
+
+namespace {
+
+class Engine : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir = fs::temp_directory_path() / ("warren-engine-" + std::to_string(getpid()));
+    fs::remove_all(dir);
+    auto written =
+        inf::write_random_checkpoint(inf::preset_config(inf::Preset::Tiny), dir.string(), 7);
+    ASSERT_TRUE(written) << written.error().message;
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir); }
+
+  static std::vector<std::int32_t> random_tokens(std::size_t n, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::vector<std::int32_t> tokens;
+    for (std::size_t i = 0; i < n; ++i) tokens.push_back(static_cast<std::int32_t>(rng() % 2048));
+    return tokens;
+  }
+
+  // The reference's answer for `tokens` (with `--generate N` when asked).
+  static nlohmann::json reference(const std::vector<std::int32_t>& tokens, int generate = 0) {
+    std::string ids;
+    for (auto t : tokens) {
+      if (!ids.empty()) ids += ',';
+      ids += std::to_string(t);
+    }
+    const fs::path out = dir / "reference.json";
+    const std::string command =
+        "/usr/bin/python3 " WARREN_SOURCE_DIR "/tests/inference/reference.py " + dir.string() +
+        " --tokens " + ids + (generate ? " --generate " + std::to_string(generate) : "") + " > " +
+        out.string();
+    EXPECT_EQ(std::system(command.c_str()), 0)
+        << "the reference needs Debian's python3-torch: run scripts/setup.sh";
+    return nlohmann::json::parse(slurp(out));
+  }
+
+  static double relative_l2(const std::vector<float>& ours, const std::vector<double>& theirs) {
+    double diff = 0, norm = 0;
+    for (std::size_t i = 0; i < ours.size(); ++i) {
+      diff += (ours[i] - theirs[i]) * (ours[i] - theirs[i]);
+      norm += theirs[i] * theirs[i];
+    }
+    return std::sqrt(diff / norm);
+  }
+
+  static inline fs::path dir;
+};
+
+}  // namespace
+
+TEST_F(Engine, LogitsAfterSixHundredTokensMatchTheReference) {
+  auto engine = inf::Engine::open(dir.string());
+  ASSERT_TRUE(engine) << engine.error().message;
+  // 640 tokens: 5 HCA blocks, 160 CSA blocks (the indexer picks 16), the window slid 512 times.
+  const auto tokens = random_tokens(640, 1);
+  auto sequence = engine->start();
+  auto logits = engine->feed(sequence, tokens);
+  ASSERT_TRUE(logits) << logits.error().message;
+  const auto expected = reference(tokens)["logits"].get<std::vector<double>>();
+  ASSERT_EQ(logits->size(), expected.size());
+  const double error = relative_l2(*logits, expected);
+  EXPECT_LE(error, 1e-3);
+  // Both compute in double: what remains is the float the logits are returned in.
+  EXPECT_LE(error, 1e-6) << "relative L2 " << error;
+}
+
+TEST_F(Engine, GreedyGenerationMatchesTheReference) {
+  auto engine = inf::Engine::open(dir.string());
+  ASSERT_TRUE(engine);
+  const auto prompt = random_tokens(16, 2);
+  auto sequence = engine->start();
+  inf::GenerateOptions options;
+  options.max_tokens = 64;
+  auto generated = inf::generate(*engine, sequence, prompt, options);
+  ASSERT_TRUE(generated) << generated.error().message;
+  const auto expected = reference(prompt, 64)["generated"].get<std::vector<std::int32_t>>();
+  EXPECT_EQ(generated->tokens, expected);
+}
+
+TEST_F(Engine, DecodingAfterAPrefillIsThePrefillOfTheWhole) {
+  auto engine = inf::Engine::open(dir.string());
+  ASSERT_TRUE(engine);
+  const auto tokens = random_tokens(262, 3);
+  auto whole = engine->start();
+  std::vector<std::vector<float>> at;  // logits after each length
+  for (std::size_t n = 0; n < tokens.size(); ++n)
+    at.push_back(*engine->feed(whole, {&tokens[n], 1}));
+  // A prefill ending inside the window, inside a 4-block, and at a 128-boundary, then decoding.
+  for (std::size_t split : {100u, 130u, 256u}) {
+    auto sequence = engine->start();
+    auto logits = engine->feed(sequence, {tokens.data(), split});
+    EXPECT_EQ(*logits, at[split - 1]) << "prefill of " << split;
+    for (std::size_t n = split; n < tokens.size(); ++n) {
+      logits = engine->feed(sequence, {&tokens[n], 1});
+      ASSERT_EQ(*logits, at[n]) << "decode at " << n << " after a prefill of " << split;
+    }
+  }
+}
+
+TEST_F(Engine, TokenIdsOutsideTheVocabularyAreRefused) {
+  auto engine = inf::Engine::open(dir.string());
+  ASSERT_TRUE(engine);
+  auto sequence = engine->start();
+  const std::int32_t bad[] = {5, 2048};
+  auto logits = engine->feed(sequence, bad);
+  ASSERT_FALSE(logits);
+  EXPECT_EQ(logits.error().message, "token id 2048 is outside the vocabulary (0 to 2047)");
+  EXPECT_EQ(sequence.length(), 0);
+}
