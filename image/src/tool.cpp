@@ -47,7 +47,7 @@ std::string on_path(const std::string& name) {
   return "";
 }
 
-Result<ToolRun> run_tool(const std::vector<std::string>& argv, int log_fd) {
+Result<ToolRun> run_tool(const std::vector<std::string>& argv, int log_fd, int death_signal) {
   const std::string program = on_path(argv[0]);
   if (program.empty())
     return tl::unexpected(Error{argv[0] + " cannot be started (not found on PATH): "
@@ -60,12 +60,12 @@ Result<ToolRun> run_tool(const std::vector<std::string>& argv, int log_fd) {
   const int err = log_fd >= 0 ? -1 : memfd_create("tool-stderr", MFD_CLOEXEC);
   const int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
   const pid_t parent = getpid();
-  // fork, not posix_spawn: the child asks for SIGTERM when the thread that started it dies, so a
+  // fork, not posix_spawn: the child asks for a signal when the thread that started it dies, so a
   // build does not outlive a Warren that was killed (the thread waits for the tool, so it dies
   // only with the process). Only async-signal-safe calls between fork and exec.
   const pid_t pid = fork();
   if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    prctl(PR_SET_PDEATHSIG, death_signal);
     if (getppid() != parent) _exit(127);  // the parent died before the request counted
     if (null >= 0) dup2(null, 0);
     dup2(log_fd >= 0 ? log_fd : out, 1);

@@ -1,6 +1,7 @@
 // The programs image/ drives (buildah, cp, du, tar), run on the host.
 #pragma once
 
+#include <csignal>
 #include <string>
 #include <vector>
 
@@ -17,10 +18,11 @@ struct ToolRun {
 // `name`'s path on PATH (then /usr/sbin, /sbin); "" when it is nowhere. A path is kept.
 std::string on_path(const std::string& name);
 
-// Runs `argv` (found on PATH) and waits for it; it is sent SIGTERM if this process dies first. With
-// `log_fd` >= 0 both its outputs are appended there; otherwise they are captured. An Error only
-// when the program cannot be started.
-Result<ToolRun> run_tool(const std::vector<std::string>& argv, int log_fd = -1);
+// Runs `argv` (found on PATH) and waits for it; it is sent `death_signal` if this process dies
+// first. With `log_fd` >= 0 both its outputs are appended there; otherwise they are captured. An
+// Error only when the program cannot be started.
+Result<ToolRun> run_tool(const std::vector<std::string>& argv, int log_fd = -1,
+                         int death_signal = SIGTERM);
 
 // The last `lines` lines of `text`, for an error message.
 std::string last_lines(const std::string& text, int lines);

@@ -78,9 +78,11 @@ Result<Generated> generate(const Engine& engine, Sequence& sequence,
   std::mt19937_64 rng(options.sampling.seed);
   Generated out;
   while (static_cast<std::int64_t>(out.tokens.size()) < options.max_tokens) {
-    const std::int32_t token = pick(*logits, options.sampling, rng);
+    std::vector<float> chosen_from = *logits;
+    if (options.logits_processor) options.logits_processor(chosen_from, out.tokens);
+    const std::int32_t token = pick(chosen_from, options.sampling, rng);
     out.tokens.push_back(token);
-    out.logprobs.push_back(log_probability(*logits, token));
+    out.logprobs.push_back(log_probability(*logits, token));  // the model's, unprocessed
     if (on_token) on_token(token);
     if (token == engine.config().eos_token_id) {
       out.finish = FinishReason::Eos;

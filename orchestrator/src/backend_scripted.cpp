@@ -5,6 +5,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "completion_reply.hpp"
 #include "warren/orchestrator/orchestrator.hpp"
 
 namespace warren::orchestrator {
@@ -12,22 +13,6 @@ namespace warren::orchestrator {
 namespace {
 
 constexpr std::string_view kEndOfSentence = "<｜end▁of▁sentence｜>";
-
-toolcall::Mode mode_of(Thinking thinking) {
-  return thinking == Thinking::Off ? toolcall::Mode::Chat : toolcall::Mode::Thinking;
-}
-
-// What the parser's events make of one completion.
-ModelReply reply_from(toolcall::MessageBuilder& built) {
-  ModelReply reply;
-  toolcall::ParsedMessage& m = built.message();
-  reply.content = std::move(m.content);
-  reply.reasoning_content = std::move(m.reasoning_content);
-  reply.tool_calls = std::move(m.tool_calls);
-  reply.finish_reason = built.finish_reason();
-  for (const toolcall::Warning& w : m.warnings) reply.warnings.push_back(w.message);
-  return reply;
-}
 
 class ScriptedBackend final : public ModelBackend {
  public:
@@ -50,30 +35,13 @@ class ScriptedBackend final : public ModelBackend {
           "the script has no completion left for request " + std::to_string(next_ + 1)});
     const std::string& completion = completions_[next_++];
 
-    toolcall::ChatRequest chat{std::move(request.messages), std::move(request.tools)};
-    toolcall::EncodeOptions encode{.mode = mode_of(request.thinking),
-                                   .effort = request.thinking == Thinking::Max
-                                                 ? toolcall::Effort::Max
-                                                 : toolcall::Effort::None};
-    auto prompt = codec_->encode(chat, encode);
+    auto prompt = detail::encode_prompt(*codec_, request);
     if (!prompt)
       co_return tl::unexpected(
           ModelFailure{FailureKind::BadRequest, 0, std::nullopt,
                        "the prompt cannot be encoded: " + prompt.error().message});
-    auto tools = toolcall::ToolSet::from_json(Json(chat.tools));
-    toolcall::ParserOptions options{.mode = mode_of(request.thinking), .lenient = true};
-    if (tools) options.tools = std::make_shared<const toolcall::ToolSet>(std::move(*tools));
-    options.id_seed = next_;  // call ids differ from step to step, and repeat from run to run
-    toolcall::MessageBuilder built;
-    auto parser = codec_->make_parser(options, built);
-    toolcall::feed_all(*parser, completion, chunk_bytes_);
-
-    ModelReply reply = reply_from(built);
-    if (built.error()) {  // even lenient parsing gave up: the text goes back as plain content
-      reply.content = completion;
-      reply.tool_calls.clear();
-      reply.warnings.push_back("unreadable completion: " + built.error()->message);
-    }
+    ModelReply reply =
+        detail::reply_from_completion(*codec_, completion, request, next_, chunk_bytes_);
     // Estimates (4 bytes a token): the scripted backend has no tokenizer.
     reply.usage.prompt_tokens = static_cast<std::int64_t>(prompt->size() / 4);
     reply.usage.completion_tokens = static_cast<std::int64_t>(completion.size() / 4);

@@ -65,6 +65,7 @@ Result<std::unique_ptr<ModelBackend>> make_backend(const ModelConfig& config,
     if (config.script.empty()) return tl::unexpected(Error{"model " + config.name + ": no script"});
     return make_scripted_backend(config.script);
   }
+  if (config.backend == BackendKind::Embedded) return make_embedded_backend(config);
   std::string key;
   if (!config.api_key_env.empty()) {
     const char* value = std::getenv(config.api_key_env.c_str());

@@ -22,7 +22,7 @@ Result<ModelConfig> model_from(const std::string& name, const Json& entry) {
     const auto kind = backend_kind(backend);
     if (!kind)
       return tl::unexpected(Error{"model " + name + ": backend \"" + backend +
-                                  "\" is not one of openai, anthropic, scripted"});
+                                  "\" is not one of openai, anthropic, scripted, embedded"});
     m.backend = *kind;
     m.base_url = entry.value("base_url", "");
     m.model = entry.value("model", name);
@@ -30,14 +30,17 @@ Result<ModelConfig> model_from(const std::string& name, const Json& entry) {
     m.context_window = entry.value("context_window", std::int64_t{1048576});
     m.max_output_tokens = entry.value("max_output_tokens", std::int64_t{32768});
     m.script = entry.value("script", "");
+    m.weights = entry.value("weights", "");
     m.ca_file = entry.value("ca_file", "");
     m.connect_timeout_s = entry.value("connect_timeout_s", 10.0);
     m.idle_timeout_s = entry.value("idle_timeout_s", 300.0);
   } catch (const Json::exception& e) {
     return tl::unexpected(Error{"model " + name + ": " + e.what()});
   }
-  if (m.backend != BackendKind::Scripted && m.base_url.empty())
-    return tl::unexpected(Error{"model " + name + ": no base_url"});
+  const bool remote = m.backend == BackendKind::OpenAi || m.backend == BackendKind::Anthropic;
+  if (remote && m.base_url.empty()) return tl::unexpected(Error{"model " + name + ": no base_url"});
+  if (m.backend == BackendKind::Embedded && m.weights.empty())
+    return tl::unexpected(Error{"model " + name + ": no weights (the checkpoint's folder)"});
   if (m.context_window <= 0 || m.max_output_tokens <= 0)
     return tl::unexpected(
         Error{"model " + name + ": context_window and max_output_tokens must be > 0"});
@@ -54,12 +57,15 @@ std::string to_string(BackendKind kind) {
       return "anthropic";
     case BackendKind::Scripted:
       return "scripted";
+    case BackendKind::Embedded:
+      return "embedded";
   }
   return "unknown";
 }
 
 std::optional<BackendKind> backend_kind(const std::string& name) {
-  for (BackendKind kind : {BackendKind::OpenAi, BackendKind::Anthropic, BackendKind::Scripted})
+  for (BackendKind kind :
+       {BackendKind::OpenAi, BackendKind::Anthropic, BackendKind::Scripted, BackendKind::Embedded})
     if (to_string(kind) == name) return kind;
   return std::nullopt;
 }

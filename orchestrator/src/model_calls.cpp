@@ -48,7 +48,9 @@ std::string describe(const ModelFailure& f) {
 Pricing::Pricing(const Config& config, const ModelBackend& backend, Observer* observer)
     : price_(config.price(backend.model())) {
   const std::string model = backend.model();
-  if (!price_ && observer && backend.backend() != BackendKind::Scripted)
+  // Replayed and in-process models cost nothing: no warning for them.
+  if (!price_ && observer && backend.backend() != BackendKind::Scripted &&
+      backend.backend() != BackendKind::Embedded)
     observer->on_warning("no price for model \"" + model +
                          "\" in the price table: its cost is counted as 0");
 }

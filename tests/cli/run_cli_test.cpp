@@ -139,7 +139,22 @@ TEST_F(RunCli, BadInputIsOneLineAndExit2) {
   EXPECT_EQ(bad_config.status, 2);
   EXPECT_EQ(bad_config.err,
             "warren run: " + (base / "bad.json").string() +
-                ": model m: backend \"telepathy\" is not one of openai, anthropic, scripted\n");
+                ": model m: backend \"telepathy\" is not one of openai, anthropic, scripted, "
+                "embedded\n");
+
+  // An embedded model needs its checkpoint, and one that is there.
+  std::ofstream(base / "embedded.json") << R"({"models": {"e": {"backend": "embedded"}}})";
+  auto no_weights =
+      warren("run " + task + " --config " + (base / "embedded.json").string() + " --model e");
+  EXPECT_EQ(no_weights.status, 2);
+  EXPECT_EQ(no_weights.err, "warren run: " + (base / "embedded.json").string() +
+                                ": model e: no weights (the checkpoint's folder)\n");
+  std::ofstream(base / "nowhere.json")
+      << R"({"models": {"e": {"backend": "embedded", "weights": "/nonexistent/ckpt"}}})";
+  auto no_checkpoint =
+      warren("run " + task + " --config " + (base / "nowhere.json").string() + " --model e");
+  EXPECT_EQ(no_checkpoint.status, 2);
+  EXPECT_EQ(no_checkpoint.err, "warren run: model e: /nonexistent/ckpt: not a folder\n");
 
   auto unknown = warren("run " + task + " --model nope");
   EXPECT_EQ(unknown.status, 2);

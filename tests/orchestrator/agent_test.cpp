@@ -142,6 +142,68 @@ TEST_F(Agent, FixesTheRepositoryRecordsEveryStepAndReturnsThePatch) {
   EXPECT_EQ((*patch)->content, r.patch);
 }
 
+TEST_F(Agent, TheEmbeddedEngineRunsTheLoop) {
+  // A tiny random checkpoint writes noise; a logits processor (the seam grammars use) makes it
+  // write two recorded completions, token by token, each ended by EOS. Everything else is the
+  // engine's: the prompt encoded and tokenized, every token generated, the text parsed.
+  const fs::path weights = base / "model";
+  ASSERT_TRUE(inference::write_random_checkpoint(inference::preset_config(inference::Preset::Tiny),
+                                                 weights.string(), 5));
+  auto tokenizer = inference::Tokenizer::load((weights / "tokenizer.json").string());
+  ASSERT_TRUE(tokenizer);
+  std::vector<std::vector<std::int32_t>> answers;
+  for (const std::string& text : {completion("Make the file.", {bash("echo made > made.txt")}),
+                                  completion("Done.", {submit()})}) {
+    answers.push_back(tokenizer->encode(text));
+    answers.back().push_back(1);  // EOS
+  }
+  std::size_t answer = 0;
+  EmbeddedOptions options;
+  options.logits_processor = [&](std::span<float> logits, std::span<const std::int32_t> generated) {
+    if (generated.empty() && answer < answers.size()) ++answer;
+    const auto& forced = answers[answer - 1];
+    const std::int32_t next = forced[std::min(generated.size(), forced.size() - 1)];
+    for (float& l : logits) l = -1e30f;
+    logits[static_cast<std::size_t>(next)] = 0;
+  };
+  const ModelConfig model{.name = "tiny-embedded",
+                          .backend = BackendKind::Embedded,
+                          .max_output_tokens = 512,
+                          .weights = weights.string()};
+  auto backend = make_embedded_backend(model, options);
+  ASSERT_TRUE(backend) << backend.error().message;
+
+  boost::asio::io_context io;
+  TaskRunOptions o;
+  o.repo = base / "repo";
+  o.task = "make a file";
+  o.model = model;
+  o.workspaces = base / "workspaces";
+  std::optional<Result<TaskRunResult>> result;
+  boost::asio::co_spawn(io, run_task(o, **backend, runtime, *store, config, nullptr),
+                        [&](std::exception_ptr e, Result<TaskRunResult> r) {
+                          if (e) std::rethrow_exception(e);
+                          result = std::move(r);
+                        });
+  io.run();
+  ASSERT_TRUE(result && *result) << (result ? result->error().message : "no result");
+  const TaskRunResult& r = **result;
+  EXPECT_EQ(to_string(r.outcome.exit_status), "submitted") << r.outcome.message;
+  EXPECT_EQ(r.outcome.steps, 2);
+  EXPECT_NE(r.patch.find("+++ b/made.txt"), std::string::npos) << r.patch;
+  auto steps = store->load_steps(r.trial);
+  ASSERT_TRUE(steps);
+  ASSERT_EQ(steps->size(), 2u);
+  EXPECT_EQ((*steps)[0].reasoning_content, "Make the file.");
+  ASSERT_EQ((*steps)[0].tool_calls.size(), 1u);
+  EXPECT_EQ((*steps)[0].tool_calls[0].exit_code, 0);
+  // Token counts are the engine's own: the completion's tokens with EOS, the prompt's encoding.
+  ASSERT_EQ((*steps)[0].model_calls.size(), 1u);
+  EXPECT_EQ((*steps)[0].model_calls[0].completion_tokens,
+            static_cast<std::int64_t>(answers[0].size()));
+  EXPECT_GT((*steps)[1].model_calls[0].prompt_tokens, (*steps)[0].model_calls[0].prompt_tokens);
+}
+
 TEST_F(Agent, BadArgumentsGetAnErrorResultAndTheLoopGoesOn) {
   auto r = run({
       completion("", {invoke("str_replace_editor", {param("command", "view")})}),  // no path

@@ -210,10 +210,16 @@ struct SamplingOptions {
 enum class FinishReason { Length, Eos, Stop };
 std::string_view to_string(FinishReason reason);  // length, eos, stop
 
+// Changes the logits before a token is chosen from them: where grammars constrain the choice
+// (tests force a recorded completion with one). `generated`: the tokens chosen so far.
+using LogitsProcessor =
+    std::function<void(std::span<float> logits, std::span<const std::int32_t> generated)>;
+
 struct GenerateOptions {
   std::int64_t max_tokens = 256;
   SamplingOptions sampling;
-  std::vector<std::string> stop;  // the text ends before the first of these
+  std::vector<std::string> stop;     // the text ends before the first of these
+  LogitsProcessor logits_processor;  // none: the model's own
 };
 
 struct Generated {

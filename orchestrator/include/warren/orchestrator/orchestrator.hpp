@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 #include <tl/expected.hpp>
 
+#include "warren/inference/model.hpp"
 #include "warren/sandbox/sandbox.hpp"
 #include "warren/storage/storage.hpp"
 #include "warren/toolcall/toolcall.hpp"
@@ -46,9 +47,10 @@ std::string to_string(Thinking thinking);
 // Configuration: models, prices, tools (configs/*.json; the defaults are compiled in)
 // ---------------------------------------------------------------------------------------------
 
-// Which API a model is reached through (or none: completions replayed from a file).
-enum class BackendKind { OpenAi, Anthropic, Scripted };
-std::string to_string(BackendKind kind);  // "openai", "anthropic", "scripted"
+// Which API a model is reached through (or none: completions replayed from a file, or the
+// embedded engine in this process).
+enum class BackendKind { OpenAi, Anthropic, Scripted, Embedded };
+std::string to_string(BackendKind kind);  // "openai", "anthropic", "scripted", "embedded"
 std::optional<BackendKind> backend_kind(const std::string& name);
 
 struct ModelConfig {
@@ -59,7 +61,8 @@ struct ModelConfig {
   std::string api_key_env;  // the environment variable holding the key; empty: none needed
   std::int64_t context_window = 1048576;
   std::int64_t max_output_tokens = 32768;
-  std::string script;  // scripted: the file of completions
+  std::string script;   // scripted: the file of completions
+  std::string weights;  // embedded: the checkpoint folder (config.json, shards, tokenizer.json)
   // PEM file of the CA certificates to trust instead of the system's (a self-hosted server with
   // a private CA). The server's certificate and host name are always verified.
   std::string ca_file;
@@ -163,6 +166,17 @@ Result<std::unique_ptr<ModelBackend>> make_scripted_backend(const std::string& f
                                                             std::size_t chunk_bytes = 7);
 std::unique_ptr<ModelBackend> make_scripted_backend_from(std::vector<std::string> completions,
                                                          std::size_t chunk_bytes = 7);
+
+// The embedded engine (inference/) as a backend: each request is encoded by the V4 prompt
+// encoder, tokenized, generated in this process on a thread of the backend's own (the event loop
+// goes on meanwhile), and streamed through the DSML parser as a hosted answer is. Usage counts
+// are the tokens themselves. `logits_processor`: see inference::GenerateOptions.
+struct EmbeddedOptions {
+  inference::SamplingOptions sampling;  // greedy unless a temperature is set
+  inference::LogitsProcessor logits_processor;
+};
+Result<std::unique_ptr<ModelBackend>> make_embedded_backend(const ModelConfig& config,
+                                                            EmbeddedOptions options = {});
 
 // The backend a ModelConfig names. The API key is read from its environment variable here, and
 // is never stored or logged.
