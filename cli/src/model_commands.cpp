@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io.hpp"
+#include "model_commands.hpp"
 #include "run_commands.hpp"
 #include "warren/inference/model.hpp"
 #include "warren/toolcall/toolcall.hpp"
@@ -20,20 +21,8 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-struct ModelFlags {
-  std::string preset, out, weights, prompt, tokens, messages;
-  std::uint64_t seed = 0;
-  std::int64_t max_tokens = 64, top_k = 0;
-  double temperature = 0, top_p = 1;
-  std::vector<std::string> stop;
-  bool json = false;
-};
-
-// Bad input is exit 2 (a folder that is no checkpoint, an unknown preset); a failure to write
-// what was asked for is exit 1.
 int fail(const std::string& command, const std::string& message, int status) {
-  std::cerr << "warren model " << command << ": " << message << "\n";
-  return status;
+  return model_fail(command, message, status);
 }
 
 Json info_json(const inference::ModelInfo& info) {
@@ -261,6 +250,11 @@ int generate(const ModelFlags& f) {
 
 }  // namespace
 
+int model_fail(const std::string& command, const std::string& message, int status) {
+  std::cerr << "warren model " << command << ": " << message << "\n";
+  return status;
+}
+
 void add_model_commands(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<ModelFlags>();
   CLI::App* group =
@@ -310,6 +304,17 @@ void add_model_commands(CLI::App& app, int& exit_code) {
   g->add_option("--stop", flags->stop, "stop before this text; repeat for more");
   g->add_flag("--json", flags->json, "print JSON: tokens, logprobs, text, finish_reason");
   g->callback([flags, &exit_code] { exit_code = generate(*flags); });
+
+  CLI::App* b = group->add_subcommand(
+      "bench", "prefill and decode speed, the machine's read bandwidth and the roofline reached");
+  b->add_option("--weights", flags->weights, "a checkpoint folder")->required();
+  b->add_option("--prompt-tokens", flags->prompt_tokens, "the prefill's length (default 128)")
+      ->check(CLI::Range(1, 1 << 20));
+  b->add_option("--gen-tokens", flags->gen_tokens, "tokens decoded after it (default 16)")
+      ->check(CLI::Range(1, 1 << 20));
+  b->add_option("--threads", flags->threads, "threads (default 0: one per core)");
+  b->add_flag("--json", flags->json, "print JSON");
+  b->callback([flags, &exit_code] { exit_code = model_bench(*flags); });
 }
 
 }  // namespace warren::cli

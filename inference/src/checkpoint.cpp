@@ -249,6 +249,22 @@ ModelInfo describe(const Config& c) {
   return info;
 }
 
+std::uint64_t kv_bytes_read(const Config& c, std::int64_t length) {
+  const std::uint64_t entry = kv_entry_bytes(c);
+  std::uint64_t bytes = 0;
+  for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const int ratio = c.compress_ratios[static_cast<std::size_t>(l)];
+    bytes += static_cast<std::uint64_t>(std::min(length, c.sliding_window)) * entry;
+    if (ratio == 0) continue;
+    const auto blocks = static_cast<std::uint64_t>(length / ratio);
+    if (ratio == 128) bytes += blocks * entry;
+    if (ratio == 4)
+      bytes += std::min(blocks, static_cast<std::uint64_t>(c.index_topk)) * entry +
+               blocks * indexer_entry_bytes(c);
+  }
+  return bytes;
+}
+
 ModelInfo describe(const Checkpoint& checkpoint) {
   ModelInfo info = describe(checkpoint.config());
   info.bytes_by_dtype.clear();

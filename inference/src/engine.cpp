@@ -1,7 +1,9 @@
 // The engine: a checkpoint's weights bound once, and sequences fed one token at a time through
 // the layers: embedding -> [attention, FFN with hyper-connections] x layers -> head.
 #include <sys/stat.h>
+#include <algorithm>
 #include <fstream>
+#include <thread>
 
 #include "formats.hpp"
 #include "forward.hpp"
@@ -22,7 +24,22 @@ std::int64_t Sequence::length() const {
   return state_->length;
 }
 
+std::uint64_t Sequence::cache_bytes() const {
+  std::uint64_t bytes = 0;
+  auto rows = [&](const auto& list) {
+    for (const auto& row : list) bytes += row.size() * sizeof(double);
+  };
+  for (const LayerCache& layer : state_->layers) {
+    rows(layer.window);
+    for (const CompressorState* c : {&layer.kv, &layer.index}) {
+      rows(c->a), rows(c->g), rows(c->prev_a), rows(c->prev_g), rows(c->entries);
+    }
+  }
+  return bytes;
+}
+
 struct Engine::State {
+  std::unique_ptr<ThreadPool> pool;  // before the weights, whose layers use it
   Checkpoint checkpoint;
   ModelWeights weights;
   Rotaries rotaries;
@@ -37,15 +54,18 @@ Engine::Engine(Engine&&) noexcept = default;
 Engine& Engine::operator=(Engine&&) noexcept = default;
 Engine::~Engine() = default;
 
-Result<Engine> Engine::open(const std::string& dir) {
+Result<Engine> Engine::open(const std::string& dir, EngineOptions options) {
   auto checkpoint = Checkpoint::open(dir);
   if (!checkpoint) return tl::unexpected(checkpoint.error());
-  auto weights = bind_weights(*checkpoint);
+  const unsigned threads =
+      options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  auto pool = std::make_unique<ThreadPool>(threads);
+  auto weights = bind_weights(*checkpoint, pool.get());
   if (!weights) return tl::unexpected(weights.error());
   const Config& c = checkpoint->config();
-  auto state = std::unique_ptr<State>(new State{std::move(*checkpoint), std::move(*weights),
-                                                Rotaries{Rotary(c, false), Rotary(c, true)},
-                                                std::nullopt, ""});
+  auto state = std::unique_ptr<State>(
+      new State{std::move(pool), std::move(*checkpoint), std::move(*weights),
+                Rotaries{Rotary(c, false), Rotary(c, true)}, std::nullopt, ""});
   const std::string path = dir + "/tokenizer.json";
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0) {

@@ -7,9 +7,9 @@ namespace {
 // Binds tensors by name, remembering the first error.
 class Binder {
  public:
-  explicit Binder(const Checkpoint& checkpoint) : c_(checkpoint) {}
+  Binder(const Checkpoint& checkpoint, ThreadPool* pool) : c_(checkpoint), pool_(pool) {}
   Linear linear(const std::string& name) {
-    auto l = Linear::bind(c_, name);
+    auto l = Linear::bind(c_, name, pool_);
     if (!l) fail(l.error());
     return l ? *l : Linear{};
   }
@@ -39,6 +39,7 @@ class Binder {
 
  private:
   const Checkpoint& c_;
+  ThreadPool* pool_;
 };
 
 LayerWeights bind_layer(Binder& b, const Checkpoint& checkpoint, std::int64_t l) {
@@ -85,8 +86,8 @@ LayerWeights bind_layer(Binder& b, const Checkpoint& checkpoint, std::int64_t l)
 
 }  // namespace
 
-Result<ModelWeights> bind_weights(const Checkpoint& checkpoint) {
-  Binder b(checkpoint);
+Result<ModelWeights> bind_weights(const Checkpoint& checkpoint, ThreadPool* pool) {
+  Binder b(checkpoint, pool);
   ModelWeights m;
   auto embed = checkpoint.tensor("embed.weight");
   if (!embed) return tl::unexpected(embed.error());

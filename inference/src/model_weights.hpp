@@ -61,6 +61,7 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;  // the main layers (MTP layers are not run)
 };
 
-Result<ModelWeights> bind_weights(const Checkpoint& checkpoint);
+// Linear layers compute their rows on `pool`'s threads.
+Result<ModelWeights> bind_weights(const Checkpoint& checkpoint, ThreadPool* pool);
 
 }  // namespace warren::inference

@@ -7,10 +7,12 @@
 
 namespace warren::inference {
 
-Result<Linear> Linear::bind(const Checkpoint& checkpoint, const std::string& name) {
+Result<Linear> Linear::bind(const Checkpoint& checkpoint, const std::string& name,
+                            ThreadPool* pool) {
   auto weight = checkpoint.tensor(name + ".weight");
   if (!weight) return tl::unexpected(weight.error());
   Linear linear;
+  linear.pool_ = pool;
   linear.weight_ = weight->data.data();
   linear.out_ = weight->shape[0];
   linear.in_ = weight->shape[1];
@@ -78,13 +80,21 @@ void Linear::apply_rows(std::span<const double> x, std::span<double> y, std::int
                         std::int64_t end, bool quantise_input) const {
   std::vector<double> input(x.begin(), x.begin() + in_);
   if (quantise_input) formats::round_trip_e4m3(input, 128);
-  std::vector<float> w(static_cast<std::size_t>(in_));
-  for (std::int64_t r = begin; r < end; ++r) {
-    row(r, w);
-    double sum = 0;
-    for (std::size_t i = 0; i < w.size(); ++i) sum += w[i] * input[i];
-    y[static_cast<std::size_t>(r - begin)] = sum;
-  }
+  // Rows split among the pool's threads; each row is one thread's, summed in the same order
+  // whatever their number.
+  auto rows = [&](std::int64_t from, std::int64_t to) {
+    std::vector<float> w(static_cast<std::size_t>(in_));
+    for (std::int64_t r = begin + from; r < begin + to; ++r) {
+      row(r, w);
+      double sum = 0;
+      for (std::size_t i = 0; i < w.size(); ++i) sum += w[i] * input[i];
+      y[static_cast<std::size_t>(r - begin)] = sum;
+    }
+  };
+  if (pool_)
+    pool_->parallel_for(end - begin, rows);
+  else
+    rows(0, end - begin);
 }
 
 Result<std::vector<float>> read_floats(const Checkpoint& checkpoint, const std::string& name) {

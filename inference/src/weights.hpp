@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "thread_pool.hpp"
 #include "warren/inference/model.hpp"
 
 namespace warren::inference {
@@ -20,7 +21,9 @@ enum class WeightFormat { BF16, FP8, FP4 };
 class Linear {
  public:
   Linear() = default;
-  static Result<Linear> bind(const Checkpoint& checkpoint, const std::string& name);
+  // `pool`: the threads its rows are computed on (none: the caller's alone).
+  static Result<Linear> bind(const Checkpoint& checkpoint, const std::string& name,
+                             ThreadPool* pool = nullptr);
 
   std::int64_t out() const { return out_; }
   std::int64_t in() const { return in_; }
@@ -36,8 +39,9 @@ class Linear {
   WeightFormat format_ = WeightFormat::BF16;
   std::int64_t out_ = 0, in_ = 0;
   const std::byte* weight_ = nullptr;
-  const std::uint8_t* scale_ =
-      nullptr;  // e8m0 codes: FP8 [ceil(out/128), ceil(in/128)]; FP4 [out, in/32]
+  // e8m0 codes: FP8 [ceil(out/128), ceil(in/128)]; FP4 [out, in/32].
+  const std::uint8_t* scale_ = nullptr;
+  ThreadPool* pool_ = nullptr;
 };
 
 // A tensor of BF16 or F32 values as floats.

@@ -119,6 +119,19 @@ TEST_F(Engine, DecodingAfterAPrefillIsThePrefillOfTheWhole) {
   }
 }
 
+TEST_F(Engine, TheLogitsAreTheSameForAnyNumberOfThreads) {
+  const auto tokens = random_tokens(150, 4);
+  std::vector<std::vector<float>> results;
+  for (unsigned threads : {1u, 2u, 3u}) {
+    auto engine = inf::Engine::open(dir.string(), {.threads = threads});
+    ASSERT_TRUE(engine);
+    auto sequence = engine->start();
+    results.push_back(*engine->feed(sequence, tokens));
+  }
+  EXPECT_EQ(results[0], results[1]);
+  EXPECT_EQ(results[0], results[2]);
+}
+
 TEST_F(Engine, TokenIdsOutsideTheVocabularyAreRefused) {
   auto engine = inf::Engine::open(dir.string());
   ASSERT_TRUE(engine);

@@ -104,6 +104,25 @@ TEST_F(ModelCli, GenerateAndLogitsRunTheEngine) {
   EXPECT_GT(nlohmann::json::parse(chat.out)["prompt_tokens"].get<int>(), 50);
 }
 
+TEST_F(ModelCli, BenchMeasuresTheEngineAndTheMachine) {
+  const std::string dir = (root / "tiny").string();
+  ASSERT_EQ(warren("model init --preset tiny --out " + dir).status, 0);
+  const Outcome bench = warren("model bench --weights " + dir +
+                               " --prompt-tokens 20 --gen-tokens 3 --threads 2 --json");
+  ASSERT_EQ(bench.status, 0) << bench.err;
+  const auto b = nlohmann::json::parse(bench.out);
+  EXPECT_EQ(b["threads"], 2);
+  for (const char* positive :
+       {"prefill_tokens_per_s", "decode_tokens_per_s", "read_bandwidth_bytes_per_s",
+        "roofline_fraction", "cache_bytes_held", "resident_bytes"})
+    EXPECT_GT(b[positive].get<double>(), 0) << positive;
+  // What a decoded token reads: the active weights and, at 21 tokens, 21 window rows of 200
+  // bytes in each of the 4 layers, 5 CSA entries and 5 indexer keys in each of 2 layers.
+  const auto info = nlohmann::json::parse(warren("model info --weights " + dir + " --json").out);
+  EXPECT_EQ(b["bytes_read_per_decoded_token"].get<double>(),
+            info["active_weight_bytes"].get<double>() + 4 * 21 * 200 + 2 * 5 * (200 + 68));
+}
+
 TEST_F(ModelCli, BadInputIsOneLineAndExit2) {
   const Outcome preset = warren("model init --preset huge --out " + (root / "x").string());
   EXPECT_EQ(preset.status, 2);

@@ -122,6 +122,9 @@ struct ModelInfo {
 ModelInfo describe(const Config& config);
 // The same, with the bytes counted from the checkpoint's tensors.
 ModelInfo describe(const Checkpoint& checkpoint);
+// Bytes of the compact KV cache that decoding one token reads once a sequence holds `length`:
+// each layer's window rows, HCA's entries, CSA's chosen entries and all its indexer keys.
+std::uint64_t kv_bytes_read(const Config& config, std::int64_t length);
 
 // A byte-level BPE tokenizer read from a Hugging Face tokenizer.json (DeepSeek's format: a BPE
 // model with merges, a pre-tokenizer of regex splits then ByteLevel, added tokens). Encoding is
@@ -165,6 +168,8 @@ class Sequence {
   Sequence& operator=(Sequence&&) noexcept;
   ~Sequence();
   std::int64_t length() const;  // tokens fed so far
+  // Bytes its cache holds now (the reference path keeps rows as doubles: see inference.md).
+  std::uint64_t cache_bytes() const;
 
   struct State;  // engine-private
 
@@ -176,10 +181,14 @@ class Sequence {
 
 // The embedded engine over one checkpoint: DeepSeek-V4's forward pass, one token at a time
 // (prefill is decode of each prompt token in turn, so the two agree by construction).
+struct EngineOptions {
+  unsigned threads = 1;  // 0: one per core. Logits are the same for any number.
+};
+
 class Engine {
  public:
   // Opens the checkpoint (checked tensor by tensor) and its tokenizer.json when it has one.
-  static Result<Engine> open(const std::string& dir);
+  static Result<Engine> open(const std::string& dir, EngineOptions options = {});
   Engine(Engine&&) noexcept;
   Engine& operator=(Engine&&) noexcept;
   ~Engine();

@@ -1,0 +1,27 @@
+// `warren model`'s commands (model_commands.cpp; bench: model_bench.cpp).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace warren::cli {
+
+struct ModelFlags {
+  std::string preset, out, weights, prompt, tokens, messages;
+  std::uint64_t seed = 0;
+  std::int64_t max_tokens = 64, top_k = 0;
+  double temperature = 0, top_p = 1;
+  std::vector<std::string> stop;
+  std::int64_t prompt_tokens = 128, gen_tokens = 16;
+  unsigned threads = 0;
+  bool json = false;
+};
+
+// One line on stderr, "warren model COMMAND: MESSAGE"; returns `status` (2: bad input, such as a
+// folder that is no checkpoint or an unknown preset; 1: what was asked could not be written).
+int model_fail(const std::string& command, const std::string& message, int status);
+
+int model_bench(const ModelFlags& flags);
+
+}  // namespace warren::cli

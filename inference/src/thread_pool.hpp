@@ -1,0 +1,40 @@
+// The CPU path's threads: a fixed pool that splits a range of rows among itself and the caller.
+// Each row is computed whole by one thread, so results are the same for any number of threads.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace warren::inference {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(unsigned threads);  // the caller is one of them: threads - 1 workers
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+  ~ThreadPool();
+
+  unsigned size() const { return static_cast<unsigned>(workers_.size()) + 1; }
+  // fn(begin, end) over [0, n) in size() contiguous parts, the caller doing the first; returns
+  // when all are done. Callers on several threads take turns.
+  void parallel_for(std::int64_t n, const std::function<void(std::int64_t, std::int64_t)>& fn);
+
+ private:
+  void work(unsigned index);
+
+  std::vector<std::thread> workers_;
+  std::mutex turn_;  // one parallel_for at a time
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void(std::int64_t, std::int64_t)>* job_ = nullptr;
+  std::int64_t n_ = 0;
+  std::uint64_t generation_ = 0;
+  unsigned pending_ = 0;
+  bool stopping_ = false;
+};
+
+}  // namespace warren::inference
