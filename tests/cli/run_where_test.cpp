@@ -147,7 +147,8 @@ TEST_F(RunWhere, AnOrdinaryUsersPrivateFolder) {
   const fs::path tools = base / "tools";  // warren where nobody can run it
   fs::create_directories(tools);
   fs::copy_file(WARREN_BINARY, tools / "warren");
-  fs::copy_file(fs::path(WARREN_BINARY).parent_path() / "warren-spawner", tools / "warren-spawner");
+  for (const char* helper : {"warren-full", "warren-spawner"})
+    fs::copy_file(fs::path(WARREN_BINARY).parent_path() / helper, tools / helper);
   const fs::path home = base / "home";
   fs::create_directories(home);
   fs::rename(repo, home / "myrepo");

@@ -181,7 +181,8 @@ TEST_F(SandboxCli, RootlessRunsAndSaysWhichLimitsItCannotApply) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   fs::copy_file(WARREN_BINARY, dir / "warren");
-  fs::copy_file(fs::path(WARREN_BINARY).parent_path() / "warren-spawner", dir / "warren-spawner");
+  for (const char* helper : {"warren-full", "warren-spawner"})
+    fs::copy_file(fs::path(WARREN_BINARY).parent_path() / helper, dir / helper);
   fs::permissions(dir, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec |
                            fs::perms::group_read | fs::perms::others_read);
   const Outcome r = warren_via(
@@ -214,3 +215,30 @@ TEST_F(SandboxCli, BadFlagsAndImpossiblePoliciesExitTwo) {
 }
 
 }  // namespace
+
+TEST_F(SandboxCli, WarrenRunsTheSandboxCommandsAloneAndHandsTheRestToWarrenFull) {
+  // `warren` alone in a folder: its own commands run; any other names the helper it needs.
+  namespace fs = std::filesystem;
+  const fs::path dir =
+      fs::path(::testing::TempDir()) / ("warren_alone_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::copy_file(WARREN_BINARY, dir / "warren");
+  const std::string alone = (dir / "warren").string();
+  const Outcome own = warren_via(alone + " sandbox exec -- sh -c 'echo inside'");
+  const Outcome other = warren_via(alone + " toolcall --help");
+  // With warren-full beside it, the same command line is answered by warren-full.
+  fs::copy_file(fs::path(WARREN_BINARY).parent_path() / "warren-full", dir / "warren-full");
+  const Outcome handed = warren_via(alone + " toolcall --help");
+  const Outcome version = warren_via(alone + " --version");
+  fs::remove_all(dir);
+  EXPECT_EQ(own.status, 0) << own.err;
+  EXPECT_EQ(own.out, "inside\n");
+  EXPECT_EQ(other.status, 127);
+  EXPECT_EQ(other.out, "");
+  EXPECT_EQ(other.err, "warren: cannot run " + (dir / "warren-full").string() +
+                           ": No such file or directory (keep warren-full beside warren)\n");
+  EXPECT_EQ(handed.status, 0) << handed.err;
+  EXPECT_NE(handed.out.find("DSML"), std::string::npos) << handed.out;
+  EXPECT_EQ(version.out, "0.1.0\n");
+}
