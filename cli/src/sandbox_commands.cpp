@@ -3,6 +3,7 @@
 #include <unistd.h>
 #include <csignal>
 
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -66,7 +67,8 @@ void add_policy_flags(CLI::App* app, PolicyFlags& f) {
       ->check(CLI::NonNegativeNumber);
   app->add_option("--idle-timeout", f.idle_timeout, "kill after this many seconds without output")
       ->check(CLI::NonNegativeNumber);
-  app->add_option("--disk", f.disk, "size of the writable layer (e.g. 1G)");
+  app->add_option("--disk", f.disk,
+                  "size of the writable layer, and what commands may add to --workspace (e.g. 1G)");
   app->add_option("--net", f.net,
                   "none (default: a private loopback only), outbound (a private network whose "
                   "traffic leaves through a NAT; the host's loopback unreachable; root) or host")
@@ -80,7 +82,8 @@ void add_policy_flags(CLI::App* app, PolicyFlags& f) {
                   "start from a snapshot (see shell --save-snapshot): its writable layer and "
                   "workspace, copy-on-write");
   app->add_option("--workspace", f.workspace,
-                  "host directory bound at /workspace (the working dir)");
+                  "host folder seen at /workspace (the working dir); as root, what the commands "
+                  "change there is written into it when the sandbox ends, at most --disk");
   app->add_option("--workspace-path", f.workspace_path,
                   "where the workspace appears inside (default /workspace; a task's WORKDIR)");
   // One value per flag (repeat it for more): a list-taking flag would also take the `--` that
@@ -174,18 +177,67 @@ std::string dump_line(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
+// With --workspace as root, the folder behind a bounded overlay (sandbox_workspace.cpp). Where
+// there can be none (rootless; a filesystem without idmapped mounts), the folder is bound as it
+// is and `unbounded` says why. "" or the usage error.
+std::string bound_folder(sb::Policy& policy, std::unique_ptr<FolderWorkspace>& folder,
+                         std::string& unbounded) {
+  if (policy.workspace.empty()) return "";
+  std::error_code ec;
+  if (!std::filesystem::is_directory(policy.workspace, ec))
+    return "--workspace " + policy.workspace + " is not a directory";
+  if (geteuid() != 0) {
+    unbounded = "rootless";
+    return "";
+  }
+  auto opened = FolderWorkspace::open(policy.workspace, policy.limits.disk_bytes);
+  if (!opened) {
+    unbounded = opened.error().message;
+    return "";
+  }
+  folder = std::move(*opened);
+  folder->use_in(policy);
+  return "";
+}
+
+// Once the sandbox has ended: the folder's changes written into it, and what the user should
+// know added to `notes`. False, the error printed, when they could not be written.
+bool finish_folder(const std::string& command, const sb::Policy& policy,
+                   std::unique_ptr<FolderWorkspace>& folder, const std::string& unbounded,
+                   std::vector<std::string>& notes) {
+  if (!folder) {
+    if (!unbounded.empty())
+      notes.push_back("the workspace is " + policy.workspace +
+                      " itself: what commands write there is not bounded (" + unbounded + ")");
+    return true;
+  }
+  auto written = folder->write_back();
+  folder.reset();
+  if (!written) {
+    std::cerr << "warren sandbox " << command << ": " << written.error().message << "\n";
+    return false;
+  }
+  notes.insert(notes.end(), written->begin(), written->end());
+  return true;
+}
+
 int run_exec(const ExecFlags& f) {
   std::string problem;
-  const auto policy = to_policy(f.sandbox, problem);
+  auto policy = to_policy(f.sandbox, problem);
   if (!policy) return usage_error("exec", problem);
   sb::Command command{f.command, std::nullopt};
   if (f.pass_stdin) {
     std::string error;
     command.stdin_data = read_input("-", error);
   }
+  std::unique_ptr<FolderWorkspace> folder;
+  std::string unbounded;
+  if (problem = bound_folder(*policy, folder, unbounded); !problem.empty())
+    return usage_error("exec", problem);
   auto result = sb::run(*policy, command);
   if (!result) return usage_error("exec", result.error().message);
-  const sb::ExecResult& r = *result;
+  sb::ExecResult& r = *result;
+  const bool written = finish_folder("exec", *policy, folder, unbounded, r.notes);
   if (f.json) {
     write_stdout(dump_line(result_json(r)));
   } else {
@@ -193,6 +245,7 @@ int run_exec(const ExecFlags& f) {
     std::cerr << r.stderr_data;
     for (const std::string& note : r.notes) std::cerr << "warren sandbox: " << note << "\n";
   }
+  if (!written) return 1;
   // Exit status: the command's; 124 on timeout, 137 when killed for memory, 128+N for signal N.
   if (r.timed_out || r.idle_timed_out) return 124;
   if (r.oom_killed) return 137;
@@ -207,15 +260,9 @@ struct ShellFlags {
 };
 
 // One session; each line read from stdin is one command. Interactive use gets a prompt; --json
-// prints one result object per command (for scripts).
-int run_shell(const ShellFlags& f) {
-  std::string problem;
-  const auto policy = to_policy(f.sandbox, problem);
-  if (!policy) return usage_error("shell", problem);
-  // A person at a terminal gets a real one: bash on a pty, relayed in raw mode.
-  if (isatty(0) && isatty(1) && !f.json && f.save_snapshot.empty())
-    return run_interactive_shell(*policy);
-  auto session = sb::Session::start(*policy);
+// prints one result object per command (for scripts). The last command's status.
+int run_shell_session(const ShellFlags& f, const sb::Policy& policy) {
+  auto session = sb::Session::start(policy);
   if (!session) return usage_error("shell", session.error().message);
   const bool interactive = isatty(0) && !f.json;
   int last = 0;
@@ -249,6 +296,30 @@ int run_shell(const ShellFlags& f) {
     if (!f.json) std::cerr << "warren sandbox shell: snapshot saved to " << f.save_snapshot << "\n";
   }
   return last;
+}
+
+// A session on a terminal, or one command per input line; with --workspace as root, the folder
+// gets the session's changes when it ends.
+int run_shell(const ShellFlags& f) {
+  std::string problem;
+  auto policy = to_policy(f.sandbox, problem);
+  if (!policy) return usage_error("shell", problem);
+  std::unique_ptr<FolderWorkspace> folder;
+  std::string unbounded;
+  if (problem = bound_folder(*policy, folder, unbounded); !problem.empty())
+    return usage_error("shell", problem);
+  std::vector<std::string> notes;
+  // A person at a terminal gets a real one: bash on a pty, relayed in raw mode.
+  if (isatty(0) && isatty(1) && !f.json && f.save_snapshot.empty()) {
+    const int status = run_interactive_shell(*policy);
+    const bool written = finish_folder("shell", *policy, folder, unbounded, notes);
+    for (const std::string& note : notes) std::cerr << "warren sandbox: " << note << "\n";
+    return written ? status : 1;
+  }
+  const int last = run_shell_session(f, *policy);
+  const bool written = finish_folder("shell", *policy, folder, unbounded, notes);
+  for (const std::string& note : notes) std::cerr << "warren sandbox: " << note << "\n";
+  return written ? last : 1;
 }
 
 }  // namespace

@@ -1,6 +1,10 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "warren/sandbox/sandbox.hpp"
 
@@ -22,6 +26,28 @@ struct BenchOptions {
 int run_sandbox_bench(const BenchOptions& options);
 // `warren sandbox exec -- /bin/true` as a whole command against bwrap's, in alternating pairs.
 int run_one_shot_bench(int pairs, bool json);
+
+// sandbox_workspace.cpp: `--workspace DIR` as root, an overlay over DIR bounded by --disk whose
+// changes are written into DIR when the sandbox has ended.
+class FolderWorkspace {
+ public:
+  static warren::sandbox::Result<std::unique_ptr<FolderWorkspace>> open(const std::string& folder,
+                                                                        std::uint64_t bytes);
+  ~FolderWorkspace();  // removes the overlay and its layers
+  FolderWorkspace(const FolderWorkspace&) = delete;
+  FolderWorkspace& operator=(const FolderWorkspace&) = delete;
+  // The policy's workspace becomes the overlay, its sandboxes this workspace's id range.
+  void use_in(warren::sandbox::Policy& policy) const;
+  // Once every sandbox on it has ended: the changes into the folder, and notes for the user (the
+  // workspace filled up).
+  warren::sandbox::Result<std::vector<std::string>> write_back();
+
+ private:
+  FolderWorkspace(std::string folder, std::string place, warren::sandbox::IdRange ids);
+  std::string workspace() const { return place_ + "/workspace"; }
+  std::string folder_, place_;
+  warren::sandbox::IdRange ids_;
+};
 
 // sandbox_terminal.cpp: an interactive bash on a pty; returns its exit status.
 int run_interactive_shell(const warren::sandbox::Policy& policy);

@@ -128,11 +128,11 @@ Result<std::shared_ptr<NetworkMember>> PrivateNetwork::join() {
         nl_addr* local = nullptr;
         int err = nl_addr_parse((member->address_ + "/24").c_str(), AF_INET, &local);
         if (err < 0) return err;
-        rtnl_addr* address = rtnl_addr_alloc();
-        rtnl_addr_set_ifindex(address, eth0);
-        rtnl_addr_set_local(address, local);
-        err = rtnl_addr_add(s, address, 0);
-        rtnl_addr_put(address);
+        rtnl_addr* assigned = rtnl_addr_alloc();
+        rtnl_addr_set_ifindex(assigned, eth0);
+        rtnl_addr_set_local(assigned, local);
+        err = rtnl_addr_add(s, assigned, 0);
+        rtnl_addr_put(assigned);
         nl_addr_put(local);
         return err < 0 ? err : link_up(s, "eth0");
       });

@@ -34,6 +34,7 @@ class TreeCopy {
       close(listing_fd);
       return fail(where, "listing", errno);
     }
+    rewinddir(listing.get());  // the offset is shared with `from`, which may have been read before
     while (dirent* entry = readdir(listing.get())) {
       const std::string name = entry->d_name;
       if (name == "." || name == "..") continue;
@@ -96,7 +97,9 @@ class TreeCopy {
   // builds compare them.
   Result<void> attributes(int to, const std::string& name, const struct stat& st,
                           const std::string& where) {
-    if (fchownat(to, name.c_str(), shift(st.st_uid), shift(st.st_gid), AT_SYMLINK_NOFOLLOW) != 0)
+    const uid_t uid = options_.owner ? options_.owner->first : shift(st.st_uid);
+    const gid_t gid = options_.owner ? options_.owner->second : shift(st.st_gid);
+    if (fchownat(to, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
       return fail(where, "chown", errno);
     if (!S_ISLNK(st.st_mode) && fchmodat(to, name.c_str(), st.st_mode & 01777, 0) != 0)
       return fail(where, "chmod", errno);

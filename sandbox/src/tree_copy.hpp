@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -22,6 +23,8 @@ struct TreeCopyOptions {
   // Added to every owner and group id below kIdCount (ids above it become the range's nobody).
   // 0 keeps owners as they are.
   unsigned id_shift = 0;
+  // Every copy owned by this user and group instead (id_shift then does nothing).
+  std::optional<std::pair<uid_t, gid_t>> owner;
   // What one copy may write, data bytes (holes are not written) and entries; 0: no limit. The
   // counts run over every copy_tree call given the same TreeCopyBudget.
   std::uint64_t max_bytes = 0, max_entries = 0;

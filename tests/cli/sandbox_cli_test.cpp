@@ -214,8 +214,6 @@ TEST_F(SandboxCli, BadFlagsAndImpossiblePoliciesExitTwo) {
   EXPECT_EQ(warren("sandbox exec --mount /etc -- true").status, 2);
 }
 
-}  // namespace
-
 TEST_F(SandboxCli, WarrenRunsTheSandboxCommandsAloneAndHandsTheRestToWarrenFull) {
   // `warren` alone in a folder: its own commands run; any other names the helper it needs.
   namespace fs = std::filesystem;
@@ -242,3 +240,103 @@ TEST_F(SandboxCli, WarrenRunsTheSandboxCommandsAloneAndHandsTheRestToWarrenFull)
   EXPECT_NE(handed.out.find("DSML"), std::string::npos) << handed.out;
   EXPECT_EQ(version.out, "0.1.0\n");
 }
+
+// `--workspace DIR` as root: the command works on an overlay over DIR bounded by --disk, and what
+// it changed is written into DIR when it ends, owned by DIR's owner, with no set-id bit, never
+// through a link, and DIR's path shows nowhere inside.
+TEST_F(SandboxCli, AWorkspaceFolderIsBoundedAndGetsTheChangesWhenTheCommandEnds) {
+  namespace fs = std::filesystem;
+  const fs::path base =
+      fs::path(::testing::TempDir()) / ("warren_folder_" + std::to_string(getpid()));
+  fs::remove_all(base);
+  const fs::path dir = base / "project", victim = base / "victim";
+  fs::create_directories(dir / "gone");
+  fs::create_directories(dir / "old");
+  fs::create_directories(victim);
+  std::ofstream(dir / "a") << "before\n";
+  std::ofstream(dir / "gone" / "x") << "x\n";
+  std::ofstream(dir / "old" / "stale") << "stale\n";
+  std::ofstream(dir / "kept") << "kept\n";
+  fs::create_directory_symlink(victim, dir / "link");
+  const std::string script =
+      "echo after > a && rm -r gone && mkdir -p new/deep && echo n > new/deep/f && "
+      "rm -r old && mkdir old && echo fresh > old/only && rm link && mkdir link && "
+      "echo inside > link/planted && cp /bin/sh s && chmod 4755 s && stat -c %a s && "
+      "truncate -s 1G sparse && ln sparse hard && "
+      "(head -c 20M /dev/zero > big; echo big=$?) && grep -c project /proc/self/mountinfo";
+  const Outcome r =
+      warren("sandbox exec --disk 8M --workspace " + dir.string() + " -- sh -c '" + script + "'");
+  EXPECT_EQ(r.out, "4755\nbig=1\n0\n") << r.err;  // set-uid inside; ENOSPC; no host path
+  EXPECT_EQ(r.status, 1) << r.err;                // grep -c found nothing
+  EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("warren sandbox: the workspace is full (--disk)"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(slurp((dir / "a").string()), "after\n");
+  EXPECT_EQ(slurp((dir / "kept").string()), "kept\n");
+  EXPECT_FALSE(fs::exists(dir / "gone"));
+  EXPECT_EQ(slurp((dir / "new" / "deep" / "f").string()), "n\n");
+  EXPECT_FALSE(fs::exists(dir / "old" / "stale"));  // an opaque directory: only what it holds now
+  EXPECT_EQ(slurp((dir / "old" / "only").string()), "fresh\n");
+  // The link was replaced by a directory, never written through.
+  EXPECT_FALSE(fs::is_symlink(dir / "link"));
+  EXPECT_EQ(slurp((dir / "link" / "planted").string()), "inside\n");
+  EXPECT_TRUE(fs::is_empty(victim));
+  struct stat s {
+  }, sparse{}, hard{}, big{};
+  ASSERT_EQ(stat((dir / "s").c_str(), &s), 0);
+  EXPECT_EQ(s.st_mode & 07777, 0755u);  // no set-id bit on the host
+  EXPECT_EQ(s.st_uid, 0u);              // the folder's owner
+  ASSERT_EQ(stat((dir / "sparse").c_str(), &sparse), 0);
+  ASSERT_EQ(stat((dir / "hard").c_str(), &hard), 0);
+  EXPECT_EQ(sparse.st_size, 1 << 30);
+  EXPECT_LT(sparse.st_blocks, 64);  // still a hole
+  EXPECT_EQ(sparse.st_ino, hard.st_ino);
+  // What the command wrote is bounded by --disk on the host too.
+  ASSERT_EQ(stat((dir / "big").c_str(), &big), 0);
+  EXPECT_LE(big.st_size, 8 << 20);
+  // Nothing is left mounted or kept of the overlay.
+  EXPECT_EQ(slurp("/proc/self/mountinfo").find("/run/warren/folders/"), std::string::npos);
+  fs::remove_all(base);
+}
+
+TEST_F(SandboxCli, AShellOnAWorkspaceFolderWritesItsChangesBackWhenInputEnds) {
+  namespace fs = std::filesystem;
+  const fs::path dir =
+      fs::path(::testing::TempDir()) / ("warren_shell_folder_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const Outcome r = warren("sandbox shell --workspace " + dir.string(),
+                           "echo one > f\nsleep 0.1 &\necho two >> f\n");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(slurp((dir / "f").string()), "one\ntwo\n");
+  fs::remove_all(dir);
+}
+
+// Rootless, nothing can be mounted on the host: the folder is bound as it is, and the note says
+// that what commands write there is not bounded.
+TEST_F(SandboxCli, ARootlessWorkspaceFolderIsBoundAsItIsAndSaysSo) {
+  namespace fs = std::filesystem;
+  const fs::path dir =
+      fs::path(::testing::TempDir()) / ("warren_rootless_folder_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "work");
+  for (const char* name : {"warren", "warren-full", "warren-spawner"})
+    fs::copy_file(fs::path(WARREN_BINARY).parent_path() / name, dir / name);
+  ASSERT_EQ(std::system(("chown nobody:nogroup " + (dir / "work").string() + " && chmod 0755 " +
+                         dir.string())
+                            .c_str()),
+            0);
+  const Outcome r = warren_via("cd / && runuser -u nobody -- " + (dir / "warren").string() +
+                               " sandbox exec --json --workspace " + (dir / "work").string() +
+                               " -- sh -c 'echo made > f'");
+  const std::string made = slurp((dir / "work" / "f").string());
+  fs::remove_all(dir);
+  ASSERT_EQ(r.status, 0) << r.err << r.out;
+  EXPECT_EQ(made, "made\n");
+  const auto notes = nlohmann::json::parse(r.out)["notes"];
+  EXPECT_NE(notes.dump().find("itself: what commands write there is not bounded (rootless)"),
+            std::string::npos)
+      << notes;
+}
+
+}  // namespace

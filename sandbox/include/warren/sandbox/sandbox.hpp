@@ -262,6 +262,15 @@ Result<void> overlay_workspace(const std::vector<std::string>& folders,
                                unsigned host_ids, WorkspaceLimits limits);
 std::string workspace_layers(const std::string& workspace);
 
+// Writes what the sandboxes changed in `workspace`, an overlay_workspace over the one folder
+// `folder`, into the folder itself: new and changed files, links and directories, and what they
+// deleted. Call it once every sandbox on the workspace has ended. Everything written is owned by
+// the folder's owner and group, with no set-id bit; holes and hard links are kept; device nodes
+// and sockets are left out. Nothing is followed out of the folder: where the workspace has a
+// directory or a file and the folder has a link, the link is replaced, never written through.
+// What it returns counts the entries and data bytes written.
+Result<WorkspaceCopy> write_back_workspace(const std::string& workspace, const std::string& folder);
+
 // Removes `path` and everything below it, bounded workspaces included (every mount at or below
 // it is detached first, deepest first), as a workspace left by a killed run may be.
 Result<void> remove_workspace(const std::string& path);

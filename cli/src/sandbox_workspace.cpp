@@ -1,0 +1,92 @@
+// `--workspace DIR` of `warren sandbox exec` and `shell`, as root (docs/security.md, "Bounded
+// workspaces"): the sandbox works on an overlay over DIR whose writable layer is a tmpfs of
+// --disk, made in a folder of this process's own under /run/warren/folders, and what it changed is
+// written into DIR once it has ended (sandbox::write_back_workspace). So what a command adds is
+// bounded on the host's disk (ENOSPC inside, a note outside), a set-id file it makes exists only
+// on that nosuid tmpfs, root-only, and DIR's path shows nowhere inside. Rootless, DIR is bound as
+// it is, and a note says that it is not bounded.
+#include <signal.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+
+#include "sandbox_commands.hpp"
+
+namespace warren::cli {
+
+namespace sb = warren::sandbox;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kFolders = "/run/warren/folders";
+
+// What processes that have ended left here (a kill before their cleanup): their folders' mounts
+// detached, then removed. A folder is named after its process.
+void sweep_ended() {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(kFolders, ec)) {
+    const std::string name = entry.path().filename();
+    const long pid = std::strtol(name.c_str(), nullptr, 10);
+    if (pid <= 0 || kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    (void)sb::remove_workspace(entry.path().string());
+  }
+}
+
+}  // namespace
+
+FolderWorkspace::FolderWorkspace(std::string folder, std::string place, sb::IdRange ids)
+    : folder_(std::move(folder)), place_(std::move(place)), ids_(std::move(ids)) {}
+
+FolderWorkspace::~FolderWorkspace() {
+  (void)sb::remove_workspace(place_);
+}
+
+sb::Result<std::unique_ptr<FolderWorkspace>> FolderWorkspace::open(const std::string& folder,
+                                                                   std::uint64_t bytes) {
+  static std::atomic<unsigned> made{0};
+  std::error_code ec;
+  const std::string absolute = fs::absolute(folder, ec).lexically_normal().string();
+  if (ec || !fs::is_directory(absolute, ec))
+    return tl::unexpected(sb::Error{"--workspace " + folder + " is not a directory"});
+  fs::create_directories(kFolders, ec);
+  fs::permissions(kFolders, fs::perms::owner_all, ec);
+  if (ec) return tl::unexpected(sb::Error{std::string("cannot create ") + kFolders});
+  sweep_ended();
+  auto ids = sb::IdRange::take();
+  if (!ids) return tl::unexpected(ids.error());
+  const std::string place =
+      std::string(kFolders) + "/" + std::to_string(getpid()) + "-" + std::to_string(made++);
+  if (!fs::create_directory(place, ec)) return tl::unexpected(sb::Error{"cannot create " + place});
+  std::unique_ptr<FolderWorkspace> workspace(new FolderWorkspace(absolute, place, std::move(*ids)));
+  sb::WorkspaceLimits limits;
+  limits.bytes = bytes;
+  if (auto made_overlay = sb::overlay_workspace({absolute}, {}, workspace->workspace(),
+                                                workspace->ids_.base(), limits);
+      !made_overlay)
+    return tl::unexpected(made_overlay.error());
+  return workspace;
+}
+
+void FolderWorkspace::use_in(sb::Policy& policy) const {
+  policy.workspace = workspace();
+  policy.host_ids = ids_.base();
+}
+
+sb::Result<std::vector<std::string>> FolderWorkspace::write_back() {
+  std::vector<std::string> notes;
+  struct statvfs room {};
+  if (statvfs(sb::workspace_layers(workspace()).c_str(), &room) == 0 &&
+      (room.f_bavail == 0 || room.f_favail == 0))
+    notes.push_back(
+        "the workspace is full (--disk): commands met ENOSPC; what fit is written "
+        "back into " +
+        folder_);
+  auto written = sb::write_back_workspace(workspace(), folder_);
+  if (!written) return tl::unexpected(written.error());
+  return notes;
+}
+
+}  // namespace warren::cli
