@@ -61,7 +61,9 @@ std::uint64_t status_bytes(const std::string& field) {
 int model_bench(const ModelFlags& f) {
   const unsigned threads =
       f.threads ? f.threads : std::max(1u, std::thread::hardware_concurrency());
-  auto engine = inference::Engine::open(f.weights, {.threads = threads});
+  inference::EngineOptions options = engine_options(f);
+  options.threads = threads;
+  auto engine = inference::Engine::open(f.weights, options);
   if (!engine) return model_fail("bench", engine.error().message, 2);
   const inference::Config& c = engine->config();
   std::cerr << "warren: measuring read bandwidth (" << threads << " threads)\n";
@@ -98,6 +100,7 @@ int model_bench(const ModelFlags& f) {
   const nlohmann::ordered_json out = {
       {"weights", f.weights},
       {"threads", threads},
+      {"kernels", std::string(to_string(options.kernels))},
       {"prompt_tokens", f.prompt_tokens},
       {"gen_tokens", f.gen_tokens},
       {"prefill_tokens_per_s", static_cast<double>(f.prompt_tokens) / prefill_s},
@@ -119,7 +122,8 @@ int model_bench(const ModelFlags& f) {
   std::printf(
       "decode    %.2f tokens/s (%lld tokens); %.1f MB read a token; %.1f%% of the roofline\n",
       decode_rate, static_cast<long long>(f.gen_tokens), bytes_per_token / 1e6, 100 * roofline);
-  std::printf("machine   %.2f GB/s read with %u threads\n", bandwidth / 1e9, threads);
+  std::printf("machine   %.2f GB/s read with %u threads; the %s kernels\n", bandwidth / 1e9,
+              threads, std::string(to_string(options.kernels)).c_str());
   std::printf(
       "KV cache  %.0f bytes a token in the compact formats; %.1f MB held by this sequence\n",
       info.kv_bytes_per_token, static_cast<double>(sequence.cache_bytes()) / 1e6);

@@ -191,8 +191,16 @@ std::optional<std::vector<std::int32_t>> prompt_ids(const inference::Engine& eng
   return (*tokenizer)->encode(text);
 }
 
+// --kernels: which linear-layer kernels the engine runs.
+void add_kernels_flag(CLI::App* command, ModelFlags& flags) {
+  command
+      ->add_option("--kernels", flags.kernels,
+                   "auto (default: the fastest this CPU runs), reference, avx2 or avx512")
+      ->check(CLI::IsMember({"auto", "reference", "avx2", "avx512"}));
+}
+
 int logits(const ModelFlags& f) {
-  auto engine = inference::Engine::open(f.weights);
+  auto engine = inference::Engine::open(f.weights, engine_options(f));
   if (!engine) return fail("logits", engine.error().message, 2);
   std::string error;
   auto ids = parse_ids(f.tokens, error);
@@ -212,7 +220,7 @@ int logits(const ModelFlags& f) {
 }
 
 int generate(const ModelFlags& f) {
-  auto engine = inference::Engine::open(f.weights);
+  auto engine = inference::Engine::open(f.weights, engine_options(f));
   if (!engine) return fail("generate", engine.error().message, 2);
   std::string error;
   auto ids = prompt_ids(*engine, f, error);
@@ -280,6 +288,7 @@ void add_model_commands(CLI::App& app, int& exit_code) {
 
   CLI::App* l = group->add_subcommand(
       "logits", "the last position's logits after a sequence of token ids (for comparisons)");
+  add_kernels_flag(l, *flags);
   l->add_option("--weights", flags->weights, "a checkpoint folder")->required();
   l->add_option("--tokens", flags->tokens, "token ids, comma- or space-separated")->required();
   l->add_flag("--json", flags->json, "print JSON");
@@ -301,6 +310,7 @@ void add_model_commands(CLI::App& app, int& exit_code) {
   g->add_option("--top-p", flags->top_p, "nucleus sampling (default 1)")
       ->check(CLI::Range(0.0, 1.0));
   g->add_option("--seed", flags->seed, "the sampler's seed (default 0)");
+  add_kernels_flag(g, *flags);
   g->add_option("--stop", flags->stop, "stop before this text; repeat for more");
   g->add_flag("--json", flags->json, "print JSON: tokens, logprobs, text, finish_reason");
   g->callback([flags, &exit_code] { exit_code = generate(*flags); });
@@ -313,8 +323,15 @@ void add_model_commands(CLI::App& app, int& exit_code) {
   b->add_option("--gen-tokens", flags->gen_tokens, "tokens decoded after it (default 16)")
       ->check(CLI::Range(1, 1 << 20));
   b->add_option("--threads", flags->threads, "threads (default 0: one per core)");
+  add_kernels_flag(b, *flags);
   b->add_flag("--json", flags->json, "print JSON");
   b->callback([flags, &exit_code] { exit_code = model_bench(*flags); });
+}
+
+inference::EngineOptions engine_options(const ModelFlags& flags) {
+  inference::EngineOptions options{.threads = flags.threads};
+  if (auto named = inference::parse_kernels(flags.kernels)) options.kernels = *named;
+  return options;
 }
 
 }  // namespace warren::cli

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "warren/inference/model.hpp"
+
 namespace warren::cli {
 
 struct ModelFlags {
@@ -15,8 +17,12 @@ struct ModelFlags {
   std::vector<std::string> stop;
   std::int64_t prompt_tokens = 128, gen_tokens = 16;
   unsigned threads = 0;
+  std::string kernels = "auto";  // auto, reference, avx2, avx512
   bool json = false;
 };
+
+// The engine's options from the flags (--threads, --kernels).
+warren::inference::EngineOptions engine_options(const ModelFlags& flags);
 
 // One line on stderr, "warren model COMMAND: MESSAGE"; returns `status` (2: bad input, such as a
 // folder that is no checkpoint or an unknown preset; 1: what was asked could not be written).

@@ -55,12 +55,16 @@ Engine& Engine::operator=(Engine&&) noexcept = default;
 Engine::~Engine() = default;
 
 Result<Engine> Engine::open(const std::string& dir, EngineOptions options) {
+  if (!supported(options.kernels))
+    return tl::unexpected(Error{"the " + std::string(to_string(options.kernels)) +
+                                " kernels need a CPU that has them; this one has not"});
   auto checkpoint = Checkpoint::open(dir);
   if (!checkpoint) return tl::unexpected(checkpoint.error());
   const unsigned threads =
       options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
   auto pool = std::make_unique<ThreadPool>(threads);
-  auto weights = bind_weights(*checkpoint, pool.get());
+  checkpoint->populate();
+  auto weights = bind_weights(*checkpoint, pool.get(), options.kernels);
   if (!weights) return tl::unexpected(weights.error());
   const Config& c = checkpoint->config();
   auto state = std::unique_ptr<State>(

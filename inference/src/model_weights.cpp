@@ -7,9 +7,10 @@ namespace {
 // Binds tensors by name, remembering the first error.
 class Binder {
  public:
-  Binder(const Checkpoint& checkpoint, ThreadPool* pool) : c_(checkpoint), pool_(pool) {}
+  Binder(const Checkpoint& checkpoint, ThreadPool* pool, Kernels kernels)
+      : c_(checkpoint), pool_(pool), kernels_(kernels) {}
   Linear linear(const std::string& name) {
-    auto l = Linear::bind(c_, name, pool_);
+    auto l = Linear::bind(c_, name, pool_, kernels_);
     if (!l) fail(l.error());
     return l ? *l : Linear{};
   }
@@ -40,6 +41,7 @@ class Binder {
  private:
   const Checkpoint& c_;
   ThreadPool* pool_;
+  Kernels kernels_;
 };
 
 LayerWeights bind_layer(Binder& b, const Checkpoint& checkpoint, std::int64_t l) {
@@ -86,8 +88,8 @@ LayerWeights bind_layer(Binder& b, const Checkpoint& checkpoint, std::int64_t l)
 
 }  // namespace
 
-Result<ModelWeights> bind_weights(const Checkpoint& checkpoint, ThreadPool* pool) {
-  Binder b(checkpoint, pool);
+Result<ModelWeights> bind_weights(const Checkpoint& checkpoint, ThreadPool* pool, Kernels kernels) {
+  Binder b(checkpoint, pool, kernels);
   ModelWeights m;
   auto embed = checkpoint.tensor("embed.weight");
   if (!embed) return tl::unexpected(embed.error());

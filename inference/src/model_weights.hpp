@@ -62,6 +62,6 @@ struct ModelWeights {
 };
 
 // Linear layers compute their rows on `pool`'s threads.
-Result<ModelWeights> bind_weights(const Checkpoint& checkpoint, ThreadPool* pool);
+Result<ModelWeights> bind_weights(const Checkpoint& checkpoint, ThreadPool* pool, Kernels kernels);
 
 }  // namespace warren::inference

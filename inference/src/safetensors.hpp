@@ -27,6 +27,8 @@ class MappedFile {
 
   std::span<const std::byte> bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
+  // Reads the whole file in and maps every page now (checkpoint.cpp says why).
+  void populate() const;
 
  private:
   MappedFile(std::string path, const std::byte* data, std::size_t size)

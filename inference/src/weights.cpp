@@ -7,8 +7,8 @@
 
 namespace warren::inference {
 
-Result<Linear> Linear::bind(const Checkpoint& checkpoint, const std::string& name,
-                            ThreadPool* pool) {
+Result<Linear> Linear::bind(const Checkpoint& checkpoint, const std::string& name, ThreadPool* pool,
+                            Kernels kernels) {
   auto weight = checkpoint.tensor(name + ".weight");
   if (!weight) return tl::unexpected(weight.error());
   Linear linear;
@@ -16,9 +16,11 @@ Result<Linear> Linear::bind(const Checkpoint& checkpoint, const std::string& nam
   linear.weight_ = weight->data.data();
   linear.out_ = weight->shape[0];
   linear.in_ = weight->shape[1];
+  linear.kernels_ = row_kernels(kernels);
   switch (weight->dtype) {
     case DType::BF16:
       linear.format_ = WeightFormat::BF16;
+      if (linear.in_ % 16 != 0) linear.kernels_ = nullptr;  // the kernels' lanes
       return linear;
     case DType::F8_E4M3:
       linear.format_ = WeightFormat::FP8;
@@ -33,6 +35,7 @@ Result<Linear> Linear::bind(const Checkpoint& checkpoint, const std::string& nam
   auto scale = checkpoint.tensor(name + ".scale");
   if (!scale) return tl::unexpected(scale.error());
   linear.scale_ = reinterpret_cast<const std::uint8_t*>(scale->data.data());
+  if (linear.in_ % (linear.format_ == WeightFormat::FP4 ? 32 : 16) != 0) linear.kernels_ = nullptr;
   return linear;
 }
 
@@ -80,6 +83,7 @@ void Linear::apply_rows(std::span<const double> x, std::span<double> y, std::int
                         std::int64_t end, bool quantise_input) const {
   std::vector<double> input(x.begin(), x.begin() + in_);
   if (quantise_input) formats::round_trip_e4m3(input, 128);
+  if (kernels_) return apply_fast(input, y, begin, end);
   // Rows split among the pool's threads; each row is one thread's, summed in the same order
   // whatever their number.
   auto rows = [&](std::int64_t from, std::int64_t to) {
@@ -88,6 +92,42 @@ void Linear::apply_rows(std::span<const double> x, std::span<double> y, std::int
       row(r, w);
       double sum = 0;
       for (std::size_t i = 0; i < w.size(); ++i) sum += w[i] * input[i];
+      y[static_cast<std::size_t>(r - begin)] = sum;
+    }
+  };
+  if (pool_)
+    pool_->parallel_for(end - begin, rows);
+  else
+    rows(0, end - begin);
+}
+
+// The fast kernels (kernels.hpp), rows split among the pool's threads as the reference path's.
+void Linear::apply_fast(std::span<const double> input, std::span<double> y, std::int64_t begin,
+                        std::int64_t end) const {
+  std::vector<double> x(input.begin(), input.end());
+  if (format_ == WeightFormat::FP4) {
+    std::vector<double> ordered(x.size());
+    fp4_order(input.data(), ordered.data(), in_);
+    x.swap(ordered);
+  }
+  const std::int64_t scale_columns = (in_ + 127) / 128;
+  auto rows = [&](std::int64_t from, std::int64_t to) {
+    for (std::int64_t r = begin + from; r < begin + to; ++r) {
+      double sum = 0;
+      switch (format_) {
+        case WeightFormat::BF16:
+          sum = kernels_->bf16(reinterpret_cast<const std::uint16_t*>(weight_) + r * in_, nullptr,
+                               x.data(), in_);
+          break;
+        case WeightFormat::FP8:
+          sum = kernels_->fp8(reinterpret_cast<const std::uint8_t*>(weight_) + r * in_,
+                              scale_ + (r / 128) * scale_columns, x.data(), in_);
+          break;
+        case WeightFormat::FP4:
+          sum = kernels_->fp4(reinterpret_cast<const std::uint8_t*>(weight_) + r * in_ / 2,
+                              scale_ + r * (in_ / 32), x.data(), in_);
+          break;
+      }
       y[static_cast<std::size_t>(r - begin)] = sum;
     }
   };

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels.hpp"
 #include "thread_pool.hpp"
 #include "warren/inference/model.hpp"
 
@@ -21,9 +22,10 @@ enum class WeightFormat { BF16, FP8, FP4 };
 class Linear {
  public:
   Linear() = default;
-  // `pool`: the threads its rows are computed on (none: the caller's alone).
+  // `pool`: the threads its rows are computed on (none: the caller's alone). `kernels`: the
+  // fast ones of kernels.hpp, or the reference path.
   static Result<Linear> bind(const Checkpoint& checkpoint, const std::string& name,
-                             ThreadPool* pool = nullptr);
+                             ThreadPool* pool = nullptr, Kernels kernels = Kernels::Reference);
 
   std::int64_t out() const { return out_; }
   std::int64_t in() const { return in_; }
@@ -36,12 +38,16 @@ class Linear {
   void row(std::int64_t row, std::span<float> values) const;
 
  private:
+  void apply_fast(std::span<const double> input, std::span<double> y, std::int64_t begin,
+                  std::int64_t end) const;
+
   WeightFormat format_ = WeightFormat::BF16;
   std::int64_t out_ = 0, in_ = 0;
   const std::byte* weight_ = nullptr;
   // e8m0 codes: FP8 [ceil(out/128), ceil(in/128)]; FP4 [out, in/32].
   const std::uint8_t* scale_ = nullptr;
   ThreadPool* pool_ = nullptr;
+  const RowKernels* kernels_ = nullptr;  // nullptr: the reference path
 };
 
 // A tensor of BF16 or F32 values as floats.

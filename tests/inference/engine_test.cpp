@@ -71,19 +71,44 @@ class Engine : public ::testing::Test {
 }  // namespace
 
 TEST_F(Engine, LogitsAfterSixHundredTokensMatchTheReference) {
-  auto engine = inf::Engine::open(dir.string());
-  ASSERT_TRUE(engine) << engine.error().message;
   // 640 tokens: 5 HCA blocks, 160 CSA blocks (the indexer picks 16), the window slid 512 times.
   const auto tokens = random_tokens(640, 1);
-  auto sequence = engine->start();
-  auto logits = engine->feed(sequence, tokens);
-  ASSERT_TRUE(logits) << logits.error().message;
   const auto expected = reference(tokens)["logits"].get<std::vector<double>>();
-  ASSERT_EQ(logits->size(), expected.size());
-  const double error = relative_l2(*logits, expected);
-  EXPECT_LE(error, 1e-3);
-  // Both compute in double: what remains is the float the logits are returned in.
-  EXPECT_LE(error, 1e-6) << "relative L2 " << error;
+  for (inf::Kernels kernels : {inf::Kernels::Reference, inf::best_kernels()}) {
+    auto engine = inf::Engine::open(dir.string(), {.threads = 2, .kernels = kernels});
+    ASSERT_TRUE(engine) << engine.error().message;
+    auto sequence = engine->start();
+    auto logits = engine->feed(sequence, tokens);
+    ASSERT_TRUE(logits) << logits.error().message;
+    ASSERT_EQ(logits->size(), expected.size());
+    const double error = relative_l2(*logits, expected);
+    EXPECT_LE(error, 1e-3) << to_string(kernels);
+    // Both compute in double: what remains is the float the logits are returned in (and for the
+    // fast kernels, the order of their sums).
+    EXPECT_LE(error, 1e-6) << to_string(kernels) << ": relative L2 " << error;
+  }
+}
+
+// AVX2 and AVX-512 sum in the same order (src/kernels.hpp): the same bits. A CPU without one of
+// them refuses it by name.
+TEST_F(Engine, TheAvx2AndAvx512KernelsGiveTheSameLogits) {
+  const auto tokens = random_tokens(150, 5);
+  std::vector<std::vector<float>> results;
+  for (inf::Kernels kernels : {inf::Kernels::Avx2, inf::Kernels::Avx512}) {
+    auto engine = inf::Engine::open(dir.string(), {.threads = 2, .kernels = kernels});
+    if (!inf::supported(kernels)) {
+      ASSERT_FALSE(engine);
+      EXPECT_EQ(engine.error().message, "the " + std::string(to_string(kernels)) +
+                                            " kernels need a CPU that has them; this one has not");
+      continue;
+    }
+    ASSERT_TRUE(engine) << engine.error().message;
+    auto sequence = engine->start();
+    results.push_back(*engine->feed(sequence, tokens));
+  }
+  if (results.size() == 2) {
+    EXPECT_EQ(results[0], results[1]);
+  }
 }
 
 TEST_F(Engine, GreedyGenerationMatchesTheReference) {

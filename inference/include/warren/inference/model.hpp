@@ -94,6 +94,9 @@ class Checkpoint {
   // The tensor named so; an error naming it when the checkpoint has none.
   Result<TensorView> tensor(std::string_view name) const;
   std::vector<TensorView> tensors() const;  // all of them, by name
+  // Reads every shard into memory and maps all of it now, instead of page by page as tensors are
+  // first read (the engine does this when it opens a checkpoint).
+  void populate() const;
 
  private:
   struct State;
@@ -179,10 +182,19 @@ class Sequence {
   std::unique_ptr<State> state_;
 };
 
+// The linear layers' kernels: the plain reference path (activations in double), or the fast
+// ones for a vector unit (src/kernels.hpp), which give the same bits as each other.
+enum class Kernels { Reference, Avx2, Avx512 };
+std::string_view to_string(Kernels set);  // reference, avx2, avx512
+std::optional<Kernels> parse_kernels(std::string_view name);
+bool supported(Kernels set);  // whether this CPU runs them
+Kernels best_kernels();       // the fastest this CPU runs
+
 // The embedded engine over one checkpoint: DeepSeek-V4's forward pass, one token at a time
 // (prefill is decode of each prompt token in turn, so the two agree by construction).
 struct EngineOptions {
   unsigned threads = 1;  // 0: one per core. Logits are the same for any number.
+  Kernels kernels = best_kernels();
 };
 
 class Engine {

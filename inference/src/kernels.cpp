@@ -1,0 +1,320 @@
+#include "kernels.hpp"
+
+// GCC 12's avx512fintrin.h warns that its own _mm512_undefined values may be used uninitialised
+// (the casts and extracts below start from them by design).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <bit>
+#include <cstring>
+
+#include "formats.hpp"
+
+namespace warren::inference {
+
+namespace {
+
+// e4m3 to float without a table: the code's 7 magnitude bits shifted into a float's exponent
+// and mantissa (eeee mmm at bits 26..20) read as 2^(e - 127) (1 + m/8), times 2^120 for e4m3's
+// bias of 7. The same multiply makes e4m3's subnormals (e = 0) right: m/8 2^-6. The sign bit
+// moves from bit 7 to bit 31. Code 0x7F (NaN) comes out 480; checkpoints hold none.
+constexpr float kE4m3Rebias = 0x1p120f;
+
+// e8m0 to float by its bits: 2^(code - 127) is the exponent field alone, except 2^-127, a
+// subnormal (formats.hpp's e8m0_to_float, without its call: one a block of 32 weights cost the
+// FP4 kernel a sixth of its time).
+inline float e8m0(std::uint8_t code) {
+  return code == 0 ? 0x1p-127f : std::bit_cast<float>(static_cast<std::uint32_t>(code) << 23);
+}
+
+// --- AVX-512 (F, BW, VL, DQ) ----------------------------------------------------------------
+// The 64 lanes are eight vectors of 8 doubles, acc[k] holding lanes 8k .. 8k+7: eight independent
+// chains of fused multiply-adds, so that their latency is hidden.
+
+#define WARREN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+
+// (j, j+32), (j, j+16), (j, j+8), (j, j+4), (j, j+2), (j, j+1): kernels.hpp's tree.
+WARREN_AVX512 inline double reduce64(const __m512d (&acc)[8]) {
+  const __m512d t0 = _mm512_add_pd(acc[0], acc[4]), t1 = _mm512_add_pd(acc[1], acc[5]),
+                t2 = _mm512_add_pd(acc[2], acc[6]), t3 = _mm512_add_pd(acc[3], acc[7]);
+  const __m512d s8 = _mm512_add_pd(_mm512_add_pd(t0, t2), _mm512_add_pd(t1, t3));
+  const __m256d s4 = _mm256_add_pd(_mm512_castpd512_pd256(s8), _mm512_extractf64x4_pd(s8, 1));
+  const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+}
+
+// Lanes 16G .. 16G+15 += weights x (16 floats, each exactly a double). G is a constant so that
+// `acc` stays in registers: indexed at run time, it lived on the stack and every multiply-add
+// waited on a store.
+template <int G>
+WARREN_AVX512 inline void fma16(__m512 weights, const double* x, __m512d (&acc)[8]) {
+  acc[2 * G] = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(weights)), _mm512_loadu_pd(x),
+                               acc[2 * G]);
+  acc[2 * G + 1] = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(weights, 1)),
+                                   _mm512_loadu_pd(x + 8), acc[2 * G + 1]);
+}
+
+// A row weighed 16 columns at a time (FP8, BF16): `weights16(i)` decodes columns i .. i+15.
+template <class Weights16>
+WARREN_AVX512 inline double columns_avx512(const double* x, std::int64_t in, Weights16 weights16) {
+  __m512d acc[8];
+  for (__m512d& a : acc) a = _mm512_setzero_pd();
+  std::int64_t i = 0;
+  for (; i + 64 <= in; i += 64) {
+    fma16<0>(weights16(i), x + i, acc);
+    fma16<1>(weights16(i + 16), x + i + 16, acc);
+    fma16<2>(weights16(i + 32), x + i + 32, acc);
+    fma16<3>(weights16(i + 48), x + i + 48, acc);
+  }
+  if (i + 16 <= in) fma16<0>(weights16(i), x + i, acc);
+  if (i + 32 <= in) fma16<1>(weights16(i + 16), x + i + 16, acc);
+  if (i + 48 <= in) fma16<2>(weights16(i + 32), x + i + 32, acc);
+  return reduce64(acc);
+}
+
+WARREN_AVX512 inline __m512 e4m3_16_avx512(const std::uint8_t* codes) {
+  const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes)));
+  const __m512i magnitude = _mm512_slli_epi32(_mm512_and_si512(v, _mm512_set1_epi32(0x7F)), 20);
+  const __m512i sign = _mm512_slli_epi32(_mm512_and_si512(v, _mm512_set1_epi32(0x80)), 24);
+  return _mm512_mul_ps(_mm512_castsi512_ps(_mm512_or_si512(magnitude, sign)),
+                       _mm512_set1_ps(kE4m3Rebias));
+}
+
+WARREN_AVX512 double fp8_row_avx512(const void* row, const std::uint8_t* scales, const double* x,
+                                    std::int64_t in) {
+  const auto* w = static_cast<const std::uint8_t*>(row);
+  return columns_avx512(x, in, [&](std::int64_t i) WARREN_AVX512 {
+    return _mm512_mul_ps(e4m3_16_avx512(w + i), _mm512_set1_ps(e8m0(scales[i / 128])));
+  });
+}
+
+WARREN_AVX512 double bf16_row_avx512(const void* row, const std::uint8_t*, const double* x,
+                                     std::int64_t in) {
+  const auto* w = static_cast<const std::uint16_t*>(row);
+  return columns_avx512(x, in, [&](std::int64_t i) WARREN_AVX512 {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i))), 16));
+  });
+}
+
+// FP4 block `block` (32 columns in fp4_order's layout), its even columns into lane group G and
+// its odd ones into G + 1.
+template <int G>
+WARREN_AVX512 inline void fp4_block_avx512(const std::uint8_t* w, const std::uint8_t* scales,
+                                           const double* x, std::int64_t block, __m512 table,
+                                           __m512d (&acc)[8]) {
+  const __m512 scale = _mm512_set1_ps(e8m0(scales[block]));
+  const __m512i bytes =
+      _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + block * 16)));
+  const __m512 even =
+      _mm512_permutexvar_ps(_mm512_and_si512(bytes, _mm512_set1_epi32(0x0F)), table);
+  const __m512 odd = _mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), table);
+  fma16<G>(_mm512_mul_ps(even, scale), x + block * 32, acc);
+  fma16<G + 1>(_mm512_mul_ps(odd, scale), x + block * 32 + 16, acc);
+}
+
+WARREN_AVX512 double fp4_row_avx512(const void* row, const std::uint8_t* scales, const double* x,
+                                    std::int64_t in) {
+  const auto* w = static_cast<const std::uint8_t*>(row);
+  const __m512 table = _mm512_loadu_ps(formats::e2m1_table().data());
+  __m512d acc[8];
+  for (__m512d& a : acc) a = _mm512_setzero_pd();
+  const std::int64_t blocks = in / 32;
+  std::int64_t block = 0;
+  for (; block + 2 <= blocks; block += 2) {  // positions 32 block + 0..63: lanes 0-63
+    fp4_block_avx512<0>(w, scales, x, block, table, acc);
+    fp4_block_avx512<2>(w, scales, x, block + 1, table, acc);
+  }
+  if (block < blocks) fp4_block_avx512<0>(w, scales, x, block, table, acc);
+  return reduce64(acc);
+}
+
+// --- AVX2 (with FMA) -------------------------------------------------------------------------
+// The same 64 lanes in two passes over the row, 32 lanes each (eight vectors of 4 doubles, all a
+// pass can hold in sixteen registers): lanes 0-31 take columns whose position mod 64 is below 32,
+// lanes 32-63 the rest. Each lane sees the same products in the same order as with AVX-512.
+
+#define WARREN_AVX2 __attribute__((target("avx2,fma")))
+
+using Pass = __m256d[8];  // acc[m]: lanes 4m .. 4m+3 of the pass's 32
+
+WARREN_AVX2 inline void zero(Pass& acc) {
+  for (__m256d& a : acc) a = _mm256_setzero_pd();
+}
+
+// The tree of reduce64, from the two passes' lanes.
+WARREN_AVX2 inline double reduce64(const Pass& first, const Pass& second) {
+  __m256d v[8];
+  for (int m = 0; m < 8; ++m) v[m] = _mm256_add_pd(first[m], second[m]);  // (j, j+32)
+  __m256d w[4];
+  for (int m = 0; m < 4; ++m) w[m] = _mm256_add_pd(v[m], v[m + 4]);              // (j, j+16)
+  const __m256d x0 = _mm256_add_pd(w[0], w[2]), x1 = _mm256_add_pd(w[1], w[3]);  // (j, j+8)
+  const __m256d s4 = _mm256_add_pd(x0, x1);                                      // (j, j+4)
+  const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+}
+
+// Lanes 8Q .. 8Q+7 of the pass += weights x (8 floats); Q constant, as fma16's G.
+template <int Q>
+WARREN_AVX2 inline void fma8(__m256 weights, const double* x, Pass& acc) {
+  acc[2 * Q] = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(weights)), _mm256_loadu_pd(x),
+                               acc[2 * Q]);
+  acc[2 * Q + 1] = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(weights, 1)),
+                                   _mm256_loadu_pd(x + 4), acc[2 * Q + 1]);
+}
+
+WARREN_AVX2 inline __m256 e4m3_8_avx2(const std::uint8_t* codes) {
+  const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes)));
+  const __m256i magnitude = _mm256_slli_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0x7F)), 20);
+  const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0x80)), 24);
+  return _mm256_mul_ps(_mm256_castsi256_ps(_mm256_or_si256(magnitude, sign)),
+                       _mm256_set1_ps(kE4m3Rebias));
+}
+
+WARREN_AVX2 inline __m256 bf16_8(const std::uint16_t* p) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(
+      _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+}
+
+// One pass of a row weighed 8 columns at a time (FP8, BF16): the columns whose position mod 64 is
+// in [32 half, 32 half + 32). `weights8(i)` decodes columns i .. i+7.
+template <class Weights8>
+WARREN_AVX2 inline void columns_pass_avx2(const double* x, std::int64_t in, int half,
+                                          Weights8 weights8, Pass& acc) {
+  zero(acc);
+  std::int64_t i = 32 * half;
+  for (; i + 32 <= in; i += 64) {
+    fma8<0>(weights8(i), x + i, acc);
+    fma8<1>(weights8(i + 8), x + i + 8, acc);
+    fma8<2>(weights8(i + 16), x + i + 16, acc);
+    fma8<3>(weights8(i + 24), x + i + 24, acc);
+  }
+  if (i + 8 <= in) fma8<0>(weights8(i), x + i, acc);
+  if (i + 16 <= in) fma8<1>(weights8(i + 8), x + i + 8, acc);
+  if (i + 24 <= in) fma8<2>(weights8(i + 16), x + i + 16, acc);
+}
+
+template <class Weights8>
+WARREN_AVX2 inline double columns_avx2(const double* x, std::int64_t in, Weights8 weights8) {
+  Pass first, second;
+  columns_pass_avx2(x, in, 0, weights8, first);
+  columns_pass_avx2(x, in, 1, weights8, second);
+  return reduce64(first, second);
+}
+
+WARREN_AVX2 double fp8_row_avx2(const void* row, const std::uint8_t* scales, const double* x,
+                                std::int64_t in) {
+  const auto* w = static_cast<const std::uint8_t*>(row);
+  return columns_avx2(x, in, [&](std::int64_t i) WARREN_AVX2 {
+    return _mm256_mul_ps(e4m3_8_avx2(w + i), _mm256_set1_ps(e8m0(scales[i / 128])));
+  });
+}
+
+WARREN_AVX2 double bf16_row_avx2(const void* row, const std::uint8_t*, const double* x,
+                                 std::int64_t in) {
+  const auto* w = static_cast<const std::uint16_t*>(row);
+  return columns_avx2(x, in, [&](std::int64_t i) WARREN_AVX2 { return bf16_8(w + i); });
+}
+
+// e2m1 from 8 nibbles, times `scale`: the magnitude (3 bits) looked up, the sign bit moved to
+// bit 31.
+WARREN_AVX2 inline __m256 e2m1_8_avx2(__m256i nibbles, __m256 magnitudes, __m256 scale) {
+  const __m256 magnitude =
+      _mm256_permutevar8x32_ps(magnitudes, _mm256_and_si256(nibbles, _mm256_set1_epi32(7)));
+  const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(nibbles, _mm256_set1_epi32(8)), 28);
+  return _mm256_mul_ps(_mm256_xor_ps(magnitude, _mm256_castsi256_ps(sign)), scale);
+}
+
+// One pass of an FP4 row: its even blocks (lanes 0-31) or its odd ones (32-63).
+WARREN_AVX2 inline void fp4_pass_avx2(const std::uint8_t* w, const std::uint8_t* scales,
+                                      const double* x, std::int64_t in, int half, Pass& acc) {
+  const __m256 magnitudes = _mm256_loadu_ps(formats::e2m1_table().data());
+  const __m256i low_nibble = _mm256_set1_epi32(0x0F);
+  zero(acc);
+  for (std::int64_t block = half; block * 32 < in; block += 2) {
+    const __m256 scale = _mm256_set1_ps(e8m0(scales[block]));
+    const std::uint8_t* bytes = w + block * 16;
+    const double* xs = x + block * 32;
+    const __m256i first =
+        _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes)));
+    const __m256i second =
+        _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes + 8)));
+    fma8<0>(e2m1_8_avx2(_mm256_and_si256(first, low_nibble), magnitudes, scale), xs, acc);
+    fma8<1>(e2m1_8_avx2(_mm256_and_si256(second, low_nibble), magnitudes, scale), xs + 8, acc);
+    fma8<2>(e2m1_8_avx2(_mm256_srli_epi32(first, 4), magnitudes, scale), xs + 16, acc);
+    fma8<3>(e2m1_8_avx2(_mm256_srli_epi32(second, 4), magnitudes, scale), xs + 24, acc);
+  }
+}
+
+WARREN_AVX2 double fp4_row_avx2(const void* row, const std::uint8_t* scales, const double* x,
+                                std::int64_t in) {
+  const auto* w = static_cast<const std::uint8_t*>(row);
+  Pass first, second;
+  fp4_pass_avx2(w, scales, x, in, 0, first);
+  fp4_pass_avx2(w, scales, x, in, 1, second);
+  return reduce64(first, second);
+}
+
+}  // namespace
+
+std::string_view to_string(Kernels set) {
+  switch (set) {
+    case Kernels::Reference:
+      return "reference";
+    case Kernels::Avx2:
+      return "avx2";
+    case Kernels::Avx512:
+      return "avx512";
+  }
+  return "reference";
+}
+
+std::optional<Kernels> parse_kernels(std::string_view name) {
+  for (Kernels set : {Kernels::Reference, Kernels::Avx2, Kernels::Avx512})
+    if (to_string(set) == name) return set;
+  return std::nullopt;
+}
+
+bool supported(Kernels set) {
+  switch (set) {
+    case Kernels::Reference:
+      return true;
+    case Kernels::Avx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Kernels::Avx512:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+             __builtin_cpu_supports("fma");
+  }
+  return false;
+}
+
+Kernels best_kernels() {
+  if (supported(Kernels::Avx512)) return Kernels::Avx512;
+  if (supported(Kernels::Avx2)) return Kernels::Avx2;
+  return Kernels::Reference;
+}
+
+const RowKernels* row_kernels(Kernels set) {
+  static const RowKernels avx512{bf16_row_avx512, fp8_row_avx512, fp4_row_avx512};
+  static const RowKernels avx2{bf16_row_avx2, fp8_row_avx2, fp4_row_avx2};
+  switch (set) {
+    case Kernels::Reference:
+      return nullptr;
+    case Kernels::Avx2:
+      return &avx2;
+    case Kernels::Avx512:
+      return &avx512;
+  }
+  return nullptr;
+}
+
+void fp4_order(const double* x, double* ordered, std::int64_t in) {
+  for (std::int64_t block = 0; block < in; block += 32)
+    for (std::int64_t j = 0; j < 16; ++j) {
+      ordered[block + j] = x[block + 2 * j];
+      ordered[block + 16 + j] = x[block + 2 * j + 1];
+    }
+}
+
+}  // namespace warren::inference
