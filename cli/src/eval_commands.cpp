@@ -113,7 +113,7 @@ void print_report(const Json& r) {
 // The report on stdout: JSON with --json, else the summary.
 void show_report(const EvalFlags& f, const Json& report) {
   if (f.json)
-    write_stdout(report.dump(2) + "\n");
+    write_stdout(json_text(report, 2) + "\n");
   else
     print_report(report);
 }
@@ -132,7 +132,7 @@ bool write_outputs(const std::string& command, const EvalFlags& f, const storage
       fail(command, predictions.error().message);
       return false;
     }
-    if (!(std::ofstream(f.predictions, std::ios::binary) << predictions->dump(2) << "\n")) {
+    if (!(std::ofstream(f.predictions, std::ios::binary) << json_text(*predictions, 2) << "\n")) {
       fail(command, "cannot write " + f.predictions);
       return false;
     }
@@ -166,7 +166,7 @@ int eval_status(const Json& report, bool oracle, const std::vector<ev::TrialRepo
               << trials - never_ran << " ran\n";
   if (oracle && unresolved > 0)
     std::cerr << "warren eval: the oracle could not solve " << unresolved
-              << " task(s): the suite is broken there: " << report["unresolved"].dump() << "\n";
+              << " task(s): the suite is broken there: " << json_text(report["unresolved"]) << "\n";
   return never_ran > 0 || (oracle && unresolved > 0) || record_errors > 0 ? 1 : 0;
 }
 

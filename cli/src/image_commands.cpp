@@ -63,7 +63,7 @@ void print_images(const std::vector<image::Image>& images, bool json) {
   if (json) {
     Json all = Json::array();
     for (const auto& i : images) all.push_back(image_json(i));
-    std::cout << all.dump(2) << "\n";
+    std::cout << json_text(all, 2) << "\n";
     return;
   }
   // The name column as wide as the longest name (registry names run to 60 characters and more).
@@ -80,7 +80,7 @@ void print_images(const std::vector<image::Image>& images, bool json) {
 // One image a command gave: "NAME SIZE, N layers", or its JSON.
 void print_image(const image::Image& i, bool json) {
   if (json)
-    std::cout << image_json(i).dump(2) << "\n";
+    std::cout << json_text(image_json(i), 2) << "\n";
   else
     std::printf("%s %s, %zu layers\n", i.name.c_str(), size_text(i.bytes).c_str(), i.layers.size());
 }
@@ -124,7 +124,7 @@ int import(const ImageFlags& f) {
   if (f.json) {
     Json out = image_json(*imported);
     out["also"] = f.also;
-    std::cout << out.dump(2) << "\n";
+    std::cout << json_text(out, 2) << "\n";
   } else {
     std::printf("%s %s\n", imported->name.c_str(), size_text(imported->bytes).c_str());
     for (const std::string& name : f.also) std::printf("%s (the same image)\n", name.c_str());
@@ -142,7 +142,7 @@ int prune(const ImageFlags& f) {
   if (f.json) {
     Json out = {{"removed", Json::array()}, {"bytes", bytes}};
     for (const auto& i : *removed) out["removed"].push_back(image_json(i));
-    std::cout << out.dump(2) << "\n";
+    std::cout << json_text(out, 2) << "\n";
   } else {
     std::printf("removed %zu image(s), %s\n", removed->size(), size_text(bytes).c_str());
   }

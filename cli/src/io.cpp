@@ -8,6 +8,8 @@
 #include <iterator>
 #include <sstream>
 
+#include "warren/toolcall/toolcall.hpp"
+
 namespace warren::cli {
 
 std::optional<std::string> read_input(const std::string& path, std::string& error) {
@@ -30,19 +32,22 @@ void write_stdout(const std::string& bytes) {
 }
 
 std::string printable(std::string_view text) {
+  // Bytes that are not UTF-8 first become U+FFFD: a lone 0x9B is CSI to a terminal that is not
+  // in UTF-8 mode.
+  const std::string valid = toolcall::valid_utf8(text);
   std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
+  out.reserve(valid.size());
+  for (std::size_t i = 0; i < valid.size(); ++i) {
+    const auto c = static_cast<unsigned char>(valid[i]);
     if (c < 0x20 || c == 0x7f) {
       out += '?';
-    } else if (c == 0xc2 && i + 1 < text.size() &&
-               static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
-               static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
+    } else if (c == 0xc2 && i + 1 < valid.size() &&
+               static_cast<unsigned char>(valid[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(valid[i + 1]) <= 0x9f) {
       out += '?';  // U+0080..U+009F: C1 controls, CSI (U+009B) among them
       ++i;
     } else {
-      out += text[i];
+      out += valid[i];
     }
   }
   return out;

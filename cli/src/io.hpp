@@ -11,9 +11,17 @@ namespace warren::cli {
 std::optional<std::string> read_input(const std::string& path, std::string& error);
 
 // `text` fit for a terminal: control characters (C0, DEL, and C1 as UTF-8 writes them) become
-// '?'. Task names, messages and tool names come from task collections and models: printed as
-// they are, an escape sequence in one would drive the operator's terminal.
+// '?', bytes that are not UTF-8 U+FFFD. Task names, messages and tool names come from task
+// collections and models: printed as they are, an escape sequence in one would drive the operator's
+// terminal.
 std::string printable(std::string_view text);
+
+// JSON as text for output, bytes that are not UTF-8 (a tool's output, a task's file name) as
+// U+FFFD: nlohmann would throw on them and end the command with its result unprinted.
+template <class Json>
+std::string json_text(const Json& value, int indent = -1) {
+  return value.dump(indent, ' ', false, Json::error_handler_t::replace);
+}
 
 // Writes bytes to standard output exactly as given (no newline added).
 void write_stdout(const std::string& bytes);

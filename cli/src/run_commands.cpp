@@ -220,7 +220,7 @@ int run_command(const RunFlags& f) {
     if (!(out << r.patch)) return fail("run", "cannot write the patch to " + f.patch_out);
   }
   if (f.json) {
-    write_stdout(result_json(r).dump(2) + "\n");
+    write_stdout(json_text(result_json(r), 2) + "\n");
   } else {
     std::cerr << orch::to_string(r.outcome.exit_status)
               << (r.outcome.message.empty() ? "" : ": " + r.outcome.message) << " after "

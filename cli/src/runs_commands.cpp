@@ -58,7 +58,7 @@ int list(const RunsFlags& f) {
   if (f.json) {
     Json all = Json::array();
     for (const auto& s : *runs) all.push_back(summary_json(s));
-    write_stdout(all.dump(2) + "\n");
+    write_stdout(json_text(all, 2) + "\n");
     return 0;
   }
   std::printf("%-5s %-5s %-9s %-17s %7s %8s %6s %10s %9s  %s\n", "id", "kind", "status", "created",
@@ -79,7 +79,7 @@ int show(const RunsFlags& f) {
   auto run = storage::export_run_json(**store, f.id);
   if (!run) return fail("show", run.error().message);
   if (f.json) {
-    write_stdout(run->dump(2) + "\n");
+    write_stdout(json_text(*run, 2) + "\n");
     return 0;
   }
   const Json& r = (*run)["run"];
@@ -126,7 +126,7 @@ int export_run(const RunsFlags& f) {
     }
     out = all.size() == 1 ? all[0] : all;  // one trajectory per trial; a single run is one
   }
-  const std::string text = out.dump(2) + "\n";
+  const std::string text = json_text(out, 2) + "\n";
   if (f.out.empty()) {
     write_stdout(text);
   } else if (!(std::ofstream(f.out, std::ios::binary) << text)) {

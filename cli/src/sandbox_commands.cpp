@@ -174,7 +174,7 @@ nlohmann::json result_json(const sb::ExecResult& r) {
 }
 
 std::string dump_line(const nlohmann::json& j) {
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  return json_text(j) + "\n";
 }
 
 // With --workspace as root, the folder behind a bounded overlay (sandbox_workspace.cpp). Where

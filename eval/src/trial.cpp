@@ -50,7 +50,8 @@ std::string scripted_call(const std::string& reasoning, const std::string& tool,
                           const Json& arguments) {
   toolcall::Message said{.role = toolcall::Role::Assistant};
   said.reasoning_content = reasoning;
-  said.tool_calls.push_back({"", tool, arguments.dump()});
+  said.tool_calls.push_back(
+      {"", tool, arguments.dump(-1, ' ', false, Json::error_handler_t::replace)});
   auto text = toolcall::make_codec(toolcall::Format::V4)->render_completion(said);
   return text ? *text : std::string();  // an object's JSON text always renders
 }

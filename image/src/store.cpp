@@ -113,43 +113,12 @@ std::string read_text(const fs::path& file) {
   return text.str();
 }
 
-// The images a Dockerfile's FROM lines name (stage names aside), for errors about pulling them.
-std::vector<std::string> base_images(const std::string& dockerfile) {
-  std::vector<std::string> names, stages;
-  std::istringstream lines(dockerfile);
-  for (std::string line; std::getline(lines, line);) {
-    std::istringstream words(line);
-    std::string word, image, as, stage;
-    if (!(words >> word) || (word != "FROM" && word != "from")) continue;
-    while (words >> image && image.starts_with("--")) {
-    }
-    if (words >> as >> stage) stages.push_back(stage);
-    if (!image.empty() && std::find(stages.begin(), stages.end(), image) == stages.end())
-      names.push_back(image);
-  }
-  return names;
-}
-
-// Heredocs (RUN <<EOF) came with buildah 1.33: an older one would run the words as a command.
-bool uses_heredoc(const std::string& dockerfile) {
-  std::istringstream lines(dockerfile);
-  for (std::string line; std::getline(lines, line);) {
-    const std::size_t first = line.find_first_not_of(" \t");
-    if (first == std::string::npos) continue;
-    const std::string rest = line.substr(first);
-    if ((rest.starts_with("RUN ") || rest.starts_with("COPY ")) &&
-        rest.find("<<") != std::string::npos)
-      return true;
-  }
-  return false;
-}
-
 // A failed build's error: the base image that could not be pulled, named with the remedy, or the
 // log's last lines.
 Error build_error(const BuildRequest& request, const std::string& dockerfile,
                   const std::string& log_text, const fs::path& log) {
   const std::string tail = detail::last_lines(log_text, 6);
-  for (const std::string& base : base_images(dockerfile)) {
+  for (const std::string& base : detail::base_images(dockerfile)) {
     // What buildah 1.28 says when a registry does not answer, refuses, or is not known for a
     // short name (no unqualified-search registries configured).
     const bool pulling = log_text.find("pinging container registry") != std::string::npos ||
@@ -164,35 +133,6 @@ Error build_error(const BuildRequest& request, const std::string& dockerfile,
   std::string flat = tail;
   std::replace(flat.begin(), flat.end(), '\n', ' ');
   return Error{request.label + ": the image build failed (" + flat + "). Log: " + log.string()};
-}
-
-// Whether `name` is an image reference as Docker writes one ([HOST[:PORT]/]PATH[:TAG][@DIGEST]),
-// and not a name of another of the builder's transports (dir:/..., oci-archive:/...,
-// containers-storage:...), which would read host files or another task's image. A task names
-// its images (a compose file's `image:`, a SWE-bench instance's `image`): they are data.
-bool valid_reference(const std::string& name) {
-  if (name.empty() || name.size() > 255 || name.front() == '-' || name.front() == '/' ||
-      name.back() == '/' || name.find("//") != std::string::npos)
-    return false;
-  if (!std::all_of(name.begin(), name.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("._:/@-", c);
-      }))
-    return false;
-  const std::size_t at = name.find('@');
-  if (at != std::string::npos && name.compare(at, 8, "@sha256:") != 0) return false;
-  const std::string path = name.substr(0, at);
-  const std::size_t slash = path.find('/');
-  const std::string first = path.substr(0, slash == std::string::npos ? path.find(':') : slash);
-  static const std::set<std::string> kTransports = {
-      "containers-storage", "dir",    "docker", "docker-archive", "docker-daemon", "oci",
-      "oci-archive",        "ostree", "sif",    "tarball"};
-  if (kTransports.contains(first)) return false;
-  // A registry's port is digits: "dir:/x" and "oci:x/y" are not a host and a port.
-  if (const std::size_t colon = first.find(':');
-      slash != std::string::npos && colon != std::string::npos)
-    return colon + 1 < first.size() &&
-           first.find_first_not_of("0123456789", colon + 1) == std::string::npos;
-  return true;
 }
 
 // A name as Docker reads it (a Dockerfile's, a compose file's): one whose first part names no
@@ -249,13 +189,17 @@ Result<Store> Store::open(std::string dir) {
 }
 
 Result<std::string> Store::key_of(const BuildRequest& request) const {
+  if (const std::string bad =
+          detail::unsafe_image_name(read_text(fs::path(request.context) / request.dockerfile));
+      !bad.empty())
+    return tl::unexpected(Error{"its Dockerfile names " + bad});
   // The bases the Dockerfile names, by the ids they have here: a base imported or pulled anew is
   // a new key, as Docker's build cache is keyed by the parent image. A base not here yet counts as
   // such; build() pulls it before it keys the build.
   const Buildah buildah(dir_);
   std::vector<std::string> bases;
   for (const std::string& base :
-       base_images(read_text(fs::path(request.context) / request.dockerfile))) {
+       detail::base_images(read_text(fs::path(request.context) / request.dockerfile))) {
     auto id = detail::image_id(buildah, base);
     if (!id && docker_reference(base) != base)
       id = detail::image_id(buildah, docker_reference(base));
@@ -305,7 +249,7 @@ Result<Image> Store::build(const BuildRequest& request, const Progress& progress
   const std::string version = buildah.version();
   if (version.empty())
     return tl::unexpected(Error{"buildah cannot be run: scripts/setup.sh installs it"});
-  if (uses_heredoc(dockerfile_text) && !detail::at_least(version, 1, 33))
+  if (detail::uses_heredoc(dockerfile_text) && !detail::at_least(version, 1, 33))
     return tl::unexpected(Error{request.label +
                                 ": its Dockerfile uses a heredoc (RUN <<EOF), which needs "
                                 "buildah 1.33 or newer; this one is " +
@@ -441,7 +385,8 @@ Result<Image> Store::import(const std::string& name, const std::string& path,
 }
 
 Result<Image> Store::pull(const std::string& name, const Progress& progress) const {
-  if (!valid_reference(name)) return tl::unexpected(Error{"'" + name + "' is not an image name"});
+  if (!detail::valid_reference(name))
+    return tl::unexpected(Error{"'" + name + "' is not an image name"});
   const Buildah buildah(dir_);
   const fs::path store = dir_, record = store / "bases" / base_record(name);
   // One pull of a name at a time: every trial of a SWE-bench instance asks for its image at once.

@@ -64,4 +64,21 @@ Result<void> read_config(const Buildah& buildah, const std::string& name, Image&
 // Whether buildah `version` ("1.28.2") is at least major.minor.
 bool at_least(const std::string& version, int major, int minor);
 
+// What image/ reads of a Dockerfile (dockerfile.cpp), and which image names it takes.
+
+// Whether `name` is an image reference as Docker writes one ([HOST[:PORT]/]PATH[:TAG][@DIGEST]),
+// and not a name of another of the builder's transports (dir:/..., oci-archive:/...,
+// containers-storage:...), which would read host files or another task's image. A task names
+// its images (a compose file's `image:`, a SWE-bench instance's `image`, a Dockerfile's FROM):
+// they are data.
+bool valid_reference(const std::string& name);
+// The images a Dockerfile's FROM lines name (stage names aside), for errors about pulling them.
+std::vector<std::string> base_images(const std::string& dockerfile);
+// The first image a Dockerfile names (FROM, COPY/ADD --from=, RUN --mount=...,from=) that is not
+// an earlier stage of its own and not a name valid_reference takes, with what names it; "" when
+// none.
+std::string unsafe_image_name(const std::string& dockerfile);
+// Whether it has a heredoc (RUN <<EOF), which came with buildah 1.33.
+bool uses_heredoc(const std::string& dockerfile);
+
 }  // namespace warren::image::detail

@@ -164,7 +164,9 @@ class AnthropicBackend final : public HostedBackend {
       return assembly.add(event, data);
     };
     // Arguments named, not temporaries in the co_await expression (GCC 12 destroys those twice).
-    std::string target = "/v1/messages", body = request_json(request, config_.model).dump();
+    std::string target = "/v1/messages",
+                body = request_json(request, config_.model)
+                           .dump(-1, ' ', false, Json::error_handler_t::replace);
     auto sent =
         co_await post_events(std::move(target), std::move(headers), std::move(body), on_event);
     if (!sent) co_return tl::unexpected(sent.error());

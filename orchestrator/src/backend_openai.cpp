@@ -148,7 +148,9 @@ class OpenAiBackend final : public HostedBackend {
       return assembly.add(data);
     };
     // Arguments named, not temporaries in the co_await expression (GCC 12 destroys those twice).
-    std::string target = "/chat/completions", body = request_json(request, config_.model).dump();
+    std::string target = "/chat/completions",
+                body = request_json(request, config_.model)
+                           .dump(-1, ' ', false, Json::error_handler_t::replace);
     auto sent =
         co_await post_events(std::move(target), std::move(headers), std::move(body), on_event);
     if (!sent) co_return tl::unexpected(sent.error());

@@ -129,7 +129,12 @@ boost::asio::awaitable<ToolOutcome> ToolBox::run_one(const toolcall::ParsedToolC
 boost::asio::awaitable<void> ToolBox::run_in_order(
     const std::vector<toolcall::ParsedToolCall>& calls, std::vector<std::size_t> indexes,
     std::vector<ToolOutcome>& outcomes) {
-  for (std::size_t i : indexes) outcomes[i] = co_await run_one(calls[i]);
+  for (std::size_t i : indexes) {
+    outcomes[i] = co_await run_one(calls[i]);
+    // What a command printed (cut inside a character, or not text at all) goes to the model, the
+    // store and the exports as text: bytes that are not UTF-8 become U+FFFD here, once.
+    outcomes[i].output = toolcall::valid_utf8(outcomes[i].output);
+  }
 }
 
 boost::asio::awaitable<std::vector<ToolOutcome>> ToolBox::run(

@@ -15,6 +15,17 @@
 
 namespace warren::storage {
 
+namespace {
+
+// Stored JSON as text. What a record holds comes from models, agents' commands and task files,
+// and a byte that is not UTF-8 (a tool's output cut inside a character, a Latin-1 file name)
+// would make nlohmann throw on the writer's thread: it is stored as U+FFFD instead.
+std::string json_text(const Json& value) {
+  return value.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+}  // namespace
+
 using detail::Connection;
 using detail::Writer;
 
@@ -82,7 +93,7 @@ Result<std::int64_t> insert(Writer::Statements& s, const char* sql, Bind bind) {
 Writer::Operation run_op(const Run& run) {
   return [run](Writer::Statements& s) {
     return insert(s, kInsertRun, [&](detail::Statement& st) {
-      st.bind(1, run.kind).bind(2, run.name).bind(3, run.settings.dump()).bind(4, run.status);
+      st.bind(1, run.kind).bind(2, run.name).bind(3, json_text(run.settings)).bind(4, run.status);
       st.bind(5, or_now(run.created_ms));
     });
   };
@@ -92,7 +103,7 @@ Writer::Operation task_op(const Task& task) {
   return [task](Writer::Statements& s) {
     return insert(s, kInsertTask, [&](detail::Statement& st) {
       st.bind(1, task.run).bind(2, task.name).bind(3, task.instruction);
-      st.bind(4, task.metadata.dump());
+      st.bind(4, json_text(task.metadata));
     });
   };
 }
@@ -101,7 +112,9 @@ Writer::Operation trial_op(const Trial& trial) {
   return [trial](Writer::Statements& s) {
     return insert(s, kInsertTrial, [&](detail::Statement& st) {
       st.bind(1, trial.run).bind(2, trial.task).bind(3, trial.attempt);
-      st.bind(4, trial.prompt.dump()).bind(5, trial.info.dump()).bind(6, or_now(trial.started_ms));
+      st.bind(4, json_text(trial.prompt))
+          .bind(5, json_text(trial.info))
+          .bind(6, or_now(trial.started_ms));
     });
   };
 }
@@ -138,7 +151,7 @@ Writer::Operation finish_trial_op(TrialId trial, TrialEnd end) {
   return [trial, end = std::move(end)](Writer::Statements& s) -> Result<std::int64_t> {
     auto done = insert(s, kFinishTrial, [&](detail::Statement& st) {
       st.bind(1, trial).bind(2, end.exit_status).bind(3, end.resolved).bind(4, end.failure_mode);
-      st.bind(5, end.info.dump()).bind(6, or_now(end.finished_ms));
+      st.bind(5, json_text(end.info)).bind(6, or_now(end.finished_ms));
     });
     if (!done) return done;
     return changed_one(s.db(), "trial", trial);
@@ -149,7 +162,7 @@ Writer::Operation finish_trial_op(TrialId trial, TrialEnd end) {
 Writer::Operation annotate_op(const char* sql, const char* what, std::int64_t id, Json patch) {
   return [sql, what, id, patch = std::move(patch)](Writer::Statements& s) -> Result<std::int64_t> {
     auto done =
-        insert(s, sql, [&](detail::Statement& st) { st.bind(1, id).bind(2, patch.dump()); });
+        insert(s, sql, [&](detail::Statement& st) { st.bind(1, id).bind(2, json_text(patch)); });
     if (!done) return done;
     return changed_one(s.db(), what, id);
   };
@@ -172,7 +185,7 @@ Writer::Operation event_op(SandboxEvent event) {
   return [event = std::move(event)](Writer::Statements& s) {
     return insert(s, kInsertEvent, [&](detail::Statement& st) {
       st.bind(1, event.trial).bind(2, or_now(event.at_ms)).bind(3, event.kind);
-      st.bind(4, event.detail.dump());
+      st.bind(4, json_text(event.detail));
     });
   };
 }

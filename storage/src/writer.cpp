@@ -1,5 +1,6 @@
 #include "writer.hpp"
 
+#include <exception>
 #include <future>
 #include <vector>
 
@@ -115,7 +116,14 @@ void Writer::commit_batch(std::deque<Queued>& batch) {
   }
   for (Queued& q : batch) {
     (void)db_.exec("SAVEPOINT operation");
-    auto result = q.operation(statements_);
+    // An operation that throws fails alone, as one that returns an error does: the writer's
+    // thread must outlive any one record.
+    Result<std::int64_t> result = tl::unexpected(Error{"the record could not be written"});
+    try {
+      result = q.operation(statements_);
+    } catch (const std::exception& e) {
+      result = tl::unexpected(Error{std::string("the record could not be written: ") + e.what()});
+    }
     if (!result) (void)db_.exec("ROLLBACK TO operation");
     (void)db_.exec("RELEASE operation");
     results.push_back(std::move(result));

@@ -80,6 +80,27 @@ TEST_F(RunCli, ARunFixesTheRepositoryAndPrintsThePatch) {
   EXPECT_EQ(trajectory["steps"][3]["observation"]["results"][0]["content"], "hello\n");
 }
 
+// A command whose output is not UTF-8 (a byte 0xFF) and a file in Latin-1 in the patch: the run
+// finishes, its record is written, and every output that holds them prints them as U+FFFD.
+// Before, nlohmann threw on the first dump of such a string: on the store's writer thread, which
+// ended the process.
+TEST_F(RunCli, BytesThatAreNotUtf8AreRecordedAndPrintedAsReplacementCharacters) {
+  const std::string s =
+      script({"printf 'bad \\377 end\\n'", "printf 'caf\\351\\n' > latin.txt", "submit"});
+  auto r = warren("run " + flags() + " --task t --script " + s + " --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const Json out = Json::parse(r.out);
+  EXPECT_NE(out["patch"].get<std::string>().find("+caf\xEF\xBF\xBD"), std::string::npos)
+      << out["patch"];
+  auto atif = warren("runs --db " + db + " export 1 --format atif");
+  ASSERT_EQ(atif.status, 0) << atif.err;
+  const Json trajectory = Json::parse(atif.out);
+  EXPECT_EQ(trajectory["steps"][2]["observation"]["results"][0]["content"],
+            "bad \xEF\xBF\xBD end\n");
+  auto show = warren("runs --db " + db + " show 1 --json");
+  EXPECT_EQ(show.status, 0) << show.err;
+}
+
 // The whole path with a hosted API: warren run against the fake DeepSeek API on 127.0.0.1, the
 // key taken from the environment variable the config names, usage and cost recorded.
 TEST_F(RunCli, ARunAgainstAnOpenAiCompatibleServer) {

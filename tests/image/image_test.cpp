@@ -262,6 +262,37 @@ TEST_F(ImageStore, AFailedBuildSaysWhyAndWhereItsLogIs) {
       << built.error().message;
 }
 
+// A Dockerfile names images as data: a name of another of buildah's transports (a host archive
+// or folder, another image in the storage), a flag, an ARG, or an escape directive that would
+// hide what a line says is refused before buildah sees the file. Stages of its own are names.
+TEST_F(ImageStore, ADockerfileNamesNoImageThroughAnotherTransport) {
+  const fs::path context = top / "hostile";
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"FROM docker-archive:/root/secret.tar\n", "FROM 'docker-archive:/root/secret.tar'"},
+      {"FROM --platform=linux/amd64 oci:/var/lib/x\n", "FROM 'oci:/var/lib/x'"},
+      {"FROM local/mini:1\nCOPY --from=containers-storage:other /x /x\n",
+       "COPY --from 'containers-storage:other'"},
+      {"FROM local/mini:1\nRUN --mount=type=bind,from=dir:/etc,target=/e cat /e/shadow\n",
+       "RUN --mount from= 'dir:/etc'"},
+      {"FROM -q\n", "FROM '-q'"},
+      {"ARG BASE=docker-archive:/x.tar\nFROM ${BASE}\n", "FROM '${BASE}'"},
+      {"from \\\n  oci-archive:/x.tar\n", "FROM 'oci-archive:/x.tar'"},
+      {"# escape=`\nFROM local/mini:1\n", "a '# escape=' parser directive"},
+  };
+  for (const auto& [dockerfile, named] : refused) {
+    write(context / "Dockerfile", dockerfile);
+    auto built = store->build({context.string(), "Dockerfile", "hostile"});
+    ASSERT_FALSE(built) << dockerfile;
+    EXPECT_TRUE(built.error().message.starts_with("hostile: its Dockerfile names " + named))
+        << built.error().message;
+  }
+  EXPECT_TRUE(fs::is_empty(store->dir() + "/logs"));  // buildah never ran
+  write(context / "Dockerfile",
+        "FROM local/mini:1 AS Build\nRUN true\nFROM local/mini:1\nCOPY --from=build /x /y\n"
+        "COPY --from=0 /x /z\n");
+  EXPECT_TRUE(store->key_of({context.string(), "Dockerfile", "stages"}));
+}
+
 TEST_F(ImageStore, AHeredocNeedsABuildahThatReadsThem) {
   import_base();
   const fs::path context = top / "heredoc";

@@ -79,6 +79,12 @@ struct EncodeOptions {
 // would exhaust the stack) and reports where invalid text goes wrong.
 Result<Json> parse_json(std::string_view text);
 
+// `text` with every byte that does not begin a well-formed UTF-8 sequence (RFC 3629) replaced by
+// U+FFFD, as a decoder shows it. Tool output, task files and model text reach prompts, JSON and
+// the store through it: a command's output cut inside a character, or a Latin-1 file, is still
+// text there.
+std::string valid_utf8(std::string_view text);
+
 // Reads an OpenAI Chat Completions request ({messages, tools}) or a bare message array.
 Result<ChatRequest> chat_request_from_json(const Json& request);
 
