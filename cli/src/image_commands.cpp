@@ -21,6 +21,7 @@ struct ImageFlags {
   std::string store, path, name, dockerfile = "Dockerfile", workdir;
   std::vector<std::string> also;
   bool json = false, bases = false;
+  double timeout = 3600;  // seconds a build may take (0: no limit)
 };
 
 int fail(const std::string& command, const std::string& message) {
@@ -98,9 +99,13 @@ int build(const ImageFlags& f) {
   auto store = image::Store::open(f.store);
   if (!store) return fail("build", store.error().message);
   const std::string label = std::filesystem::path(f.path).filename().string();
-  auto built = store->build(
-      {.context = f.path, .dockerfile = f.dockerfile, .label = label, .retry_failed = true},
-      [](const std::string& line) { std::cerr << "warren: " << line << "\n"; });
+  auto built =
+      store->build({.context = f.path,
+                    .dockerfile = f.dockerfile,
+                    .label = label,
+                    .retry_failed = true,
+                    .timeout = std::chrono::seconds(static_cast<long long>(f.timeout))},
+                   [](const std::string& line) { std::cerr << "warren: " << line << "\n"; });
   if (!built) return fail("build", built.error().message);
   print_image(*built, f.json);
   return 0;
@@ -168,6 +173,9 @@ void add_image_commands(CLI::App& app, int& exit_code) {
   CLI::App* b = group->add_subcommand("build", "build (or find cached) the image of a folder");
   b->add_option("context", flags->path, "the build context: a task's folder")->required();
   b->add_option("-f,--file", flags->dockerfile, "the Dockerfile, relative to the context");
+  b->add_option("--timeout", flags->timeout,
+                "seconds the build may take before it is stopped (default 3600; 0: no limit)")
+      ->check(CLI::NonNegativeNumber);
   store_flag(b);
   b->callback([flags, &exit_code] { exit_code = build(*flags); });
 

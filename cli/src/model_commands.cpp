@@ -231,13 +231,18 @@ int generate(const ModelFlags& f) {
   options.sampling = {f.temperature, f.top_k, f.top_p, f.seed};
   options.stop = f.stop;
   auto sequence = engine->start();
+  // Text streams as it is made; JSON waits for the whole answer. A token may end inside a
+  // character (byte-level BPE): its first bytes wait for the next token's.
+  std::string held;
   auto generated = inference::generate(*engine, sequence, *ids, options, [&](std::int32_t token) {
-    // Text streams as it is made; JSON waits for the whole answer.
-    if (!f.json && tokenizer) {
-      const std::int32_t one[] = {token};
-      std::cout << printable((*tokenizer)->decode(one)) << std::flush;
-    }
+    if (f.json || !tokenizer) return;
+    const std::int32_t one[] = {token};
+    held += (*tokenizer)->decode(one);
+    const std::size_t ready = held.size() - toolcall::incomplete_utf8_tail(held);
+    std::cout << printable(std::string_view(held).substr(0, ready)) << std::flush;
+    held.erase(0, ready);
   });
+  if (!held.empty()) std::cout << printable(held) << std::flush;
   if (!generated) return fail("generate", generated.error().message, 2);
   if (f.json) {
     std::cout << Json{{"prompt_tokens", ids->size()},

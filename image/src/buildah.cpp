@@ -25,7 +25,8 @@ Buildah::Buildah(const std::string& store_dir)
     : prefix_{"buildah",          "--root", store_dir + "/storage", "--runroot", store_dir + "/run",
               "--storage-driver", "overlay"} {}
 
-Result<ToolRun> Buildah::run(const std::vector<std::string>& args, int log_fd) const {
+Result<ToolRun> Buildah::run(const std::vector<std::string>& args, int log_fd,
+                             ToolLimits limits) const {
   std::vector<std::string> argv;
   // As root, buildah is the first process of a PID namespace of its own (unshare --kill-child:
   // SIGKILL when unshare dies, which a dying Warren's SIGKILL makes it do). When it ends,
@@ -39,7 +40,7 @@ Result<ToolRun> Buildah::run(const std::vector<std::string>& args, int log_fd) c
   if (geteuid() == 0) argv = {"unshare", "--pid", "--fork", "--kill-child", "--mount-proc"};
   argv.insert(argv.end(), prefix_.begin(), prefix_.end());
   argv.insert(argv.end(), args.begin(), args.end());
-  return run_tool(argv, log_fd, geteuid() == 0 ? SIGKILL : SIGTERM);
+  return run_tool(argv, log_fd, geteuid() == 0 ? SIGKILL : SIGTERM, limits);
 }
 
 Result<std::string> Buildah::must(const std::vector<std::string>& args,

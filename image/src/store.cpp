@@ -113,6 +113,15 @@ std::string read_text(const fs::path& file) {
   return text.str();
 }
 
+// The last `bytes` of `file` (a build's log, which may be as large as its limit).
+std::string read_tail(const fs::path& file, std::size_t bytes) {
+  std::ifstream in(file, std::ios::binary | std::ios::ate);
+  const std::streamoff size = in.tellg();
+  if (size <= 0) return "";
+  in.seekg(std::max<std::streamoff>(0, size - static_cast<std::streamoff>(bytes)));
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
 // A failed build's error: the base image that could not be pulled, named with the remedy, or the
 // log's last lines.
 Error build_error(const BuildRequest& request, const std::string& dockerfile,
@@ -273,11 +282,15 @@ Result<Image> Store::build(const BuildRequest& request, const Progress& progress
     for (const std::string& a :
          {std::string("-f"), image.source, std::string("-t"), image.name, request.context})
       args.push_back(a);
-    auto built = buildah.run(args, log_fd);
+    auto built = buildah.run(args, log_fd, {request.timeout, request.log_bytes});
     close(log_fd);
     if (!built) return tl::unexpected(built.error());
     if (built->status != 0) {
-      Error error = build_error(request, dockerfile_text, read_text(log), log);
+      Error error =
+          built->over_limit.empty()
+              ? build_error(request, dockerfile_text, read_tail(log, 64 << 10), log)
+              : Error{request.label + ": the image build was stopped: " + built->over_limit +
+                      ". Log: " + log.string()};
       std::ofstream(failure) << error.message.substr(request.label.size() + 2);
       return tl::unexpected(std::move(error));
     }

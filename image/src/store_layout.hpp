@@ -32,8 +32,9 @@ Result<std::string> context_key(const std::string& context, const std::string& d
 class Buildah {
  public:
   explicit Buildah(const std::string& store_dir);
-  // `buildah ARGS`; its output captured, or appended to `log_fd`.
-  Result<ToolRun> run(const std::vector<std::string>& args, int log_fd = -1) const;
+  // `buildah ARGS`; its output captured, or appended to `log_fd`; killed past `limits`.
+  Result<ToolRun> run(const std::vector<std::string>& args, int log_fd = -1,
+                      ToolLimits limits = {}) const;
   // `buildah ARGS`, which must succeed: its standard output, trimmed, or an Error that says
   // `what` failed and buildah's last line.
   Result<std::string> must(const std::vector<std::string>& args, const std::string& what) const;

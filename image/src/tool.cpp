@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 extern char** environ;
 
@@ -47,7 +49,38 @@ std::string on_path(const std::string& name) {
   return "";
 }
 
-Result<ToolRun> run_tool(const std::vector<std::string>& argv, int log_fd, int death_signal) {
+namespace {
+
+// Waits for `pid` to end; with limits, kills it once it passes one (checked each 200 ms), saying
+// which in `over_limit`. The raw wait status, or -1 when it was not this call that reaped it.
+int wait_within(pid_t pid, int log_fd, const ToolLimits& limits, std::string& over_limit) {
+  const auto started = std::chrono::steady_clock::now();
+  const bool limited = limits.timeout.count() > 0 || (limits.log_bytes > 0 && log_fd >= 0);
+  int raw = 0;
+  while (true) {
+    const pid_t waited = waitpid(pid, &raw, limited ? WNOHANG : 0);
+    if (waited == pid) return raw;
+    if (waited < 0 && errno != EINTR) return -1;
+    if (waited != 0) continue;  // EINTR
+    struct stat log {};
+    if (over_limit.empty() && limits.timeout.count() > 0 &&
+        std::chrono::steady_clock::now() - started > limits.timeout)
+      over_limit =
+          "it ran past its limit of " +
+          std::to_string(std::chrono::duration_cast<std::chrono::seconds>(limits.timeout).count()) +
+          " s";
+    else if (over_limit.empty() && limits.log_bytes > 0 && fstat(log_fd, &log) == 0 &&
+             static_cast<std::uint64_t>(log.st_size) > limits.log_bytes)
+      over_limit = "its output passed " + std::to_string(limits.log_bytes >> 20) + " MiB";
+    if (!over_limit.empty()) kill(pid, SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+}  // namespace
+
+Result<ToolRun> run_tool(const std::vector<std::string>& argv, int log_fd, int death_signal,
+                         ToolLimits limits) {
   const std::string program = on_path(argv[0]);
   if (program.empty())
     return tl::unexpected(Error{argv[0] + " cannot be started (not found on PATH): "
@@ -77,12 +110,9 @@ Result<ToolRun> run_tool(const std::vector<std::string>& argv, int log_fd, int d
   if (null >= 0) close(null);
   ToolRun run;
   if (spawned == 0) {
-    int raw = 0;
-    pid_t waited;
-    while ((waited = waitpid(pid, &raw, 0)) < 0 && errno == EINTR) {
-    }
+    const int raw = wait_within(pid, log_fd, limits, run.over_limit);
     // Not waited for (another waiter reaped it): its end is unknown, never a success.
-    run.status = waited != pid ? 255 : WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+    run.status = raw < 0 ? 255 : WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
     if (out >= 0) run.out = read_from_start(out);
     if (err >= 0) run.err = read_from_start(err);
   }

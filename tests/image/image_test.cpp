@@ -293,6 +293,38 @@ TEST_F(ImageStore, ADockerfileNamesNoImageThroughAnotherTransport) {
   EXPECT_TRUE(store->key_of({context.string(), "Dockerfile", "stages"}));
 }
 
+// A Dockerfile's RUN steps are its author's: one that runs on, or prints without end, is stopped
+// at its limit and the build fails saying which, its RUN step's processes gone with it.
+TEST_F(ImageStore, ABuildThatRunsOnOrPrintsWithoutEndIsStopped) {
+  import_base();
+  const fs::path context = top / "endless";
+  write(context / "Dockerfile", "FROM local/mini:1\nRUN sleep 600\n");
+  const auto started = std::chrono::steady_clock::now();
+  image::BuildRequest request{context.string(), "Dockerfile", "endless"};
+  request.timeout = std::chrono::seconds(3);
+  auto built = store->build(request);
+  ASSERT_FALSE(built);
+  EXPECT_TRUE(built.error().message.starts_with(
+      "endless: the image build was stopped: it ran past its limit of 3 s. Log: "))
+      << built.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(60));
+  EXPECT_TRUE(sandbox::processes_on_host("sleep 600").empty());
+
+  write(context / "Dockerfile",
+        "FROM local/mini:1\nRUN i=0; while :; do echo warren-output-$i; i=$((i+1)); done\n");
+  request.timeout = std::chrono::seconds(120);  // a backstop: the output limit comes first
+  request.log_bytes = 1 << 20;
+  request.retry_failed = true;
+  built = store->build(request);
+  ASSERT_FALSE(built);
+  EXPECT_TRUE(built.error().message.starts_with(
+      "endless: the image build was stopped: its output passed 1 MiB. Log: "))
+      << built.error().message;
+  const auto key = store->key_of(request);
+  ASSERT_TRUE(key);
+  EXPECT_LT(fs::file_size(store->dir() + "/logs/" + *key + ".log"), std::uintmax_t{16} << 20);
+}
+
 TEST_F(ImageStore, AHeredocNeedsABuildahThatReadsThem) {
   import_base();
   const fs::path context = top / "heredoc";

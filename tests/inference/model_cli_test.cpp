@@ -96,6 +96,24 @@ TEST_F(ModelCli, GenerateAndLogitsRunTheEngine) {
   ASSERT_EQ(s1.status, 0) << s1.err;
   EXPECT_EQ(s1.out, s2.out);
 
+  // Streamed, the text is the JSON's, control characters as '?': a character whose bytes two
+  // tokens share is printed whole once its last byte comes, not as two U+FFFD.
+  const std::string streaming = "model generate --weights " + dir +
+                                " --tokens 5,6,7 --temperature 1 --seed 9 --max-tokens 300";
+  const Outcome streamed = warren(streaming), whole = warren(streaming + " --json");
+  ASSERT_EQ(streamed.status, 0) << streamed.err;
+  const std::string text = nlohmann::json::parse(whole.out)["text"];
+  std::string expected;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const bool c1 =
+        c == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) <= 0x9F;
+    expected += c < 0x20 || c == 0x7F || c1 ? std::string("?") : std::string(1, text[i]);
+    if (c1) ++i;
+  }
+  EXPECT_EQ(streamed.out, expected + "\n");
+  EXPECT_NE(text.find("\xE3\x81"), std::string::npos);  // Japanese, from byte tokens
+
   // A chat request encoded by the V4 encoder: the prompt is its tokens.
   const Outcome chat =
       warren("model generate --weights " + dir + " --messages " + WARREN_SOURCE_DIR +

@@ -6,6 +6,7 @@
 // attempt and run. docs/images.md.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -53,6 +54,10 @@ struct BuildRequest {
   // A build of this key that failed before is remembered (failed/KEY) and its error given again
   // without building, unless this is set (`warren image build` sets it; `prune` forgets them).
   bool retry_failed = false;
+  // A Dockerfile is its task author's: its RUN steps could run forever or print without end. A
+  // build past either limit is killed and fails, saying which (0: no limit).
+  std::chrono::seconds timeout{3600};
+  std::uint64_t log_bytes = std::uint64_t{64} << 20;
 };
 
 using Progress = std::function<void(const std::string& line)>;

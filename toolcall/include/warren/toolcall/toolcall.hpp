@@ -84,6 +84,9 @@ Result<Json> parse_json(std::string_view text);
 // the store through it: a command's output cut inside a character, or a Latin-1 file, is still
 // text there.
 std::string valid_utf8(std::string_view text);
+// How many bytes at the end of `text` begin a UTF-8 sequence not complete yet (0-3): what a
+// reader of a stream (a model's tokens, one at a time) holds back until the rest arrives.
+std::size_t incomplete_utf8_tail(std::string_view text);
 
 // Reads an OpenAI Chat Completions request ({messages, tools}) or a bare message array.
 Result<ChatRequest> chat_request_from_json(const Json& request);
