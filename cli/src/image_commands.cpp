@@ -22,6 +22,7 @@ struct ImageFlags {
   std::vector<std::string> also;
   bool json = false, bases = false;
   double timeout = 3600;  // seconds a build may take (0: no limit)
+  std::string keep_free;  // bytes the store's disk keeps free ("": image::keep_free_default)
 };
 
 int fail(const std::string& command, const std::string& message) {
@@ -99,13 +100,21 @@ int build(const ImageFlags& f) {
   auto store = image::Store::open(f.store);
   if (!store) return fail("build", store.error().message);
   const std::string label = std::filesystem::path(f.path).filename().string();
-  auto built =
-      store->build({.context = f.path,
-                    .dockerfile = f.dockerfile,
-                    .label = label,
-                    .retry_failed = true,
-                    .timeout = std::chrono::seconds(static_cast<long long>(f.timeout))},
-                   [](const std::string& line) { std::cerr << "warren: " << line << "\n"; });
+  image::BuildRequest request{.context = f.path,
+                              .dockerfile = f.dockerfile,
+                              .label = label,
+                              .retry_failed = true,
+                              .timeout = std::chrono::seconds(static_cast<long long>(f.timeout))};
+  if (!f.keep_free.empty()) {
+    request.keep_free = parse_size(f.keep_free);
+    if (!request.keep_free) {  // bad input: exit 2, where a failed build is 1
+      std::cerr << "warren image build: --keep-free " << f.keep_free
+                << " is not a size (512M, 2G)\n";
+      return 2;
+    }
+  }
+  auto built = store->build(
+      request, [](const std::string& line) { std::cerr << "warren: " << line << "\n"; });
   if (!built) return fail("build", built.error().message);
   print_image(*built, f.json);
   return 0;
@@ -176,6 +185,9 @@ void add_image_commands(CLI::App& app, int& exit_code) {
   b->add_option("--timeout", flags->timeout,
                 "seconds the build may take before it is stopped (default 3600; 0: no limit)")
       ->check(CLI::NonNegativeNumber);
+  b->add_option("--keep-free", flags->keep_free,
+                "free space the build leaves on the store's disk, else it is stopped (512M, 2G; "
+                "default: 5% of the disk, at most 4G)");
   store_flag(b);
   b->callback([flags, &exit_code] { exit_code = build(*flags); });
 

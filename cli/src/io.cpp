@@ -31,6 +31,30 @@ void write_stdout(const std::string& bytes) {
   std::fflush(stdout);
 }
 
+std::optional<std::uint64_t> parse_size(const std::string& text) {
+  std::size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (...) {
+    return std::nullopt;
+  }
+  if (value < 0) return std::nullopt;
+  std::string unit = text.substr(used);
+  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
+  if (!unit.empty() && unit.back() == 'i') unit.pop_back();
+  double scale = 1;
+  if (unit == "k" || unit == "K")
+    scale = 1024.0;
+  else if (unit == "m" || unit == "M")
+    scale = 1024.0 * 1024;
+  else if (unit == "g" || unit == "G")
+    scale = 1024.0 * 1024 * 1024;
+  else if (!unit.empty())
+    return std::nullopt;
+  return static_cast<std::uint64_t>(value * scale);
+}
+
 std::string printable(std::string_view text) {
   // Bytes that are not UTF-8 first become U+FFFD: a lone 0x9B is CSI to a terminal that is not
   // in UTF-8 mode.

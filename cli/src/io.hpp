@@ -1,6 +1,7 @@
 // Small I/O helpers shared by the commands.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,6 +23,9 @@ template <class Json>
 std::string json_text(const Json& value, int indent = -1) {
   return value.dump(indent, ' ', false, Json::error_handler_t::replace);
 }
+
+// "512M", "1G", "64k", "1048576": bytes. nullopt for anything else.
+std::optional<std::uint64_t> parse_size(const std::string& text);
 
 // Writes bytes to standard output exactly as given (no newline added).
 void write_stdout(const std::string& bytes);

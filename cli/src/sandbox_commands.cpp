@@ -18,31 +18,6 @@ namespace {
 
 namespace sb = warren::sandbox;
 
-// "512M", "1G", "64k", "1048576": bytes. nullopt for anything else.
-std::optional<std::uint64_t> parse_size(const std::string& text) {
-  std::size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (...) {
-    return std::nullopt;
-  }
-  if (value < 0) return std::nullopt;
-  std::string unit = text.substr(used);
-  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
-  if (!unit.empty() && unit.back() == 'i') unit.pop_back();
-  double scale = 1;
-  if (unit == "k" || unit == "K")
-    scale = 1024.0;
-  else if (unit == "m" || unit == "M")
-    scale = 1024.0 * 1024;
-  else if (unit == "g" || unit == "G")
-    scale = 1024.0 * 1024 * 1024;
-  else if (!unit.empty())
-    return std::nullopt;
-  return static_cast<std::uint64_t>(value * scale);
-}
-
 // Flags that describe a sandbox, shared by exec and shell.
 struct PolicyFlags {
   std::string memory = "1G", disk = "1G", output_limit = "1M";

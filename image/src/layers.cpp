@@ -5,6 +5,7 @@
 //   storage/overlay-images/images.json  each image: "id", "names", "layer" (its top layer's id)
 //   storage/overlay-layers/layers.json  each layer: "id", "parent" (none for a bottom layer),
 //                                       "diff-size" (bytes of the unpacked diff)
+//   storage/overlay-containers/containers.json  each working container: "id", "layer" (its own)
 //   storage/overlay/ID/diff             a layer's files, as overlayfs takes a lower layer:
 //   whiteouts
 //                                       are 0:0 character devices and opaque folders carry
@@ -17,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -76,6 +78,47 @@ Result<ImageLayers> image_layers(const std::string& store_dir, const std::string
     found.folders.push_back(diff.string());
     found.bytes += layer->second.bytes;
   }
+  return found;
+}
+
+namespace {
+
+// `pid` and every process under it.
+std::vector<std::string> process_tree(pid_t pid) {
+  std::vector<std::string> tree = {std::to_string(pid)};
+  for (std::size_t at = 0; at < tree.size() && tree.size() < 4096; ++at) {
+    std::error_code ec;
+    for (const auto& task : fs::directory_iterator("/proc/" + tree[at] + "/task", ec)) {
+      std::ifstream children(task.path() / "children");
+      for (std::string child; children >> child;) tree.push_back(child);
+    }
+  }
+  return tree;
+}
+
+}  // namespace
+
+std::vector<std::string> mounted_containers(pid_t pid, const std::string& store_dir) {
+  // A working container's root is an overlay whose upper folder is its own layer's diff; it is
+  // mounted in the build's mount namespace, so only the build's processes show it.
+  const std::string layers = (fs::path(store_dir) / "storage" / "overlay").string() + "/";
+  std::set<std::string> mounted;
+  for (const std::string& process : process_tree(pid)) {
+    std::ifstream mounts("/proc/" + process + "/mountinfo");
+    for (std::string line; std::getline(mounts, line);) {
+      const std::size_t upper = line.find("upperdir=" + layers);
+      if (upper == std::string::npos) continue;
+      const std::size_t begin = upper + 9 + layers.size();
+      mounted.insert(line.substr(begin, line.find('/', begin) - begin));
+    }
+  }
+  std::vector<std::string> found;
+  const json containers =
+      read_json(fs::path(store_dir) / "storage" / "overlay-containers" / "containers.json");
+  if (containers.is_array())
+    for (const json& container : containers)
+      if (container.is_object() && mounted.contains(container.value("layer", "")))
+        found.push_back(container.value("id", ""));
   return found;
 }
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -164,6 +165,17 @@ void forget_failures(const fs::path& store) {
     fs::remove(entry.path(), ec);
 }
 
+// An error when the disk of the store `store_dir` already has less than `keep_free` free.
+Result<void> room_for(const std::string& store_dir, std::uint64_t keep_free,
+                      const std::string& what) {
+  const std::uint64_t free = detail::free_bytes(store_dir);
+  if (free >= keep_free) return {};
+  return tl::unexpected(Error{what + ": the image store's disk (" + store_dir + ") has " +
+                              std::to_string(free >> 20) + " MiB free, less than the " +
+                              std::to_string(keep_free >> 20) +
+                              " MiB kept free: `warren image prune` removes unused images"});
+}
+
 }  // namespace
 
 std::string default_store_dir() {
@@ -172,6 +184,13 @@ std::string default_store_dir() {
     return std::string(cache) + "/warren/images";
   const char* home = std::getenv("HOME");
   return std::string(home && *home ? home : "/root") + "/.cache/warren/images";
+}
+
+std::uint64_t keep_free_default(const std::string& store_dir) {
+  struct statvfs disk {};
+  if (statvfs(store_dir.c_str(), &disk) != 0) return 0;
+  const std::uint64_t size = static_cast<std::uint64_t>(disk.f_blocks) * disk.f_frsize;
+  return std::min(size / 20, std::uint64_t{4} << 30);
 }
 
 Result<Store> Store::open(std::string dir) {
@@ -263,6 +282,9 @@ Result<Image> Store::build(const BuildRequest& request, const Progress& progress
                                 ": its Dockerfile uses a heredoc (RUN <<EOF), which needs "
                                 "buildah 1.33 or newer; this one is " +
                                 version});
+  const std::uint64_t keep_free = request.keep_free.value_or(keep_free_default(dir_));
+  if (auto room = room_for(dir_, keep_free, request.label); !room)
+    return tl::unexpected(room.error());
   Image image;
   image.key = *key;
   image.name = "warren/build-" + key->substr(0, 16);
@@ -282,16 +304,29 @@ Result<Image> Store::build(const BuildRequest& request, const Progress& progress
     for (const std::string& a :
          {std::string("-f"), image.source, std::string("-t"), image.name, request.context})
       args.push_back(a);
-    auto built = buildah.run(args, log_fd, {request.timeout, request.log_bytes});
+    // A build killed for a limit leaves its working container, with all its RUN step wrote:
+    // found by the mounts of the build's namespace while it still runs, removed once it has ended.
+    std::vector<std::string> stopped;
+    auto built = buildah.run(
+        args, log_fd,
+        {.timeout = request.timeout,
+         .log_bytes = request.log_bytes,
+         .disk = dir_,
+         .keep_free = keep_free,
+         .before_kill = [&](pid_t pid) { stopped = detail::mounted_containers(pid, dir_); }});
     close(log_fd);
+    for (const std::string& container : stopped) (void)buildah.run({"rm", container});
     if (!built) return tl::unexpected(built.error());
     if (built->status != 0) {
       Error error =
-          built->over_limit.empty()
+          built->over_limit == detail::ToolLimit::none
               ? build_error(request, dockerfile_text, read_tail(log, 64 << 10), log)
-              : Error{request.label + ": the image build was stopped: " + built->over_limit +
+              : Error{request.label + ": the image build was stopped: " + built->over_limit_text +
                       ". Log: " + log.string()};
-      std::ofstream(failure) << error.message.substr(request.label.size() + 2);
+      // The disk is shared: another build or program may have filled it. Only what the task
+      // itself does is held against it next time.
+      if (built->over_limit != detail::ToolLimit::disk)
+        std::ofstream(failure) << error.message.substr(request.label.size() + 2);
       return tl::unexpected(std::move(error));
     }
   }
@@ -411,11 +446,17 @@ Result<Image> Store::pull(const std::string& name, const Progress& progress) con
   if (!id) {
     if (buildah.version().empty())
       return tl::unexpected(Error{"buildah cannot be run: scripts/setup.sh installs it"});
+    const std::uint64_t keep_free = keep_free_default(dir_);
+    if (auto room = room_for(dir_, keep_free, name); !room) return tl::unexpected(room.error());
     if (progress) progress("pulling " + remote);
     const auto started = std::chrono::steady_clock::now();
     // docker:// always: a name never picks another transport (a host folder, an archive).
-    auto pulled = buildah.run({"pull", "--quiet", "docker://" + remote});
+    auto pulled = buildah.run({"pull", "--quiet", "docker://" + remote}, -1,
+                              {.disk = dir_, .keep_free = keep_free});
     if (!pulled) return tl::unexpected(pulled.error());
+    if (pulled->over_limit != detail::ToolLimit::none)
+      return tl::unexpected(
+          Error{"the pull of " + remote + " was stopped: " + pulled->over_limit_text});
     if (pulled->status != 0)
       return tl::unexpected(Error{"the image " + remote + " cannot be pulled here (" +
                                   detail::last_lines(pulled->err + pulled->out, 1) +

@@ -14,6 +14,8 @@
 // image: build() removes one as it meets its record.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -58,6 +60,10 @@ struct ImageLayers {
 
 // The layers of the image `id` in the storage of the store `store_dir` (layers.cpp).
 Result<ImageLayers> image_layers(const std::string& store_dir, const std::string& id);
+
+// The working containers whose roots are mounted in the processes of `pid`'s tree (a build's):
+// their ids in the storage of the store `store_dir` (layers.cpp).
+std::vector<std::string> mounted_containers(pid_t pid, const std::string& store_dir);
 
 // The configuration of the image `name`: WORKDIR, ENV, USER, ENTRYPOINT and CMD into `image`.
 Result<void> read_config(const Buildah& buildah, const std::string& name, Image& image);

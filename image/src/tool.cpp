@@ -5,11 +5,13 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -34,6 +36,12 @@ std::string read_from_start(int fd) {
 
 }  // namespace
 
+std::uint64_t free_bytes(const std::string& folder) {
+  struct statvfs disk {};
+  if (statvfs(folder.c_str(), &disk) != 0) return UINT64_MAX;  // unknown: nothing to hold it to
+  return static_cast<std::uint64_t>(disk.f_bavail) * disk.f_frsize;
+}
+
 std::string on_path(const std::string& name) {
   if (name.find('/') != std::string::npos) return name;
   const char* path = std::getenv("PATH");
@@ -51,29 +59,53 @@ std::string on_path(const std::string& name) {
 
 namespace {
 
-// Waits for `pid` to end; with limits, kills it once it passes one (checked each 200 ms), saying
-// which in `over_limit`. The raw wait status, or -1 when it was not this call that reaped it.
-int wait_within(pid_t pid, int log_fd, const ToolLimits& limits, std::string& over_limit) {
+std::string seconds_text(std::chrono::milliseconds duration) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(duration).count()) + " s";
+}
+
+std::string mib_text(std::uint64_t bytes) {
+  return std::to_string(bytes >> 20) + " MiB";
+}
+
+// The limit the tool has passed now, with its text; ToolLimit::none when none.
+ToolLimit passed_limit(const ToolLimits& limits, int log_fd,
+                       std::chrono::steady_clock::time_point started, std::string& text) {
+  struct stat log {};
+  if (limits.timeout.count() > 0 && std::chrono::steady_clock::now() - started > limits.timeout) {
+    text = "it ran past its limit of " + seconds_text(limits.timeout);
+    return ToolLimit::time;
+  }
+  if (limits.log_bytes > 0 && log_fd >= 0 && fstat(log_fd, &log) == 0 &&
+      static_cast<std::uint64_t>(log.st_size) > limits.log_bytes) {
+    text = "its output passed " + mib_text(limits.log_bytes);
+    return ToolLimit::log;
+  }
+  if (limits.keep_free > 0 && free_bytes(limits.disk) < limits.keep_free) {
+    text = "the disk of " + limits.disk + " had less than " + mib_text(limits.keep_free) +
+           " free, which is kept free";
+    return ToolLimit::disk;
+  }
+  return ToolLimit::none;
+}
+
+// Waits for `pid` to end; with limits, kills it once it passes one, saying which in `run`. The
+// raw wait status, or -1 when it was not this call that reaped it.
+int wait_within(pid_t pid, int log_fd, const ToolLimits& limits, ToolRun& run) {
   const auto started = std::chrono::steady_clock::now();
-  const bool limited = limits.timeout.count() > 0 || (limits.log_bytes > 0 && log_fd >= 0);
+  const bool limited =
+      limits.timeout.count() > 0 || (limits.log_bytes > 0 && log_fd >= 0) || limits.keep_free > 0;
   int raw = 0;
   while (true) {
     const pid_t waited = waitpid(pid, &raw, limited ? WNOHANG : 0);
     if (waited == pid) return raw;
     if (waited < 0 && errno != EINTR) return -1;
     if (waited != 0) continue;  // EINTR
-    struct stat log {};
-    if (over_limit.empty() && limits.timeout.count() > 0 &&
-        std::chrono::steady_clock::now() - started > limits.timeout)
-      over_limit =
-          "it ran past its limit of " +
-          std::to_string(std::chrono::duration_cast<std::chrono::seconds>(limits.timeout).count()) +
-          " s";
-    else if (over_limit.empty() && limits.log_bytes > 0 && fstat(log_fd, &log) == 0 &&
-             static_cast<std::uint64_t>(log.st_size) > limits.log_bytes)
-      over_limit = "its output passed " + std::to_string(limits.log_bytes >> 20) + " MiB";
-    if (!over_limit.empty()) kill(pid, SIGKILL);
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (run.over_limit == ToolLimit::none) {
+      run.over_limit = passed_limit(limits, log_fd, started, run.over_limit_text);
+      if (run.over_limit != ToolLimit::none && limits.before_kill) limits.before_kill(pid);
+    }
+    if (run.over_limit != ToolLimit::none) kill(pid, SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
 }
 
@@ -110,7 +142,7 @@ Result<ToolRun> run_tool(const std::vector<std::string>& argv, int log_fd, int d
   if (null >= 0) close(null);
   ToolRun run;
   if (spawned == 0) {
-    const int raw = wait_within(pid, log_fd, limits, run.over_limit);
+    const int raw = wait_within(pid, log_fd, limits, run);
     // Not waited for (another waiter reaped it): its end is unknown, never a success.
     run.status = raw < 0 ? 255 : WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
     if (out >= 0) run.out = read_from_start(out);

@@ -3,7 +3,9 @@
 // (CI runs as root); elsewhere these tests skip.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -323,6 +325,58 @@ TEST_F(ImageStore, ABuildThatRunsOnOrPrintsWithoutEndIsStopped) {
   const auto key = store->key_of(request);
   ASSERT_TRUE(key);
   EXPECT_LT(fs::file_size(store->dir() + "/logs/" + *key + ".log"), std::uintmax_t{16} << 20);
+}
+
+std::uint64_t free_bytes(const fs::path& folder) {
+  struct statvfs disk {};
+  return statvfs(folder.c_str(), &disk) == 0 ? disk.f_bavail * disk.f_frsize : 0;
+}
+
+// A RUN step that writes without end is stopped while the store's disk still has what is kept
+// free, and what it wrote goes with its working container. The disk is a tmpfs of the test's own.
+TEST_F(ImageStore, ABuildThatFillsTheStoresDiskIsStoppedAndWhatItWroteRemoved) {
+  const fs::path disk = top / "disk";
+  fs::create_directories(disk);
+  ASSERT_EQ(mount("tmpfs", disk.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=768m,mode=0700"), 0);
+  struct Unmount {
+    fs::path at;
+    ~Unmount() { umount2(at.c_str(), MNT_DETACH); }
+  } unmount{disk};
+  auto small = Store::open((disk / "store").string());
+  ASSERT_TRUE(small) << small.error().message;
+  ASSERT_TRUE(warren::testing::make_mini_root(top / "mini"));
+  ASSERT_TRUE(small->import("local/mini:1", (top / "mini").string(), ""));
+  const std::uint64_t before = free_bytes(disk);
+
+  // 10 MiB each 50 ms or so, 1000 MiB in all: more than the disk holds.
+  const fs::path context = top / "fill";
+  write(context / "Dockerfile",
+        "FROM local/mini:1\nRUN i=0; while [ $i -lt 100 ]; do dd if=/dev/zero of=/fill$i bs=1M "
+        "count=10 2>/dev/null; i=$((i+1)); sleep 0.05; done\n");
+  image::BuildRequest request{context.string(), "Dockerfile", "fill"};
+  request.keep_free = std::uint64_t{384} << 20;
+  auto built = small->build(request);
+  ASSERT_FALSE(built);
+  EXPECT_TRUE(built.error().message.starts_with("fill: the image build was stopped: the disk of " +
+                                                small->dir() +
+                                                " had less than 384 MiB free, which is kept "
+                                                "free. Log: "))
+      << built.error().message;
+  EXPECT_GT(free_bytes(disk), before - (std::uint64_t{32} << 20));  // its container is gone
+  EXPECT_TRUE(sandbox::processes_on_host("sleep 0.05").empty());
+
+  // Not remembered as the task's failure: it is tried again, and refused at once while the disk
+  // has less than is kept free.
+  request.keep_free = std::uint64_t{1} << 30;
+  built = small->build(request);
+  ASSERT_FALSE(built);
+  EXPECT_TRUE(
+      built.error().message.starts_with("fill: the image store's disk (" + small->dir() + ") has "))
+      << built.error().message;
+  EXPECT_TRUE(built.error().message.ends_with(
+      " MiB free, less than the 1024 MiB kept free: `warren image prune` removes unused images"))
+      << built.error().message;
+  (void)small->prune(true);
 }
 
 TEST_F(ImageStore, AHeredocNeedsABuildahThatReadsThem) {

@@ -58,7 +58,14 @@ struct BuildRequest {
   // build past either limit is killed and fails, saying which (0: no limit).
   std::chrono::seconds timeout{3600};
   std::uint64_t log_bytes = std::uint64_t{64} << 20;
+  // Its RUN steps could also fill the store's disk: the build is killed, its working container
+  // removed, when the store's filesystem has less than this free (nullopt: keep_free_default).
+  std::optional<std::uint64_t> keep_free;
 };
+
+// The bytes a build or a pull keeps free on the disk of the store `store_dir`, unless told: 5%
+// of the disk, at most 4 GiB.
+std::uint64_t keep_free_default(const std::string& store_dir);
 
 using Progress = std::function<void(const std::string& line)>;
 
