@@ -65,6 +65,7 @@ void BM_RowKernel(benchmark::State& state) {
   constexpr std::size_t kBytes = std::size_t{256} << 20;
   const std::int64_t format = state.range(0);
   const std::int64_t row_bytes = format == 0 ? kIn * 2 : format == 1 ? kIn : kIn / 2;
+  // format 3: FP4 rows times a quantised input (fp4_quantised), the MoE experts' case.
   std::vector<std::uint8_t> weights(kBytes);
   std::mt19937 rng(1);
   for (auto& b : weights) b = static_cast<std::uint8_t>(rng() & 0x77);  // no NaN codes
@@ -72,16 +73,20 @@ void BM_RowKernel(benchmark::State& state) {
   std::vector<double> x(kIn, 0.5);
   const auto rows = static_cast<std::int64_t>(kBytes) / row_bytes;
   const inf::RowDot dot = format == 0 ? kernels.bf16 : format == 1 ? kernels.fp8 : kernels.fp4;
+  inf::QuantisedInput quantised;
+  inf::quantised_input(x, std::vector<int>(kIn / 128, -8), quantised);  // 0.5 = 2^8 x 2^-9
   for (auto _ : state) {
     double sum = 0;
     for (std::int64_t r = 0; r < rows; ++r)
-      sum += dot(weights.data() + r * row_bytes, scales.data(), x.data(), kIn);
+      sum += format == 3 ? kernels.fp4_quantised(weights.data() + r * row_bytes, scales.data(),
+                                                 quantised, kIn)
+                         : dot(weights.data() + r * row_bytes, scales.data(), x.data(), kIn);
     benchmark::DoNotOptimize(sum);
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * kBytes));
 }
 BENCHMARK(BM_RowKernel)
-    ->ArgsProduct({{0, 1, 2}, {1, 2}})
+    ->ArgsProduct({{0, 1, 2, 3}, {1, 2}})
     ->ArgNames({"format", "kernels"})
     ->Unit(benchmark::kMillisecond);
 

@@ -113,20 +113,24 @@ std::uint8_t e8m0_of_exponent(int exponent) {
   return static_cast<std::uint8_t>(std::clamp(exponent, -127, 127) + 127);
 }
 
-int block_scale_exponent(std::span<const float> block, float format_max) {
-  float amax = 1e-4f;
-  for (float v : block) amax = std::max(amax, std::fabs(v));
-  // In float, as the reference computes it: log2 of the ratio, rounded up.
+namespace {
+
+// log2 of max|v| / format_max, rounded up, in T as the reference computes it (float for float
+// values): the exponent of a block's power-of-two scale.
+template <class T>
+int block_exponent(std::span<const T> block, T format_max) {
+  T amax = static_cast<T>(1e-4);
+  for (T v : block) amax = std::max(amax, std::fabs(v));
   return static_cast<int>(std::ceil(std::log2(amax / format_max)));
+}
+
+}  // namespace
+
+int block_scale_exponent(std::span<const float> block, float format_max) {
+  return block_exponent(block, format_max);
 }
 
 namespace {
-
-int block_scale_exponent_of_doubles(std::span<const double> block, double format_max) {
-  double amax = 1e-4;
-  for (double v : block) amax = std::max(amax, std::fabs(v));
-  return static_cast<int>(std::ceil(std::log2(amax / format_max)));
-}
 
 // Values are scaled by a power of two, so the scaled value is exact and one rounding (to the
 // format's code) is all that happens; a double is converted to float without loss first only when
@@ -136,11 +140,7 @@ void round_trip(std::span<T> values, std::size_t block, float format_max, ToCode
                 FromCode from_code) {
   for (std::size_t start = 0; start + block <= values.size(); start += block) {
     std::span<T> b = values.subspan(start, block);
-    int exponent;
-    if constexpr (std::is_same_v<T, double>)
-      exponent = block_scale_exponent_of_doubles(b, format_max);
-    else
-      exponent = block_scale_exponent(b, format_max);
+    const int exponent = block_exponent(std::span<const T>(b), static_cast<T>(format_max));
     for (T& v : b)
       v = std::ldexp(static_cast<T>(from_code(to_code(std::ldexp(v, -exponent)))), exponent);
   }
@@ -156,7 +156,51 @@ void round_trip_e2m1(std::span<float> values, std::size_t block) {
   round_trip(values, block, kE2m1Max, float_to_e2m1, e2m1_to_float);
 }
 
+namespace {
+
+// 2^k as a double, for k in the normal range.
+double power_of_two(int k) {
+  return std::bit_cast<double>(static_cast<std::uint64_t>(k + 1023) << 52);
+}
+
+// `magnitude` (at most 448) rounded to e4m3's grid, ties to even: what e4m3_code_of and
+// e4m3_to_float give, without a call per value (the activations' quantisation was a tenth of a
+// decoded token in ldexp). The grid's step is 2^(exponent - 3) for a magnitude in
+// [2^exponent, 2^(exponent + 1)), 2^-9 below 2^-6; adding 2^(step's exponent + 52) leaves exactly
+// the bits above the step, rounded to nearest even by the FPU, and subtracting it again is exact.
+double e4m3_nearest(double magnitude) {
+  const int exponent =
+      static_cast<int>((std::bit_cast<std::uint64_t>(magnitude) >> 52) & 0x7FF) - 1023;
+  const double shift = power_of_two(std::max(exponent, -6) - 3 + 52);
+  return std::min((magnitude + shift) - shift, 448.0);
+}
+
+// round_trip for e4m3 in double: the same scales and roundings. Multiplying by a power of two is
+// exact here (the scaled values are in e4m3's range; one too small for a normal double rounds to
+// 0 either way).
+void round_trip_e4m3_doubles(std::span<double> values, std::size_t block,
+                             std::vector<int>* exponents) {
+  if (exponents) exponents->clear();
+  for (std::size_t start = 0; start + block <= values.size(); start += block) {
+    std::span<double> b = values.subspan(start, block);
+    const int exponent = block_exponent(std::span<const double>(b), double{kE4m3Max});
+    if (exponents) exponents->push_back(exponent);
+    const double down = power_of_two(-exponent), up = power_of_two(exponent);
+    for (double& v : b) v = std::copysign(e4m3_nearest(std::fabs(v) * down), v) * up;
+  }
+}
+
+}  // namespace
+
 void round_trip_e4m3(std::span<double> values, std::size_t block) {
+  round_trip_e4m3_doubles(values, block, nullptr);
+}
+
+void round_trip_e4m3(std::span<double> values, std::size_t block, std::vector<int>& exponents) {
+  round_trip_e4m3_doubles(values, block, &exponents);
+}
+
+void round_trip_e4m3_by_codes(std::span<double> values, std::size_t block) {
   round_trip(values, block, kE4m3Max, e4m3_code_of, e4m3_to_float);
 }
 

@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 namespace warren::inference::formats {
 
@@ -44,6 +45,11 @@ void round_trip_e4m3(std::span<float> values, std::size_t block);
 void round_trip_e2m1(std::span<float> values, std::size_t block);
 // The same in double (the reference path's activations): the scale computed in double.
 void round_trip_e4m3(std::span<double> values, std::size_t block);
+// The same, saying each block's scale: 2^exponents[b].
+void round_trip_e4m3(std::span<double> values, std::size_t block, std::vector<int>& exponents);
+// The same by way of each value's code (float_to_e4m3's rounding, then e4m3_to_float): what the
+// fast round trip above is tested against.
+void round_trip_e4m3_by_codes(std::span<double> values, std::size_t block);
 void round_trip_e2m1(std::span<double> values, std::size_t block);
 
 // Decoding tables, for kernels that look codes up instead of converting them.

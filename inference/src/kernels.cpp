@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <bit>
+#include <cmath>
 #include <cstring>
 
 #include "formats.hpp"
@@ -127,6 +128,57 @@ WARREN_AVX512 double fp4_row_avx512(const void* row, const std::uint8_t* scales,
   }
   if (block < blocks) fp4_block_avx512<0>(w, scales, x, block, table, acc);
   return reduce64(acc);
+}
+
+// --- FP4 rows times a quantised input, in integers (QuantisedInput) ---------------------------
+// e2m1's values times 2, signed: integers, so that a product with the input's is one.
+constexpr std::int8_t kE2m1Twice[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+// The double 2^(exponent bits - 1023), for the exponent bits w + bias of QuantisedInput.
+inline double scale_of(std::uint8_t code, std::int32_t bias) {
+  return std::bit_cast<double>(static_cast<std::uint64_t>(code + bias) << 52);
+}
+
+// One span (64 columns, two 32-blocks) into lanes 0-15: `k_even`, `k_odd` the weights' integers
+// (words 0-15: block A's, 16-31: block B's), `x` the span's parts. Sums of products in 32-bit
+// integers are exact (at most 4 x 12 x 2^18 a lane); times the blocks' scales, exact again; one
+// rounding as each lane's double sum takes it.
+WARREN_AVX512 inline void span_avx512(__m512i k_even, __m512i k_odd, const std::int16_t* x,
+                                      double scale_a, double scale_b, __m512d& acc_a,
+                                      __m512d& acc_b) {
+  const auto part = [&](int at) WARREN_AVX512 { return _mm512_loadu_si512(x + 32 * at); };
+  const __m512i hi =
+      _mm512_add_epi32(_mm512_madd_epi16(k_even, part(0)), _mm512_madd_epi16(k_odd, part(2)));
+  const __m512i lo =
+      _mm512_add_epi32(_mm512_madd_epi16(k_even, part(1)), _mm512_madd_epi16(k_odd, part(3)));
+  const __m512i total = _mm512_add_epi32(_mm512_slli_epi32(hi, 9), lo);
+  acc_a = _mm512_fmadd_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(total)),
+                          _mm512_set1_pd(scale_a), acc_a);
+  acc_b = _mm512_fmadd_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(total, 1)),
+                          _mm512_set1_pd(scale_b), acc_b);
+}
+
+WARREN_AVX512 double fp4_quantised_avx512(const void* row, const std::uint8_t* scales,
+                                          const QuantisedInput& x, std::int64_t in) {
+  const auto* w = static_cast<const std::uint8_t*>(row);
+  const __m512i table = _mm512_cvtepi8_epi16(_mm256_zextsi128_si256(
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(kE2m1Twice))));  // words 16-31 unused
+  const __m512i low = _mm512_set1_epi16(0x0F);
+  __m512d acc_a = _mm512_setzero_pd(), acc_b = _mm512_setzero_pd();
+  for (std::int64_t span = 0; span < in / 64; ++span) {
+    const __m512i bytes =
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32 * span)));
+    const __m512i k_even = _mm512_permutexvar_epi16(_mm512_and_si512(bytes, low), table);
+    const __m512i k_odd = _mm512_permutexvar_epi16(_mm512_srli_epi16(bytes, 4), table);
+    const std::int32_t bias = x.bias[static_cast<std::size_t>(span)];
+    span_avx512(k_even, k_odd, x.parts.data() + 128 * span, scale_of(scales[2 * span], bias),
+                scale_of(scales[2 * span + 1], bias), acc_a, acc_b);
+  }
+  // (j, j+8), (j, j+4), (j, j+2), (j, j+1)
+  const __m512d s8 = _mm512_add_pd(acc_a, acc_b);
+  const __m256d s4 = _mm256_add_pd(_mm512_castpd512_pd256(s8), _mm512_extractf64x4_pd(s8, 1));
+  const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
 }
 
 // --- AVX2 (with FMA) -------------------------------------------------------------------------
@@ -255,6 +307,45 @@ WARREN_AVX2 double fp4_row_avx2(const void* row, const std::uint8_t* scales, con
   return reduce64(first, second);
 }
 
+// fp4_quantised_avx512's lanes, 8 at a time: half h of a span is its block h (bytes 16h ..
+// 16h+15, lanes 8h .. 8h+7), the same integers and the same roundings.
+WARREN_AVX2 double fp4_quantised_avx2(const void* row, const std::uint8_t* scales,
+                                      const QuantisedInput& x, std::int64_t in) {
+  const auto* w = static_cast<const std::uint8_t*>(row);
+  const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kE2m1Twice));
+  const __m128i low = _mm_set1_epi8(0x0F);
+  __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(),
+                    _mm256_setzero_pd()};
+  for (std::int64_t span = 0; span < in / 64; ++span) {
+    const std::int16_t* parts = x.parts.data() + 128 * span;
+    const std::int32_t bias = x.bias[static_cast<std::size_t>(span)];
+    for (int h = 0; h < 2; ++h) {
+      const __m128i bytes =
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 32 * span + 16 * h));
+      const __m256i k_even =
+          _mm256_cvtepi8_epi16(_mm_shuffle_epi8(table, _mm_and_si128(bytes, low)));
+      const __m256i k_odd = _mm256_cvtepi8_epi16(
+          _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(bytes, 4), low)));
+      const auto part = [&](int at) WARREN_AVX2 {
+        return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(parts + 32 * at + 16 * h));
+      };
+      const __m256i hi =
+          _mm256_add_epi32(_mm256_madd_epi16(k_even, part(0)), _mm256_madd_epi16(k_odd, part(2)));
+      const __m256i lo =
+          _mm256_add_epi32(_mm256_madd_epi16(k_even, part(1)), _mm256_madd_epi16(k_odd, part(3)));
+      const __m256i total = _mm256_add_epi32(_mm256_slli_epi32(hi, 9), lo);
+      const __m256d scale = _mm256_set1_pd(scale_of(scales[2 * span + h], bias));
+      acc[2 * h] =
+          _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(total)), scale, acc[2 * h]);
+      acc[2 * h + 1] = _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(total, 1)),
+                                       scale, acc[2 * h + 1]);
+    }
+  }
+  const __m256d s4 = _mm256_add_pd(_mm256_add_pd(acc[0], acc[2]), _mm256_add_pd(acc[1], acc[3]));
+  const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+}
+
 }  // namespace
 
 std::string_view to_string(Kernels set) {
@@ -296,8 +387,9 @@ Kernels best_kernels() {
 }
 
 const RowKernels* row_kernels(Kernels set) {
-  static const RowKernels avx512{bf16_row_avx512, fp8_row_avx512, fp4_row_avx512};
-  static const RowKernels avx2{bf16_row_avx2, fp8_row_avx2, fp4_row_avx2};
+  static const RowKernels avx512{bf16_row_avx512, fp8_row_avx512, fp4_row_avx512,
+                                 fp4_quantised_avx512};
+  static const RowKernels avx2{bf16_row_avx2, fp8_row_avx2, fp4_row_avx2, fp4_quantised_avx2};
   switch (set) {
     case Kernels::Reference:
       return nullptr;
@@ -315,6 +407,25 @@ void fp4_order(const double* x, double* ordered, std::int64_t in) {
       ordered[block + j] = x[block + 2 * j];
       ordered[block + 16 + j] = x[block + 2 * j + 1];
     }
+}
+
+void quantised_input(std::span<const double> x, std::span<const int> exponents,
+                     QuantisedInput& out) {
+  const std::size_t spans = x.size() / 64;
+  out.parts.resize(spans * 128);
+  out.bias.resize(spans);
+  for (std::size_t span = 0; span < spans; ++span) {
+    const int exponent = exponents[span / 2];  // 128-blocks hold two spans
+    out.bias[span] = exponent - 137 + 1023;
+    std::int16_t* parts = out.parts.data() + 128 * span;
+    for (std::size_t i = 0; i < 64; ++i) {
+      // Exact: the value is a multiple of 2^(exponent - 9) below 2^(exponent + 9) in magnitude.
+      const auto units = static_cast<std::int32_t>(std::ldexp(x[64 * span + i], 9 - exponent));
+      const std::size_t at = (i % 2) * 64 + i / 2;        // even columns first
+      parts[at] = static_cast<std::int16_t>(units >> 9);  // arithmetic: floor
+      parts[at + 32] = static_cast<std::int16_t>(units & 511);
+    }
+  }
 }
 
 }  // namespace warren::inference

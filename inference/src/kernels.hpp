@@ -17,7 +17,9 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string_view>
+#include <vector>
 
 #include "warren/inference/model.hpp"
 
@@ -29,8 +31,35 @@ namespace warren::inference {
 using RowDot = double (*)(const void* row, const std::uint8_t* scales, const double* x,
                           std::int64_t in);
 
+// An input quantised to e4m3 in blocks of 128 with power-of-two scales (the model's activation
+// quantisation), laid out for the integer FP4 kernels. Every value is then an integer number of
+// 2^(e - 9), e its block's exponent (e4m3's step at its subnormals): at most 448 x 2^9 < 2^18 in
+// magnitude, which a row weighs exactly in 32-bit integers. Each value is split into 16-bit
+// halves, value = 512 hi + lo with lo in [0, 512), for 16-bit multiply-adds.
+struct QuantisedInput {
+  // Per 64 columns (one 32-byte span of an FP4 row): hi then lo of the even columns (32 each),
+  // then hi and lo of the odd ones.
+  std::vector<std::int16_t> parts;
+  // Per span: e - 137 + 1023, so that a 32-block's scale 2^(w - 127) 2^(e - 9) 2^-1 (w its e8m0
+  // code; 2^-1: e2m1's values are the kernels' integers over 2) is the double whose exponent bits
+  // are w + bias.
+  std::vector<std::int32_t> bias;
+};
+
+// `x` (`in` values, a multiple of 128, quantised by formats::round_trip_e4m3 in blocks of 128 with
+// `exponents`) laid out for fp4_quantised.
+void quantised_input(std::span<const double> x, std::span<const int> exponents,
+                     QuantisedInput& out);
+
+// An FP4 row times a quantised input: each 32-block's products summed exactly in integers, then
+// scaled (exact) and summed in double over 16 lanes (lane j: the block's lanes j mod 8, blocks
+// alternating between lanes 0-7 and 8-15) reduced in a fixed tree. `in`: a multiple of 128.
+using RowDotQuantised = double (*)(const void* row, const std::uint8_t* scales,
+                                   const QuantisedInput& x, std::int64_t in);
+
 struct RowKernels {
   RowDot bf16 = nullptr, fp8 = nullptr, fp4 = nullptr;
+  RowDotQuantised fp4_quantised = nullptr;
 };
 
 // The kernels of `set` (Kernels::Reference has none: nullptr).

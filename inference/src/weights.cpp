@@ -75,6 +75,19 @@ void Linear::row(std::int64_t r, std::span<float> values) const {
   }
 }
 
+// y[r - begin] = dot(r) for the rows [begin, end), split among the pool's threads.
+template <class Dot>
+void Linear::for_rows(std::int64_t begin, std::int64_t end, Dot dot, std::span<double> y) const {
+  auto rows = [&](std::int64_t from, std::int64_t to) {
+    for (std::int64_t r = begin + from; r < begin + to; ++r)
+      y[static_cast<std::size_t>(r - begin)] = dot(r);
+  };
+  if (pool_)
+    pool_->parallel_for(end - begin, rows);
+  else
+    rows(0, end - begin);
+}
+
 void Linear::apply(std::span<const double> x, std::span<double> y, bool quantise_input) const {
   apply_rows(x, y, 0, out_, quantise_input);
 }
@@ -82,59 +95,64 @@ void Linear::apply(std::span<const double> x, std::span<double> y, bool quantise
 void Linear::apply_rows(std::span<const double> x, std::span<double> y, std::int64_t begin,
                         std::int64_t end, bool quantise_input) const {
   std::vector<double> input(x.begin(), x.begin() + in_);
+  // An FP4 layer's quantised input goes to the integer kernels (kernels.hpp, QuantisedInput).
+  if (kernels_ && quantise_input && format_ == WeightFormat::FP4 && in_ % 128 == 0) {
+    std::vector<int> exponents;
+    formats::round_trip_e4m3(input, 128, exponents);
+    QuantisedInput quantised;
+    quantised_input(input, exponents, quantised);
+    return for_rows(
+        begin, end,
+        [&](std::int64_t r) {
+          return kernels_->fp4_quantised(
+              reinterpret_cast<const std::uint8_t*>(weight_) + r * in_ / 2, scale_ + r * (in_ / 32),
+              quantised, in_);
+        },
+        y);
+  }
   if (quantise_input) formats::round_trip_e4m3(input, 128);
   if (kernels_) return apply_fast(input, y, begin, end);
-  // Rows split among the pool's threads; each row is one thread's, summed in the same order
-  // whatever their number.
-  auto rows = [&](std::int64_t from, std::int64_t to) {
-    std::vector<float> w(static_cast<std::size_t>(in_));
-    for (std::int64_t r = begin + from; r < begin + to; ++r) {
-      row(r, w);
-      double sum = 0;
-      for (std::size_t i = 0; i < w.size(); ++i) sum += w[i] * input[i];
-      y[static_cast<std::size_t>(r - begin)] = sum;
-    }
-  };
-  if (pool_)
-    pool_->parallel_for(end - begin, rows);
-  else
-    rows(0, end - begin);
+  // Each row is one thread's, summed in the same order whatever their number.
+  return for_rows(
+      begin, end,
+      [&](std::int64_t r) {
+        thread_local std::vector<float> values;
+        values.resize(static_cast<std::size_t>(in_));
+        row(r, values);
+        double sum = 0;
+        for (std::size_t i = 0; i < values.size(); ++i) sum += values[i] * input[i];
+        return sum;
+      },
+      y);
 }
 
 // The fast kernels (kernels.hpp), rows split among the pool's threads as the reference path's.
 void Linear::apply_fast(std::span<const double> input, std::span<double> y, std::int64_t begin,
                         std::int64_t end) const {
-  std::vector<double> x(input.begin(), input.end());
-  if (format_ == WeightFormat::FP4) {
-    std::vector<double> ordered(x.size());
+  std::vector<double> ordered;
+  const double* x = input.data();
+  if (format_ == WeightFormat::FP4) {  // only FP4 reads its input reordered
+    ordered.resize(input.size());
     fp4_order(input.data(), ordered.data(), in_);
-    x.swap(ordered);
+    x = ordered.data();
   }
   const std::int64_t scale_columns = (in_ + 127) / 128;
-  auto rows = [&](std::int64_t from, std::int64_t to) {
-    for (std::int64_t r = begin + from; r < begin + to; ++r) {
-      double sum = 0;
-      switch (format_) {
-        case WeightFormat::BF16:
-          sum = kernels_->bf16(reinterpret_cast<const std::uint16_t*>(weight_) + r * in_, nullptr,
-                               x.data(), in_);
-          break;
-        case WeightFormat::FP8:
-          sum = kernels_->fp8(reinterpret_cast<const std::uint8_t*>(weight_) + r * in_,
-                              scale_ + (r / 128) * scale_columns, x.data(), in_);
-          break;
-        case WeightFormat::FP4:
-          sum = kernels_->fp4(reinterpret_cast<const std::uint8_t*>(weight_) + r * in_ / 2,
-                              scale_ + r * (in_ / 32), x.data(), in_);
-          break;
-      }
-      y[static_cast<std::size_t>(r - begin)] = sum;
-    }
-  };
-  if (pool_)
-    pool_->parallel_for(end - begin, rows);
-  else
-    rows(0, end - begin);
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(weight_);
+  for_rows(
+      begin, end,
+      [&](std::int64_t r) {
+        switch (format_) {
+          case WeightFormat::BF16:
+            return kernels_->bf16(reinterpret_cast<const std::uint16_t*>(weight_) + r * in_,
+                                  nullptr, x, in_);
+          case WeightFormat::FP8:
+            return kernels_->fp8(bytes + r * in_, scale_ + (r / 128) * scale_columns, x, in_);
+          case WeightFormat::FP4:
+            return kernels_->fp4(bytes + r * in_ / 2, scale_ + r * (in_ / 32), x, in_);
+        }
+        return 0.0;
+      },
+      y);
 }
 
 Result<std::vector<float>> read_floats(const Checkpoint& checkpoint, const std::string& name) {

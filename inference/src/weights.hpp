@@ -40,6 +40,8 @@ class Linear {
  private:
   void apply_fast(std::span<const double> input, std::span<double> y, std::int64_t begin,
                   std::int64_t end) const;
+  template <class Dot>
+  void for_rows(std::int64_t begin, std::int64_t end, Dot dot, std::span<double> y) const;
 
   WeightFormat format_ = WeightFormat::BF16;
   std::int64_t out_ = 0, in_ = 0;

@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
+#include <random>
 #include <vector>
 
 namespace f = warren::inference::formats;
@@ -124,4 +127,37 @@ TEST(Formats, RoundTripsQuantiseEachBlockWithItsOwnScale) {
   std::vector<float> w = {6.0f, 2.4f, -0.7f, 0.2f};  // amax 6: scale 1
   f::round_trip_e2m1(w, 4);
   EXPECT_EQ(w, (std::vector<float>{6.0f, 2.0f, -0.5f, 0.0f}));
+}
+
+// The activations' round trip in double (bit arithmetic, no call per value) gives what rounding
+// each value by its code gives: every e4m3 value, every midpoint between neighbours and a value
+// on either side of it, subnormals, zeros of both signs and random values, in blocks whose scales
+// run from 2^-22 (the floor of an all-zero block) to 2^40.
+TEST(Formats, TheDoubleRoundTripRoundsAsTheCodesDo) {
+  std::vector<double> values;
+  for (int scale : {-22, -9, 0, 3, 40}) {
+    const double s = std::ldexp(1.0, scale);
+    std::vector<double> block = {448 * s};  // the block's largest: its scale is 2^scale
+    for (unsigned code = 0; code < 126; ++code) {
+      const double low = e4m3_value(code), mid = (low + e4m3_value(code + 1)) / 2;
+      for (double v : {low, mid, std::nextafter(mid, 0.0), std::nextafter(mid, 1e9)})
+        for (double sign : {1.0, -1.0}) block.push_back(sign * v * s);
+    }
+    block.push_back(-0.0);
+    block.resize(1024, 0.0);
+    values.insert(values.end(), block.begin(), block.end());
+  }
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> normal;
+  for (int i = 0; i < 128 * 64; ++i) values.push_back(normal(rng) * std::ldexp(1.0, i / 128 - 32));
+  std::vector<double> fast = values, by_codes = values;
+  std::vector<int> exponents;
+  f::round_trip_e4m3(fast, 128, exponents);
+  f::round_trip_e4m3_by_codes(by_codes, 128);
+  ASSERT_EQ(exponents.size(), values.size() / 128);
+  EXPECT_EQ(exponents[0], -22 + 0);  // 448 x 2^-22 / 448
+  for (std::size_t i = 0; i < values.size(); ++i)
+    ASSERT_EQ(std::bit_cast<std::uint64_t>(fast[i]), std::bit_cast<std::uint64_t>(by_codes[i]))
+        << "value " << i << ": " << values[i] << " -> " << fast[i] << ", by its code "
+        << by_codes[i];
 }

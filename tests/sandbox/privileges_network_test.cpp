@@ -143,12 +143,16 @@ TEST_F(ContainerSandbox, PrivateNetworkMembersReachOneAnotherAndNothingElse) {
   ASSERT_TRUE(b) << b.error().message;
   EXPECT_EQ((*a)->address(), "10.89.0.2");
   EXPECT_EQ((*b)->address(), "10.89.0.3");
-  // Each binds 8000 on every address, tells the other its name, and prints what it was told.
+  // Each binds 8000 on every address, tells the other its name (trying again while the other
+  // does not listen yet, for 10 s), and prints what it was told.
   const std::string exchange =
       "import socket, sys, time\n"
       "s = socket.socket(); s.bind(('0.0.0.0', 8000)); s.listen()\n"
-      "time.sleep(0.5)\n"
-      "c = socket.create_connection((sys.argv[1], 8000), timeout=5); "
+      "for attempt in range(100):\n"  // the other may not listen yet: python starts slowly
+      "    try:\n"
+      "        c = socket.create_connection((sys.argv[1], 8000), timeout=5); break\n"
+      "    except ConnectionRefusedError:\n"
+      "        time.sleep(0.1)\n"
       "c.sendall(sys.argv[2].encode())\n"
       "c.close(); conn, _ = s.accept(); print(conn.recv(100).decode())\n";
   auto member_run = [&](const std::shared_ptr<NetworkMember>& m, const std::string& peer,
