@@ -106,16 +106,36 @@ int init(const ModelFlags& f) {
   return 0;
 }
 
+// A checkpoint's figures (--weights), or a config.json's alone (--config: an official model's,
+// whose weights are not here); with --context N, the cache of a sequence of N tokens.
 int info(const ModelFlags& f) {
-  auto checkpoint = inference::Checkpoint::open(f.weights);
-  if (!checkpoint) return fail("info", checkpoint.error().message, 2);
-  const auto described = inference::describe(*checkpoint);
+  std::optional<inference::Checkpoint> checkpoint;
+  std::optional<inference::Config> config;
+  if (!f.config.empty()) {
+    auto loaded = inference::load_config(f.config);
+    if (!loaded) return fail("info", loaded.error().message, 2);
+    config = std::move(*loaded);
+  } else {
+    auto opened = inference::Checkpoint::open(f.weights);
+    if (!opened) return fail("info", opened.error().message, 2);
+    checkpoint.emplace(std::move(*opened));
+    config = checkpoint->config();
+  }
+  const auto described =
+      checkpoint ? inference::describe(*checkpoint) : inference::describe(*config);
+  const std::uint64_t cache = inference::kv_cache_bytes(*config, f.context);
   if (f.json) {
-    Json out = {{"weights", f.weights}};
+    Json out = checkpoint ? Json{{"weights", f.weights}} : Json{{"config", f.config}};
     out.update(info_json(described));
+    if (f.context > 0) out.update({{"context", f.context}, {"kv_cache_bytes", cache}});
     std::cout << out.dump(2) << "\n";
   } else {
-    print_info(checkpoint->config(), described);
+    print_info(*config, described);
+    if (f.context > 0)
+      std::printf("%-18s  %s (%.0f bytes a token)\n",
+                  ("KV at " + std::to_string(f.context) + " tokens").c_str(),
+                  bytes_text(static_cast<double>(cache)).c_str(),
+                  static_cast<double>(cache) / static_cast<double>(f.context));
   }
   return 0;
 }
@@ -286,10 +306,19 @@ void add_model_commands(CLI::App& app, int& exit_code) {
 
   CLI::App* n = group->add_subcommand(
       "info", "parameters, active parameters per token, bytes by dtype, KV bytes per token");
-  n->add_option("--weights", flags->weights, "a checkpoint folder (config.json and shards)")
-      ->required();
+  auto* weights =
+      n->add_option("--weights", flags->weights, "a checkpoint folder (config.json and shards)");
+  auto* config = n->add_option("--config", flags->config,
+                               "a config.json alone: an official model's figures without weights");
+  weights->excludes(config);
+  n->add_option("--context", flags->context, "also the KV cache of a sequence of N tokens")
+      ->check(CLI::PositiveNumber);
   n->add_flag("--json", flags->json, "print JSON");
-  n->callback([flags, &exit_code] { exit_code = info(*flags); });
+  n->callback([flags, &exit_code] {
+    exit_code = flags->weights.empty() && flags->config.empty()
+                    ? fail("info", "--weights DIR or --config FILE is required", 2)
+                    : info(*flags);
+  });
 
   CLI::App* l = group->add_subcommand(
       "logits", "the last position's logits after a sequence of token ids (for comparisons)");

@@ -10,7 +10,8 @@
 namespace warren::cli {
 
 struct ModelFlags {
-  std::string preset, out, weights, prompt, tokens, messages;
+  std::string preset, out, weights, config, prompt, tokens, messages;
+  std::int64_t context = 0;  // model info: the cache of a sequence this long (0: not shown)
   std::uint64_t seed = 0;
   std::int64_t max_tokens = 64, top_k = 0;
   double temperature = 0, top_p = 1;

@@ -68,12 +68,13 @@ std::vector<std::size_t> select_blocks(const Config& c, const AttentionWeights& 
                                        const Rotary& rope, const LayerCache& cache,
                                        std::span<const double> x, std::span<const double> cq,
                                        std::int64_t t) {
-  const auto& keys = cache.index.entries;
+  const std::size_t blocks = cache.index.entries.size();
   std::vector<std::size_t> chosen;
-  if (static_cast<std::int64_t>(keys.size()) <= c.index_topk) {
-    for (std::size_t b = 0; b < keys.size(); ++b) chosen.push_back(b);
+  if (static_cast<std::int64_t>(blocks) <= c.index_topk) {
+    for (std::size_t b = 0; b < blocks; ++b) chosen.push_back(b);
     return chosen;
   }
+  const std::vector<double> keys = cache.index.entries.decode_all();  // [blocks, di]
   const auto heads = static_cast<std::size_t>(c.index_n_heads);
   const auto di = static_cast<std::size_t>(c.index_head_dim);
   const auto rd = static_cast<std::size_t>(c.qk_rope_head_dim);
@@ -87,11 +88,12 @@ std::vector<std::size_t> select_blocks(const Config& c, const AttentionWeights& 
     formats::round_trip_e2m1(qh, 32);
   }
   const double scale = 1.0 / std::sqrt(static_cast<double>(di * heads));
-  std::vector<double> scores(keys.size());
-  for (std::size_t b = 0; b < keys.size(); ++b) {
+  std::vector<double> scores(blocks);
+  for (std::size_t b = 0; b < blocks; ++b) {
     double score = 0;
     for (std::size_t h = 0; h < heads; ++h)
-      score += weights[h] * scale * std::max(0.0, dot({q.data() + h * di, di}, keys[b]));
+      score += weights[h] * scale *
+               std::max(0.0, dot({q.data() + h * di, di}, {keys.data() + b * di, di}));
     scores[b] = score;
   }
   for (std::int64_t b : top_k(scores, c.index_topk)) chosen.push_back(static_cast<std::size_t>(b));
@@ -109,16 +111,20 @@ void compress_into(const Config& c, const CompressorWeights& w, const Rotary& ro
   const std::int64_t block = (t + 1) / w.ratio - 1;
   rope.apply(std::span<double>(*entry).last(static_cast<std::size_t>(c.qk_rope_head_dim)),
              w.ratio * block);
-  if (indexer_key) {
-    hadamard(*entry);
-    formats::round_trip_e2m1(*entry, 32);
-  } else {
-    quantise_kv_row(*entry, c.qk_rope_head_dim);
-  }
-  s.entries.push_back(std::move(*entry));
+  if (indexer_key) hadamard(*entry);
+  s.entries.push(*entry);  // quantised as its format says: e2m1 for a key, e4m3 and BF16 for KV
 }
 
 }  // namespace
+
+LayerCache::LayerCache(const Config& c)
+    : window(RowFormat(RowKind::Kv, static_cast<std::size_t>(c.head_dim),
+                       static_cast<std::size_t>(c.qk_rope_head_dim)),
+             static_cast<std::size_t>(c.sliding_window)),
+      kv{.entries = PackedRows(RowFormat(RowKind::Kv, static_cast<std::size_t>(c.head_dim),
+                                         static_cast<std::size_t>(c.qk_rope_head_dim)))},
+      index{.entries = PackedRows(
+                RowFormat(RowKind::IndexerKey, static_cast<std::size_t>(c.index_head_dim)))} {}
 
 std::vector<double> attention_block(const Config& c, const LayerWeights& lw, const Rotaries& ropes,
                                     LayerCache& cache, std::span<const double> x, std::int64_t t) {
@@ -138,43 +144,46 @@ std::vector<double> attention_block(const Config& c, const LayerWeights& lw, con
     rms_norm(qh, {}, c.rms_norm_eps);
     rope.apply(qh.last(rd), t);
   }
-  // The token's KV row [d] (key and value alike), stored in the window.
+  // The token's KV row [d] (key and value alike), stored in the window (which drops its oldest
+  // row past sliding_window) in the compact format.
   std::vector<double> kv(d);
   w.wkv.apply(x, kv, true);
   rms_norm(kv, w.kv_norm, c.rms_norm_eps);
   rope.apply(std::span<double>(kv).last(rd), t);
-  quantise_kv_row(kv, c.qk_rope_head_dim);
-  cache.window.push_back(std::move(kv));
-  if (static_cast<std::int64_t>(cache.window.size()) > c.sliding_window) cache.window.pop_front();
+  cache.window.push(kv);
 
-  // Keys: the window, then the compressed entries this layer attends to.
-  std::vector<const std::vector<double>*> keys;
-  for (const auto& row : cache.window) keys.push_back(&row);
+  // Keys [n, d], decoded: the window, then the compressed entries this layer attends to.
   if (w.compressor) compress_into(c, *w.compressor, rope, cache.kv, x, t, false);
   if (w.index_compressor) compress_into(c, *w.index_compressor, rope, cache.index, x, t, true);
+  std::vector<double> keys = cache.window.decode_all();
+  auto add_entry = [&](std::size_t b) {
+    keys.resize(keys.size() + d);
+    cache.kv.entries.decode(b, {keys.data() + keys.size() - d, d});
+  };
   if (lw.ratio == 128)
-    for (const auto& entry : cache.kv.entries) keys.push_back(&entry);
+    for (std::size_t b = 0; b < cache.kv.entries.size(); ++b) add_entry(b);
   if (lw.ratio == 4)
-    for (std::size_t b : select_blocks(c, w, rope, cache, x, cq, t))
-      keys.push_back(&cache.kv.entries[b]);
+    for (std::size_t b : select_blocks(c, w, rope, cache, x, cq, t)) add_entry(b);
+  const std::size_t n = keys.size() / d;
 
   // One softmax over all keys per head, the sink in its denominator; inverse RoPE on the output.
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   std::vector<double> o(H * d);
-  std::vector<double> logits(keys.size());
+  std::vector<double> logits(n);
   for (std::size_t h = 0; h < H; ++h) {
     std::span<const double> qh(q.data() + h * d, d);
     double top = w.sink[h];
-    for (std::size_t j = 0; j < keys.size(); ++j) {
-      logits[j] = dot(qh, *keys[j]) * scale;
+    for (std::size_t j = 0; j < n; ++j) {
+      logits[j] = dot(qh, {keys.data() + j * d, d}) * scale;
       top = std::max(top, logits[j]);
     }
     double total = std::exp(w.sink[h] - top);
     std::vector<double> sum(d, 0.0);
-    for (std::size_t j = 0; j < keys.size(); ++j) {
+    for (std::size_t j = 0; j < n; ++j) {
       const double p = std::exp(logits[j] - top);
       total += p;
-      for (std::size_t i = 0; i < d; ++i) sum[i] += p * (*keys[j])[i];
+      const double* key = keys.data() + j * d;
+      for (std::size_t i = 0; i < d; ++i) sum[i] += p * key[i];
     }
     std::span<double> oh(o.data() + h * d, d);
     for (std::size_t i = 0; i < d; ++i) oh[i] = sum[i] / total;

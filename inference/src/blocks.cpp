@@ -62,13 +62,6 @@ void hadamard(std::span<double> x) {
   for (double& v : x) v *= scale;
 }
 
-void quantise_kv_row(std::span<double> row, std::int64_t rope_dims) {
-  const std::size_t nope = row.size() - static_cast<std::size_t>(rope_dims);
-  formats::round_trip_e4m3(row.first(nope), 64);
-  for (double& v : row.subspan(nope))
-    v = formats::bf16_to_float(formats::float_to_bf16(static_cast<float>(v)));
-}
-
 std::vector<std::int64_t> top_k(std::span<const double> values, std::int64_t k) {
   std::vector<std::int64_t> order(values.size());
   std::iota(order.begin(), order.end(), 0);

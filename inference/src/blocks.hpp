@@ -31,10 +31,6 @@ class Rotary {
 // x = H x / sqrt(n), H the Sylvester Hadamard matrix of size n (a power of two), in place.
 void hadamard(std::span<double> x);
 
-// A KV row as it is stored: the no-RoPE dims through FP8 e4m3 in blocks of 64, the RoPE dims
-// through BF16.
-void quantise_kv_row(std::span<double> row, std::int64_t rope_dims);
-
 // Indices of the k largest values, the lower index first among equals, largest first.
 std::vector<std::int64_t> top_k(std::span<const double> values, std::int64_t k);
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "inventory.hpp"
+#include "kv_cache.hpp"
 #include "safetensors.hpp"
 #include "warren/inference/model.hpp"
 
@@ -185,26 +186,25 @@ Result<Checkpoint> Checkpoint::open(const std::string& dir) {
 
 namespace {
 
-// Bytes of one compressed KV entry: the no-RoPE dims in FP8 with an e8m0 scale per 64, the RoPE
-// dims in BF16, padded to 8 bytes (584 for V4's 448 + 64 dims, as SGLang stores it).
+// Bytes of one KV row and of one indexer key, as the engine's cache stores them (kv_cache.hpp):
+// 584 for V4's 448 + 64 dims (as SGLang stores them too), 68 for 128 dims.
 std::uint64_t kv_entry_bytes(const Config& c) {
-  const std::uint64_t nope = static_cast<std::uint64_t>(c.head_dim - c.qk_rope_head_dim);
-  const std::uint64_t raw = nope + nope / 64 + 2 * static_cast<std::uint64_t>(c.qk_rope_head_dim);
-  return (raw + 7) / 8 * 8;
+  return RowFormat(RowKind::Kv, static_cast<std::size_t>(c.head_dim),
+                   static_cast<std::size_t>(c.qk_rope_head_dim))
+      .bytes();
 }
 
-// An indexer key: FP4 values, two per byte, with an e8m0 scale per 32 (68 bytes for 128 dims).
 std::uint64_t indexer_entry_bytes(const Config& c) {
-  const auto di = static_cast<std::uint64_t>(c.index_head_dim);
-  return di / 2 + di / 32;
+  return RowFormat(RowKind::IndexerKey, static_cast<std::size_t>(c.index_head_dim)).bytes();
 }
 
-// A compressor's partial blocks, in FP32: the kv and gate projections of the tokens of the block
-// being filled (and of the one before, which overlapping CSA blocks still mix in).
+// A compressor's partial blocks at most: the kv and gate projections of the tokens of the block
+// being filled (and of the one before, which overlapping CSA blocks still mix in), in double as
+// the engine keeps them (forward.hpp's CompressorState: they are activations, not yet quantised).
 std::uint64_t compressor_state_bytes(int ratio, std::int64_t dim) {
   const std::uint64_t overlap = ratio == 4 ? 2 : 1;
   return 2 * overlap * static_cast<std::uint64_t>(ratio) * overlap *
-         static_cast<std::uint64_t>(dim) * 4;
+         static_cast<std::uint64_t>(dim) * sizeof(double);
 }
 
 }  // namespace
@@ -269,6 +269,28 @@ std::uint64_t kv_bytes_read(const Config& c, std::int64_t length) {
     if (ratio == 4)
       bytes += std::min(blocks, static_cast<std::uint64_t>(c.index_topk)) * entry +
                blocks * indexer_entry_bytes(c);
+  }
+  return bytes;
+}
+
+std::uint64_t kv_cache_bytes(const Config& c, std::int64_t length) {
+  const std::uint64_t entry = kv_entry_bytes(c), key = indexer_entry_bytes(c);
+  // A compressor of `dim` at `ratio`: its entries, and the kv and gate projections (in double)
+  // of the block being filled and, for overlapping CSA blocks, of the whole block before.
+  auto compressor = [&](int ratio, std::int64_t dim, std::uint64_t entry_bytes) {
+    const bool overlap = ratio == 4;
+    const auto width = static_cast<std::uint64_t>(overlap ? 2 * dim : dim);
+    const auto partial = static_cast<std::uint64_t>(length % ratio) +
+                         (overlap && length >= ratio ? static_cast<std::uint64_t>(ratio) : 0);
+    return static_cast<std::uint64_t>(length / ratio) * entry_bytes +
+           partial * 2 * width * sizeof(double);
+  };
+  std::uint64_t bytes = 0;
+  for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const int ratio = c.compress_ratios[static_cast<std::size_t>(l)];
+    bytes += static_cast<std::uint64_t>(std::min(length, c.sliding_window)) * entry;
+    if (ratio > 0) bytes += compressor(ratio, c.head_dim, entry);
+    if (ratio == 4) bytes += compressor(4, c.index_head_dim, key);
   }
   return bytes;
 }

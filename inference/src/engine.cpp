@@ -24,15 +24,20 @@ std::int64_t Sequence::length() const {
   return state_->length;
 }
 
+Sequence Sequence::snapshot() const {
+  return Sequence(std::make_unique<State>(*state_));
+}
+
 std::uint64_t Sequence::cache_bytes() const {
   std::uint64_t bytes = 0;
   auto rows = [&](const auto& list) {
     for (const auto& row : list) bytes += row.size() * sizeof(double);
   };
   for (const LayerCache& layer : state_->layers) {
-    rows(layer.window);
+    bytes += layer.window.bytes();
     for (const CompressorState* c : {&layer.kv, &layer.index}) {
-      rows(c->a), rows(c->g), rows(c->prev_a), rows(c->prev_g), rows(c->entries);
+      rows(c->a), rows(c->g), rows(c->prev_a), rows(c->prev_g);
+      bytes += c->entries.bytes();
     }
   }
   return bytes;
@@ -93,7 +98,7 @@ Result<const Tokenizer*> Engine::tokenizer() const {
 
 Sequence Engine::start() const {
   auto s = std::make_unique<Sequence::State>();
-  s->layers.resize(static_cast<std::size_t>(config().num_hidden_layers));
+  s->layers.assign(static_cast<std::size_t>(config().num_hidden_layers), LayerCache(config()));
   return Sequence(std::move(s));
 }
 

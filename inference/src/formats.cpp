@@ -89,6 +89,14 @@ std::uint8_t float_to_e4m3(float value) {
   return e4m3_code_of(value);
 }
 
+std::uint8_t double_to_e4m3(double value) {
+  return e4m3_code_of(value);
+}
+
+std::uint8_t double_to_e2m1(double value) {
+  return e2m1_code_of(value);
+}
+
 float e2m1_to_float(std::uint8_t code) {
   const float sign = (code & 0x8) ? -1.0f : 1.0f;
   return sign * static_cast<float>(small_float_magnitude(code & 0x7, 1, 1));
@@ -127,6 +135,10 @@ int block_exponent(std::span<const T> block, T format_max) {
 }  // namespace
 
 int block_scale_exponent(std::span<const float> block, float format_max) {
+  return block_exponent(block, format_max);
+}
+
+int block_scale_exponent(std::span<const double> block, double format_max) {
   return block_exponent(block, format_max);
 }
 

@@ -20,12 +20,14 @@ std::uint16_t float_to_bf16(float value);  // round to nearest even; NaN stays a
 // FP8 e4m3fn: 1 sign, 4 exponent (bias 7), 3 mantissa bits; S.1111.111 is NaN, max 448.
 constexpr float kE4m3Max = 448.0f;
 float e4m3_to_float(std::uint8_t code);
-std::uint8_t float_to_e4m3(float value);  // round to nearest even, saturating at +-448
+std::uint8_t float_to_e4m3(float value);    // round to nearest even, saturating at +-448
+std::uint8_t double_to_e4m3(double value);  // the same from a double, with one rounding
 
 // FP4 e2m1: 1 sign, 2 exponent (bias 1), 1 mantissa bit: 0, 0.5, 1, 1.5, 2, 3, 4, 6.
 constexpr float kE2m1Max = 6.0f;
-float e2m1_to_float(std::uint8_t code);   // the low 4 bits
-std::uint8_t float_to_e2m1(float value);  // round to nearest even, saturating at +-6
+float e2m1_to_float(std::uint8_t code);     // the low 4 bits
+std::uint8_t float_to_e2m1(float value);    // round to nearest even, saturating at +-6
+std::uint8_t double_to_e2m1(double value);  // the same from a double, with one rounding
 
 // e8m0: an unsigned biased exponent, 2^(code - 127); 255 is NaN.
 float e8m0_to_float(std::uint8_t code);
@@ -36,6 +38,8 @@ std::uint8_t e8m0_of_exponent(int exponent);
 // whose largest value is `format_max`: 2^ceil(log2(amax / format_max)), amax floored at 1e-4 so
 // that an all-zero block gets a finite scale (v4-architecture.md, "Numerics").
 int block_scale_exponent(std::span<const float> block, float format_max);
+// The same in double (the reference path's activations).
+int block_scale_exponent(std::span<const double> block, double format_max);
 
 // Quantise-and-dequantise, in place: each block of `block` values is scaled, cast to the format
 // and back, and scaled again. This is what the reference does to activations before FP8 matmuls

@@ -5,12 +5,12 @@
 // choice within a few hundred tokens, and the reference is what faster paths are checked against.
 #pragma once
 
-#include <deque>
 #include <optional>
 #include <span>
 #include <vector>
 
 #include "blocks.hpp"
+#include "kv_cache.hpp"
 #include "model_weights.hpp"
 
 namespace warren::inference {
@@ -20,12 +20,13 @@ namespace warren::inference {
 struct CompressorState {
   std::vector<std::vector<double>> a, g;            // kv and gate projections, this block
   std::vector<std::vector<double>> prev_a, prev_g;  // the block before
-  std::vector<std::vector<double>> entries;         // one per complete block, as stored
+  PackedRows entries;                               // one per complete block, compact
 };
 
-// One layer's cache in one sequence.
+// One layer's cache in one sequence: a plain value, so that a copy is a snapshot.
 struct LayerCache {
-  std::deque<std::vector<double>> window;  // the last sliding_window KV rows, as stored
+  explicit LayerCache(const Config& c);
+  PackedRows window;  // the last sliding_window KV rows
   CompressorState kv, index;
 };
 

@@ -144,6 +144,64 @@ TEST_F(Engine, DecodingAfterAPrefillIsThePrefillOfTheWhole) {
   }
 }
 
+// A snapshot at any token resumes exactly: inside the window, inside a 4-block, at a 128-block's
+// end, past the window; the sequence it was taken from goes on unchanged.
+TEST_F(Engine, ASnapshotResumesExactlyWhereItWasTaken) {
+  auto engine = inf::Engine::open(dir.string());
+  ASSERT_TRUE(engine);
+  const auto tokens = random_tokens(300, 8);
+  auto whole = engine->start();
+  std::vector<std::vector<float>> at;
+  for (std::size_t n = 0; n < tokens.size(); ++n)
+    at.push_back(*engine->feed(whole, {&tokens[n], 1}));
+  auto sequence = engine->start();
+  std::size_t fed = 0;
+  for (std::size_t split : {50u, 131u, 256u, 290u}) {
+    ASSERT_TRUE(engine->feed(sequence, {tokens.data() + fed, split - fed}));
+    fed = split;
+    auto copy = sequence.snapshot();
+    EXPECT_EQ(copy.length(), static_cast<std::int64_t>(split));
+    EXPECT_EQ(copy.cache_bytes(), sequence.cache_bytes());
+    for (std::size_t n = split; n < std::min(split + 10, tokens.size()); ++n)
+      ASSERT_EQ(*engine->feed(copy, {&tokens[n], 1}), at[n]) << "at " << n << " from " << split;
+  }
+  EXPECT_EQ(*engine->feed(sequence, {tokens.data() + fed, tokens.size() - fed}), at.back());
+}
+
+// Past the window, the cache grows by the compact formats' bytes and nothing else: 256 tokens
+// later, at the same place in every block, by 256 times `warren model info`'s bytes per token.
+TEST_F(Engine, TheCacheGrowsByTheCompactBytesPerToken) {
+  auto engine = inf::Engine::open(dir.string());
+  ASSERT_TRUE(engine);
+  const auto tokens = random_tokens(512, 9);
+  auto sequence = engine->start();
+  ASSERT_TRUE(engine->feed(sequence, {tokens.data(), 256}));
+  const std::uint64_t before = sequence.cache_bytes();
+  ASSERT_TRUE(engine->feed(sequence, {tokens.data() + 256, 256}));
+  const inf::ModelInfo info = inf::describe(engine->config());
+  EXPECT_EQ(static_cast<double>(sequence.cache_bytes() - before), 256 * info.kv_bytes_per_token);
+  EXPECT_GT(info.kv_bytes_per_token, 0);
+  EXPECT_LE(sequence.cache_bytes(), info.kv_fixed_bytes + 512 * info.kv_bytes_per_token);
+}
+
+// kv_cache_bytes (what `warren model info --context N` prints) is the engine's own cache to the
+// byte, at every kind of length: inside a 4-block, at its end, past the window, at 128-blocks.
+TEST_F(Engine, TheCacheHoldsWhatKvCacheBytesSays) {
+  auto engine = inf::Engine::open(dir.string());
+  ASSERT_TRUE(engine);
+  const auto tokens = random_tokens(300, 10);
+  auto sequence = engine->start();
+  EXPECT_EQ(sequence.cache_bytes(), 0u);
+  std::size_t fed = 0;
+  for (std::size_t length : {1u, 3u, 4u, 5u, 127u, 128u, 129u, 256u, 300u}) {
+    ASSERT_TRUE(engine->feed(sequence, {tokens.data() + fed, length - fed}));
+    fed = length;
+    EXPECT_EQ(sequence.cache_bytes(),
+              inf::kv_cache_bytes(engine->config(), static_cast<std::int64_t>(length)))
+        << "after " << length << " tokens";
+  }
+}
+
 TEST_F(Engine, TheLogitsAreTheSameForAnyNumberOfThreads) {
   const auto tokens = random_tokens(150, 4);
   std::vector<std::vector<float>> results;

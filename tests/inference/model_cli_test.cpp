@@ -141,6 +141,30 @@ TEST_F(ModelCli, BenchMeasuresTheEngineAndTheMachine) {
             info["active_weight_bytes"].get<double>() + 4 * 21 * 200 + 2 * 5 * (200 + 68));
 }
 
+// The official models' KV cache at 1M tokens, from their config.json alone, by the engine's
+// layout: 43 (Flash) and 61 (Pro) layers each hold 128 window rows of 584 bytes; a CSA layer an
+// entry and a 68-byte indexer key per 4 tokens, and the partial blocks of its two compressors (the
+// whole previous block of 4, in double: 4 x 2 x 1024 x 8 and 4 x 2 x 256 x 8 bytes); an HCA
+// layer an entry per 128 tokens.
+TEST_F(ModelCli, InfoGivesTheOfficialModelsKvCacheAtAMillionTokens) {
+  const std::uint64_t tokens = 1 << 20;
+  auto expected = [&](std::uint64_t layers, std::uint64_t csa, std::uint64_t hca) {
+    return layers * 128 * 584 +
+           csa * (tokens / 4 * (584 + 68) + 4 * 2 * 1024 * 8 + 4 * 2 * 256 * 8) +
+           hca * (tokens / 128 * 584);
+  };
+  for (const auto& [model, bytes] :
+       {std::pair{"flash", expected(43, 21, 20)}, std::pair{"pro", expected(61, 30, 31)}}) {
+    const Outcome info =
+        warren(std::string("model info --config ") + WARREN_SOURCE_DIR +
+               "/tests/inference/data/config-" + model + ".json --context 1048576 --json");
+    ASSERT_EQ(info.status, 0) << info.err;
+    const auto described = nlohmann::json::parse(info.out);
+    EXPECT_EQ(described["context"], tokens);
+    EXPECT_EQ(described["kv_cache_bytes"].get<std::uint64_t>(), bytes) << model;
+  }
+}
+
 TEST_F(ModelCli, BadInputIsOneLineAndExit2) {
   const Outcome preset = warren("model init --preset huge --out " + (root / "x").string());
   EXPECT_EQ(preset.status, 2);

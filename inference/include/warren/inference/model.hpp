@@ -128,6 +128,10 @@ ModelInfo describe(const Checkpoint& checkpoint);
 // Bytes of the compact KV cache that decoding one token reads once a sequence holds `length`:
 // each layer's window rows, HCA's entries, CSA's chosen entries and all its indexer keys.
 std::uint64_t kv_bytes_read(const Config& config, std::int64_t length);
+// Bytes a sequence's cache holds after `length` tokens, as the engine lays it out
+// (Sequence::cache_bytes, to the byte): every layer's window rows, compressed entries and indexer
+// keys, and its compressors' partial blocks.
+std::uint64_t kv_cache_bytes(const Config& config, std::int64_t length);
 
 // A byte-level BPE tokenizer read from a Hugging Face tokenizer.json (DeepSeek's format: a BPE
 // model with merges, a pre-tokenizer of regex splits then ByteLevel, added tokens). Encoding is
@@ -171,8 +175,12 @@ class Sequence {
   Sequence& operator=(Sequence&&) noexcept;
   ~Sequence();
   std::int64_t length() const;  // tokens fed so far
-  // Bytes its cache holds now (the reference path keeps rows as doubles: see inference.md).
+  // Bytes its cache holds now: the KV rows and indexer keys in their compact formats, and the
+  // compressors' partial blocks.
   std::uint64_t cache_bytes() const;
+  // A copy of this sequence at its current token: fed the same tokens afterwards, it gives the
+  // same logits as this one would (the cache is plain values). Prefix reuse starts from one.
+  Sequence snapshot() const;
 
   struct State;  // engine-private
 
