@@ -139,6 +139,18 @@ TEST_F(ModelCli, BenchMeasuresTheEngineAndTheMachine) {
   const auto info = nlohmann::json::parse(warren("model info --weights " + dir + " --json").out);
   EXPECT_EQ(b["bytes_read_per_decoded_token"].get<double>(),
             info["active_weight_bytes"].get<double>() + 4 * 21 * 200 + 2 * 5 * (200 + 68));
+  // Prefill against the BF16 dot-product peak: two FLOPs per active parameter.
+  EXPECT_EQ(b["prefill_flops_per_token"].get<double>(),
+            2 * info["active_parameters"].get<double>());
+  if (__builtin_cpu_supports("avx512bf16")) {
+    EXPECT_GT(b["bf16_peak_flops"].get<double>(), 1e9);
+    EXPECT_DOUBLE_EQ(b["prefill_peak_fraction"].get<double>(),
+                     b["prefill_tokens_per_s"].get<double>() *
+                         b["prefill_flops_per_token"].get<double>() /
+                         b["bf16_peak_flops"].get<double>());
+  } else {
+    EXPECT_EQ(b["bf16_peak_flops"].get<double>(), 0);
+  }
 }
 
 // The official models' KV cache at 1M tokens, from their config.json alone, by the engine's
