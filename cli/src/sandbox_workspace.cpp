@@ -6,10 +6,10 @@
 // on that nosuid tmpfs, root-only, and DIR's path shows nowhere inside. Rootless, DIR is bound as
 // it is, and a note says that it is not bounded.
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <filesystem>
 
 #include "sandbox_commands.hpp"
@@ -46,7 +46,6 @@ FolderWorkspace::~FolderWorkspace() {
 
 sb::Result<std::unique_ptr<FolderWorkspace>> FolderWorkspace::open(const std::string& folder,
                                                                    std::uint64_t bytes) {
-  static std::atomic<unsigned> made{0};
   std::error_code ec;
   const std::string absolute = fs::absolute(folder, ec).lexically_normal().string();
   if (ec || !fs::is_directory(absolute, ec))
@@ -57,9 +56,9 @@ sb::Result<std::unique_ptr<FolderWorkspace>> FolderWorkspace::open(const std::st
   sweep_ended();
   auto ids = sb::IdRange::take();
   if (!ids) return tl::unexpected(ids.error());
-  const std::string place =
-      std::string(kFolders) + "/" + std::to_string(getpid()) + "-" + std::to_string(made++);
-  if (!fs::create_directory(place, ec)) return tl::unexpected(sb::Error{"cannot create " + place});
+  // Named after this process (sweep_ended reads it), unique within it by mkdtemp's suffix.
+  std::string place = std::string(kFolders) + "/" + std::to_string(getpid()) + "-XXXXXX";
+  if (!mkdtemp(place.data())) return tl::unexpected(sb::Error{"cannot create " + place});
   std::unique_ptr<FolderWorkspace> workspace(new FolderWorkspace(absolute, place, std::move(*ids)));
   sb::WorkspaceLimits limits;
   limits.bytes = bytes;

@@ -77,6 +77,7 @@ Result<Generated> generate(const Engine& engine, Sequence& sequence,
   if (!logits) return tl::unexpected(logits.error());
   std::mt19937_64 rng(options.sampling.seed);
   Generated out;
+  std::string text;  // decoded so far, while stop strings are looked for
   while (static_cast<std::int64_t>(out.tokens.size()) < options.max_tokens) {
     std::vector<float> chosen_from = *logits;
     if (options.logits_processor) options.logits_processor(chosen_from, out.tokens);
@@ -89,9 +90,14 @@ Result<Generated> generate(const Engine& engine, Sequence& sequence,
       break;
     }
     if (tokenizer) {
-      const std::string text = tokenizer->decode(out.tokens);
+      // Byte-level BPE decodes token by token: the text grows by this token's bytes, and a stop
+      // string not found before can only be one that ends in them (each looked for from where
+      // it would overlap them), so a long generation is not decoded again at every token.
+      const std::size_t before = text.size();
+      text += tokenizer->decode({&token, 1});
       const auto cut = std::find_if(options.stop.begin(), options.stop.end(), [&](const auto& s) {
-        return text.find(s) != std::string::npos;
+        return text.find(s, before - std::min(before, s.empty() ? 0 : s.size() - 1)) !=
+               std::string::npos;
       });
       if (cut != options.stop.end()) {
         out.text = text.substr(0, text.find(*cut));

@@ -1,6 +1,7 @@
 // `warren sandbox exec` as users call it: exit statuses, --json, bad flags.
 #include <gtest/gtest.h>
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -294,8 +295,15 @@ TEST_F(SandboxCli, AWorkspaceFolderIsBoundedAndGetsTheChangesWhenTheCommandEnds)
   // What the command wrote is bounded by --disk on the host too.
   ASSERT_EQ(stat((dir / "big").c_str(), &big), 0);
   EXPECT_LE(big.st_size, 8 << 20);
-  // Nothing is left mounted or kept of the overlay.
-  EXPECT_EQ(slurp("/proc/self/mountinfo").find("/run/warren/folders/"), std::string::npos);
+  // Nothing is left mounted of the overlay: a folder there is named after its process, and only
+  // those of processes still running (another test's, at the same time) may be mounted.
+  const std::string mounts = slurp("/proc/self/mountinfo");
+  for (std::size_t at = mounts.find("/run/warren/folders/"); at != std::string::npos;
+       at = mounts.find("/run/warren/folders/", at + 1)) {
+    const long pid = std::strtol(mounts.c_str() + at + 20, nullptr, 10);
+    EXPECT_EQ(kill(static_cast<pid_t>(pid), 0), 0)
+        << "a folder of process " << pid << ", which has ended, is still mounted";
+  }
   fs::remove_all(base);
 }
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <random>
@@ -213,6 +214,47 @@ TEST_F(Engine, TheLogitsAreTheSameForAnyNumberOfThreads) {
   }
   EXPECT_EQ(results[0], results[1]);
   EXPECT_EQ(results[0], results[2]);
+}
+
+// A stop string ends the text before its first occurrence, also when it spans tokens: found the
+// moment the token that completes it is chosen, and not decoded from the start at every token.
+TEST_F(Engine, AStopStringSpanningTokensEndsTheText) {
+  auto engine = inf::Engine::open(dir.string());
+  ASSERT_TRUE(engine);
+  auto tokenizer = engine->tokenizer();
+  ASSERT_TRUE(tokenizer) << tokenizer.error().message;
+  const auto prompt = random_tokens(20, 12);
+  inf::GenerateOptions options{.max_tokens = 40};
+  auto start = engine->start();
+  auto free_run = inf::generate(*engine, start, prompt, options);
+  ASSERT_TRUE(free_run);
+  ASSERT_EQ(free_run->finish, inf::FinishReason::Length);
+  // Where each generated token's bytes end in the text.
+  std::vector<std::size_t> ends;
+  std::string text;
+  for (std::int32_t t : free_run->tokens)
+    ends.push_back((text += (*tokenizer)->decode({&t, 1})).size());
+  ASSERT_EQ(text, free_run->text);
+  // A stop string from the last byte of one token into the next two bytes, at its first place.
+  std::size_t checked = 0;
+  for (std::size_t i = 10; i + 2 < ends.size() && checked < 3; ++i) {
+    if (ends[i] == 0 || ends[i + 1] - ends[i] < 1) continue;
+    const std::size_t at = ends[i] - 1;
+    const std::string stop = text.substr(at, std::min<std::size_t>(3, ends[i + 2] - at));
+    if (stop.size() < 2 || text.find(stop) != at) continue;
+    options.stop = {"never-in-this-text", stop};
+    auto sequence = engine->start();
+    auto stopped = inf::generate(*engine, sequence, prompt, options);
+    ASSERT_TRUE(stopped);
+    EXPECT_EQ(stopped->finish, inf::FinishReason::Stop);
+    EXPECT_EQ(stopped->text, text.substr(0, at)) << "stop at byte " << at;
+    // It ended with the token whose bytes complete the stop string.
+    const std::size_t last =
+        std::lower_bound(ends.begin(), ends.end(), at + stop.size()) - ends.begin();
+    EXPECT_EQ(stopped->tokens.size(), last + 1) << "stop at byte " << at;
+    ++checked;
+  }
+  EXPECT_GT(checked, 0u) << "no token boundary to put a stop string across";
 }
 
 TEST_F(Engine, TokenIdsOutsideTheVocabularyAreRefused) {
