@@ -18,8 +18,8 @@ namespace {
 
 class EmbeddedBackend final : public ModelBackend {
  public:
-  EmbeddedBackend(std::string name, inference::Engine engine, std::int64_t max_output_tokens,
-                  EmbeddedOptions options)
+  EmbeddedBackend(std::string name, std::shared_ptr<const inference::Engine> engine,
+                  std::int64_t max_output_tokens, EmbeddedOptions options)
       : name_(std::move(name)),
         engine_(std::move(engine)),
         max_output_tokens_(max_output_tokens),
@@ -36,7 +36,7 @@ class EmbeddedBackend final : public ModelBackend {
       co_return tl::unexpected(
           ModelFailure{FailureKind::BadRequest, 0, std::nullopt,
                        "the prompt cannot be encoded: " + prompt.error().message});
-    auto tokenizer = engine_.tokenizer();
+    auto tokenizer = engine_->tokenizer();
     if (!tokenizer)
       co_return tl::unexpected(
           ModelFailure{FailureKind::BadRequest, 0, std::nullopt, tokenizer.error().message});
@@ -51,8 +51,8 @@ class EmbeddedBackend final : public ModelBackend {
     // comes back to its own executor when it is done.
     auto home = co_await boost::asio::this_coro::executor;
     co_await boost::asio::post(worker_, boost::asio::use_awaitable);
-    auto sequence = engine_.start();
-    auto generated = inference::generate(engine_, sequence, ids, generate);
+    auto sequence = engine_->start();
+    auto generated = inference::generate(*engine_, sequence, ids, generate);
     co_await boost::asio::post(home, boost::asio::use_awaitable);
     if (!generated)
       co_return tl::unexpected(
@@ -70,7 +70,7 @@ class EmbeddedBackend final : public ModelBackend {
 
  private:
   std::string name_;
-  inference::Engine engine_;
+  std::shared_ptr<const inference::Engine> engine_;
   std::int64_t max_output_tokens_;
   EmbeddedOptions options_;
   std::unique_ptr<toolcall::Codec> codec_;
@@ -80,14 +80,24 @@ class EmbeddedBackend final : public ModelBackend {
 
 }  // namespace
 
-Result<std::unique_ptr<ModelBackend>> make_embedded_backend(const ModelConfig& config,
-                                                            EmbeddedOptions options) {
+Result<std::shared_ptr<const inference::Engine>> open_embedded_engine(const ModelConfig& config) {
   auto engine = inference::Engine::open(config.weights);
   if (!engine) return tl::unexpected(Error{"model " + config.name + ": " + engine.error().message});
   if (auto tokenizer = engine->tokenizer(); !tokenizer)
     return tl::unexpected(Error{"model " + config.name + ": " + tokenizer.error().message});
-  return std::make_unique<EmbeddedBackend>(config.name, std::move(*engine),
-                                           config.max_output_tokens, std::move(options));
+  return std::make_shared<const inference::Engine>(std::move(*engine));
+}
+
+Result<std::unique_ptr<ModelBackend>> make_embedded_backend(
+    const ModelConfig& config, EmbeddedOptions options,
+    std::shared_ptr<const inference::Engine> engine) {
+  if (!engine) {
+    auto opened = open_embedded_engine(config);
+    if (!opened) return tl::unexpected(opened.error());
+    engine = std::move(*opened);
+  }
+  return std::make_unique<EmbeddedBackend>(config.name, std::move(engine), config.max_output_tokens,
+                                           std::move(options));
 }
 
 }  // namespace warren::orchestrator

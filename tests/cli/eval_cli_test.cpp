@@ -76,6 +76,18 @@ TEST_F(EvalCli, TheOracleResolvesEveryDemoTaskAndNopNone) {
 
 // --agent model: the agent loop against an OpenAI-compatible server (the fake DeepSeek API on
 // 127.0.0.1), graded like any other agent, with its tokens and cost in the report.
+// An embedded model is opened once for the run: a checkpoint that is not there ends it at the
+// start, in one line, with no trial begun.
+TEST_F(EvalCli, AnEmbeddedModelWithoutItsCheckpointEndsTheRunAtOnce) {
+  const std::string config = (state / "embedded.json").string();
+  std::ofstream(config)
+      << R"({"models": {"e": {"backend": "embedded", "weights": "/nonexistent/ckpt"}}})";
+  auto r = warren(eval("--agent model --model e --config " + config + " --json"));
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_EQ(r.err, "warren eval: model e: /nonexistent/ckpt: not a folder\n");
+  EXPECT_EQ(r.out, "");
+}
+
 TEST_F(EvalCli, AModelAgentIsGradedWithItsUsage) {
   FakeApi api;
   FakeApi::Answer work;

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 #include <random>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -255,6 +256,29 @@ TEST_F(Engine, AStopStringSpanningTokensEndsTheText) {
     ++checked;
   }
   EXPECT_GT(checked, 0u) << "no token boundary to put a stop string across";
+}
+
+// One engine, two threads feeding it at once, each its own sequence (an evaluation's trials
+// sharing an embedded model): each gets the logits it gets alone.
+TEST_F(Engine, TwoThreadsFeedOneEngineAtOnce) {
+  for (unsigned threads : {1u, 2u}) {
+    auto engine = inf::Engine::open(dir.string(), {.threads = threads});
+    ASSERT_TRUE(engine);
+    const auto a = random_tokens(140, 13), b = random_tokens(140, 14);
+    auto alone = [&](const std::vector<std::int32_t>& tokens) {
+      auto sequence = engine->start();
+      std::vector<std::vector<float>> out;
+      for (std::int32_t t : tokens) out.push_back(*engine->feed(sequence, {&t, 1}));
+      return out;
+    };
+    const auto want_a = alone(a), want_b = alone(b);
+    std::vector<std::vector<float>> got_a, got_b;
+    std::thread first([&] { got_a = alone(a); });
+    got_b = alone(b);
+    first.join();
+    EXPECT_EQ(got_a, want_a) << threads << " threads";
+    EXPECT_EQ(got_b, want_b) << threads << " threads";
+  }
 }
 
 TEST_F(Engine, TokenIdsOutsideTheVocabularyAreRefused) {

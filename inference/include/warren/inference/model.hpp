@@ -219,7 +219,8 @@ class Engine {
   Sequence start() const;
   // Runs `tokens` through the model after what `sequence` holds and returns the logits of the
   // last one [vocab_size]. A token id outside the vocabulary is an error naming it (nothing of
-  // the call is fed then).
+  // the call is fed then). Several threads may feed at once, each its own sequence: the weights
+  // are only read, and the thread pool's jobs take turns.
   Result<std::vector<float>> feed(Sequence& sequence, std::span<const std::int32_t> tokens) const;
 
  private:

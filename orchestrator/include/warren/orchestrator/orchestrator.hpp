@@ -175,8 +175,12 @@ struct EmbeddedOptions {
   inference::SamplingOptions sampling;  // greedy unless a temperature is set
   inference::LogitsProcessor logits_processor;
 };
-Result<std::unique_ptr<ModelBackend>> make_embedded_backend(const ModelConfig& config,
-                                                            EmbeddedOptions options = {});
+Result<std::unique_ptr<ModelBackend>> make_embedded_backend(
+    const ModelConfig& config, EmbeddedOptions options = {},
+    std::shared_ptr<const inference::Engine> engine = nullptr);
+// The engine of the embedded model `config` names, opened (its tokenizer required): backends made
+// with it share its weights, as an evaluation's trials do; each generates on its own thread.
+Result<std::shared_ptr<const inference::Engine>> open_embedded_engine(const ModelConfig& config);
 
 // The backend a ModelConfig names. The API key is read from its environment variable here, and
 // is never stored or logged.
