@@ -17,16 +17,15 @@ double dot(std::span<const double> a, std::span<const double> b) {
   return sum;
 }
 
-// Feeds token t to a compressor; when t completes a block, returns the block's entry (before
-// its norm): per channel, the softmax-over-tokens of the gates weighting the kv values. CSA
-// (ratio 4) blocks overlap: an entry takes the first half of the previous block's channels and
-// the second half of this block's, 8 candidates a channel (4 for the first block).
+// Feeds token t, by its projections a = wkv x and g = wgate x, to a compressor; when t completes a
+// block, returns the block's entry (before its norm): per channel, the softmax-over-tokens of the
+// gates weighting the kv values. CSA (ratio 4) blocks overlap: an entry takes the first half of
+// the previous block's channels and the second half of this block's, 8 candidates a channel (4
+// for the first block).
 std::optional<std::vector<double>> compress(const CompressorWeights& w, CompressorState& s,
-                                            std::span<const double> x, std::int64_t t) {
+                                            std::vector<double> a, std::vector<double> g,
+                                            std::int64_t t) {
   const auto width = static_cast<std::size_t>(w.wkv.out());
-  std::vector<double> a(width), g(width);
-  w.wkv.apply(x, a, false);
-  w.wgate.apply(x, g, false);
   const auto slot = static_cast<std::size_t>(t % w.ratio);
   for (std::size_t i = 0; i < width; ++i) g[i] += w.ape[slot * width + i];
   s.a.push_back(std::move(a));
@@ -63,10 +62,11 @@ std::optional<std::vector<double>> compress(const CompressorWeights& w, Compress
 
 // The CSA blocks token t attends to: all when there are no more than index_topk, else the
 // lightning indexer's top-k, ascending. Scores: sum over indexer heads of the head's weight times
-// ReLU(query . key), queries and keys Hadamard-rotated and FP4 as stored.
-std::vector<std::size_t> select_blocks(const Config& c, const AttentionWeights& w,
-                                       const Rotary& rope, const LayerCache& cache,
-                                       std::span<const double> x, std::span<const double> cq,
+// ReLU(query . key), queries and keys Hadamard-rotated and FP4 as stored. `q` = index_wq_b cq
+// [heads, di] and `weights` = index_weights x [heads], the token's; empty when they were not
+// computed (they are needed only past index_topk blocks).
+std::vector<std::size_t> select_blocks(const Config& c, const Rotary& rope, const LayerCache& cache,
+                                       std::vector<double> q, std::span<const double> weights,
                                        std::int64_t t) {
   const std::size_t blocks = cache.index.entries.size();
   std::vector<std::size_t> chosen;
@@ -78,9 +78,6 @@ std::vector<std::size_t> select_blocks(const Config& c, const AttentionWeights& 
   const auto heads = static_cast<std::size_t>(c.index_n_heads);
   const auto di = static_cast<std::size_t>(c.index_head_dim);
   const auto rd = static_cast<std::size_t>(c.qk_rope_head_dim);
-  std::vector<double> q(heads * di), weights(heads);
-  w.index_wq_b->apply(cq, q, true);
-  w.index_weights->apply(x, weights, false);
   for (std::size_t h = 0; h < heads; ++h) {
     std::span<double> qh(q.data() + h * di, di);
     rope.apply(qh.last(rd), t);
@@ -101,11 +98,12 @@ std::vector<std::size_t> select_blocks(const Config& c, const AttentionWeights& 
   return chosen;
 }
 
-// Runs a compressor for token t and stores the entry it completes, if any.
+// Runs a compressor for token t (its projections a and g) and stores the entry it completes, if
+// any.
 void compress_into(const Config& c, const CompressorWeights& w, const Rotary& rope,
-                   CompressorState& s, std::span<const double> x, std::int64_t t,
+                   CompressorState& s, std::vector<double> a, std::vector<double> g, std::int64_t t,
                    bool indexer_key) {
-  auto entry = compress(w, s, x, t);
+  auto entry = compress(w, s, std::move(a), std::move(g), t);
   if (!entry) return;
   rms_norm(*entry, w.norm, c.rms_norm_eps);
   const std::int64_t block = (t + 1) / w.ratio - 1;
@@ -126,47 +124,46 @@ LayerCache::LayerCache(const Config& c)
       index{.entries = PackedRows(
                 RowFormat(RowKind::IndexerKey, static_cast<std::size_t>(c.index_head_dim)))} {}
 
-std::vector<double> attention_block(const Config& c, const LayerWeights& lw, const Rotaries& ropes,
-                                    LayerCache& cache, std::span<const double> x, std::int64_t t) {
-  const AttentionWeights& w = lw.attn;
-  const Rotary& rope = ropes.of(lw.ratio);
+namespace {
+
+// [tokens, rows] values, one token's at a time.
+struct Rows {
+  std::vector<double> values;
+  std::size_t width = 0;
+  std::span<double> operator[](std::size_t t) { return {values.data() + t * width, width}; }
+  std::vector<double> copy(std::size_t t) const {
+    return {values.begin() + static_cast<std::ptrdiff_t>(t * width),
+            values.begin() + static_cast<std::ptrdiff_t>((t + 1) * width)};
+  }
+};
+
+// W x for each token's x (`x` [tokens, W.in]).
+Rows project(const Linear& w, std::span<const double> x, std::size_t tokens, bool quantise) {
+  Rows y{std::vector<double>(tokens * static_cast<std::size_t>(w.out())),
+         static_cast<std::size_t>(w.out())};
+  w.apply(x, y.values, quantise, static_cast<std::int64_t>(tokens));
+  return y;
+}
+
+// A compressor's projections of the tokens' inputs.
+struct Compressed {
+  Rows a, g;
+};
+std::optional<Compressed> compressor_inputs(const std::optional<CompressorWeights>& w,
+                                            std::span<const double> x, std::size_t tokens) {
+  if (!w) return std::nullopt;
+  return Compressed{project(w->wkv, x, tokens, false), project(w->wgate, x, tokens, false)};
+}
+
+// Attention of token t over the cache, its queries q [H, d] done: the softmax over all keys per
+// head, the sink in its denominator; inverse RoPE on the output [H, d].
+std::vector<double> attend(const Config& c, const AttentionWeights& w, const Rotary& rope,
+                           std::span<const double> keys, std::span<const double> q,
+                           std::int64_t t) {
   const auto H = static_cast<std::size_t>(c.num_attention_heads);
   const auto d = static_cast<std::size_t>(c.head_dim);
   const auto rd = static_cast<std::size_t>(c.qk_rope_head_dim);
-
-  // Queries: cq = RMSNorm(W_qa x) [Lq]; q = W_qb cq [H, d], each head RMS-normed, RoPE'd.
-  std::vector<double> cq(static_cast<std::size_t>(c.q_lora_rank)), q(H * d);
-  w.wq_a.apply(x, cq, true);
-  rms_norm(cq, w.q_norm, c.rms_norm_eps);
-  w.wq_b.apply(cq, q, true);
-  for (std::size_t h = 0; h < H; ++h) {
-    std::span<double> qh(q.data() + h * d, d);
-    rms_norm(qh, {}, c.rms_norm_eps);
-    rope.apply(qh.last(rd), t);
-  }
-  // The token's KV row [d] (key and value alike), stored in the window (which drops its oldest
-  // row past sliding_window) in the compact format.
-  std::vector<double> kv(d);
-  w.wkv.apply(x, kv, true);
-  rms_norm(kv, w.kv_norm, c.rms_norm_eps);
-  rope.apply(std::span<double>(kv).last(rd), t);
-  cache.window.push(kv);
-
-  // Keys [n, d], decoded: the window, then the compressed entries this layer attends to.
-  if (w.compressor) compress_into(c, *w.compressor, rope, cache.kv, x, t, false);
-  if (w.index_compressor) compress_into(c, *w.index_compressor, rope, cache.index, x, t, true);
-  std::vector<double> keys = cache.window.decode_all();
-  auto add_entry = [&](std::size_t b) {
-    keys.resize(keys.size() + d);
-    cache.kv.entries.decode(b, {keys.data() + keys.size() - d, d});
-  };
-  if (lw.ratio == 128)
-    for (std::size_t b = 0; b < cache.kv.entries.size(); ++b) add_entry(b);
-  if (lw.ratio == 4)
-    for (std::size_t b : select_blocks(c, w, rope, cache, x, cq, t)) add_entry(b);
   const std::size_t n = keys.size() / d;
-
-  // One softmax over all keys per head, the sink in its denominator; inverse RoPE on the output.
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   std::vector<double> o(H * d);
   std::vector<double> logits(n);
@@ -189,17 +186,99 @@ std::vector<double> attention_block(const Config& c, const LayerWeights& lw, con
     for (std::size_t i = 0; i < d; ++i) oh[i] = sum[i] / total;
     rope.apply(oh.last(rd), t, /*inverse=*/true);
   }
+  return o;
+}
+
+}  // namespace
+
+Batch attention_block(const Config& c, const LayerWeights& lw, const Rotaries& ropes,
+                      LayerCache& cache, const Batch& x, std::int64_t first) {
+  const AttentionWeights& w = lw.attn;
+  const Rotary& rope = ropes.of(lw.ratio);
+  const auto H = static_cast<std::size_t>(c.num_attention_heads);
+  const auto d = static_cast<std::size_t>(c.head_dim);
+  const auto rd = static_cast<std::size_t>(c.qk_rope_head_dim);
+  const auto D = static_cast<std::size_t>(c.hidden_size), T = x.size();
+  std::vector<double> inputs(T * D);
+  for (std::size_t t = 0; t < T; ++t) std::copy(x[t].begin(), x[t].end(), inputs.begin() + t * D);
+  const auto position = [&](std::size_t t) { return first + static_cast<std::int64_t>(t); };
+
+  // What depends on a token's input alone, for all the tokens at once (each weight read once):
+  // queries cq = RMSNorm(W_qa x) [Lq], q = W_qb cq [H, d], each head RMS-normed, RoPE'd; the KV
+  // row [d] (key and value alike); the compressors' projections.
+  Rows cq = project(w.wq_a, inputs, T, true);
+  for (std::size_t t = 0; t < T; ++t) rms_norm(cq[t], w.q_norm, c.rms_norm_eps);
+  Rows q = project(w.wq_b, cq.values, T, true);
+  Rows kv = project(w.wkv, inputs, T, true);
+  for (std::size_t t = 0; t < T; ++t) {
+    for (std::size_t h = 0; h < H; ++h) {
+      std::span<double> qh = q[t].subspan(h * d, d);
+      rms_norm(qh, {}, c.rms_norm_eps);
+      rope.apply(qh.last(rd), position(t));
+    }
+    rms_norm(kv[t], w.kv_norm, c.rms_norm_eps);
+    rope.apply(kv[t].last(rd), position(t));
+  }
+  auto kv_compressor = compressor_inputs(w.compressor, inputs, T);
+  auto index_compressor = compressor_inputs(w.index_compressor, inputs, T);
+  // The indexer's queries and head weights, when some token of these may have more blocks than
+  // index_topk to choose from.
+  Rows index_q, index_weights;
+  if (lw.ratio == 4 &&
+      static_cast<std::int64_t>(cache.index.entries.size() + (T + 3) / 4) > c.index_topk) {
+    index_q = project(*w.index_wq_b, cq.values, T, true);
+    index_weights = project(*w.index_weights, inputs, T, false);
+  }
+
+  // Token after token, each attending to the cache as the ones before it left it: its KV row into
+  // the window (which drops its oldest row past sliding_window) in the compact format, the
+  // compressors' entries, then the keys: the window and the compressed entries this layer
+  // attends to.
+  const std::size_t group_width = H * d / static_cast<std::size_t>(c.o_groups);
+  std::vector<double> o(T * H * d);
+  for (std::size_t t = 0; t < T; ++t) {
+    cache.window.push(kv[t]);
+    if (kv_compressor)
+      compress_into(c, *w.compressor, rope, cache.kv, kv_compressor->a.copy(t),
+                    kv_compressor->g.copy(t), position(t), false);
+    if (index_compressor)
+      compress_into(c, *w.index_compressor, rope, cache.index, index_compressor->a.copy(t),
+                    index_compressor->g.copy(t), position(t), true);
+    std::vector<double> keys = cache.window.decode_all();
+    auto add_entry = [&](std::size_t b) {
+      keys.resize(keys.size() + d);
+      cache.kv.entries.decode(b, {keys.data() + keys.size() - d, d});
+    };
+    if (lw.ratio == 128)
+      for (std::size_t b = 0; b < cache.kv.entries.size(); ++b) add_entry(b);
+    if (lw.ratio == 4) {
+      const bool indexed = !index_q.values.empty();
+      for (std::size_t b :
+           select_blocks(c, rope, cache, indexed ? index_q.copy(t) : std::vector<double>{},
+                         indexed ? index_weights[t] : std::span<double>{}, position(t)))
+        add_entry(b);
+    }
+    const auto ot = attend(c, w, rope, keys, q[t], position(t));
+    std::copy(ot.begin(), ot.end(), o.begin() + static_cast<std::ptrdiff_t>(t * H * d));
+  }
 
   // Grouped output: group g's heads through wo_a's rows [g Lo, (g+1) Lo), unquantised; then wo_b.
   const auto G = static_cast<std::size_t>(c.o_groups), Lo = static_cast<std::size_t>(c.o_lora_rank);
-  const std::size_t group_width = H * d / G;
-  std::vector<double> u(G * Lo), out(static_cast<std::size_t>(c.hidden_size));
-  for (std::size_t g = 0; g < G; ++g)
-    w.wo_a.apply_rows({o.data() + g * group_width, group_width}, {u.data() + g * Lo, Lo},
-                      static_cast<std::int64_t>(g * Lo), static_cast<std::int64_t>((g + 1) * Lo),
-                      false);
-  w.wo_b.apply(u, out, true);
-  return out;
+  std::vector<double> u(T * G * Lo), group(T * group_width), part(T * Lo);
+  for (std::size_t g = 0; g < G; ++g) {
+    for (std::size_t t = 0; t < T; ++t)
+      std::copy_n(o.begin() + static_cast<std::ptrdiff_t>(t * H * d + g * group_width), group_width,
+                  group.begin() + static_cast<std::ptrdiff_t>(t * group_width));
+    w.wo_a.apply_rows(group, part, static_cast<std::int64_t>(g * Lo),
+                      static_cast<std::int64_t>((g + 1) * Lo), false, static_cast<std::int64_t>(T));
+    for (std::size_t t = 0; t < T; ++t)
+      std::copy_n(part.begin() + static_cast<std::ptrdiff_t>(t * Lo), Lo,
+                  u.begin() + static_cast<std::ptrdiff_t>(t * G * Lo + g * Lo));
+  }
+  Rows out = project(w.wo_b, u, T, true);
+  Batch y;
+  for (std::size_t t = 0; t < T; ++t) y.push_back(out.copy(t));
+  return y;
 }
 
 }  // namespace warren::inference

@@ -51,7 +51,8 @@ struct Engine::State {
   std::optional<Tokenizer> tokenizer;
   std::string tokenizer_error;
 
-  std::vector<double> step(Sequence::State& s, std::int32_t token) const;
+  // The tokens through every layer, layer after layer; the logits of the last.
+  std::vector<double> forward(Sequence::State& s, std::span<const std::int32_t> tokens) const;
 };
 
 Engine::Engine(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -109,32 +110,42 @@ Result<std::vector<float>> Engine::feed(Sequence& sequence,
       return tl::unexpected(Error{"token id " + std::to_string(token) +
                                   " is outside the vocabulary (0 to " +
                                   std::to_string(config().vocab_size - 1) + ")"});
+  // A prompt goes through the layers in chunks, so that each weight read serves every token of
+  // one (an expert, those that chose it); a chunk's activations take a few MB a hundred tokens.
+  constexpr std::size_t kChunk = 128;
   std::vector<double> logits;
-  for (std::int32_t token : tokens) logits = state_->step(*sequence.state_, token);
+  for (std::size_t at = 0; at < tokens.size(); at += kChunk)
+    logits =
+        state_->forward(*sequence.state_, tokens.subspan(at, std::min(kChunk, tokens.size() - at)));
   return std::vector<float>(logits.begin(), logits.end());
 }
 
-// One token: its embedding copied into every stream, each layer's attention and FFN with their
-// hyper-connections, the head.
-std::vector<double> Engine::State::step(Sequence::State& s, std::int32_t token) const {
+// Each token's embedding copied into every stream; each layer's attention, token after token (each
+// attends to the ones before), and its FFN, all the tokens at once, with their hyper-connections;
+// the head, for the last token alone.
+std::vector<double> Engine::State::forward(Sequence::State& s,
+                                           std::span<const std::int32_t> tokens) const {
   const Config& c = checkpoint.config();
   const auto D = static_cast<std::size_t>(c.hidden_size), hc = static_cast<std::size_t>(c.hc_mult);
-  std::vector<double> streams(hc * D);
-  for (std::size_t i = 0; i < D; ++i)
-    streams[i] = formats::bf16_to_float(weights.embed[static_cast<std::size_t>(token) * D + i]);
-  for (std::size_t j = 1; j < hc; ++j) std::copy_n(streams.begin(), D, streams.begin() + j * D);
-
-  const std::int64_t t = s.length;
+  Batch streams;
+  for (std::int32_t token : tokens) {
+    std::vector<double> x(hc * D);
+    for (std::size_t i = 0; i < D; ++i)
+      x[i] = formats::bf16_to_float(weights.embed[static_cast<std::size_t>(token) * D + i]);
+    for (std::size_t j = 1; j < hc; ++j) std::copy_n(x.begin(), D, x.begin() + j * D);
+    streams.push_back(std::move(x));
+  }
+  const std::int64_t first = s.length;
   for (std::size_t l = 0; l < weights.layers.size(); ++l) {
     const LayerWeights& w = weights.layers[l];
-    hyper_connected(c, w.hc_attn, w.attn_norm, streams, [&](std::span<const double> x) {
-      return attention_block(c, w, rotaries, s.layers[l], x, t);
+    hyper_connected(c, w.hc_attn, w.attn_norm, streams, [&](const Batch& x) {
+      return attention_block(c, w, rotaries, s.layers[l], x, first);
     });
     hyper_connected(c, w.hc_ffn, w.ffn_norm, streams,
-                    [&](std::span<const double> x) { return moe_block(c, w.ffn, x, token); });
+                    [&](const Batch& x) { return moe_block(c, w.ffn, x, tokens); });
   }
-  ++s.length;
-  return head_block(c, weights, streams);
+  s.length += static_cast<std::int64_t>(tokens.size());
+  return head_block(c, weights, streams.back());
 }
 
 }  // namespace warren::inference

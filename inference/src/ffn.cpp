@@ -7,59 +7,97 @@ namespace warren::inference {
 
 namespace {
 
-// One SwiGLU expert with V4's clamps: w2(silu(min(w1 x, limit)) * clamp(w3 x, -limit, limit)).
-std::vector<double> expert(const ExpertWeights& w, std::span<const double> x, double limit) {
-  const auto inner = static_cast<std::size_t>(w.w1.out());
-  std::vector<double> gate(inner), up(inner), out(static_cast<std::size_t>(w.w2.out()));
-  w.w1.apply(x, gate, true);
-  w.w3.apply(x, up, true);
+// One SwiGLU expert with V4's clamps, w2(silu(min(w1 x, limit)) * clamp(w3 x, -limit, limit)), for
+// `tokens` inputs x [tokens, D]: [tokens, D].
+std::vector<double> expert(const ExpertWeights& w, std::span<const double> x, std::int64_t tokens,
+                           double limit) {
+  const auto inner = static_cast<std::size_t>(w.w1.out() * tokens);
+  std::vector<double> gate(inner), up(inner), out(static_cast<std::size_t>(w.w2.out() * tokens));
+  w.w1.apply(x, gate, true, tokens);
+  w.w3.apply(x, up, true, tokens);
   for (std::size_t i = 0; i < inner; ++i) {
     const double g = std::min<double>(gate[i], limit);
     const double u = std::clamp<double>(up[i], -limit, limit);
     gate[i] = g * sigmoid(g) * u;
   }
-  w.w2.apply(gate, out, true);
+  w.w2.apply(gate, out, true, tokens);
   return out;
 }
 
-}  // namespace
+// A token's routed experts and their weights.
+struct Route {
+  std::vector<std::int64_t> chosen;
+  std::vector<double> weights;
+};
 
-std::vector<double> moe_block(const Config& c, const FfnWeights& w, std::span<const double> x,
-                              std::int32_t token) {
+// Scores sqrt(softplus(gate x)); the choice by the token's hash (the first layers) or the top k
+// of score + bias; the weights the unbiased scores of the chosen, normalised, scaled.
+Route route(const Config& c, const FfnWeights& w, std::span<const double> z, std::int32_t token) {
   const auto E = static_cast<std::size_t>(c.n_routed_experts);
   const auto K = static_cast<std::size_t>(c.num_experts_per_tok);
-  // Scores sqrt(softplus(gate x)); the choice by the token's hash (the first layers) or the top
-  // k of score + bias; the weights the unbiased scores of the chosen, normalised, scaled.
-  std::vector<double> z(E);
-  w.gate.apply(x, z, false);
   std::vector<double> scores(E), biased(E);
   for (std::size_t e = 0; e < E; ++e) {
     scores[e] = std::sqrt(softplus(z[e]));
     biased[e] = scores[e] + (w.bias.empty() ? 0.0 : w.bias[e]);
   }
-  std::vector<std::int64_t> chosen;
+  Route r;
   if (w.tid2eid)
-    chosen.assign(w.tid2eid + static_cast<std::size_t>(token) * K,
-                  w.tid2eid + (static_cast<std::size_t>(token) + 1) * K);
+    r.chosen.assign(w.tid2eid + static_cast<std::size_t>(token) * K,
+                    w.tid2eid + (static_cast<std::size_t>(token) + 1) * K);
   else
-    chosen = top_k(biased, static_cast<std::int64_t>(K));
-  std::vector<double> weights;
+    r.chosen = top_k(biased, static_cast<std::int64_t>(K));
   double total = 0;
-  for (std::int64_t e : chosen) total += scores[static_cast<std::size_t>(e)];
-  for (std::int64_t e : chosen)
-    weights.push_back(scores[static_cast<std::size_t>(e)] / (c.norm_topk_prob ? total : 1.0) *
-                      c.routed_scaling_factor);
+  for (std::int64_t e : r.chosen) total += scores[static_cast<std::size_t>(e)];
+  for (std::int64_t e : r.chosen)
+    r.weights.push_back(scores[static_cast<std::size_t>(e)] / (c.norm_topk_prob ? total : 1.0) *
+                        c.routed_scaling_factor);
+  return r;
+}
 
-  std::vector<double> sum(static_cast<std::size_t>(c.hidden_size), 0.0);
-  for (std::size_t k = 0; k < chosen.size(); ++k) {
-    const auto y = expert(w.experts[static_cast<std::size_t>(chosen[k])], x, c.swiglu_limit);
-    for (std::size_t i = 0; i < y.size(); ++i) sum[i] += weights[k] * y[i];
+}  // namespace
+
+Batch moe_block(const Config& c, const FfnWeights& w, const Batch& x,
+                std::span<const std::int32_t> tokens) {
+  const auto E = static_cast<std::size_t>(c.n_routed_experts);
+  const auto D = static_cast<std::size_t>(c.hidden_size), T = x.size();
+  std::vector<double> inputs(T * D), z(T * E);
+  for (std::size_t t = 0; t < T; ++t) std::copy(x[t].begin(), x[t].end(), inputs.begin() + t * D);
+  w.gate.apply(inputs, z, false, static_cast<std::int64_t>(T));
+  std::vector<Route> routes;
+  for (std::size_t t = 0; t < T; ++t)
+    routes.push_back(route(c, w, std::span<const double>(z).subspan(t * E, E), tokens[t]));
+
+  // Each expert runs once on all the tokens that chose it, so that its weights are read once.
+  // outputs[t][k]: token t's k-th chosen expert's output.
+  std::vector<std::vector<std::vector<double>>> outputs(T);
+  for (std::size_t t = 0; t < T; ++t) outputs[t].resize(routes[t].chosen.size());
+  for (std::size_t e = 0; e < E; ++e) {
+    std::vector<std::pair<std::size_t, std::size_t>> members;  // (token, k)
+    for (std::size_t t = 0; t < T; ++t)
+      for (std::size_t k = 0; k < routes[t].chosen.size(); ++k)
+        if (routes[t].chosen[k] == static_cast<std::int64_t>(e)) members.emplace_back(t, k);
+    if (members.empty()) continue;
+    std::vector<double> group(members.size() * D);
+    for (std::size_t m = 0; m < members.size(); ++m)
+      std::copy(x[members[m].first].begin(), x[members[m].first].end(), group.begin() + m * D);
+    const auto y =
+        expert(w.experts[e], group, static_cast<std::int64_t>(members.size()), c.swiglu_limit);
+    for (std::size_t m = 0; m < members.size(); ++m)
+      outputs[members[m].first][members[m].second].assign(y.begin() + m * D,
+                                                          y.begin() + (m + 1) * D);
   }
-  if (w.shared) {
-    const auto y = expert(*w.shared, x, c.swiglu_limit);
-    for (std::size_t i = 0; i < y.size(); ++i) sum[i] += y[i];
+  std::vector<double> shared;
+  if (w.shared) shared = expert(*w.shared, inputs, static_cast<std::int64_t>(T), c.swiglu_limit);
+
+  // Each token's sum in the order of its choice, then the shared expert's.
+  Batch sums(T, std::vector<double>(D, 0.0));
+  for (std::size_t t = 0; t < T; ++t) {
+    for (std::size_t k = 0; k < outputs[t].size(); ++k)
+      for (std::size_t i = 0; i < D; ++i) sums[t][i] += routes[t].weights[k] * outputs[t][k][i];
+    if (w.shared)
+      for (std::size_t i = 0; i < D; ++i) sums[t][i] += shared[t * D + i];
   }
-  return std::vector<double>(sum.begin(), sum.end());
+  return sums;
 }
 
 namespace {
@@ -96,19 +134,25 @@ std::vector<double> collapse(const Config& c, const std::vector<double>& pre,
 
 }  // namespace
 
-void hyper_connected(const Config& c, const HyperWeights& w, std::span<const float> norm,
-                     std::vector<double>& streams,
-                     const std::function<std::vector<double>(std::span<const double>)>& sublayer) {
-  const auto hc = static_cast<std::size_t>(c.hc_mult), D = static_cast<std::size_t>(c.hidden_size);
+namespace {
+
+// How a sublayer's input is drawn from a token's streams (pre) and its output and the streams
+// mixed back (post, C).
+struct Mixing {
+  std::vector<double> pre, post, C;
+};
+
+Mixing mixing(const Config& c, const HyperWeights& w, std::span<const double> streams) {
+  const auto hc = static_cast<std::size_t>(c.hc_mult);
   const auto mix = stream_mix(c, w.fn, streams, 2 * hc + hc * hc);
-  std::vector<double> pre(hc), post(hc);
+  Mixing m{std::vector<double>(hc), std::vector<double>(hc), std::vector<double>(hc * hc)};
+  auto &pre = m.pre, &post = m.post, &C = m.C;
   for (std::size_t j = 0; j < hc; ++j) {
     pre[j] = sigmoid(mix[j] * w.scale[0] + w.base[j]) + c.hc_eps;
     post[j] = 2 * sigmoid(mix[hc + j] * w.scale[1] + w.base[hc + j]);
   }
   // The mixing matrix C[j][k] (stream j into stream k): softmax over each row, then Sinkhorn
   // normalisation towards doubly stochastic, columns first.
-  std::vector<double> C(hc * hc);
   for (std::size_t j = 0; j < hc; ++j) {
     double top = -INFINITY, total = 0;
     for (std::size_t k = 0; k < hc; ++k) {
@@ -135,15 +179,32 @@ void hyper_connected(const Config& c, const HyperWeights& w, std::span<const flo
     normalise_columns();
   }
 
-  const auto y = sublayer(collapse(c, pre, streams, norm));
-  std::vector<double> next(hc * D);
-  for (std::size_t k = 0; k < hc; ++k)
-    for (std::size_t i = 0; i < D; ++i) {
-      double v = post[k] * y[i];
-      for (std::size_t j = 0; j < hc; ++j) v += C[j * hc + k] * streams[j * D + i];
-      next[k * D + i] = v;
-    }
-  streams = std::move(next);
+  return m;
+}
+
+}  // namespace
+
+void hyper_connected(const Config& c, const HyperWeights& w, std::span<const float> norm,
+                     Batch& streams, const Sublayer& sublayer) {
+  const auto hc = static_cast<std::size_t>(c.hc_mult), D = static_cast<std::size_t>(c.hidden_size);
+  std::vector<Mixing> mixes;
+  Batch inputs;
+  for (const auto& s : streams) {
+    mixes.push_back(mixing(c, w, s));
+    inputs.push_back(collapse(c, mixes.back().pre, s, norm));
+  }
+  const Batch y = sublayer(inputs);
+  for (std::size_t t = 0; t < streams.size(); ++t) {
+    const Mixing& m = mixes[t];
+    std::vector<double> next(hc * D);
+    for (std::size_t k = 0; k < hc; ++k)
+      for (std::size_t i = 0; i < D; ++i) {
+        double v = m.post[k] * y[t][i];
+        for (std::size_t j = 0; j < hc; ++j) v += m.C[j * hc + k] * streams[t][j * D + i];
+        next[k * D + i] = v;
+      }
+    streams[t] = std::move(next);
+  }
 }
 
 std::vector<double> head_block(const Config& c, const ModelWeights& w,

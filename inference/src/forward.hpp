@@ -5,6 +5,7 @@
 // choice within a few hundred tokens, and the reference is what faster paths are checked against.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <span>
 #include <vector>
@@ -36,19 +37,31 @@ struct Rotaries {
   const Rotary& of(int ratio) const { return ratio == 0 ? window : compressed; }
 };
 
+// Values of several tokens, one vector each.
+using Batch = std::vector<std::vector<double>>;
+
+// Attention for the tokens at positions first, first + 1, ... at their normed inputs `x` (each
+// [D]): each [D]. Their projections are computed together; each token attends to the cache as the
+// ones before it left it.
+Batch attention_block(const Config& c, const LayerWeights& w, const Rotaries& rope,
+                      LayerCache& cache, const Batch& x, std::int64_t first);
+
 // Attention for token `t` at its normed input `x` [D]: returns [D].
 std::vector<double> attention_block(const Config& c, const LayerWeights& w, const Rotaries& rope,
                                     LayerCache& cache, std::span<const double> x, std::int64_t t);
 
-// The MoE FFN for token `token` at its normed input `x` [D]: returns [D].
-std::vector<double> moe_block(const Config& c, const FfnWeights& w, std::span<const double> x,
-                              std::int32_t token);
+// The MoE FFN for the tokens `tokens` at their normed inputs `x` (each [D]): each [D]. Each expert
+// runs once on all the tokens that chose it.
+Batch moe_block(const Config& c, const FfnWeights& w, const Batch& x,
+                std::span<const std::int32_t> tokens);
 
-// One sublayer with its hyper-connections: `streams` [hc * D] mixed, normed with `norm` and fed
-// to `sublayer`, its output spread back over the streams.
+// A sublayer over a batch: each token's normed input to its output [D].
+using Sublayer = std::function<Batch(const Batch&)>;
+
+// One sublayer with its hyper-connections, for each token: its `streams` [hc * D] mixed, normed
+// with `norm` and fed to `sublayer`, the output spread back over the streams.
 void hyper_connected(const Config& c, const HyperWeights& w, std::span<const float> norm,
-                     std::vector<double>& streams,
-                     const std::function<std::vector<double>(std::span<const double>)>& sublayer);
+                     Batch& streams, const Sublayer& sublayer);
 
 // The logits of the last position from its streams.
 std::vector<double> head_block(const Config& c, const ModelWeights& w,

@@ -44,33 +44,51 @@ WARREN_AVX512 inline double reduce64(const __m512d (&acc)[8]) {
   return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
 }
 
-// Lanes 16G .. 16G+15 += weights x (16 floats, each exactly a double). G is a constant so that
-// `acc` stays in registers: indexed at run time, it lived on the stack and every multiply-add
-// waited on a store.
-template <int G>
-WARREN_AVX512 inline void fma16(__m512 weights, const double* x, __m512d (&acc)[8]) {
-  acc[2 * G] = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(weights)), _mm512_loadu_pd(x),
-                               acc[2 * G]);
-  acc[2 * G + 1] = _mm512_fmadd_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(weights, 1)),
-                                   _mm512_loadu_pd(x + 8), acc[2 * G + 1]);
+// For each of the N inputs x[n], lanes 16G .. 16G+15 += weights x[n][i ..] (16 floats, each
+// exactly a double, widened once for all N). G and N are constants so that `acc` stays in
+// registers: indexed at run time, it lived on the stack and every multiply-add waited on a store.
+template <int G, int N>
+WARREN_AVX512 inline void fma16(__m512 weights, const double* const* x, std::int64_t i,
+                                __m512d (&acc)[N][8]) {
+  const __m512d low = _mm512_cvtps_pd(_mm512_castps512_ps256(weights));
+  const __m512d high = _mm512_cvtps_pd(_mm512_extractf32x8_ps(weights, 1));
+  for (int n = 0; n < N; ++n) {
+    acc[n][2 * G] = _mm512_fmadd_pd(low, _mm512_loadu_pd(x[n] + i), acc[n][2 * G]);
+    acc[n][2 * G + 1] = _mm512_fmadd_pd(high, _mm512_loadu_pd(x[n] + i + 8), acc[n][2 * G + 1]);
+  }
 }
 
-// A row weighed 16 columns at a time (FP8, BF16): `weights16(i)` decodes columns i .. i+15.
-template <class Weights16>
-WARREN_AVX512 inline double columns_avx512(const double* x, std::int64_t in, Weights16 weights16) {
-  __m512d acc[8];
-  for (__m512d& a : acc) a = _mm512_setzero_pd();
+// A row weighed 16 columns at a time (FP8, BF16) against N inputs: `weights16(i)` decodes columns
+// i .. i+15, once for all of them; each input's lanes are what they are with it alone.
+template <int N, class Weights16>
+WARREN_AVX512 inline void columns_avx512(const double* const* x, std::int64_t in,
+                                         Weights16 weights16, double* out) {
+  __m512d acc[N][8];
+  for (auto& lanes : acc)
+    for (__m512d& a : lanes) a = _mm512_setzero_pd();
   std::int64_t i = 0;
   for (; i + 64 <= in; i += 64) {
-    fma16<0>(weights16(i), x + i, acc);
-    fma16<1>(weights16(i + 16), x + i + 16, acc);
-    fma16<2>(weights16(i + 32), x + i + 32, acc);
-    fma16<3>(weights16(i + 48), x + i + 48, acc);
+    fma16<0, N>(weights16(i), x, i, acc);
+    fma16<1, N>(weights16(i + 16), x, i + 16, acc);
+    fma16<2, N>(weights16(i + 32), x, i + 32, acc);
+    fma16<3, N>(weights16(i + 48), x, i + 48, acc);
   }
-  if (i + 16 <= in) fma16<0>(weights16(i), x + i, acc);
-  if (i + 32 <= in) fma16<1>(weights16(i + 16), x + i + 16, acc);
-  if (i + 48 <= in) fma16<2>(weights16(i + 32), x + i + 32, acc);
-  return reduce64(acc);
+  if (i + 16 <= in) fma16<0, N>(weights16(i), x, i, acc);
+  if (i + 32 <= in) fma16<1, N>(weights16(i + 16), x, i + 16, acc);
+  if (i + 48 <= in) fma16<2, N>(weights16(i + 32), x, i + 32, acc);
+  for (int n = 0; n < N; ++n) out[n] = reduce64(acc[n]);
+}
+
+// `count` inputs through columns_avx512, kRowInputs at a time (24 of the 32 registers hold their
+// lanes) and the rest together.
+template <class Weights16>
+WARREN_AVX512 inline void columns_avx512(const double* const* x, int count, std::int64_t in,
+                                         Weights16 weights16, double* out) {
+  int n = 0;
+  for (; n + kRowInputs <= count; n += kRowInputs)
+    columns_avx512<kRowInputs>(x + n, in, weights16, out + n);
+  if (count - n == 2) columns_avx512<2>(x + n, in, weights16, out + n);
+  if (count - n == 1) columns_avx512<1>(x + n, in, weights16, out + n);
 }
 
 WARREN_AVX512 inline __m512 e4m3_16_avx512(const std::uint8_t* codes) {
@@ -81,21 +99,43 @@ WARREN_AVX512 inline __m512 e4m3_16_avx512(const std::uint8_t* codes) {
                        _mm512_set1_ps(kE4m3Rebias));
 }
 
-WARREN_AVX512 double fp8_row_avx512(const void* row, const std::uint8_t* scales, const double* x,
-                                    std::int64_t in) {
+WARREN_AVX512 void fp8_rows_avx512(const void* row, const std::uint8_t* scales,
+                                   const double* const* x, int count, std::int64_t in,
+                                   double* out) {
   const auto* w = static_cast<const std::uint8_t*>(row);
-  return columns_avx512(x, in, [&](std::int64_t i) WARREN_AVX512 {
-    return _mm512_mul_ps(e4m3_16_avx512(w + i), _mm512_set1_ps(e8m0(scales[i / 128])));
-  });
+  columns_avx512(
+      x, count, in,
+      [&](std::int64_t i) WARREN_AVX512 {
+        return _mm512_mul_ps(e4m3_16_avx512(w + i), _mm512_set1_ps(e8m0(scales[i / 128])));
+      },
+      out);
 }
 
-WARREN_AVX512 double bf16_row_avx512(const void* row, const std::uint8_t*, const double* x,
-                                     std::int64_t in) {
+WARREN_AVX512 void bf16_rows_avx512(const void* row, const std::uint8_t*, const double* const* x,
+                                    int count, std::int64_t in, double* out) {
   const auto* w = static_cast<const std::uint16_t*>(row);
-  return columns_avx512(x, in, [&](std::int64_t i) WARREN_AVX512 {
-    return _mm512_castsi512_ps(_mm512_slli_epi32(
-        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i))), 16));
-  });
+  columns_avx512(
+      x, count, in,
+      [&](std::int64_t i) WARREN_AVX512 {
+        return _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i))),
+            16));
+      },
+      out);
+}
+
+WARREN_AVX512 double fp8_row_avx512(const void* row, const std::uint8_t* scales, const double* x,
+                                    std::int64_t in) {
+  double out;
+  fp8_rows_avx512(row, scales, &x, 1, in, &out);
+  return out;
+}
+
+WARREN_AVX512 double bf16_row_avx512(const void* row, const std::uint8_t* scales, const double* x,
+                                     std::int64_t in) {
+  double out;
+  bf16_rows_avx512(row, scales, &x, 1, in, &out);
+  return out;
 }
 
 // FP4 block `block` (32 columns in fp4_order's layout), its even columns into lane group G and
@@ -103,23 +143,23 @@ WARREN_AVX512 double bf16_row_avx512(const void* row, const std::uint8_t*, const
 template <int G>
 WARREN_AVX512 inline void fp4_block_avx512(const std::uint8_t* w, const std::uint8_t* scales,
                                            const double* x, std::int64_t block, __m512 table,
-                                           __m512d (&acc)[8]) {
+                                           __m512d (&acc)[1][8]) {
   const __m512 scale = _mm512_set1_ps(e8m0(scales[block]));
   const __m512i bytes =
       _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + block * 16)));
   const __m512 even =
       _mm512_permutexvar_ps(_mm512_and_si512(bytes, _mm512_set1_epi32(0x0F)), table);
   const __m512 odd = _mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), table);
-  fma16<G>(_mm512_mul_ps(even, scale), x + block * 32, acc);
-  fma16<G + 1>(_mm512_mul_ps(odd, scale), x + block * 32 + 16, acc);
+  fma16<G, 1>(_mm512_mul_ps(even, scale), &x, block * 32, acc);
+  fma16<G + 1, 1>(_mm512_mul_ps(odd, scale), &x, block * 32 + 16, acc);
 }
 
 WARREN_AVX512 double fp4_row_avx512(const void* row, const std::uint8_t* scales, const double* x,
                                     std::int64_t in) {
   const auto* w = static_cast<const std::uint8_t*>(row);
   const __m512 table = _mm512_loadu_ps(formats::e2m1_table().data());
-  __m512d acc[8];
-  for (__m512d& a : acc) a = _mm512_setzero_pd();
+  __m512d acc[1][8];
+  for (__m512d& a : acc[0]) a = _mm512_setzero_pd();
   const std::int64_t blocks = in / 32;
   std::int64_t block = 0;
   for (; block + 2 <= blocks; block += 2) {  // positions 32 block + 0..63: lanes 0-63
@@ -127,7 +167,7 @@ WARREN_AVX512 double fp4_row_avx512(const void* row, const std::uint8_t* scales,
     fp4_block_avx512<2>(w, scales, x, block + 1, table, acc);
   }
   if (block < blocks) fp4_block_avx512<0>(w, scales, x, block, table, acc);
-  return reduce64(acc);
+  return reduce64(acc[0]);
 }
 
 // --- FP4 rows times a quantised input, in integers (QuantisedInput) ---------------------------
@@ -139,46 +179,70 @@ inline double scale_of(std::uint8_t code, std::int32_t bias) {
   return std::bit_cast<double>(static_cast<std::uint64_t>(code + bias) << 52);
 }
 
-// One span (64 columns, two 32-blocks) into lanes 0-15: `k_even`, `k_odd` the weights' integers
-// (words 0-15: block A's, 16-31: block B's), `x` the span's parts. Sums of products in 32-bit
-// integers are exact (at most 4 x 12 x 2^18 a lane); times the blocks' scales, exact again; one
-// rounding as each lane's double sum takes it.
-WARREN_AVX512 inline void span_avx512(__m512i k_even, __m512i k_odd, const std::int16_t* x,
-                                      double scale_a, double scale_b, __m512d& acc_a,
-                                      __m512d& acc_b) {
-  const auto part = [&](int at) WARREN_AVX512 { return _mm512_loadu_si512(x + 32 * at); };
-  const __m512i hi =
-      _mm512_add_epi32(_mm512_madd_epi16(k_even, part(0)), _mm512_madd_epi16(k_odd, part(2)));
-  const __m512i lo =
-      _mm512_add_epi32(_mm512_madd_epi16(k_even, part(1)), _mm512_madd_epi16(k_odd, part(3)));
-  const __m512i total = _mm512_add_epi32(_mm512_slli_epi32(hi, 9), lo);
-  acc_a = _mm512_fmadd_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(total)),
-                          _mm512_set1_pd(scale_a), acc_a);
-  acc_b = _mm512_fmadd_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(total, 1)),
-                          _mm512_set1_pd(scale_b), acc_b);
-}
+#define WARREN_AVX512_VNNI \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma")))
 
-WARREN_AVX512 double fp4_quantised_avx512(const void* row, const std::uint8_t* scales,
-                                          const QuantisedInput& x, std::int64_t in) {
-  const auto* w = static_cast<const std::uint8_t*>(row);
+// N inputs against one row: each span (64 columns, two 32-blocks) decoded once, to the weights'
+// integers k (words 0-15: block A's, 16-31: block B's) and 512 k (the high parts' weight: at most
+// 12 x 2^9, still a 16-bit integer); then for each input, 512 hi + lo summed in 32-bit integers by
+// four multiply-adds, exact (at most 4 x 12 x 2^18 a lane); times the blocks' scales into lanes
+// 0-7 (A) and 8-15 (B), exact again; one rounding as each lane's double sum takes it.
+template <int N>
+WARREN_AVX512_VNNI inline void fp4_quantised_avx512(const std::uint8_t* w,
+                                                    const std::uint8_t* scales,
+                                                    const QuantisedInput* const* x, std::int64_t in,
+                                                    double* out) {
   const __m512i table = _mm512_cvtepi8_epi16(_mm256_zextsi128_si256(
       _mm_loadu_si128(reinterpret_cast<const __m128i*>(kE2m1Twice))));  // words 16-31 unused
   const __m512i low = _mm512_set1_epi16(0x0F);
-  __m512d acc_a = _mm512_setzero_pd(), acc_b = _mm512_setzero_pd();
+  __m512d acc_a[N], acc_b[N];
+  for (int n = 0; n < N; ++n) acc_a[n] = acc_b[n] = _mm512_setzero_pd();
   for (std::int64_t span = 0; span < in / 64; ++span) {
     const __m512i bytes =
         _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32 * span)));
     const __m512i k_even = _mm512_permutexvar_epi16(_mm512_and_si512(bytes, low), table);
     const __m512i k_odd = _mm512_permutexvar_epi16(_mm512_srli_epi16(bytes, 4), table);
-    const std::int32_t bias = x.bias[static_cast<std::size_t>(span)];
-    span_avx512(k_even, k_odd, x.parts.data() + 128 * span, scale_of(scales[2 * span], bias),
-                scale_of(scales[2 * span + 1], bias), acc_a, acc_b);
+    const __m512i k_even_hi = _mm512_slli_epi16(k_even, 9), k_odd_hi = _mm512_slli_epi16(k_odd, 9);
+    for (int n = 0; n < N; ++n) {
+      // parts: hi and lo of the even columns, then of the odd ones (QuantisedInput).
+      const std::int16_t* parts = x[n]->parts.data() + 128 * span;
+      const auto part = [&](int at)
+                            WARREN_AVX512_VNNI { return _mm512_loadu_si512(parts + 32 * at); };
+      __m512i total = _mm512_dpwssd_epi32(_mm512_setzero_si512(), k_even_hi, part(0));
+      total = _mm512_dpwssd_epi32(total, k_odd_hi, part(2));
+      total = _mm512_dpwssd_epi32(total, k_even, part(1));
+      total = _mm512_dpwssd_epi32(total, k_odd, part(3));
+      const std::int32_t bias = x[n]->bias[static_cast<std::size_t>(span)];
+      acc_a[n] = _mm512_fmadd_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(total)),
+                                 _mm512_set1_pd(scale_of(scales[2 * span], bias)), acc_a[n]);
+      acc_b[n] = _mm512_fmadd_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(total, 1)),
+                                 _mm512_set1_pd(scale_of(scales[2 * span + 1], bias)), acc_b[n]);
+    }
   }
   // (j, j+8), (j, j+4), (j, j+2), (j, j+1)
-  const __m512d s8 = _mm512_add_pd(acc_a, acc_b);
-  const __m256d s4 = _mm256_add_pd(_mm512_castpd512_pd256(s8), _mm512_extractf64x4_pd(s8, 1));
-  const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
-  return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+  for (int n = 0; n < N; ++n) {
+    const __m512d s8 = _mm512_add_pd(acc_a[n], acc_b[n]);
+    const __m256d s4 = _mm256_add_pd(_mm512_castpd512_pd256(s8), _mm512_extractf64x4_pd(s8, 1));
+    const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
+    out[n] = _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+  }
+}
+
+WARREN_AVX512_VNNI void fp4_quantised_rows_avx512(const void* row, const std::uint8_t* scales,
+                                                  const QuantisedInput* const* x, int count,
+                                                  std::int64_t in, double* out) {
+  const auto* w = static_cast<const std::uint8_t*>(row);
+  int n = 0;
+  for (; n + 4 <= count; n += 4) fp4_quantised_avx512<4>(w, scales, x + n, in, out + n);
+  for (; n < count; ++n) fp4_quantised_avx512<1>(w, scales, x + n, in, out + n);
+}
+
+WARREN_AVX512_VNNI double fp4_quantised_avx512(const void* row, const std::uint8_t* scales,
+                                               const QuantisedInput& x, std::int64_t in) {
+  const QuantisedInput* input = &x;
+  double out;
+  fp4_quantised_rows_avx512(row, scales, &input, 1, in, &out);
+  return out;
 }
 
 // --- AVX2 (with FMA) -------------------------------------------------------------------------
@@ -375,7 +439,7 @@ bool supported(Kernels set) {
     case Kernels::Avx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-             __builtin_cpu_supports("fma");
+             __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma");
   }
   return false;
 }
@@ -386,10 +450,34 @@ Kernels best_kernels() {
   return Kernels::Reference;
 }
 
+namespace {
+
+// Several inputs, one after another (the AVX2 kernels, whose sixteen registers hold one input's
+// lanes at most).
+template <RowDot one>
+void one_at_a_time(const void* row, const std::uint8_t* scales, const double* const* x, int count,
+                   std::int64_t in, double* out) {
+  for (int n = 0; n < count; ++n) out[n] = one(row, scales, x[n], in);
+}
+template <RowDotQuantised one>
+void one_at_a_time(const void* row, const std::uint8_t* scales, const QuantisedInput* const* x,
+                   int count, std::int64_t in, double* out) {
+  for (int n = 0; n < count; ++n) out[n] = one(row, scales, *x[n], in);
+}
+
+}  // namespace
+
 const RowKernels* row_kernels(Kernels set) {
-  static const RowKernels avx512{bf16_row_avx512, fp8_row_avx512, fp4_row_avx512,
-                                 fp4_quantised_avx512};
-  static const RowKernels avx2{bf16_row_avx2, fp8_row_avx2, fp4_row_avx2, fp4_quantised_avx2};
+  static const RowKernels avx512{bf16_row_avx512,          fp8_row_avx512,   fp4_row_avx512,
+                                 fp4_quantised_avx512,     bf16_rows_avx512, fp8_rows_avx512,
+                                 fp4_quantised_rows_avx512};
+  static const RowKernels avx2{bf16_row_avx2,
+                               fp8_row_avx2,
+                               fp4_row_avx2,
+                               fp4_quantised_avx2,
+                               one_at_a_time<bf16_row_avx2>,
+                               one_at_a_time<fp8_row_avx2>,
+                               one_at_a_time<fp4_quantised_avx2>};
   switch (set) {
     case Kernels::Reference:
       return nullptr;

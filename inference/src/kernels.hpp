@@ -57,9 +57,22 @@ void quantised_input(std::span<const double> x, std::span<const int> exponents,
 using RowDotQuantised = double (*)(const void* row, const std::uint8_t* scales,
                                    const QuantisedInput& x, std::int64_t in);
 
+// A row against `count` inputs: out[n] is the one-input kernel's value for x[n], bit for bit, the
+// row's weights decoded once for them all (a prompt's tokens, the tokens that chose an expert).
+using RowDots = void (*)(const void* row, const std::uint8_t* scales, const double* const* x,
+                         int count, std::int64_t in, double* out);
+using RowDotsQuantised = void (*)(const void* row, const std::uint8_t* scales,
+                                  const QuantisedInput* const* x, int count, std::int64_t in,
+                                  double* out);
+// How many inputs the AVX-512 FP8 and BF16 kernels weigh at once: their lanes take 24 of the 32
+// registers.
+constexpr int kRowInputs = 3;
+
 struct RowKernels {
   RowDot bf16 = nullptr, fp8 = nullptr, fp4 = nullptr;
   RowDotQuantised fp4_quantised = nullptr;
+  RowDots bf16_rows = nullptr, fp8_rows = nullptr;
+  RowDotsQuantised fp4_quantised_rows = nullptr;
 };
 
 // The kernels of `set` (Kernels::Reference has none: nullptr).

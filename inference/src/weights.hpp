@@ -29,19 +29,22 @@ class Linear {
 
   std::int64_t out() const { return out_; }
   std::int64_t in() const { return in_; }
-  // y[0..out) = W x[0..in)
-  void apply(std::span<const double> x, std::span<double> y, bool quantise_input) const;
-  // y[0..end-begin) = rows [begin, end) of W times x (wo_a's groups, each its own input).
+  // y = W x for each of `tokens` inputs: x [tokens, in], y [tokens, out]. Each row is read once
+  // for all the tokens, and each token's values are those of a call with it alone.
+  void apply(std::span<const double> x, std::span<double> y, bool quantise_input,
+             std::int64_t tokens = 1) const;
+  // Rows [begin, end) of W times x (wo_a's groups, each its own input): y [tokens, end - begin].
   void apply_rows(std::span<const double> x, std::span<double> y, std::int64_t begin,
-                  std::int64_t end, bool quantise_input) const;
+                  std::int64_t end, bool quantise_input, std::int64_t tokens = 1) const;
   // Row `row` of W, dequantised.
   void row(std::int64_t row, std::span<float> values) const;
 
  private:
-  void apply_fast(std::span<const double> input, std::span<double> y, std::int64_t begin,
-                  std::int64_t end) const;
-  template <class Dot>
-  void for_rows(std::int64_t begin, std::int64_t end, Dot dot, std::span<double> y) const;
+  void apply_fast(std::span<double> input, std::span<double> y, std::int64_t begin,
+                  std::int64_t end, std::int64_t tokens) const;
+  template <class RowsOf>
+  void for_rows(std::int64_t begin, std::int64_t end, std::int64_t tokens, RowsOf rows_of,
+                std::span<double> y) const;
 
   WeightFormat format_ = WeightFormat::BF16;
   std::int64_t out_ = 0, in_ = 0;

@@ -1,6 +1,7 @@
 // The fast row kernels against the reference path's rows, tensor by tensor of a random
 // checkpoint: every linear layer's output with the reference path (double) and with each kernel
-// set this CPU runs, on a random input, quantised as the model quantises it and not.
+// set this CPU runs, on a random input, quantised as the model quantises it and not; and several
+// inputs at once against each alone.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <random>
 
 #include "safetensors.hpp"
+#include "thread_pool.hpp"
 #include "weights.hpp"
 
 namespace inf = warren::inference;
@@ -16,29 +18,49 @@ namespace fs = std::filesystem;
 
 namespace {
 
-TEST(Kernels, EveryLinearLayerGivesTheReferencePathsOutput) {
-  const fs::path dir = fs::temp_directory_path() / ("warren-kernels-" + std::to_string(getpid()));
-  fs::remove_all(dir);
-  ASSERT_TRUE(inf::write_random_checkpoint(inf::preset_config(inf::Preset::Tiny), dir.string(), 3));
-  auto checkpoint = inf::Checkpoint::open(dir.string());
-  ASSERT_TRUE(checkpoint) << checkpoint.error().message;
+class Kernels : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    fs::remove_all(dir());
+    ASSERT_TRUE(
+        inf::write_random_checkpoint(inf::preset_config(inf::Preset::Tiny), dir().string(), 3));
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir()); }
+  static fs::path dir() {
+    return fs::temp_directory_path() / ("warren-kernels-" + std::to_string(getpid()));
+  }
+  // fn(checkpoint, name) for each linear layer the kernels take (`in` a multiple of 32).
+  template <class Fn>
+  static int each_linear(Fn fn) {
+    auto checkpoint = inf::Checkpoint::open(dir().string());
+    EXPECT_TRUE(checkpoint) << checkpoint.error().message;
+    int checked = 0;
+    for (const inf::TensorView& tensor : checkpoint->tensors()) {
+      const std::string name(tensor.name);
+      if (!name.ends_with(".weight") || tensor.shape.size() != 2) continue;
+      const std::string base = name.substr(0, name.size() - 7);
+      auto linear = inf::Linear::bind(*checkpoint, base);
+      if (!linear || linear->in() % 32 != 0) continue;  // not a linear layer, or no kernel
+      fn(*checkpoint, base, *linear);
+      ++checked;
+    }
+    return checked;
+  }
+};
+
+TEST_F(Kernels, EveryLinearLayerGivesTheReferencePathsOutput) {
   std::mt19937 rng(11);
   std::normal_distribution<double> normal;
-  int checked = 0;
-  for (const inf::TensorView& tensor : checkpoint->tensors()) {
-    const std::string name(tensor.name);
-    if (!name.ends_with(".weight") || tensor.shape.size() != 2) continue;
-    const std::string base = name.substr(0, name.size() - 7);
-    auto reference = inf::Linear::bind(*checkpoint, base);
-    if (!reference || reference->in() % 32 != 0) continue;  // not a linear layer, or no kernel
-    std::vector<double> x(static_cast<std::size_t>(reference->in()));
+  const int checked = each_linear([&](const inf::Checkpoint& checkpoint, const std::string& base,
+                                      const inf::Linear& reference) {
+    std::vector<double> x(static_cast<std::size_t>(reference.in()));
     for (double& v : x) v = normal(rng);
     for (bool quantise : {false, true}) {
-      std::vector<double> want(static_cast<std::size_t>(reference->out()));
-      reference->apply(x, want, quantise);
+      std::vector<double> want(static_cast<std::size_t>(reference.out()));
+      reference.apply(x, want, quantise);
       for (inf::Kernels kernels : {inf::Kernels::Avx2, inf::Kernels::Avx512}) {
         if (!inf::supported(kernels)) continue;
-        auto fast = inf::Linear::bind(*checkpoint, base, nullptr, kernels);
+        auto fast = inf::Linear::bind(checkpoint, base, nullptr, kernels);
         ASSERT_TRUE(fast);
         std::vector<double> got(want.size());
         fast->apply(x, got, quantise);
@@ -51,10 +73,45 @@ TEST(Kernels, EveryLinearLayerGivesTheReferencePathsOutput) {
             << base << " " << to_string(kernels) << (quantise ? " quantised" : "");
       }
     }
-    ++checked;
-  }
+  });
   EXPECT_GT(checked, 20);
-  fs::remove_all(dir);
+}
+
+// A prompt's tokens go through a layer together (each row read once for them all, the AVX-512
+// kernels weighing several inputs at a time, tiles of inputs): each token's output is, bit for
+// bit, what the layer gives it alone, with every kernel set, on one thread and on two.
+TEST_F(Kernels, SeveralInputsAtOnceGiveEachTheBitsItGetsAlone) {
+  std::mt19937 rng(12);
+  std::normal_distribution<double> normal;
+  inf::ThreadPool pool(2);
+  const int checked = each_linear(
+      [&](const inf::Checkpoint& checkpoint, const std::string& base, const inf::Linear& layer) {
+        const auto in = static_cast<std::size_t>(layer.in()),
+                   out = static_cast<std::size_t>(layer.out());
+        // 29 inputs: two tiles of 12 and 5 more; groups of 4, 3, 2 and 1 within them.
+        constexpr std::size_t kInputs = 29;
+        std::vector<double> x(kInputs * in);
+        for (double& v : x) v = normal(rng);
+        for (bool quantise : {false, true})
+          for (inf::Kernels kernels :
+               {inf::Kernels::Reference, inf::Kernels::Avx2, inf::Kernels::Avx512}) {
+            if (!inf::supported(kernels)) continue;
+            for (inf::ThreadPool* threads : {static_cast<inf::ThreadPool*>(nullptr), &pool}) {
+              auto linear = inf::Linear::bind(checkpoint, base, threads, kernels);
+              ASSERT_TRUE(linear);
+              std::vector<double> together(kInputs * out);
+              linear->apply(x, together, quantise, kInputs);
+              for (std::size_t t = 0; t < kInputs; ++t) {
+                std::vector<double> alone(out);
+                linear->apply({x.data() + t * in, in}, alone, quantise);
+                ASSERT_TRUE(std::equal(alone.begin(), alone.end(), together.begin() + t * out))
+                    << base << " " << to_string(kernels) << (quantise ? " quantised" : "")
+                    << " input " << t << (threads ? " on 2 threads" : "");
+              }
+            }
+          }
+      });
+  EXPECT_GT(checked, 20);
 }
 
 }  // namespace
