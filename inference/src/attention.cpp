@@ -11,12 +11,6 @@ namespace warren::inference {
 
 namespace {
 
-double dot(std::span<const double> a, std::span<const double> b) {
-  double sum = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) sum += static_cast<double>(a[i]) * b[i];
-  return sum;
-}
-
 // Feeds token t, by its projections a = wkv x and g = wgate x, to a compressor; when t completes a
 // block, returns the block's entry (before its norm): per channel, the softmax-over-tokens of the
 // gates weighting the kv values. CSA (ratio 4) blocks overlap: an entry takes the first half of
@@ -90,7 +84,7 @@ std::vector<std::size_t> select_blocks(const Config& c, const Rotary& rope, cons
     double score = 0;
     for (std::size_t h = 0; h < heads; ++h)
       score += weights[h] * scale *
-               std::max(0.0, dot({q.data() + h * di, di}, {keys.data() + b * di, di}));
+               std::max(0.0, dot<double>({q.data() + h * di, di}, {keys.data() + b * di, di}));
     scores[b] = score;
   }
   for (std::int64_t b : top_k(scores, c.index_topk)) chosen.push_back(static_cast<std::size_t>(b));
@@ -171,7 +165,7 @@ std::vector<double> attend(const Config& c, const AttentionWeights& w, const Rot
     std::span<const double> qh(q.data() + h * d, d);
     double top = w.sink[h];
     for (std::size_t j = 0; j < n; ++j) {
-      logits[j] = dot(qh, {keys.data() + j * d, d}) * scale;
+      logits[j] = dot<double>(qh, {keys.data() + j * d, d}) * scale;
       top = std::max(top, logits[j]);
     }
     double total = std::exp(w.sink[h] - top);

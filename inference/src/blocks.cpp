@@ -10,9 +10,7 @@
 namespace warren::inference {
 
 void rms_norm(std::span<double> x, std::span<const float> weight, double eps) {
-  double sum = 0;
-  for (double v : x) sum += v * v;
-  const double r = 1.0 / std::sqrt(sum / static_cast<double>(x.size()) + eps);
+  const double r = 1.0 / std::sqrt(dot<double>(x, x) / static_cast<double>(x.size()) + eps);
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = x[i] * r * (weight.empty() ? 1.0 : weight[i]);
 }
 

@@ -34,6 +34,19 @@ void hadamard(std::span<double> x);
 // Indices of the k largest values, the lower index first among equals, largest first.
 std::vector<std::int64_t> top_k(std::span<const double> values, std::int64_t k);
 
+// sum a[i] b[i] in a fixed order: lane i mod 8 sums its products in turn, then the lanes are added
+// in a fixed tree. Eight independent chains: with one, each addition waited on the one before,
+// and attention's scores and the hyper-connections' mixes ran at a third of the speed.
+template <class A>
+double dot(std::span<const A> a, std::span<const double> b) {
+  double lane[8] = {};
+  const std::size_t n = a.size(), whole = n - n % 8;
+  for (std::size_t i = 0; i < whole; i += 8)
+    for (std::size_t k = 0; k < 8; ++k) lane[k] += static_cast<double>(a[i + k]) * b[i + k];
+  for (std::size_t i = whole; i < n; ++i) lane[i - whole] += static_cast<double>(a[i]) * b[i];
+  return ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+}
+
 double sigmoid(double x);
 double softplus(double x);
 

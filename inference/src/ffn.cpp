@@ -105,16 +105,11 @@ namespace {
 // mix = (fn . X) / sqrt(mean(X^2) + eps): `rows` values from the flattened streams.
 std::vector<double> stream_mix(const Config& c, std::span<const float> fn,
                                std::span<const double> streams, std::size_t rows) {
-  double square = 0;
-  for (double v : streams) square += v * v;
+  const double square = dot(streams, streams);
   const double r = 1.0 / std::sqrt(square / static_cast<double>(streams.size()) + c.rms_norm_eps);
   std::vector<double> mix(rows);
-  for (std::size_t i = 0; i < rows; ++i) {
-    double dot = 0;
-    for (std::size_t j = 0; j < streams.size(); ++j)
-      dot += static_cast<double>(fn[i * streams.size() + j]) * streams[j];
-    mix[i] = dot * r;
-  }
+  for (std::size_t i = 0; i < rows; ++i)
+    mix[i] = dot(fn.subspan(i * streams.size(), streams.size()), streams) * r;
   return mix;
 }
 
