@@ -125,21 +125,51 @@ int model_bench(const ModelFlags& f) {
   if (!logits) return model_fail("bench", logits.error().message, 2);
   const double prefill_s = seconds_since(start);
 
-  std::cerr << "warren: decoding " << f.gen_tokens << " tokens\n";
+  // With --sequences N, N copies of the prompted sequence decode together, a step taking one
+  // token of each through the layers at once (Engine::step).
+  const auto greedy = [](const std::vector<float>& l) {
+    return static_cast<std::int32_t>(std::max_element(l.begin(), l.end()) - l.begin());
+  };
+  std::vector<inference::Sequence> copies;
+  for (std::int64_t i = 1; i < f.sequences; ++i) copies.push_back(sequence.snapshot());
+  std::vector<inference::Sequence*> batch{&sequence};
+  for (auto& copy : copies) batch.push_back(&copy);
+  std::vector<std::vector<float>> last(batch.size(), *logits);
+  std::cerr << "warren: decoding " << f.gen_tokens << " tokens"
+            << (batch.size() > 1 ? " in each of " + std::to_string(batch.size()) + " sequences"
+                                 : std::string())
+            << "\n";
   start = Clock::now();
   for (std::int64_t i = 0; i < f.gen_tokens; ++i) {
-    const auto best = static_cast<std::int32_t>(std::max_element(logits->begin(), logits->end()) -
-                                                logits->begin());
-    logits = engine->feed(sequence, {&best, 1});
+    std::vector<std::int32_t> next;
+    for (const auto& l : last) next.push_back(greedy(l));
+    // The copies part ways at their first token, so that they choose experts of their own.
+    if (i == 0)
+      for (std::size_t k = 1; k < next.size(); ++k)
+        next[k] = static_cast<std::int32_t>((next[k] + static_cast<std::int64_t>(k)) %
+                                            c.vocab_size);
+    if (batch.size() == 1) {
+      auto one = engine->feed(sequence, next);
+      if (!one) return model_fail("bench", one.error().message, 2);
+      last[0] = std::move(*one);
+    } else {
+      auto all = engine->step(batch, next);
+      if (!all) return model_fail("bench", all.error().message, 2);
+      last = std::move(*all);
+    }
   }
   const double decode_s = seconds_since(start);
 
   const inference::ModelInfo info = inference::describe(c);
-  const double decode_rate = static_cast<double>(f.gen_tokens) / decode_s;
+  const double decode_rate =
+      static_cast<double>(f.gen_tokens) * static_cast<double>(batch.size()) / decode_s;
+  const double step_rate = static_cast<double>(f.gen_tokens) / decode_s;
   // What one decoded token reads: the active weights, and the KV cache at the middle of the run.
   const std::uint64_t kv_read = inference::kv_bytes_read(c, f.prompt_tokens + f.gen_tokens / 2);
   const double bytes_per_token = static_cast<double>(info.active_weight_bytes + kv_read);
-  const double roofline = bytes_per_token * decode_rate / bandwidth;
+  // A step reads at least the weights one token does: the fraction of the roofline a step reaches
+  // (for one sequence, a token's).
+  const double roofline = bytes_per_token * step_rate / bandwidth;
   // A prompt token's work: a multiply and an add per active weight (attention's own products,
   // under 1% at these lengths, are left out).
   const double prefill_rate = static_cast<double>(f.prompt_tokens) / prefill_s;
@@ -150,11 +180,13 @@ int model_bench(const ModelFlags& f) {
                                       {"kernels", std::string(to_string(options.kernels))},
                                       {"prompt_tokens", f.prompt_tokens},
                                       {"gen_tokens", f.gen_tokens},
+                                      {"sequences", f.sequences},
                                       {"prefill_tokens_per_s", prefill_rate},
                                       {"prefill_flops_per_token", flops_per_token},
                                       {"bf16_peak_flops", peak},
                                       {"prefill_peak_fraction", of_peak},
                                       {"decode_tokens_per_s", decode_rate},
+                                      {"decode_steps_per_s", step_rate},
                                       {"read_bandwidth_bytes_per_s", bandwidth},
                                       {"bytes_read_per_decoded_token", bytes_per_token},
                                       {"roofline_fraction", roofline},
@@ -170,9 +202,16 @@ int model_bench(const ModelFlags& f) {
   std::printf(
       "prefill   %.2f tokens/s (%lld tokens); %.2f GFLOP a token; %.1f%% of the BF16 peak\n",
       prefill_rate, static_cast<long long>(f.prompt_tokens), flops_per_token / 1e9, 100 * of_peak);
-  std::printf(
-      "decode    %.2f tokens/s (%lld tokens); %.1f MB read a token; %.1f%% of the roofline\n",
-      decode_rate, static_cast<long long>(f.gen_tokens), bytes_per_token / 1e6, 100 * roofline);
+  if (batch.size() == 1)
+    std::printf(
+        "decode    %.2f tokens/s (%lld tokens); %.1f MB read a token; %.1f%% of the roofline\n",
+        decode_rate, static_cast<long long>(f.gen_tokens), bytes_per_token / 1e6, 100 * roofline);
+  else
+    std::printf(
+        "decode    %.2f tokens/s: %.2f steps/s of %zu sequences (%lld steps); a step reads at "
+        "least %.1f MB, %.1f%% of the roofline\n",
+        decode_rate, step_rate, batch.size(), static_cast<long long>(f.gen_tokens),
+        bytes_per_token / 1e6, 100 * roofline);
   std::printf(
       "machine   %.2f GB/s read, %.0f GFLOP/s of BF16 dot products, with %u threads; the %s "
       "kernels\n",

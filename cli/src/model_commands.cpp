@@ -356,6 +356,9 @@ void add_model_commands(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(1, 1 << 20));
   b->add_option("--gen-tokens", flags->gen_tokens, "tokens decoded after it (default 16)")
       ->check(CLI::Range(1, 1 << 20));
+  b->add_option("--sequences", flags->sequences,
+                "sequences decoding together, one token of each a step (default 1)")
+      ->check(CLI::Range(1, 256));
   b->add_option("--threads", flags->threads, "threads (default 0: one per core)");
   add_kernels_flag(b, *flags);
   b->add_flag("--json", flags->json, "print JSON");

@@ -17,6 +17,7 @@ struct ModelFlags {
   double temperature = 0, top_p = 1;
   std::vector<std::string> stop;
   std::int64_t prompt_tokens = 128, gen_tokens = 16;
+  std::int64_t sequences = 1;  // bench: decoding together
   unsigned threads = 0;
   std::string kernels = "auto";  // auto, reference, avx2, avx512
   bool json = false;

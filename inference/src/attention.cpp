@@ -186,7 +186,7 @@ std::vector<double> attend(const Config& c, const AttentionWeights& w, const Rot
 }  // namespace
 
 Batch attention_block(const Config& c, const LayerWeights& lw, const Rotaries& ropes,
-                      LayerCache& cache, const Batch& x, std::int64_t first) {
+                      std::span<const Place> places, std::size_t layer, const Batch& x) {
   const AttentionWeights& w = lw.attn;
   const Rotary& rope = ropes.of(lw.ratio);
   const auto H = static_cast<std::size_t>(c.num_attention_heads);
@@ -195,7 +195,8 @@ Batch attention_block(const Config& c, const LayerWeights& lw, const Rotaries& r
   const auto D = static_cast<std::size_t>(c.hidden_size), T = x.size();
   std::vector<double> inputs(T * D);
   for (std::size_t t = 0; t < T; ++t) std::copy(x[t].begin(), x[t].end(), inputs.begin() + t * D);
-  const auto position = [&](std::size_t t) { return first + static_cast<std::int64_t>(t); };
+  const auto position = [&](std::size_t t) { return places[t].position; };
+  const auto cache_of = [&](std::size_t t) -> LayerCache& { return (*places[t].layers)[layer]; };
 
   // What depends on a token's input alone, for all the tokens at once (each weight read once):
   // queries cq = RMSNorm(W_qa x) [Lq], q = W_qb cq [H, d], each head RMS-normed, RoPE'd; the KV
@@ -218,8 +219,11 @@ Batch attention_block(const Config& c, const LayerWeights& lw, const Rotaries& r
   // The indexer's queries and head weights, when some token of these may have more blocks than
   // index_topk to choose from.
   Rows index_q, index_weights;
-  if (lw.ratio == 4 &&
-      static_cast<std::int64_t>(cache.index.entries.size() + (T + 3) / 4) > c.index_topk) {
+  bool indexed = false;
+  for (std::size_t t = 0; t < T && lw.ratio == 4; ++t)
+    indexed |=
+        static_cast<std::int64_t>(cache_of(t).index.entries.size() + (T + 3) / 4) > c.index_topk;
+  if (indexed) {
     index_q = project(*w.index_wq_b, cq.values, T, true);
     index_weights = project(*w.index_weights, inputs, T, false);
   }
@@ -231,6 +235,7 @@ Batch attention_block(const Config& c, const LayerWeights& lw, const Rotaries& r
   const std::size_t group_width = H * d / static_cast<std::size_t>(c.o_groups);
   std::vector<double> o(T * H * d);
   for (std::size_t t = 0; t < T; ++t) {
+    LayerCache& cache = cache_of(t);
     cache.window.push(kv[t]);
     if (kv_compressor)
       compress_into(c, *w.compressor, rope, cache.kv, kv_compressor->a.copy(t),
@@ -246,7 +251,6 @@ Batch attention_block(const Config& c, const LayerWeights& lw, const Rotaries& r
     if (lw.ratio == 128)
       for (std::size_t b = 0; b < cache.kv.entries.size(); ++b) add_entry(b);
     if (lw.ratio == 4) {
-      const bool indexed = !index_q.values.empty();
       for (std::size_t b :
            select_blocks(c, rope, cache, indexed ? index_q.copy(t) : std::vector<double>{},
                          indexed ? index_weights[t] : std::span<double>{}, position(t)))

@@ -51,8 +51,11 @@ struct Engine::State {
   std::optional<Tokenizer> tokenizer;
   std::string tokenizer_error;
 
-  // The tokens through every layer, layer after layer; the logits of the last.
-  std::vector<double> forward(Sequence::State& s, std::span<const std::int32_t> tokens) const;
+  // The tokens through every layer, layer after layer, each at its place in its sequence; the
+  // logits of those asked for.
+  Batch forward(std::span<const Place> places, std::span<const std::int32_t> tokens,
+                std::span<const std::uint8_t> logits_of) const;
+  Result<void> check(std::span<const std::int32_t> tokens) const;
 };
 
 Engine::Engine(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -103,28 +106,67 @@ Sequence Engine::start() const {
   return Sequence(std::move(s));
 }
 
+Result<void> Engine::State::check(std::span<const std::int32_t> tokens) const {
+  const std::int64_t vocab = checkpoint.config().vocab_size;
+  for (std::int32_t token : tokens)
+    if (token < 0 || token >= vocab)
+      return tl::unexpected(Error{"token id " + std::to_string(token) +
+                                  " is outside the vocabulary (0 to " + std::to_string(vocab - 1) +
+                                  ")"});
+  return {};
+}
+
 Result<std::vector<float>> Engine::feed(Sequence& sequence,
                                         std::span<const std::int32_t> tokens) const {
-  for (std::int32_t token : tokens)
-    if (token < 0 || token >= config().vocab_size)
-      return tl::unexpected(Error{"token id " + std::to_string(token) +
-                                  " is outside the vocabulary (0 to " +
-                                  std::to_string(config().vocab_size - 1) + ")"});
+  if (auto ok = state_->check(tokens); !ok) return tl::unexpected(ok.error());
   // A prompt goes through the layers in chunks, so that each weight read serves every token of
   // one (an expert, those that chose it); a chunk's activations take a few MB a hundred tokens.
   constexpr std::size_t kChunk = 128;
   std::vector<double> logits;
-  for (std::size_t at = 0; at < tokens.size(); at += kChunk)
-    logits =
-        state_->forward(*sequence.state_, tokens.subspan(at, std::min(kChunk, tokens.size() - at)));
+  for (std::size_t at = 0; at < tokens.size(); at += kChunk) {
+    const std::size_t n = std::min(kChunk, tokens.size() - at);
+    std::vector<Place> places;
+    for (std::size_t i = 0; i < n; ++i)
+      places.push_back(
+          {&sequence.state_->layers, sequence.state_->length + static_cast<std::int64_t>(i)});
+    std::vector<std::uint8_t> last(n, 0);
+    last.back() = 1;
+    logits = std::move(state_->forward(places, tokens.subspan(at, n), last).back());
+    sequence.state_->length += static_cast<std::int64_t>(n);
+  }
   return std::vector<float>(logits.begin(), logits.end());
 }
 
+Result<std::vector<std::vector<float>>> Engine::step(std::span<Sequence* const> sequences,
+                                                     std::span<const std::int32_t> tokens) const {
+  if (sequences.size() != tokens.size())
+    return tl::unexpected(Error{"a step takes one token for each sequence (" +
+                                std::to_string(sequences.size()) + " sequences, " +
+                                std::to_string(tokens.size()) + " tokens)"});
+  if (auto ok = state_->check(tokens); !ok) return tl::unexpected(ok.error());
+  std::vector<Place> places;
+  for (std::size_t i = 0; i < sequences.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j)
+      if (sequences[j] == sequences[i])
+        return tl::unexpected(Error{"sequence " + std::to_string(i) + " is also sequence " +
+                                    std::to_string(j) + " of the same step"});
+    places.push_back({&sequences[i]->state_->layers, sequences[i]->state_->length});
+  }
+  const std::vector<std::uint8_t> all(sequences.size(), 1);
+  const Batch logits = state_->forward(places, tokens, all);
+  std::vector<std::vector<float>> out;
+  for (std::size_t i = 0; i < sequences.size(); ++i) {
+    ++sequences[i]->state_->length;
+    out.emplace_back(logits[i].begin(), logits[i].end());
+  }
+  return out;
+}
+
 // Each token's embedding copied into every stream; each layer's attention, token after token (each
-// attends to the ones before), and its FFN, all the tokens at once, with their hyper-connections;
-// the head, for the last token alone.
-std::vector<double> Engine::State::forward(Sequence::State& s,
-                                           std::span<const std::int32_t> tokens) const {
+// attends to its sequence as the ones before left it), and its FFN, all the tokens at once, with
+// their hyper-connections; the head, for the tokens whose logits are asked for.
+Batch Engine::State::forward(std::span<const Place> places, std::span<const std::int32_t> tokens,
+                             std::span<const std::uint8_t> logits_of) const {
   const Config& c = checkpoint.config();
   const auto D = static_cast<std::size_t>(c.hidden_size), hc = static_cast<std::size_t>(c.hc_mult);
   Batch streams;
@@ -135,17 +177,17 @@ std::vector<double> Engine::State::forward(Sequence::State& s,
     for (std::size_t j = 1; j < hc; ++j) std::copy_n(x.begin(), D, x.begin() + j * D);
     streams.push_back(std::move(x));
   }
-  const std::int64_t first = s.length;
   for (std::size_t l = 0; l < weights.layers.size(); ++l) {
     const LayerWeights& w = weights.layers[l];
-    hyper_connected(c, w.hc_attn, w.attn_norm, streams, [&](const Batch& x) {
-      return attention_block(c, w, rotaries, s.layers[l], x, first);
-    });
+    hyper_connected(c, w.hc_attn, w.attn_norm, streams,
+                    [&](const Batch& x) { return attention_block(c, w, rotaries, places, l, x); });
     hyper_connected(c, w.hc_ffn, w.ffn_norm, streams,
                     [&](const Batch& x) { return moe_block(c, w.ffn, x, tokens); });
   }
-  s.length += static_cast<std::int64_t>(tokens.size());
-  return head_block(c, weights, streams.back());
+  Batch logits;
+  for (std::size_t t = 0; t < tokens.size(); ++t)
+    logits.push_back(logits_of[t] ? head_block(c, weights, streams[t]) : std::vector<double>{});
+  return logits;
 }
 
 }  // namespace warren::inference

@@ -40,11 +40,18 @@ struct Rotaries {
 // Values of several tokens, one vector each.
 using Batch = std::vector<std::vector<double>>;
 
-// Attention for the tokens at positions first, first + 1, ... at their normed inputs `x` (each
-// [D]): each [D]. Their projections are computed together; each token attends to the cache as the
-// ones before it left it.
+// Where a token goes: its sequence's layers' caches and its position there.
+struct Place {
+  std::vector<LayerCache>* layers;
+  std::int64_t position;
+};
+
+// Attention of layer `layer` for tokens at their places (a prompt's, one after another in one
+// sequence, or one token of each of several sequences) at their normed inputs `x` (each [D]):
+// each [D]. Their projections are computed together; each token, in order, attends to its
+// sequence's cache as the ones before it left it.
 Batch attention_block(const Config& c, const LayerWeights& w, const Rotaries& rope,
-                      LayerCache& cache, const Batch& x, std::int64_t first);
+                      std::span<const Place> places, std::size_t layer, const Batch& x);
 
 // Attention for token `t` at its normed input `x` [D]: returns [D].
 std::vector<double> attention_block(const Config& c, const LayerWeights& w, const Rotaries& rope,

@@ -146,6 +146,50 @@ TEST_F(Engine, DecodingAfterAPrefillIsThePrefillOfTheWhole) {
   }
 }
 
+// One decode step of several sequences at once (their tokens through the layers together) gives
+// each sequence the logits it gets fed alone, at different lengths: inside the first 4-block, past
+// the window with the indexer choosing, and in between; and leaves each where feed would.
+TEST_F(Engine, AStepOfSeveralSequencesGivesEachTheLogitsItGetsAlone) {
+  auto engine = inf::Engine::open(dir.string());
+  ASSERT_TRUE(engine);
+  const auto tokens = random_tokens(300, 5);
+  std::vector<inf::Sequence> together, alone;
+  for (std::size_t length : {3u, 140u, 262u}) {
+    together.push_back(engine->start());
+    ASSERT_TRUE(engine->feed(together.back(), {tokens.data() + length % 7, length}));
+    alone.push_back(together.back().snapshot());
+  }
+  for (std::size_t step = 0; step < 6; ++step) {
+    std::vector<inf::Sequence*> sequences;
+    std::vector<std::int32_t> next;
+    for (std::size_t i = 0; i < together.size(); ++i) {
+      sequences.push_back(&together[i]);
+      next.push_back(tokens[(37 * step + 11 * i) % tokens.size()]);
+    }
+    auto logits = engine->step(sequences, next);
+    ASSERT_TRUE(logits) << logits.error().message;
+    ASSERT_EQ(logits->size(), together.size());
+    for (std::size_t i = 0; i < together.size(); ++i) {
+      auto want = engine->feed(alone[i], {&next[i], 1});
+      ASSERT_EQ((*logits)[i], *want) << "sequence " << i << " step " << step;
+      EXPECT_EQ(together[i].length(), alone[i].length());
+    }
+  }
+  // A sequence given twice, or a token outside the vocabulary: an error, and nothing fed.
+  const std::int64_t length = together[0].length();
+  std::vector<inf::Sequence*> twice{&together[0], &together[1], &together[0]};
+  std::vector<std::int32_t> three{1, 2, 3};
+  auto refused = engine->step(twice, three);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().message, "sequence 2 is also sequence 0 of the same step");
+  std::vector<inf::Sequence*> two{&together[0], &together[1]};
+  std::vector<std::int32_t> outside{1, static_cast<std::int32_t>(engine->config().vocab_size)};
+  EXPECT_FALSE(engine->step(two, outside));
+  EXPECT_FALSE(engine->step(two, three));
+  EXPECT_EQ(together[0].length(), length);
+  EXPECT_EQ(together[1].length(), alone[1].length());
+}
+
 // A snapshot at any token resumes exactly: inside the window, inside a 4-block, at a 128-block's
 // end, past the window; the sequence it was taken from goes on unchanged.
 TEST_F(Engine, ASnapshotResumesExactlyWhereItWasTaken) {

@@ -151,6 +151,15 @@ TEST_F(ModelCli, BenchMeasuresTheEngineAndTheMachine) {
   } else {
     EXPECT_EQ(b["bf16_peak_flops"].get<double>(), 0);
   }
+  // Three sequences decoding together: three tokens a step; --sequences 0 is refused.
+  const Outcome three = warren("model bench --weights " + dir +
+                               " --prompt-tokens 5 --gen-tokens 2 --sequences 3 --json");
+  ASSERT_EQ(three.status, 0) << three.err;
+  const auto t = nlohmann::json::parse(three.out);
+  EXPECT_EQ(t["sequences"], 3);
+  EXPECT_DOUBLE_EQ(t["decode_tokens_per_s"].get<double>(),
+                   3 * t["decode_steps_per_s"].get<double>());
+  EXPECT_EQ(warren("model bench --weights " + dir + " --sequences 0").status, 2);
 }
 
 // The official models' KV cache at 1M tokens, from their config.json alone, by the engine's

@@ -222,6 +222,12 @@ class Engine {
   // the call is fed then). Several threads may feed at once, each its own sequence: the weights
   // are only read, and the thread pool's jobs take turns.
   Result<std::vector<float>> feed(Sequence& sequence, std::span<const std::int32_t> tokens) const;
+  // One decode step of several sequences: tokens[i] after what sequences[i] holds, all through the
+  // layers together (each weight row read once for them all), each sequence's logits exactly what
+  // feed gives it alone. The sequences must be distinct; a token outside the vocabulary, or a
+  // sequence given twice, is an error and nothing is fed.
+  Result<std::vector<std::vector<float>>> step(std::span<Sequence* const> sequences,
+                                               std::span<const std::int32_t> tokens) const;
 
  private:
   struct State;
