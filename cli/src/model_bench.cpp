@@ -26,6 +26,25 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// The shortest of three passes, in seconds, of `work(t)` on `threads` threads at once (t: the
+// thread's index). Each pass's results go to a sink, so that the work is not optimised away.
+template <class Work>
+double fastest_pass(unsigned threads, Work work) {
+  double best = 0;
+  for (int pass = 0; pass < 3; ++pass) {
+    std::vector<double> results(threads);
+    const auto start = Clock::now();
+    std::vector<std::thread> workers;
+    for (unsigned t = 0; t < threads; ++t)
+      workers.emplace_back([&, t] { results[t] = static_cast<double>(work(t)); });
+    for (auto& w : workers) w.join();
+    const double seconds = seconds_since(start);
+    best = pass == 0 ? seconds : std::min(best, seconds);
+    if (results[0] == 42) std::fputs("", stderr);
+  }
+  return best;
+}
+
 // Bytes per second `threads` threads read from memory: the best of three passes summing 1 GiB,
 // each thread its own slice. The buffer's pages are made by one MADV_POPULATE_WRITE: zeroed page
 // by page, they cost seconds of faults on a paravirtualised machine.
@@ -35,24 +54,13 @@ double read_bandwidth(unsigned threads) {
   if (mapped == MAP_FAILED) return 0;
   (void)madvise(mapped, bytes, MADV_POPULATE_WRITE);  // older kernels: faulted as read
   const auto* buffer = static_cast<const std::uint64_t*>(mapped);
-  double best = 0;
-  for (int pass = 0; pass < 3; ++pass) {
-    std::vector<std::uint64_t> sums(threads);
-    const auto start = Clock::now();
-    std::vector<std::thread> workers;
-    for (unsigned t = 0; t < threads; ++t)
-      workers.emplace_back([&, t] {
-        std::uint64_t sum = 0;
-        for (std::size_t i = words * t / threads; i < words * (t + 1) / threads; ++i)
-          sum += buffer[i];
-        sums[t] = sum;
-      });
-    for (auto& w : workers) w.join();
-    best = std::max(best, static_cast<double>(bytes) / seconds_since(start));
-    if (sums[0] == 42) std::fputs("", stderr);  // the sums are used: the loop stays
-  }
+  const double seconds = fastest_pass(threads, [&](unsigned t) {
+    std::uint64_t sum = 0;
+    for (std::size_t i = words * t / threads; i < words * (t + 1) / threads; ++i) sum += buffer[i];
+    return sum;
+  });
   munmap(mapped, bytes);
-  return best;
+  return static_cast<double>(bytes) / seconds;
 }
 
 // 2^24 AVX-512 BF16 dot products (vdpbf16ps: 16 float lanes, each adding two products, 64
@@ -75,18 +83,9 @@ __attribute__((target("avx512f,avx512bf16"))) float bf16_dots() {
 // passes; 0 where the CPU has none (no AVX-512 BF16).
 double bf16_peak(unsigned threads) {
   if (!__builtin_cpu_supports("avx512bf16")) return 0;
-  double best = 0;
-  for (int pass = 0; pass < 3; ++pass) {
-    std::vector<float> sums(threads);
-    const auto start = Clock::now();
-    std::vector<std::thread> workers;
-    for (unsigned t = 0; t < threads; ++t) workers.emplace_back([&, t] { sums[t] = bf16_dots(); });
-    for (auto& w : workers) w.join();
-    const double instructions = static_cast<double>((1 << 24) / 12 * 12) * threads;
-    best = std::max(best, instructions * 64 / seconds_since(start));
-    if (sums[0] == 42) std::fputs("", stderr);
-  }
-  return best;
+  const double seconds = fastest_pass(threads, [](unsigned) { return bf16_dots(); });
+  const double instructions = static_cast<double>((1 << 24) / 12 * 12) * threads;
+  return instructions * 64 / seconds;
 }
 
 // A line of /proc/self/status in bytes ("VmRSS", "VmHWM").
@@ -146,8 +145,8 @@ int model_bench(const ModelFlags& f) {
     // The copies part ways at their first token, so that they choose experts of their own.
     if (i == 0)
       for (std::size_t k = 1; k < next.size(); ++k)
-        next[k] = static_cast<std::int32_t>((next[k] + static_cast<std::int64_t>(k)) %
-                                            c.vocab_size);
+        next[k] =
+            static_cast<std::int32_t>((next[k] + static_cast<std::int64_t>(k)) % c.vocab_size);
     if (batch.size() == 1) {
       auto one = engine->feed(sequence, next);
       if (!one) return model_fail("bench", one.error().message, 2);
