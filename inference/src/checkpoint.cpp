@@ -198,13 +198,18 @@ std::uint64_t indexer_entry_bytes(const Config& c) {
   return RowFormat(RowKind::IndexerKey, static_cast<std::size_t>(c.index_head_dim)).bytes();
 }
 
-// A compressor's partial blocks at most: the kv and gate projections of the tokens of the block
-// being filled (and of the one before, which overlapping CSA blocks still mix in), in double as
-// the engine keeps them (forward.hpp's CompressorState: they are activations, not yet quantised).
+// A compressor's partial blocks holding `tokens` tokens: their kv and gate projections, 2 dim wide
+// where CSA blocks overlap (ratio 4), in double as the engine keeps them (forward.hpp's
+// CompressorState: they are activations, not yet quantised).
+std::uint64_t compressor_tokens_bytes(int ratio, std::int64_t dim, std::uint64_t tokens) {
+  const auto width = static_cast<std::uint64_t>(ratio == 4 ? 2 * dim : dim);
+  return tokens * 2 * width * sizeof(double);
+}
+
+// At most: the block being filled and, for overlapping blocks, the whole one before.
 std::uint64_t compressor_state_bytes(int ratio, std::int64_t dim) {
-  const std::uint64_t overlap = ratio == 4 ? 2 : 1;
-  return 2 * overlap * static_cast<std::uint64_t>(ratio) * overlap *
-         static_cast<std::uint64_t>(dim) * sizeof(double);
+  return compressor_tokens_bytes(ratio, dim,
+                                 static_cast<std::uint64_t>(ratio * (ratio == 4 ? 2 : 1)));
 }
 
 }  // namespace
@@ -275,15 +280,13 @@ std::uint64_t kv_bytes_read(const Config& c, std::int64_t length) {
 
 std::uint64_t kv_cache_bytes(const Config& c, std::int64_t length) {
   const std::uint64_t entry = kv_entry_bytes(c), key = indexer_entry_bytes(c);
-  // A compressor of `dim` at `ratio`: its entries, and the kv and gate projections (in double)
-  // of the block being filled and, for overlapping CSA blocks, of the whole block before.
+  // A compressor of `dim` at `ratio`: its entries, and the tokens of the block being filled and,
+  // for overlapping CSA blocks, of the whole block before.
   auto compressor = [&](int ratio, std::int64_t dim, std::uint64_t entry_bytes) {
-    const bool overlap = ratio == 4;
-    const auto width = static_cast<std::uint64_t>(overlap ? 2 * dim : dim);
     const auto partial = static_cast<std::uint64_t>(length % ratio) +
-                         (overlap && length >= ratio ? static_cast<std::uint64_t>(ratio) : 0);
+                         (ratio == 4 && length >= ratio ? static_cast<std::uint64_t>(ratio) : 0);
     return static_cast<std::uint64_t>(length / ratio) * entry_bytes +
-           partial * 2 * width * sizeof(double);
+           compressor_tokens_bytes(ratio, dim, partial);
   };
   std::uint64_t bytes = 0;
   for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) {
