@@ -174,9 +174,10 @@ WARREN_AVX512 double fp4_row_avx512(const void* row, const std::uint8_t* scales,
 // e2m1's values times 2, signed: integers, so that a product with the input's is one.
 constexpr std::int8_t kE2m1Twice[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 
-// The double 2^(exponent bits - 1023), for the exponent bits w + bias of QuantisedInput.
-inline double scale_of(std::uint8_t code, std::int32_t bias) {
-  return std::bit_cast<double>(static_cast<std::uint64_t>(code + bias) << 52);
+// An e8m0 code's 2^(code - 127) as a double, by its exponent bits (every code but 255, NaN, is a
+// normal double).
+inline double e8m0_double(std::uint8_t code) {
+  return std::bit_cast<double>(static_cast<std::uint64_t>(code + 1023 - 127) << 52);
 }
 
 #define WARREN_AVX512_VNNI \
@@ -203,6 +204,9 @@ WARREN_AVX512_VNNI inline void fp4_quantised_avx512(const std::uint8_t* w,
     const __m512i k_even = _mm512_permutexvar_epi16(_mm512_and_si512(bytes, low), table);
     const __m512i k_odd = _mm512_permutexvar_epi16(_mm512_srli_epi16(bytes, 4), table);
     const __m512i k_even_hi = _mm512_slli_epi16(k_even, 9), k_odd_hi = _mm512_slli_epi16(k_odd, 9);
+    // The blocks' weight scales, once for all the inputs; each input's own share multiplies in.
+    const __m512d weight_a = _mm512_set1_pd(e8m0_double(scales[2 * span]));
+    const __m512d weight_b = _mm512_set1_pd(e8m0_double(scales[2 * span + 1]));
     for (int n = 0; n < N; ++n) {
       // parts: hi and lo of the even columns, then of the odd ones (QuantisedInput).
       const std::int16_t* parts = x[n]->parts.data() + 128 * span;
@@ -212,11 +216,11 @@ WARREN_AVX512_VNNI inline void fp4_quantised_avx512(const std::uint8_t* w,
       total = _mm512_dpwssd_epi32(total, k_odd_hi, part(2));
       total = _mm512_dpwssd_epi32(total, k_even, part(1));
       total = _mm512_dpwssd_epi32(total, k_odd, part(3));
-      const std::int32_t bias = x[n]->bias[static_cast<std::size_t>(span)];
+      const __m512d input = _mm512_set1_pd(x[n]->scale[static_cast<std::size_t>(span)]);
       acc_a[n] = _mm512_fmadd_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(total)),
-                                 _mm512_set1_pd(scale_of(scales[2 * span], bias)), acc_a[n]);
+                                 _mm512_mul_pd(weight_a, input), acc_a[n]);
       acc_b[n] = _mm512_fmadd_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(total, 1)),
-                                 _mm512_set1_pd(scale_of(scales[2 * span + 1], bias)), acc_b[n]);
+                                 _mm512_mul_pd(weight_b, input), acc_b[n]);
     }
   }
   // (j, j+8), (j, j+4), (j, j+2), (j, j+1)
@@ -382,7 +386,7 @@ WARREN_AVX2 double fp4_quantised_avx2(const void* row, const std::uint8_t* scale
                     _mm256_setzero_pd()};
   for (std::int64_t span = 0; span < in / 64; ++span) {
     const std::int16_t* parts = x.parts.data() + 128 * span;
-    const std::int32_t bias = x.bias[static_cast<std::size_t>(span)];
+    const double input = x.scale[static_cast<std::size_t>(span)];
     for (int h = 0; h < 2; ++h) {
       const __m128i bytes =
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 32 * span + 16 * h));
@@ -398,7 +402,7 @@ WARREN_AVX2 double fp4_quantised_avx2(const void* row, const std::uint8_t* scale
       const __m256i lo =
           _mm256_add_epi32(_mm256_madd_epi16(k_even, part(1)), _mm256_madd_epi16(k_odd, part(3)));
       const __m256i total = _mm256_add_epi32(_mm256_slli_epi32(hi, 9), lo);
-      const __m256d scale = _mm256_set1_pd(scale_of(scales[2 * span + h], bias));
+      const __m256d scale = _mm256_set1_pd(e8m0_double(scales[2 * span + h]) * input);
       acc[2 * h] =
           _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(total)), scale, acc[2 * h]);
       acc[2 * h + 1] = _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(total, 1)),
@@ -501,10 +505,10 @@ void quantised_input(std::span<const double> x, std::span<const int> exponents,
                      QuantisedInput& out) {
   const std::size_t spans = x.size() / 64;
   out.parts.resize(spans * 128);
-  out.bias.resize(spans);
+  out.scale.resize(spans);
   for (std::size_t span = 0; span < spans; ++span) {
     const int exponent = exponents[span / 2];  // 128-blocks hold two spans
-    out.bias[span] = exponent - 137 + 1023;
+    out.scale[span] = std::bit_cast<double>(static_cast<std::uint64_t>(exponent - 10 + 1023) << 52);
     std::int16_t* parts = out.parts.data() + 128 * span;
     for (std::size_t i = 0; i < 64; ++i) {
       // Exact: the value is a multiple of 2^(exponent - 9) below 2^(exponent + 9) in magnitude.

@@ -40,10 +40,10 @@ struct QuantisedInput {
   // Per 64 columns (one 32-byte span of an FP4 row): hi then lo of the even columns (32 each),
   // then hi and lo of the odd ones.
   std::vector<std::int16_t> parts;
-  // Per span: e - 137 + 1023, so that a 32-block's scale 2^(w - 127) 2^(e - 9) 2^-1 (w its e8m0
-  // code; 2^-1: e2m1's values are the kernels' integers over 2) is the double whose exponent bits
-  // are w + bias.
-  std::vector<std::int32_t> bias;
+  // Per span: 2^(e - 10), the input's share of a 32-block's scale 2^(w - 127) 2^(e - 9) 2^-1 (w
+  // its e8m0 code; 2^-1: e2m1's values are the kernels' integers over 2). Both shares are powers
+  // of two, so their product is the scale exactly.
+  std::vector<double> scale;
 };
 
 // `x` (`in` values, a multiple of 128, quantised by formats::round_trip_e4m3 in blocks of 128 with
