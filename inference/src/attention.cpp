@@ -192,9 +192,8 @@ Batch attention_block(const Config& c, const LayerWeights& lw, const Rotaries& r
   const auto H = static_cast<std::size_t>(c.num_attention_heads);
   const auto d = static_cast<std::size_t>(c.head_dim);
   const auto rd = static_cast<std::size_t>(c.qk_rope_head_dim);
-  const auto D = static_cast<std::size_t>(c.hidden_size), T = x.size();
-  std::vector<double> inputs(T * D);
-  for (std::size_t t = 0; t < T; ++t) std::copy(x[t].begin(), x[t].end(), inputs.begin() + t * D);
+  const std::size_t T = x.size();
+  const std::vector<double> inputs = flatten(x);
   const auto position = [&](std::size_t t) { return places[t].position; };
   const auto cache_of = [&](std::size_t t) -> LayerCache& { return (*places[t].layers)[layer]; };
 

@@ -60,8 +60,8 @@ Batch moe_block(const Config& c, const FfnWeights& w, const Batch& x,
                 std::span<const std::int32_t> tokens) {
   const auto E = static_cast<std::size_t>(c.n_routed_experts);
   const auto D = static_cast<std::size_t>(c.hidden_size), T = x.size();
-  std::vector<double> inputs(T * D), z(T * E);
-  for (std::size_t t = 0; t < T; ++t) std::copy(x[t].begin(), x[t].end(), inputs.begin() + t * D);
+  const std::vector<double> inputs = flatten(x);
+  std::vector<double> z(T * E);
   w.gate.apply(inputs, z, false, static_cast<std::int64_t>(T));
   std::vector<Route> routes;
   for (std::size_t t = 0; t < T; ++t)
@@ -71,11 +71,13 @@ Batch moe_block(const Config& c, const FfnWeights& w, const Batch& x,
   // outputs[t][k]: token t's k-th chosen expert's output.
   std::vector<std::vector<std::vector<double>>> outputs(T);
   for (std::size_t t = 0; t < T; ++t) outputs[t].resize(routes[t].chosen.size());
+  // chose[e]: the (token, k) that chose expert e, in token order.
+  std::vector<std::vector<std::pair<std::size_t, std::size_t>>> chose(E);
+  for (std::size_t t = 0; t < T; ++t)
+    for (std::size_t k = 0; k < routes[t].chosen.size(); ++k)
+      chose[static_cast<std::size_t>(routes[t].chosen[k])].emplace_back(t, k);
   for (std::size_t e = 0; e < E; ++e) {
-    std::vector<std::pair<std::size_t, std::size_t>> members;  // (token, k)
-    for (std::size_t t = 0; t < T; ++t)
-      for (std::size_t k = 0; k < routes[t].chosen.size(); ++k)
-        if (routes[t].chosen[k] == static_cast<std::int64_t>(e)) members.emplace_back(t, k);
+    const auto& members = chose[e];
     if (members.empty()) continue;
     std::vector<double> group(members.size() * D);
     for (std::size_t m = 0; m < members.size(); ++m)

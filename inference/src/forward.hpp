@@ -40,6 +40,13 @@ struct Rotaries {
 // Values of several tokens, one vector each.
 using Batch = std::vector<std::vector<double>>;
 
+// The tokens' values one after another, as a linear layer takes several inputs.
+inline std::vector<double> flatten(const Batch& x) {
+  std::vector<double> all;
+  for (const auto& v : x) all.insert(all.end(), v.begin(), v.end());
+  return all;
+}
+
 // Where a token goes: its sequence's layers' caches and its position there.
 struct Place {
   std::vector<LayerCache>* layers;

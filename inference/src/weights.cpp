@@ -111,9 +111,7 @@ void Linear::apply(std::span<const double> x, std::span<double> y, bool quantise
 void Linear::apply_rows(std::span<const double> x, std::span<double> y, std::int64_t begin,
                         std::int64_t end, bool quantise_input, std::int64_t tokens) const {
   const auto T = static_cast<std::size_t>(tokens), in = static_cast<std::size_t>(in_);
-  std::vector<double> input(T * in);
-  for (std::size_t t = 0; t < T; ++t)
-    std::copy_n(x.begin() + static_cast<std::ptrdiff_t>(t * in), in, input.begin() + t * in);
+  std::vector<double> input(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(T * in));
   const auto token = [&](std::size_t t) { return std::span<double>(input).subspan(t * in, in); };
   // An FP4 layer's quantised input goes to the integer kernels (kernels.hpp, QuantisedInput).
   if (kernels_ && quantise_input && format_ == WeightFormat::FP4 && in_ % 128 == 0) {
