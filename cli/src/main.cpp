@@ -17,6 +17,7 @@
 #include <iostream>
 
 #include "sandbox_commands.hpp"
+#include "warren/sandbox/sandbox.hpp"
 #ifndef WARREN_FRONT
 #include "run_commands.hpp"
 #include "toolcall_commands.hpp"
@@ -26,22 +27,26 @@ namespace {
 
 constexpr const char* kVersion = "0.1.0";
 
-// The top-level commands, by the function that adds each group's command tree.
+// The top-level commands, by the function that adds each group's command tree. `workspaces`: its
+// commands mount workspaces, which a rootless process does in Warren's own namespaces, joined
+// before anything else (sandbox::join_own_namespace: no thread may run yet). Image builds stay
+// outside them: rootless buildah maps the user's subordinate ids, which they do not have.
 struct CommandGroup {
   const char* names[2];
   void (*add)(CLI::App&, int&);
+  bool workspaces = false;
 };
 #ifdef WARREN_FRONT
 constexpr CommandGroup kCommandGroups[] = {
-    {{"sandbox"}, warren::cli::add_sandbox_commands},
+    {{"sandbox"}, warren::cli::add_sandbox_commands, true},
 };
 #else
 constexpr CommandGroup kCommandGroups[] = {
     {{"toolcall"}, warren::cli::add_toolcall_commands},
-    {{"sandbox"}, warren::cli::add_sandbox_commands},
-    {{"run"}, warren::cli::add_run_command},
+    {{"sandbox"}, warren::cli::add_sandbox_commands, true},
+    {{"run"}, warren::cli::add_run_command, true},
     {{"runs"}, warren::cli::add_runs_commands},
-    {{"eval", "report"}, warren::cli::add_eval_commands},
+    {{"eval", "report"}, warren::cli::add_eval_commands, true},
     {{"image"}, warren::cli::add_image_commands},
     {{"model"}, warren::cli::add_model_commands},
 };
@@ -84,6 +89,8 @@ int main(int argc, char** argv) {
   // 12 (perf, 2026-12-05). A flag before the command (--version) builds them all too.
   int exit_code = 0;
   const CommandGroup* named = argc > 1 ? group_named(argv[1]) : nullptr;
+  // Where it cannot, its workspaces are plain folders, and the commands say so where it matters.
+  if (named && named->workspaces && geteuid() != 0) (void)warren::sandbox::join_own_namespace();
   for (const CommandGroup& group : kCommandGroups)
     if (!named || named == &group) group.add(app, exit_code);
 

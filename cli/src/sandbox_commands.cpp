@@ -152,17 +152,17 @@ std::string dump_line(const nlohmann::json& j) {
   return json_text(j) + "\n";
 }
 
-// With --workspace as root, the folder behind a bounded overlay (sandbox_workspace.cpp). Where
-// there can be none (rootless; a filesystem without idmapped mounts), the folder is bound as it
-// is and `unbounded` says why. "" or the usage error.
+// With --workspace, the folder behind a bounded overlay (sandbox_workspace.cpp). Where there can be
+// none (rootless outside Warren's own namespaces; a filesystem without idmapped mounts), the folder
+// is bound as it is and `unbounded` says why. "" or the usage error.
 std::string bound_folder(sb::Policy& policy, std::unique_ptr<FolderWorkspace>& folder,
                          std::string& unbounded) {
   if (policy.workspace.empty()) return "";
   std::error_code ec;
   if (!std::filesystem::is_directory(policy.workspace, ec))
     return "--workspace " + policy.workspace + " is not a directory";
-  if (geteuid() != 0) {
-    unbounded = "rootless";
+  if (!sb::can_mount_workspaces()) {
+    unbounded = "rootless, outside Warren's own namespaces: user namespaces not allowed here?";
     return "";
   }
   auto opened = FolderWorkspace::open(policy.workspace, policy.limits.disk_bytes);

@@ -106,9 +106,10 @@ void note_made(Observer* observer, const std::string& how, bool git,
                     took);
 }
 
-// The new workspace `dest` from the repository's files, as `o.copy` selects them: as root an
-// overlay over the repository (at once, whatever its size), else, or where the repository's
-// filesystem has no idmapped mounts, a copy. Either holds --disk more than the repository.
+// The new workspace `dest` from the repository's files, as `o.copy` selects them: an overlay over
+// the repository (at once, whatever its size) as root, or rootless in Warren's own namespaces;
+// else, or where the repository's filesystem has no idmapped mounts, a copy. Either holds --disk
+// more than the repository.
 Result<void> make_run_workspace(const TaskRunOptions& o, const std::string& dest, unsigned host_ids,
                                 Observer* observer) {
   std::vector<fs::path> excluded(o.exclude.begin(), o.exclude.end());
@@ -116,7 +117,7 @@ Result<void> make_run_workspace(const TaskRunOptions& o, const std::string& dest
   const auto began = std::chrono::steady_clock::now();
   sandbox::WorkspaceLimits limits{.bytes = o.policy.limits.disk_bytes};
   std::string overlay_problem;
-  if (geteuid() == 0) {
+  if (sandbox::can_mount_workspaces()) {
     auto hidden = detail::hidden_in_repository(o.repo, o.copy, excluded);
     if (!hidden) return tl::unexpected(hidden.error());
     auto made = sandbox::overlay_workspace({fs::canonical(o.repo).string()}, hidden->hidden, dest,
@@ -197,10 +198,13 @@ Result<Started> find_resumable(storage::RunId id, storage::Store& store) {
   if (s.workspace.empty() || s.base_tree.empty())
     return tl::unexpected(Error{"run " + std::to_string(id) +
                                 " stopped before its workspace was ready: start it again"});
-  if (!fs::is_directory(s.workspace))
+  // A bounded workspace's mount point stays, empty, when its filesystem has gone (a reboot;
+  // rootless, the end of Warren's own namespaces): a workspace always holds its starting tree.
+  std::error_code ec;
+  if (!fs::is_directory(s.workspace, ec) || fs::is_empty(s.workspace, ec))
     return tl::unexpected(Error{"run " + std::to_string(id) + "'s workspace " + s.workspace +
-                                " is gone (a bounded workspace does not outlive a reboot): "
-                                "start it again"});
+                                " is gone (a bounded workspace does not outlive a reboot or, "
+                                "rootless, Warren's own namespaces): start it again"});
   return s;
 }
 

@@ -9,7 +9,8 @@
 
 namespace warren::sandbox::detail {
 
-// tmpfs options: `bytes`, `files` inodes, the top owned by `owner` with `mode`.
+// tmpfs options: `bytes`, `files` inodes, the top owned by `owner` (user and group; 0: the
+// caller's own, root's or a rootless user's) with `mode`.
 std::string bounded_options(std::uint64_t bytes, std::uint64_t files, unsigned owner,
                             unsigned mode);
 // The inodes `limits` allow: its files, or one per KiB of its bytes.

@@ -29,37 +29,42 @@ using detail::Fd;
 // become the sandbox root's host ids (files created belong to it; its permissions apply) and its
 // effective capabilities are emptied. Changing the filesystem ids clears only the filesystem
 // capabilities; without the rest, /proc/<pid>/maps of an undumpable process inside is refused
-// to the host as it is to the sandbox (CAP_SYS_PTRACE would have opened it). Capabilities and
+// to the host as it is to the sandbox (CAP_SYS_PTRACE would have opened it). Rootless the caller's
+// ids are the sandbox root's already, but in Warren's own namespaces (join_own_namespace) it holds
+// every capability over the sandboxes, nested in them: those are emptied too. Capabilities and
 // filesystem ids are per thread, and the file operations do not yield, so no other work on this
 // thread runs meanwhile.
 class AsSandboxRoot {
  public:
-  explicit AsSandboxRoot(unsigned host_ids) : active_(geteuid() == 0) {
-    if (!active_) return;  // rootless: the caller is the sandbox's root and holds no capability
+  explicit AsSandboxRoot(unsigned host_ids) : shift_ids_(geteuid() == 0) {
     saved_header_.version = _LINUX_CAPABILITY_VERSION_3;
     // Without the sets read back they could not be restored: then nothing is changed, and the
     // file operation is refused (ok()).
     caps_saved_ = syscall(SYS_capget, &saved_header_, saved_) == 0;
     if (!caps_saved_) return;
-    syscall(SYS_setfsgid, host_ids);
-    syscall(SYS_setfsuid, host_ids);
+    if (shift_ids_) {
+      syscall(SYS_setfsgid, host_ids);
+      syscall(SYS_setfsuid, host_ids);
+    }
     __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
     __user_cap_data_struct none[2] = {saved_[0], saved_[1]};
     none[0].effective = none[1].effective = 0;
     syscall(SYS_capset, &header, none);
   }
   ~AsSandboxRoot() {
-    if (!active_ || !caps_saved_) return;
-    syscall(SYS_setfsuid, 0);
-    syscall(SYS_setfsgid, 0);
+    if (!caps_saved_) return;
+    if (shift_ids_) {
+      syscall(SYS_setfsuid, 0);
+      syscall(SYS_setfsgid, 0);
+    }
     syscall(SYS_capset, &saved_header_, saved_);
   }
-  bool ok() const { return !active_ || caps_saved_; }
+  bool ok() const { return caps_saved_; }
   AsSandboxRoot(const AsSandboxRoot&) = delete;
   AsSandboxRoot& operator=(const AsSandboxRoot&) = delete;
 
  private:
-  bool active_;
+  bool shift_ids_;
   bool caps_saved_ = false;
   __user_cap_header_struct saved_header_{};
   __user_cap_data_struct saved_[2]{};

@@ -10,7 +10,8 @@
 // host root owns, as it would own a copy (make_workspace). overlayfs copies a file up, with the
 // credentials of whoever mounted it (host root), the first time a sandbox writes it, and the
 // folder itself is never written. What is hidden is whited out in upper/ (a 0:0 character device
-// is overlayfs's whiteout).
+// is overlayfs's whiteout). Rootless, all of it is mounted in Warren's own namespaces
+// (own_namespace.cpp), and the folders are bound as they are: the sandbox's root is the caller.
 #include <fcntl.h>
 #include <linux/mount.h>
 #include <sched.h>
@@ -20,6 +21,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,13 +46,23 @@ tl::unexpected<Error> overlay_error(const std::string& message) {
 }
 
 // `folder` (a host path) seen through an idmapped, read-only, nosuid, nodev mount at `at`, shifted
-// by the id-shifting namespace `userns`.
+// by the id-shifting namespace `userns`; with `userns` -1 (rootless), not shifted. Rootless, the
+// folder's own mounts come along: a namespace of an ordinary user's may not uncover what they
+// hide.
 Result<void> mount_shifted(const std::string& folder, const std::string& at, int userns) {
-  Fd tree(static_cast<int>(
-      syscall(SYS_open_tree, AT_FDCWD, folder.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)));
+  const unsigned recursive = userns < 0 ? AT_RECURSIVE : 0;
+  Fd tree(static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, folder.c_str(),
+                                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | recursive)));
   if (tree.fd < 0) return overlay_error("open_tree " + folder + ": " + std::strerror(errno));
-  if (auto shifted = detail::shift_tree(tree.fd, userns, folder); !shifted)
+  if (userns < 0) {
+    mount_attr attributes{};
+    attributes.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    if (syscall(SYS_mount_setattr, tree.fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attributes,
+                sizeof attributes) != 0)
+      return overlay_error("making " + folder + " read-only: " + std::strerror(errno));
+  } else if (auto shifted = detail::shift_tree(tree.fd, userns, folder); !shifted) {
     return overlay_error(shifted.error().message);
+  }
   if (syscall(SYS_move_mount, tree.fd, "", AT_FDCWD, at.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0)
     return overlay_error("move_mount " + at + ": " + std::strerror(errno));
   return {};
@@ -96,8 +108,11 @@ Result<void> overlay_workspace(const std::vector<std::string>& folders,
   if (folders.empty()) return overlay_error("an overlay needs at least one folder");
   // overlayfs stacks at most 500 lower layers.
   if (folders.size() > 500) return overlay_error("an overlay cannot stack more than 500 folders");
-  if (geteuid() != 0) return overlay_error("an overlay over " + folders.front() + " needs root");
-  if (host_ids && !detail::range_starting_at(host_ids))
+  if (!can_mount_workspaces())
+    return overlay_error("an overlay over " + folders.front() +
+                         " needs root, or Warren's own namespaces rootless");
+  const bool rootless = geteuid() != 0;
+  if (!rootless && host_ids && !detail::range_starting_at(host_ids))
     return overlay_error("host ids " + std::to_string(host_ids) + " begin no id range");
   const unsigned shift = host_ids ? host_ids : detail::kHostIdBase;
   if (dest.find_first_of(",:\\") != std::string::npos)  // overlayfs's option separators
@@ -121,12 +136,21 @@ Result<void> overlay_workspace(const std::vector<std::string>& folders,
     return fail(overlay_error("creating " + layers + ": " + std::strerror(errno)));
   // Root's alone on the host: lower/ shows the folder whatever the folders above it allow.
   if (auto bounded = detail::mount_bounded(layers, limits, 0, 0700); !bounded) return fail(bounded);
+  // Rootless, overlayfs marks opaque folders with user.* attributes on the writable layer: a
+  // tmpfs without them (before Linux 6.6) would mount, then fail a folder made where a deleted one
+  // was with EIO.
+  if (rootless && setxattr(layers.c_str(), "user.warren.probe", "1", 1, 0) != 0)
+    return fail(
+        overlay_error("this kernel's tmpfs keeps no user.* attributes (Linux 6.6 has "
+                      "them), which an overlay made rootless needs: " +
+                      std::string(std::strerror(errno))));
   std::vector<std::string> dirs = {layers + "/lower", upper, work};
   dirs.insert(dirs.end(), lowers.begin(), lowers.end());
   for (const std::string& dir : dirs)
     if (mkdir(dir.c_str(), 0755) != 0)
       return fail(overlay_error("creating " + dir + ": " + std::strerror(errno)));
-  auto userns = detail::id_shifting_namespace(shift);
+  // Rootless the sandbox's root is the caller: its folders are bound as they are (-1: no shift).
+  Result<Fd> userns = rootless ? Result<Fd>(Fd(-1)) : detail::id_shifting_namespace(shift);
   if (!userns) return fail(overlay_error(userns.error().message));
   for (std::size_t i = 0; i < folders.size(); ++i)
     if (auto shifted = mount_shifted(folders[i], lowers[i], userns->fd); !shifted)
@@ -152,8 +176,11 @@ Result<void> overlay_workspace(const std::vector<std::string>& folders,
   std::string lowerdir;  // overlayfs's order: the topmost first
   for (const std::string& lower : lowers) lowerdir += (lowerdir.empty() ? "" : ":") + lower;
   // No index, no redirects, no metacopy: nothing in the layers but plain files and whiteouts.
+  // Rootless, overlayfs keeps its attributes as user.overlay.* (the trusted ones are root's), and
+  // redirects are neither made nor followed ("off" would follow, which userxattr refuses).
   const std::string options = "lowerdir=" + lowerdir + ",upperdir=" + upper + ",workdir=" + work +
-                              ",index=off,redirect_dir=off,metacopy=off";
+                              ",index=off,metacopy=off" +
+                              (rootless ? ",redirect_dir=nofollow,userxattr" : ",redirect_dir=off");
   if (mount("warren-workspace", dest.c_str(), "overlay", MS_NOSUID | MS_NODEV, options.c_str()) !=
       0)
     return fail(overlay_error("the overlay at " + dest + ": " + std::strerror(errno)));

@@ -253,8 +253,9 @@ std::string bounded_options(std::uint64_t bytes, std::uint64_t files, unsigned o
                             unsigned mode) {
   char octal[8];
   std::snprintf(octal, sizeof octal, "%04o", mode);
+  const unsigned uid = owner ? owner : geteuid(), gid = owner ? owner : getegid();
   return "size=" + std::to_string(bytes) + ",nr_inodes=" + std::to_string(files) +
-         ",mode=" + octal + ",uid=" + std::to_string(owner) + ",gid=" + std::to_string(owner);
+         ",mode=" + octal + ",uid=" + std::to_string(uid) + ",gid=" + std::to_string(gid);
 }
 
 std::uint64_t inodes_for(WorkspaceLimits limits) {
@@ -323,11 +324,12 @@ Result<WorkspaceCopy> make_workspace(const std::string& root,
   if (host_ids && !detail::range_starting_at(host_ids))
     return workspace_error("host ids " + std::to_string(host_ids) + " begin no id range");
   // As root the sandbox's ids are a range of host ids (user.hpp): shift the owners there.
-  // Rootless the sandbox's root is the caller, who owns the copy already.
+  // Rootless the sandbox's root is the caller, who owns the copy already, and the filesystem is
+  // mounted in Warren's own namespaces where it can be (can_mount_workspaces).
   const unsigned shift = geteuid() == 0 ? (host_ids ? host_ids : detail::kHostIdBase) : 0;
   if (mkdir(dest.c_str(), 0755) != 0)
     return workspace_error("creating " + dest + ": " + std::strerror(errno));
-  const bool bounded = shift && limits.bytes;
+  const bool bounded = limits.bytes && (shift || can_mount_workspaces());
   if (bounded)
     if (auto mounted = detail::mount_bounded(dest, limits, shift, 0755); !mounted) {
       rmdir(dest.c_str());

@@ -80,9 +80,13 @@ Result<void> remove_at(int dir, const std::string& name, const std::string& wher
   return {};
 }
 
+// Marked by overlayfs: trusted.overlay.opaque as root, user.overlay.opaque rootless (userxattr).
 bool is_opaque(int upper_dir) {
-  char value = 0;
-  return fgetxattr(upper_dir, "trusted.overlay.opaque", &value, 1) == 1 && value == 'y';
+  for (const char* name : {"trusted.overlay.opaque", "user.overlay.opaque"}) {
+    char value = 0;
+    if (fgetxattr(upper_dir, name, &value, 1) == 1 && value == 'y') return true;
+  }
+  return false;
 }
 
 // Pass 1 over the directory `upper` of the upper layer and its counterpart `folder`.

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,5 +55,60 @@ inline std::string write_script(const std::filesystem::path& file,
         << "</｜DSML｜invoke>\n</｜DSML｜tool_calls><｜end▁of▁sentence｜>\n";
   return file.string();
 }
+
+// A copy of warren and its helpers in `dir`, where an ordinary user can run it (the build folder
+// may be below a private one).
+inline void install_warren(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  fs::create_directories(dir);
+  for (const char* name : {"warren", "warren-full", "warren-spawner"})
+    fs::copy_file(fs::path(WARREN_BINARY).parent_path() / name, dir / name,
+                  fs::copy_options::overwrite_existing);
+  fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                           fs::perms::others_read | fs::perms::others_exec);
+}
+
+// An ordinary user (nobody) with a runtime folder of its own, where a rootless warren keeps
+// Warren's own namespaces (sandbox::join_own_namespace): each test has its own, so that none ends
+// another's, and the process that holds them (warren-pause) is ended when this goes.
+class NobodysRuntime {
+ public:
+  NobodysRuntime()
+      : dir_(::testing::TempDir() + "/warren_runtime_" + std::to_string(getpid()) + "_" +
+             std::to_string(next())) {
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    EXPECT_EQ(std::system(("chown nobody:nogroup " + dir_ + " && chmod 0700 " + dir_).c_str()), 0);
+  }
+  ~NobodysRuntime() {
+    if (const pid_t pid = pause(); pid > 0) {
+      kill(pid, SIGTERM);
+      for (int i = 0; i < 200 && gone(pid) == false; ++i) usleep(10000);
+    }
+    std::filesystem::remove_all(dir_);
+  }
+  // The start of a command line that runs what follows as nobody, with this runtime folder.
+  std::string as_nobody() const { return "runuser -u nobody -- env XDG_RUNTIME_DIR=" + dir_ + " "; }
+  // The process that holds Warren's own namespaces; 0 when none was started.
+  pid_t pause() const {
+    std::ifstream in(dir_ + "/warren/pause.pid");
+    long pid = 0;
+    return in >> pid ? static_cast<pid_t>(pid) : 0;
+  }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  // Ended: no such process, or a zombie its new parent (init) has yet to reap.
+  static bool gone(pid_t pid) {
+    const std::string stat = slurp("/proc/" + std::to_string(pid) + "/stat");
+    const std::size_t end = stat.rfind(") ");
+    return end == std::string::npos || stat[end + 2] == 'Z';
+  }
+  static int next() {
+    static int n = 0;
+    return ++n;
+  }
+  std::string dir_;
+};
 
 }  // namespace warren::testing

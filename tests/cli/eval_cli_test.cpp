@@ -74,6 +74,33 @@ TEST_F(EvalCli, TheOracleResolvesEveryDemoTaskAndNopNone) {
   EXPECT_EQ(Json::parse(json.out)["resolved"], 12);
 }
 
+// An ordinary user's eval: each trial's workspace, tests and verifier folders are bounded
+// filesystems as root's are, mounted in Warren's own namespaces; on the host they stay empty.
+TEST_F(EvalCli, AnOrdinaryUsersTrialsAreBoundedInWarrensOwnNamespaces) {
+  const fs::path tools = state / "tools", mine = state / "nobody";
+  install_warren(tools);
+  fs::create_directories(mine / "suite");
+  fs::copy(suite + "/word-frequency", mine / "suite" / "word-frequency",
+           fs::copy_options::recursive);
+  ASSERT_EQ(std::system(("chown -R nobody:nogroup " + mine.string()).c_str()), 0);
+  const NobodysRuntime nobody;
+  auto r =
+      warren_via("cd " + mine.string() + " && " + nobody.as_nobody() + (tools / "warren").string() +
+                 " eval suite --agent oracle --json " + "--keep-workspaces --db w.db");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(Json::parse(r.out)["resolved"], 1);
+  const std::string mounts = slurp("/proc/" + std::to_string(nobody.pause()) + "/mountinfo");
+  for (const char* folder : {"workspace", "tests", "verifier"}) {
+    const fs::path at = mine / "workspaces" / "w.db" / "trial-1" / folder;
+    EXPECT_NE(mounts.find(" " + at.string() +
+                          " rw,nosuid,nodev,relatime - tmpfs warren-workspace rw,size=2097152k"),
+              std::string::npos)
+        << folder << "\n"
+        << mounts;
+    EXPECT_TRUE(fs::is_empty(at)) << at;  // on the host, a mount point only
+  }
+}
+
 // --agent model: the agent loop against an OpenAI-compatible server (the fake DeepSeek API on
 // 127.0.0.1), graded like any other agent, with its tokens and cost in the report.
 // An embedded model is opened once for the run: a checkpoint that is not there ends it at the

@@ -142,13 +142,12 @@ TEST_F(RunWhere, TwoDatabasesInOneFolderAtOnce) {
   }
 }
 
-// An ordinary user's private folder: the repository and the database in it, no privileges.
+// An ordinary user's private folder: the repository and the database in it, no privileges. The
+// workspace is an overlay as root's is, mounted in Warren's own namespaces: the host's folder stays
+// empty, and the next command of the user's finds the workspace kept there.
 TEST_F(RunWhere, AnOrdinaryUsersPrivateFolder) {
   const fs::path tools = base / "tools";  // warren where nobody can run it
-  fs::create_directories(tools);
-  fs::copy_file(WARREN_BINARY, tools / "warren");
-  for (const char* helper : {"warren-full", "warren-spawner"})
-    fs::copy_file(fs::path(WARREN_BINARY).parent_path() / helper, tools / helper);
+  install_warren(tools);
   const fs::path home = base / "home";
   fs::create_directories(home);
   fs::rename(repo, home / "myrepo");
@@ -158,16 +157,35 @@ TEST_F(RunWhere, AnOrdinaryUsersPrivateFolder) {
                          home.string() + " && chmod 0711 " + base.string())
                             .c_str()),
             0);
-  auto r = warren_via("cd " + (home / "myrepo").string() + " && HOME=" + home.string() +
-                      " runuser -u nobody -- " + (tools / "warren").string() +
-                      " run --repo . --task t --json --script " + s);
+  const NobodysRuntime nobody;
+  const std::string as_nobody =
+      "cd " + (home / "myrepo").string() + " && HOME=" + home.string() + " " + nobody.as_nobody();
+  auto r = warren_via(as_nobody + (tools / "warren").string() +
+                      " run --repo . --task t --keep-workspace --script " + s);
   ASSERT_EQ(r.status, 0) << r.err << r.out;
-  const Json out = Json::parse(r.out);
-  EXPECT_EQ(seen(out["patch"]),
+  EXPECT_NE(r.err.find("an overlay over . (the working tree as git lists it) in "),
+            std::string::npos)
+      << r.err;
+  const std::string patch = r.out;
+  EXPECT_EQ(seen(patch),
             ".\n./.git\n./.gitignore\n./README\n./greet.sh\n./link\n"
             "./notes.txt\n./seen.txt\ngreet.sh\n");
-  EXPECT_NE(out["patch"].get<std::string>().find("+echo hello\n"), std::string::npos);
+  EXPECT_NE(patch.find("+echo hello\n"), std::string::npos);
   EXPECT_EQ(slurp((home / "myrepo" / "greet.sh").string()), "echo helo\n");
+
+  const fs::path workspace = home / "myrepo" / ".warren" / "workspaces" / "warren.db" / "trial-1";
+  EXPECT_TRUE(fs::is_empty(workspace));  // on the host, a mount point only
+  const std::string mounts = slurp("/proc/" + std::to_string(nobody.pause()) + "/mountinfo");
+  EXPECT_NE(mounts.find(" " + workspace.string() + " rw,nosuid,nodev"), std::string::npos)
+      << mounts;
+  EXPECT_NE(mounts.find(" " + sandbox::workspace_layers(workspace.string()) +
+                        " rw,nosuid,nodev,relatime - tmpfs warren-workspace rw,size=4194304k"),
+            std::string::npos)
+      << mounts;
+  auto kept = warren_via(as_nobody + (tools / "warren").string() + " sandbox exec --workspace " +
+                         workspace.string() + " -- cat greet.sh");
+  EXPECT_EQ(kept.status, 0) << kept.err;
+  EXPECT_EQ(kept.out, "echo hello\n");
 }
 
 }  // namespace

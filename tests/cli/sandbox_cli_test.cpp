@@ -18,6 +18,7 @@
 
 namespace {
 
+using warren::testing::NobodysRuntime;
 using warren::testing::Outcome;
 using warren::testing::slurp;
 using warren::testing::warren;
@@ -180,14 +181,10 @@ TEST_F(SandboxCli, RootlessRunsAndSaysWhichLimitsItCannotApply) {
   const fs::path dir =
       fs::path(::testing::TempDir()) / ("warren_rootless_" + std::to_string(getpid()));
   fs::remove_all(dir);
-  fs::create_directories(dir);
-  fs::copy_file(WARREN_BINARY, dir / "warren");
-  for (const char* helper : {"warren-full", "warren-spawner"})
-    fs::copy_file(fs::path(WARREN_BINARY).parent_path() / helper, dir / helper);
-  fs::permissions(dir, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec |
-                           fs::perms::group_read | fs::perms::others_read);
+  warren::testing::install_warren(dir);
+  const NobodysRuntime nobody;
   const Outcome r = warren_via(
-      "cd / && runuser -u nobody -- " + (dir / "warren").string() +
+      "cd / && " + nobody.as_nobody() + (dir / "warren").string() +
       " sandbox exec --json -- sh -c 'id -u; cat /proc/self/uid_map; echo kept > /tmp/x; cat "
       "/tmp/x'");
   fs::remove_all(dir);
@@ -320,29 +317,88 @@ TEST_F(SandboxCli, AShellOnAWorkspaceFolderWritesItsChangesBackWhenInputEnds) {
   fs::remove_all(dir);
 }
 
-// Rootless, nothing can be mounted on the host: the folder is bound as it is, and the note says
-// that what commands write there is not bounded.
-TEST_F(SandboxCli, ARootlessWorkspaceFolderIsBoundAsItIsAndSaysSo) {
+// A copy of warren where nobody can run it, in `dir`, and the folder `dir`/work that nobody owns.
+void prepare_for_nobody(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  fs::remove_all(dir);
+  warren::testing::install_warren(dir);
+  fs::create_directories(dir / "work");
+  ASSERT_EQ(std::system(("chown nobody:nogroup " + (dir / "work").string()).c_str()), 0);
+}
+
+// Mount points whose path holds `part`, in the mount table `mountinfo`.
+std::vector<std::string> mounts_at(const std::string& mountinfo, const std::string& part) {
+  std::vector<std::string> found;
+  std::istringstream lines(slurp(mountinfo));
+  for (std::string line; std::getline(lines, line);)
+    if (line.find(part) != std::string::npos) found.push_back(line);
+  return found;
+}
+
+// Rootless, the overlay is mounted in Warren's own namespaces, which a process of the user's holds
+// between commands: the folder is bounded as root's is, and the host's mount table never shows it.
+TEST_F(SandboxCli, ARootlessWorkspaceFolderIsBoundedInWarrensOwnNamespaces) {
   namespace fs = std::filesystem;
   const fs::path dir =
       fs::path(::testing::TempDir()) / ("warren_rootless_folder_" + std::to_string(getpid()));
+  prepare_for_nobody(dir);
+  const NobodysRuntime nobody;
+  fs::create_directories(dir / "work" / "d");
+  std::ofstream(dir / "work" / "d" / "old") << "old\n";
+  ASSERT_EQ(std::system(("chown -R nobody:nogroup " + (dir / "work").string()).c_str()), 0);
+  const std::string exec = "cd / && " + nobody.as_nobody() + (dir / "warren").string() +
+                           " sandbox exec --json --disk 8M --workspace " + (dir / "work").string();
+  // A folder made anew where one was deleted is opaque (user.overlay.opaque rootless): only what
+  // is in it now is written back.
+  const Outcome r = warren_via(exec +
+                               " -- sh -c 'rm -r d && mkdir d && echo new > d/new && echo made > f "
+                               "&& head -c 20000000 /dev/zero > big'");
+  const std::string made = slurp((dir / "work" / "f").string());
+  EXPECT_FALSE(fs::exists(dir / "work" / "d" / "old"));
+  EXPECT_EQ(slurp((dir / "work" / "d" / "new").string()), "new\n");
+  const auto big = fs::file_size(dir / "work" / "big");
+  const pid_t pause = nobody.pause();
+  // The second command joins the same namespaces.
+  const Outcome again = warren_via(exec + " -- cat f");
+  const auto host_mounts = mounts_at("/proc/self/mountinfo", dir.string());
+  const auto left = mounts_at("/proc/" + std::to_string(pause) + "/mountinfo", "/folders/");
   fs::remove_all(dir);
-  fs::create_directories(dir / "work");
-  for (const char* name : {"warren", "warren-full", "warren-spawner"})
-    fs::copy_file(fs::path(WARREN_BINARY).parent_path() / name, dir / name);
-  ASSERT_EQ(std::system(("chown nobody:nogroup " + (dir / "work").string() + " && chmod 0755 " +
-                         dir.string())
-                            .c_str()),
-            0);
-  const Outcome r = warren_via("cd / && runuser -u nobody -- " + (dir / "warren").string() +
+  ASSERT_EQ(r.status, 1) << r.err << r.out;  // head's, on ENOSPC
+  EXPECT_EQ(made, "made\n");
+  EXPECT_LE(big, 8u << 20);
+  EXPECT_GT(big, 4u << 20);
+  const auto notes = nlohmann::json::parse(r.out)["notes"];
+  EXPECT_NE(notes.dump().find("the workspace is full (--disk)"), std::string::npos) << notes;
+  EXPECT_EQ(notes.dump().find("not bounded"), std::string::npos) << notes;
+  ASSERT_GT(pause, 0);
+  EXPECT_TRUE(slurp("/proc/" + std::to_string(pause) + "/cmdline").starts_with("warren-pause"));
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_EQ(nlohmann::json::parse(again.out)["stdout"], "made\n");
+  EXPECT_EQ(nobody.pause(), pause);
+  EXPECT_TRUE(host_mounts.empty()) << host_mounts.front();
+  EXPECT_TRUE(left.empty()) << left.front();  // each command's overlay is gone with it
+}
+
+// Where Warren's own namespaces cannot be made (here: the runtime folder is another user's), the
+// folder is bound as it is, and the note says that what commands write there is not bounded.
+TEST_F(SandboxCli, WithoutItsOwnNamespacesARootlessWorkspaceFolderIsBoundAsItIsAndSaysSo) {
+  namespace fs = std::filesystem;
+  const fs::path dir =
+      fs::path(::testing::TempDir()) / ("warren_rootless_plain_" + std::to_string(getpid()));
+  prepare_for_nobody(dir);
+  const NobodysRuntime nobody;
+  fs::create_directories(nobody.dir() + "/warren");  // root's
+  const Outcome r = warren_via("cd / && " + nobody.as_nobody() + (dir / "warren").string() +
                                " sandbox exec --json --workspace " + (dir / "work").string() +
                                " -- sh -c 'echo made > f'");
   const std::string made = slurp((dir / "work" / "f").string());
   fs::remove_all(dir);
   ASSERT_EQ(r.status, 0) << r.err << r.out;
   EXPECT_EQ(made, "made\n");
+  EXPECT_EQ(nobody.pause(), 0);
   const auto notes = nlohmann::json::parse(r.out)["notes"];
-  EXPECT_NE(notes.dump().find("itself: what commands write there is not bounded (rootless)"),
+  EXPECT_NE(notes.dump().find("itself: what commands write there is not bounded (rootless, "
+                              "outside Warren's own namespaces"),
             std::string::npos)
       << notes;
 }

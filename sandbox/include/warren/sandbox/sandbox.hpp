@@ -203,6 +203,18 @@ class WarmSandboxes;
 
 class Session;
 
+// Rootless, bounded workspaces are mounted in Warren's own user and mount namespaces, which one
+// process per user (`warren-pause`) holds so that what one `warren` mounts is there for the next
+// (src/own_namespace.cpp). join_own_namespace enters them, starting that process first if none
+// runs: call it at the start of a rootless process, before any thread. As root it does nothing
+// (root mounts on the host). An error says why not; workspaces are then plain folders.
+Result<void> join_own_namespace();
+// Whether this process can mount bounded workspaces: root, or rootless in its own namespaces.
+bool can_mount_workspaces();
+// A rootless Warren's own folder, private: $XDG_RUNTIME_DIR/warren, else /tmp/warren-UID. Refused
+// when another user owns it.
+Result<std::string> user_runtime_dir();
+
 // One entry of a workspace made from a folder (make_workspace): `from`, relative to the folder, and
 // where it goes, relative to the workspace. A directory's contents go into the directory `to`
 // ("" for the top); a file becomes the file `to`. A link at `from` itself is followed (within the
@@ -229,7 +241,9 @@ struct WorkspaceFile {
 // a tmpfs mounted at `dest` (nosuid, nodev) with that size and inode count: a command that fills
 // it gets ENOSPC and the host's disk is untouched, and inside the sandbox neither the host's path
 // nor the host disk's figures show. Its pages count against the memory limit of whoever writes
-// them. Remove it with remove_workspace. Rootless, or with no limits, it is a plain directory.
+// them. Remove it with remove_workspace. Rootless it is the same tmpfs, mounted in Warren's own
+// namespaces (join_own_namespace), owned by the caller; outside them, or with no limits, it is a
+// plain directory.
 struct WorkspaceLimits {
   std::uint64_t bytes = 0;  // 0: unbounded
   std::uint64_t files = 0;  // files and directories; 0: one per KiB of `bytes`
@@ -254,9 +268,10 @@ Result<WorkspaceCopy> make_workspace(const std::string& root,
 // `hidden` (relative to the folder) whited out. Several folders stack as overlayfs stacks lower
 // layers, the first on top, their own whiteouts honoured: an image's layers (image::Image::layers)
 // make its root without a copy. The folders are never written; changes made to them while the
-// workspace lives may or may not show in it. Root only, on a filesystem with idmapped mounts
-// (ext4, xfs, btrfs, tmpfs): otherwise an error, and make_workspace is the way. The layers live
-// beside `dest`, in workspace_layers(dest); remove_workspace(dest) removes both.
+// workspace lives may or may not show in it. As root, on a filesystem with idmapped mounts (ext4,
+// xfs, btrfs, tmpfs); rootless, in Warren's own namespaces, where the folders are bound as they are
+// (the sandbox's root is the caller): otherwise an error, and make_workspace is the way. The layers
+// live beside `dest`, in workspace_layers(dest); remove_workspace(dest) removes both.
 Result<void> overlay_workspace(const std::vector<std::string>& folders,
                                const std::vector<std::string>& hidden, const std::string& dest,
                                unsigned host_ids, WorkspaceLimits limits);
