@@ -91,12 +91,23 @@ WARREN_AVX512 inline void columns_avx512(const double* const* x, int count, std:
   if (count - n == 1) columns_avx512<1>(x + n, in, weights16, out + n);
 }
 
-WARREN_AVX512 inline __m512 e4m3_16_avx512(const std::uint8_t* codes) {
-  const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes)));
-  const __m512i magnitude = _mm512_slli_epi32(_mm512_and_si512(v, _mm512_set1_epi32(0x7F)), 20);
-  const __m512i sign = _mm512_slli_epi32(_mm512_and_si512(v, _mm512_set1_epi32(0x80)), 24);
-  return _mm512_mul_ps(_mm512_castsi512_ps(_mm512_or_si512(magnitude, sign)),
-                       _mm512_set1_ps(kE4m3Rebias));
+// e4m3 to half precision by its bits, 16 at a time in 16-bit lanes (half the width of float
+// lanes): the 7 magnitude bits moved to bits 13..7 (a half's exponent and top mantissa bits) read
+// as 2^(e - 15) (1 + m/8), which is the e4m3 value times 2^-8 (biases 15 and 7), subnormals
+// included; the sign moves from bit 7 to bit 15. Widened to floats by vcvtph2ps, exactly; the
+// 2^8 joins the block scale (fp8_scale).
+WARREN_AVX512 inline __m512 e4m3_16_half_avx512(const std::uint8_t* codes) {
+  const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes)));
+  const __m256i magnitude = _mm256_slli_epi16(_mm256_and_si256(v, _mm256_set1_epi16(0x7F)), 7);
+  const __m256i sign = _mm256_slli_epi16(_mm256_and_si256(v, _mm256_set1_epi16(0x80)), 8);
+  return _mm512_cvtph_ps(_mm256_or_si256(magnitude, sign));
+}
+
+// A block's e8m0 scale times 2^8 (e4m3_16_half_avx512's share). Exact while that stays a float:
+// codes up to 246; the few above take the two multiplies apart (the same bits: both exact).
+WARREN_AVX512 inline __m512 fp8_scaled_avx512(__m512 halves, std::uint8_t code) {
+  if (code <= 246) return _mm512_mul_ps(halves, _mm512_set1_ps(e8m0(code + 8)));
+  return _mm512_mul_ps(_mm512_mul_ps(halves, _mm512_set1_ps(0x1p8f)), _mm512_set1_ps(e8m0(code)));
 }
 
 WARREN_AVX512 void fp8_rows_avx512(const void* row, const std::uint8_t* scales,
@@ -105,9 +116,8 @@ WARREN_AVX512 void fp8_rows_avx512(const void* row, const std::uint8_t* scales,
   const auto* w = static_cast<const std::uint8_t*>(row);
   columns_avx512(
       x, count, in,
-      [&](std::int64_t i) WARREN_AVX512 {
-        return _mm512_mul_ps(e4m3_16_avx512(w + i), _mm512_set1_ps(e8m0(scales[i / 128])));
-      },
+      [&](std::int64_t i)
+          WARREN_AVX512 { return fp8_scaled_avx512(e4m3_16_half_avx512(w + i), scales[i / 128]); },
       out);
 }
 

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <random>
 
+#include "formats.hpp"
+#include "kernels.hpp"
 #include "safetensors.hpp"
 #include "thread_pool.hpp"
 #include "weights.hpp"
@@ -75,6 +77,34 @@ TEST_F(Kernels, EveryLinearLayerGivesTheReferencePathsOutput) {
     }
   });
   EXPECT_GT(checked, 20);
+}
+
+// Each FP8 kernel decodes every e4m3 code but NaN, subnormals included, times each kind of block
+// scale (the smallest, 2^-127; one; a large one; and those above 2^119, which the AVX-512 kernel
+// multiplies apart), to the float formats.hpp gives: one code a row, weighed by a one-hot input.
+TEST(FP8Kernels, DecodeEveryCodeAtEveryScale) {
+  constexpr std::int64_t kIn = 128;
+  const std::vector<double> one_hot = [] {
+    std::vector<double> x(kIn, 0.0);
+    x[37] = 1.0;
+    return x;
+  }();
+  for (inf::Kernels set : {inf::Kernels::Avx2, inf::Kernels::Avx512}) {
+    if (!inf::supported(set)) continue;
+    const inf::RowKernels& kernels = *inf::row_kernels(set);
+    for (int scale : {0, 1, 127, 200, 246, 247, 254})
+      for (int code = 0; code < 256; ++code) {
+        if ((code & 0x7F) == 0x7F) continue;  // NaN
+        std::vector<std::uint8_t> row(kIn, 0);
+        row[37] = static_cast<std::uint8_t>(code);
+        const std::uint8_t scales[1] = {static_cast<std::uint8_t>(scale)};
+        // Weights are floats (kernels.hpp): past 2^128 a product is infinite on every path.
+        const double want = inf::formats::e4m3_to_float(row[37]) *
+                            inf::formats::e8m0_to_float(static_cast<std::uint8_t>(scale));
+        ASSERT_EQ(kernels.fp8(row.data(), scales, one_hot.data(), kIn), want)
+            << to_string(set) << " code " << code << " scale " << scale;
+      }
+  }
 }
 
 // A prompt's tokens go through a layer together (each row read once for them all, the AVX-512
