@@ -54,7 +54,9 @@ FolderWorkspace::~FolderWorkspace() {
 sb::Result<std::unique_ptr<FolderWorkspace>> FolderWorkspace::open(const std::string& folder,
                                                                    std::uint64_t bytes) {
   std::error_code ec;
-  const std::string absolute = fs::absolute(folder, ec).lexically_normal().string();
+  // With no trailing '/' ("." is the folder's own name in the notes, not "name/").
+  const std::string absolute =
+      (fs::absolute(folder, ec) / "").lexically_normal().parent_path().string();
   if (ec || !fs::is_directory(absolute, ec))
     return tl::unexpected(sb::Error{"--workspace " + folder + " is not a directory"});
   auto made_in = folders();

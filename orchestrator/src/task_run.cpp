@@ -148,9 +148,10 @@ boost::asio::awaitable<Result<Started>> start_new(const TaskRunOptions& o, Model
                                                   Observer* observer) {
   if (!fs::is_directory(o.repo)) co_return tl::unexpected(Error{"no repository at " + o.repo});
   Started s;
-  auto run = store.create_run(storage::Run{.kind = "run",
-                                           .name = fs::absolute(o.repo).lexically_normal().string(),
-                                           .settings = settings_to_json(o)});
+  // Named by the repository's absolute path, with no trailing '/' (`--repo .`).
+  const std::string name = (fs::absolute(o.repo) / "").lexically_normal().parent_path().string();
+  auto run =
+      store.create_run(storage::Run{.kind = "run", .name = name, .settings = settings_to_json(o)});
   if (!run) co_return tl::unexpected(Error{run.error().message});
   s.run = *run;
   auto task = store.add_task(storage::Task{.run = s.run, .name = "task", .instruction = o.task});

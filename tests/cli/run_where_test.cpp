@@ -93,6 +93,7 @@ TEST_F(RunWhere, TheCurrentFolderIsTheRepositoryAndHoldsTheDatabase) {
   auto again = warren_via("cd " + repo.string() + " && " + WARREN_BINARY + " runs list --json");
   ASSERT_EQ(again.status, 0) << again.err;
   EXPECT_EQ(Json::parse(again.out)[0]["status"], "finished");
+  EXPECT_EQ(Json::parse(again.out)[0]["name"], repo.string());  // `--repo .`, named in full
 }
 
 TEST_F(RunWhere, CopyAllTakesIgnoredFilesButNeverTheStateOfADatabaseBelow) {
