@@ -1,7 +1,9 @@
 // The FFN (mixture of experts), the hyper-connections around each sublayer, and the head.
+#include <algorithm>
 #include <cmath>
 
 #include "forward.hpp"
+#include "thread_pool.hpp"
 
 namespace warren::inference {
 
@@ -23,6 +25,9 @@ std::vector<double> expert(const ExpertWeights& w, std::span<const double> x, st
   w.w2.apply(gate, out, true, tokens);
   return out;
 }
+
+// At most this many tokens an expert, the experts are split among the threads (moe_block).
+constexpr std::size_t kFewTokens = 4;
 
 // A token's routed experts and their weights.
 struct Route {
@@ -76,18 +81,42 @@ Batch moe_block(const Config& c, const FfnWeights& w, const Batch& x,
   for (std::size_t t = 0; t < T; ++t)
     for (std::size_t k = 0; k < routes[t].chosen.size(); ++k)
       chose[static_cast<std::size_t>(routes[t].chosen[k])].emplace_back(t, k);
-  for (std::size_t e = 0; e < E; ++e) {
+  std::vector<std::size_t> active;  // the experts some token chose
+  std::size_t largest = 0;
+  for (std::size_t e = 0; e < E; ++e)
+    if (!chose[e].empty()) {
+      active.push_back(e);
+      largest = std::max(largest, chose[e].size());
+    }
+  // Expert e on its tokens; `whole`: on the caller's thread alone. Each (token, k) is one expert's,
+  // so experts on different threads write different outputs.
+  const auto run = [&](std::size_t e, bool whole) {
     const auto& members = chose[e];
-    if (members.empty()) continue;
     std::vector<double> group(members.size() * D);
     for (std::size_t m = 0; m < members.size(); ++m)
       std::copy(x[members[m].first].begin(), x[members[m].first].end(), group.begin() + m * D);
-    const auto y =
-        expert(w.experts[e], group, static_cast<std::int64_t>(members.size()), c.swiglu_limit);
+    const ExpertWeights& weights = w.experts[e];
+    const auto y = expert(whole ? ExpertWeights{weights.w1.on_caller(), weights.w2.on_caller(),
+                                                weights.w3.on_caller()}
+                                : weights,
+                          group, static_cast<std::int64_t>(members.size()), c.swiglu_limit);
     for (std::size_t m = 0; m < members.size(); ++m)
       outputs[members[m].first][members[m].second].assign(y.begin() + m * D,
                                                           y.begin() + (m + 1) * D);
-  }
+  };
+  // Decoding, each expert has a token or a few: its rows split among the threads cost three
+  // hand-offs an expert for little work each, so the experts are split among them instead, each
+  // computed whole by one. The values are the same either way (a row is the same computation on
+  // any thread); with many tokens an expert, splitting rows keeps the threads evenly loaded.
+  ThreadPool* pool = w.experts.empty() ? nullptr : w.experts.front().w1.pool();
+  if (pool && largest <= kFewTokens && active.size() >= 2 * pool->size())
+    pool->parallel_for(static_cast<std::int64_t>(active.size()),
+                       [&](std::int64_t begin, std::int64_t end) {
+                         for (std::int64_t i = begin; i < end; ++i)
+                           run(active[static_cast<std::size_t>(i)], true);
+                       });
+  else
+    for (std::size_t e : active) run(e, false);
   std::vector<double> shared;
   if (w.shared) shared = expert(*w.shared, inputs, static_cast<std::int64_t>(T), c.swiglu_limit);
 

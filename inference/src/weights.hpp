@@ -38,6 +38,14 @@ class Linear {
                   std::int64_t end, bool quantise_input, std::int64_t tokens = 1) const;
   // Row `row` of W, dequantised.
   void row(std::int64_t row, std::span<float> values) const;
+  // The threads its rows are split among (null: the caller's alone), and the same layer computed
+  // on the caller's thread alone, for work already split among the threads another way.
+  ThreadPool* pool() const { return pool_; }
+  Linear on_caller() const {
+    Linear alone = *this;
+    alone.pool_ = nullptr;
+    return alone;
+  }
 
  private:
   void apply_fast(std::span<double> input, std::span<double> y, std::int64_t begin,

@@ -148,9 +148,11 @@ TEST_F(Engine, DecodingAfterAPrefillIsThePrefillOfTheWhole) {
 
 // One decode step of several sequences at once (their tokens through the layers together) gives
 // each sequence the logits it gets fed alone, at different lengths: inside the first 4-block, past
-// the window with the indexer choosing, and in between; and leaves each where feed would.
+// the window with the indexer choosing, and in between; and leaves each where feed would. On two
+// threads: a step's few tokens an expert split the experts among the threads, where a sequence fed
+// alone splits each expert's rows.
 TEST_F(Engine, AStepOfSeveralSequencesGivesEachTheLogitsItGetsAlone) {
-  auto engine = inf::Engine::open(dir.string());
+  auto engine = inf::Engine::open(dir.string(), {.threads = 2});
   ASSERT_TRUE(engine);
   const auto tokens = random_tokens(300, 5);
   std::vector<inf::Sequence> together, alone;
