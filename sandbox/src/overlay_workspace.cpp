@@ -54,15 +54,8 @@ Result<void> mount_shifted(const std::string& folder, const std::string& at, int
   Fd tree(static_cast<int>(syscall(SYS_open_tree, AT_FDCWD, folder.c_str(),
                                    OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | recursive)));
   if (tree.fd < 0) return overlay_error("open_tree " + folder + ": " + std::strerror(errno));
-  if (userns < 0) {
-    mount_attr attributes{};
-    attributes.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-    if (syscall(SYS_mount_setattr, tree.fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attributes,
-                sizeof attributes) != 0)
-      return overlay_error("making " + folder + " read-only: " + std::strerror(errno));
-  } else if (auto shifted = detail::shift_tree(tree.fd, userns, folder); !shifted) {
+  if (auto shifted = detail::shift_tree(tree.fd, userns, folder); !shifted)
     return overlay_error(shifted.error().message);
-  }
   if (syscall(SYS_move_mount, tree.fd, "", AT_FDCWD, at.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0)
     return overlay_error("move_mount " + at + ": " + std::strerror(errno));
   return {};

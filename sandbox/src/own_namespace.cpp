@@ -14,7 +14,6 @@
 #include <sched.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -87,7 +86,6 @@ int become_pause(const std::string& dir, uid_t uid, gid_t gid) {
       !detail::write_control("/proc/self/gid_map",
                              std::to_string(gid) + " " + std::to_string(gid) + " 1"))
     return errno ? errno : EPERM;
-  prctl(PR_SET_NAME, "warren-pause");
   if (chdir("/") != 0) return errno;  // so that no folder it stood in stays busy
   const std::string temporary = dir + "/pause.pid." + std::to_string(getpid());
   {

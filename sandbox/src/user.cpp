@@ -85,13 +85,17 @@ Result<Fd> id_shifting_namespace(unsigned shift) {
 
 Result<void> shift_tree(int tree, int userns, const std::string& what) {
   mount_attr attributes{};
-  attributes.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-  attributes.userns_fd = static_cast<std::uint64_t>(userns);
+  attributes.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  if (userns >= 0) {
+    attributes.attr_set |= MOUNT_ATTR_IDMAP;
+    attributes.userns_fd = static_cast<std::uint64_t>(userns);
+  }
   if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attributes,
-              sizeof attributes) != 0)
-    return shift_error("the filesystem of " + what + " has no idmapped mounts (" +
-                       std::strerror(errno) + ")");
-  return {};
+              sizeof attributes) == 0)
+    return {};
+  if (userns < 0) return shift_error("making " + what + " read-only: " + std::strerror(errno));
+  return shift_error("the filesystem of " + what + " has no idmapped mounts (" +
+                     std::strerror(errno) + ")");
 }
 
 Result<int> IdShifts::namespace_for(unsigned shift) {

@@ -34,7 +34,8 @@ Result<Fd> id_shifting_namespace(unsigned shift);
 
 // Makes the detached tree `tree` (open_tree OPEN_TREE_CLONE) an idmapped, read-only, nosuid,
 // nodev mount through `userns`: a file host uid N owns is seen as owned by uid N of that
-// namespace's range, on the host as in the sandbox. `what` names the tree in the error.
+// namespace's range, on the host as in the sandbox. With `userns` -1 (rootless), read-only, nosuid
+// and nodev, its owners as they are. `what` names the tree in the error.
 Result<void> shift_tree(int tree, int userns, const std::string& what);
 
 // The id-shifting namespaces sandboxes' images are mounted through, one per range, made on first
