@@ -99,7 +99,11 @@ class TreeCopy {
                           const std::string& where) {
     const uid_t uid = options_.owner ? options_.owner->first : shift(st.st_uid);
     const gid_t gid = options_.owner ? options_.owner->second : shift(st.st_gid);
-    if (fchownat(to, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
+    // Rootless, a copy is the caller's, unless asked otherwise: the caller's id is the only one a
+    // rootless sandbox has, and the only owner an ordinary user may give (a mount point's root, as
+    // /proc's, is host root's).
+    const bool keep_owner = options_.owner || geteuid() == 0;
+    if (keep_owner && fchownat(to, name.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
       return fail(where, "chown", errno);
     if (!S_ISLNK(st.st_mode) && fchmodat(to, name.c_str(), st.st_mode & 01777, 0) != 0)
       return fail(where, "chmod", errno);

@@ -68,27 +68,39 @@ inline void install_warren(const std::filesystem::path& dir) {
                            fs::perms::others_read | fs::perms::others_exec);
 }
 
-// An ordinary user (nobody) with a runtime folder of its own, where a rootless warren keeps
-// Warren's own namespaces (sandbox::join_own_namespace): each test has its own, so that none ends
-// another's, and the process that holds them (warren-pause) is ended when this goes.
-class NobodysRuntime {
+// An ordinary user (nobody, or any uid: setpriv needs no account) with a runtime folder of its own,
+// where a rootless warren keeps Warren's own namespaces (sandbox::join_own_namespace): each test
+// has its own, so that none ends another's, and the process that holds them (warren-pause) is ended
+// when this goes.
+class OrdinaryUser {
  public:
-  NobodysRuntime()
-      : dir_(::testing::TempDir() + "/warren_runtime_" + std::to_string(getpid()) + "_" +
+  explicit OrdinaryUser(unsigned uid = 65534)
+      : uid_(uid),
+        dir_(::testing::TempDir() + "/warren_runtime_" + std::to_string(getpid()) + "_" +
              std::to_string(next())) {
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
-    EXPECT_EQ(std::system(("chown nobody:nogroup " + dir_ + " && chmod 0700 " + dir_).c_str()), 0);
+    own(dir_);
+    std::filesystem::permissions(dir_, std::filesystem::perms::owner_all);
   }
-  ~NobodysRuntime() {
+  ~OrdinaryUser() {
     if (const pid_t pid = pause(); pid > 0) {
       kill(pid, SIGTERM);
       for (int i = 0; i < 200 && gone(pid) == false; ++i) usleep(10000);
     }
     std::filesystem::remove_all(dir_);
   }
-  // The start of a command line that runs what follows as nobody, with this runtime folder.
-  std::string as_nobody() const { return "runuser -u nobody -- env XDG_RUNTIME_DIR=" + dir_ + " "; }
+  // `path` and all below it made this user's.
+  void own(const std::filesystem::path& path) const {
+    const std::string ids = std::to_string(uid_) + ":" + std::to_string(uid_);
+    EXPECT_EQ(std::system(("chown -R " + ids + " " + path.string()).c_str()), 0);
+  }
+  // The start of a command line that runs what follows as this user, with this runtime folder.
+  std::string as_user() const {
+    const std::string id = std::to_string(uid_);
+    return "setpriv --reuid=" + id + " --regid=" + id +
+           " --clear-groups env XDG_RUNTIME_DIR=" + dir_ + " ";
+  }
   // The process that holds Warren's own namespaces; 0 when none was started.
   pid_t pause() const {
     std::ifstream in(dir_ + "/warren/pause.pid");
@@ -108,6 +120,7 @@ class NobodysRuntime {
     static int n = 0;
     return ++n;
   }
+  unsigned uid_;
   std::string dir_;
 };
 

@@ -75,21 +75,23 @@ TEST_F(EvalCli, TheOracleResolvesEveryDemoTaskAndNopNone) {
 }
 
 // An ordinary user's eval: each trial's workspace, tests and verifier folders are bounded
-// filesystems as root's are, mounted in Warren's own namespaces; on the host they stay empty.
+// filesystems as root's are, mounted in Warren's own namespaces; on the host they stay empty. A
+// uid with no account, not nobody's: the trial's snapshot meets /proc's root, host root's, which
+// the namespace shows as nobody's and the copy must not try to give away.
 TEST_F(EvalCli, AnOrdinaryUsersTrialsAreBoundedInWarrensOwnNamespaces) {
-  const fs::path tools = state / "tools", mine = state / "nobody";
+  const fs::path tools = state / "tools", mine = state / "user";
   install_warren(tools);
   fs::create_directories(mine / "suite");
   fs::copy(suite + "/word-frequency", mine / "suite" / "word-frequency",
            fs::copy_options::recursive);
-  ASSERT_EQ(std::system(("chown -R nobody:nogroup " + mine.string()).c_str()), 0);
-  const NobodysRuntime nobody;
+  const OrdinaryUser user(4321);
+  user.own(mine);
   auto r =
-      warren_via("cd " + mine.string() + " && " + nobody.as_nobody() + (tools / "warren").string() +
-                 " eval suite --agent oracle --json " + "--keep-workspaces --db w.db");
+      warren_via("cd " + mine.string() + " && " + user.as_user() + (tools / "warren").string() +
+                 " eval suite --agent oracle --json --keep-workspaces --db w.db");
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(Json::parse(r.out)["resolved"], 1);
-  const std::string mounts = slurp("/proc/" + std::to_string(nobody.pause()) + "/mountinfo");
+  EXPECT_EQ(Json::parse(r.out)["resolved"], 1) << r.out;
+  const std::string mounts = slurp("/proc/" + std::to_string(user.pause()) + "/mountinfo");
   for (const char* folder : {"workspace", "tests", "verifier"}) {
     const fs::path at = mine / "workspaces" / "w.db" / "trial-1" / folder;
     EXPECT_NE(mounts.find(" " + at.string() +

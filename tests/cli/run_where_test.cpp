@@ -158,9 +158,9 @@ TEST_F(RunWhere, AnOrdinaryUsersPrivateFolder) {
                          home.string() + " && chmod 0711 " + base.string())
                             .c_str()),
             0);
-  const NobodysRuntime nobody;
+  const OrdinaryUser nobody;
   const std::string as_nobody =
-      "cd " + (home / "myrepo").string() + " && HOME=" + home.string() + " " + nobody.as_nobody();
+      "cd " + (home / "myrepo").string() + " && HOME=" + home.string() + " " + nobody.as_user();
   auto r = warren_via(as_nobody + (tools / "warren").string() +
                       " run --repo . --task t --keep-workspace --script " + s);
   ASSERT_EQ(r.status, 0) << r.err << r.out;

@@ -18,7 +18,7 @@
 
 namespace {
 
-using warren::testing::NobodysRuntime;
+using warren::testing::OrdinaryUser;
 using warren::testing::Outcome;
 using warren::testing::slurp;
 using warren::testing::warren;
@@ -182,9 +182,9 @@ TEST_F(SandboxCli, RootlessRunsAndSaysWhichLimitsItCannotApply) {
       fs::path(::testing::TempDir()) / ("warren_rootless_" + std::to_string(getpid()));
   fs::remove_all(dir);
   warren::testing::install_warren(dir);
-  const NobodysRuntime nobody;
+  const OrdinaryUser nobody;
   const Outcome r = warren_via(
-      "cd / && " + nobody.as_nobody() + (dir / "warren").string() +
+      "cd / && " + nobody.as_user() + (dir / "warren").string() +
       " sandbox exec --json -- sh -c 'id -u; cat /proc/self/uid_map; echo kept > /tmp/x; cat "
       "/tmp/x'");
   fs::remove_all(dir);
@@ -342,11 +342,11 @@ TEST_F(SandboxCli, ARootlessWorkspaceFolderIsBoundedInWarrensOwnNamespaces) {
   const fs::path dir =
       fs::path(::testing::TempDir()) / ("warren_rootless_folder_" + std::to_string(getpid()));
   prepare_for_nobody(dir);
-  const NobodysRuntime nobody;
+  const OrdinaryUser nobody;
   fs::create_directories(dir / "work" / "d");
   std::ofstream(dir / "work" / "d" / "old") << "old\n";
   ASSERT_EQ(std::system(("chown -R nobody:nogroup " + (dir / "work").string()).c_str()), 0);
-  const std::string exec = "cd / && " + nobody.as_nobody() + (dir / "warren").string() +
+  const std::string exec = "cd / && " + nobody.as_user() + (dir / "warren").string() +
                            " sandbox exec --json --disk 8M --workspace " + (dir / "work").string();
   // A folder made anew where one was deleted is opaque (user.overlay.opaque rootless): only what
   // is in it now is written back.
@@ -386,9 +386,9 @@ TEST_F(SandboxCli, WithoutItsOwnNamespacesARootlessWorkspaceFolderIsBoundAsItIsA
   const fs::path dir =
       fs::path(::testing::TempDir()) / ("warren_rootless_plain_" + std::to_string(getpid()));
   prepare_for_nobody(dir);
-  const NobodysRuntime nobody;
+  const OrdinaryUser nobody;
   fs::create_directories(nobody.dir() + "/warren");  // root's
-  const Outcome r = warren_via("cd / && " + nobody.as_nobody() + (dir / "warren").string() +
+  const Outcome r = warren_via("cd / && " + nobody.as_user() + (dir / "warren").string() +
                                " sandbox exec --json --workspace " + (dir / "work").string() +
                                " -- sh -c 'echo made > f'");
   const std::string made = slurp((dir / "work" / "f").string());
