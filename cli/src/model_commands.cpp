@@ -30,6 +30,7 @@ Json info_json(const inference::ModelInfo& info) {
   for (const auto& [dtype, n] : info.bytes_by_dtype) bytes[dtype] = n;
   return {{"parameters", info.parameters},
           {"active_parameters", info.active_parameters},
+          {"head_parameters", info.head_parameters},
           {"mtp_parameters", info.mtp_parameters},
           {"bytes", info.file_bytes},
           {"bytes_by_dtype", bytes},

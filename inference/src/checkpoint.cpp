@@ -232,6 +232,8 @@ ModelInfo describe(const Config& c) {
         info.active_weight_bytes += static_cast<std::uint64_t>(spec.shape[1]) * 2;
         break;
       case TensorRole::Head:
+        info.head_parameters += values;
+        [[fallthrough]];
       case TensorRole::Dense:
         info.active_parameters += values;
         info.active_weight_bytes += bytes;

@@ -109,7 +109,9 @@ struct ModelInfo {
   // Weight values (a packed FP4 byte is two; scales are not counted) of the main model, as the
   // published sizes count them (V4-Flash 284B), and of the MTP layers apart.
   std::uint64_t parameters = 0, mtp_parameters = 0;
-  std::uint64_t active_parameters = 0;                  // read for one token: see describe()
+  std::uint64_t active_parameters = 0;  // read for one token: see describe()
+  // Of those, the head's: a prompt's tokens but its last never go through it.
+  std::uint64_t head_parameters = 0;
   std::map<std::string, std::uint64_t> bytes_by_dtype;  // safetensors dtype name -> bytes
   std::uint64_t file_bytes = 0;                         // tensors' bytes together
   std::uint64_t active_weight_bytes = 0;                // bytes read per token at batch 1
