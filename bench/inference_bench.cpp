@@ -1,9 +1,13 @@
 // The embedded engine's benchmarks (scripts/bench-tokenizer.sh runs them beside Hugging Face's
 // tokenizers on the same files; figures in docs/benchmarks.md).
 //   WARREN_BENCH_TOKENIZER=tokenizer.json WARREN_BENCH_TEXT=file inference_bench
+//   WARREN_BENCH_WEIGHTS=checkpoint inference_bench --benchmark_filter=Batcher
 #include <benchmark/benchmark.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <random>
@@ -89,6 +93,55 @@ BENCHMARK(BM_RowKernel)
     ->ArgsProduct({{0, 1, 2, 3}, {1, 2}})
     ->ArgNames({"format", "kernels"})
     ->Unit(benchmark::kMillisecond);
+
+// Concurrent generations through a Batcher on 2 threads, against the same generations one after
+// another (generate() alone), in generated tokens per second: each request a 16-token prompt of
+// its own and 32 greedy tokens. Arguments: requests, and 0 (one after another) or 1 (a Batcher).
+// The checkpoint: WARREN_BENCH_WEIGHTS, or a tiny random one written to a temporary folder.
+void BM_Batcher(benchmark::State& state) {
+  namespace inf = warren::inference;
+  static const std::string weights = [] {
+    if (const char* dir = std::getenv("WARREN_BENCH_WEIGHTS")) return std::string(dir);
+    const std::string dir = "/tmp/warren-bench-batcher-" + std::to_string(getpid());
+    std::filesystem::remove_all(dir);
+    (void)inf::write_random_checkpoint(inf::preset_config(inf::Preset::Tiny), dir, 3);
+    return dir;
+  }();
+  auto opened = inf::Engine::open(weights, {.threads = 2});
+  if (!opened) {
+    state.SkipWithError(opened.error().message.c_str());
+    return;
+  }
+  auto engine = std::make_shared<const inf::Engine>(std::move(*opened));
+  const auto count = static_cast<std::size_t>(state.range(0));
+  const bool batched = state.range(1) == 1;
+  std::vector<inf::Batcher::Request> requests(count);
+  std::mt19937 rng(1);
+  for (auto& r : requests) {
+    for (int i = 0; i < 16; ++i)
+      r.prompt.push_back(static_cast<std::int32_t>(rng() % engine->config().vocab_size));
+    r.options.max_tokens = 32;
+  }
+  inf::Batcher batcher(engine);
+  std::size_t tokens = 0;
+  for (auto _ : state) {
+    if (batched) {
+      for (auto& result : batcher.submit(requests)) tokens += result.get()->tokens.size();
+    } else {
+      for (const auto& r : requests) {
+        auto sequence = engine->start();
+        tokens += inf::generate(*engine, sequence, r.prompt, r.options)->tokens.size();
+      }
+    }
+  }
+  state.counters["tokens"] =
+      benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Batcher)
+    ->ArgsProduct({{1, 4, 8}, {0, 1}})
+    ->ArgNames({"requests", "batched"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 

@@ -5,6 +5,7 @@
 #include <numeric>
 #include <random>
 
+#include "decoding.hpp"
 #include "warren/inference/model.hpp"
 
 namespace warren::inference {
@@ -64,58 +65,85 @@ std::int32_t pick(std::span<const float> logits, const SamplingOptions& o, std::
 
 }  // namespace
 
-Result<Generated> generate(const Engine& engine, Sequence& sequence,
-                           std::span<const std::int32_t> prompt, const GenerateOptions& options,
-                           const std::function<void(std::int32_t token)>& on_token) {
+Decoding::Decoding(const Engine& engine, const GenerateOptions& options,
+                   std::function<void(std::int32_t)> on_token, const Tokenizer* stop_tokenizer)
+    : engine_(&engine),
+      options_(options),
+      on_token_(std::move(on_token)),
+      stop_tokenizer_(stop_tokenizer),
+      rng_(options.sampling.seed) {}
+
+Result<Decoding> Decoding::begin(const Engine& engine, const GenerateOptions& options,
+                                 std::function<void(std::int32_t)> on_token) {
   const Tokenizer* tokenizer = nullptr;
   if (!options.stop.empty()) {
     auto t = engine.tokenizer();
     if (!t) return tl::unexpected(t.error());
     tokenizer = *t;
   }
+  return Decoding(engine, options, std::move(on_token), tokenizer);
+}
+
+std::optional<std::int32_t> Decoding::next(std::span<const float> logits) {
+  if (ended_ || static_cast<std::int64_t>(out_.tokens.size()) >= options_.max_tokens) {
+    ended_ = true;
+    return std::nullopt;
+  }
+  std::vector<float> chosen_from(logits.begin(), logits.end());
+  if (options_.logits_processor) options_.logits_processor(chosen_from, out_.tokens);
+  const std::int32_t token = pick(chosen_from, options_.sampling, rng_);
+  out_.tokens.push_back(token);
+  out_.logprobs.push_back(log_probability(logits, token));  // the model's, unprocessed
+  if (on_token_) on_token_(token);
+  ended_ = true;
+  if (token == engine_->config().eos_token_id) {
+    out_.finish = FinishReason::Eos;
+    return std::nullopt;
+  }
+  if (stop_tokenizer_) {
+    // Byte-level BPE decodes token by token: the text grows by this token's bytes, and a stop
+    // string not found before can only be one that ends in them (each looked for from where it
+    // would overlap them), so a long generation is not decoded again at every token.
+    const std::size_t before = text_.size();
+    text_ += stop_tokenizer_->decode({&token, 1});
+    const auto cut = std::find_if(options_.stop.begin(), options_.stop.end(), [&](const auto& s) {
+      return text_.find(s, before - std::min(before, s.empty() ? 0 : s.size() - 1)) !=
+             std::string::npos;
+    });
+    if (cut != options_.stop.end()) {
+      out_.text = text_.substr(0, text_.find(*cut));
+      out_.finish = FinishReason::Stop;
+      return std::nullopt;
+    }
+  }
+  if (static_cast<std::int64_t>(out_.tokens.size()) == options_.max_tokens) return std::nullopt;
+  ended_ = false;
+  return token;
+}
+
+Generated Decoding::finish() && {
+  if (out_.finish != FinishReason::Stop)
+    if (auto t = engine_->tokenizer(); t) {
+      std::span<const std::int32_t> text_tokens(out_.tokens);
+      if (out_.finish == FinishReason::Eos) text_tokens = text_tokens.first(text_tokens.size() - 1);
+      out_.text = (*t)->decode(text_tokens);
+    }
+  return std::move(out_);
+}
+
+Result<Generated> generate(const Engine& engine, Sequence& sequence,
+                           std::span<const std::int32_t> prompt, const GenerateOptions& options,
+                           const std::function<void(std::int32_t token)>& on_token) {
+  auto decoding = Decoding::begin(engine, options, on_token);
+  if (!decoding) return tl::unexpected(decoding.error());
   auto logits = engine.feed(sequence, prompt);
   if (!logits) return tl::unexpected(logits.error());
-  std::mt19937_64 rng(options.sampling.seed);
-  Generated out;
-  std::string text;  // decoded so far, while stop strings are looked for
-  while (static_cast<std::int64_t>(out.tokens.size()) < options.max_tokens) {
-    std::vector<float> chosen_from = *logits;
-    if (options.logits_processor) options.logits_processor(chosen_from, out.tokens);
-    const std::int32_t token = pick(chosen_from, options.sampling, rng);
-    out.tokens.push_back(token);
-    out.logprobs.push_back(log_probability(*logits, token));  // the model's, unprocessed
-    if (on_token) on_token(token);
-    if (token == engine.config().eos_token_id) {
-      out.finish = FinishReason::Eos;
-      break;
-    }
-    if (tokenizer) {
-      // Byte-level BPE decodes token by token: the text grows by this token's bytes, and a stop
-      // string not found before can only be one that ends in them (each looked for from where
-      // it would overlap them), so a long generation is not decoded again at every token.
-      const std::size_t before = text.size();
-      text += tokenizer->decode({&token, 1});
-      const auto cut = std::find_if(options.stop.begin(), options.stop.end(), [&](const auto& s) {
-        return text.find(s, before - std::min(before, s.empty() ? 0 : s.size() - 1)) !=
-               std::string::npos;
-      });
-      if (cut != options.stop.end()) {
-        out.text = text.substr(0, text.find(*cut));
-        out.finish = FinishReason::Stop;
-        return out;
-      }
-    }
-    if (static_cast<std::int64_t>(out.tokens.size()) == options.max_tokens) break;
-    const std::int32_t next[] = {token};
+  while (const auto token = decoding->next(*logits)) {
+    const std::int32_t next[] = {*token};
     logits = engine.feed(sequence, next);
     if (!logits) return tl::unexpected(logits.error());
   }
-  if (auto t = engine.tokenizer(); t) {
-    std::span<const std::int32_t> text_tokens(out.tokens);
-    if (out.finish == FinishReason::Eos) text_tokens = text_tokens.first(text_tokens.size() - 1);
-    out.text = (*t)->decode(text_tokens);
-  }
-  return out;
+  return std::move(*decoding).finish();
 }
 
 }  // namespace warren::inference

@@ -337,3 +337,77 @@ TEST_F(Engine, TokenIdsOutsideTheVocabularyAreRefused) {
   EXPECT_EQ(logits.error().message, "token id 2048 is outside the vocabulary (0 to 2047)");
   EXPECT_EQ(sequence.length(), 0);
 }
+
+// A Batcher gathers the requests submitted together into the same decode steps, and each gets
+// exactly what generate() gives it alone: greedy, sampled with top-p or top-k, cut by a stop
+// string, none at all (max_tokens 0), and one refused (a token outside the vocabulary) without
+// harm to the others. A request of n tokens is fed its first n - 1 in steps: the steps taken
+// and their tokens follow from the lengths alone.
+TEST_F(Engine, ABatcherStepsRequestsTogetherAndGivesEachWhatItGetsAlone) {
+  auto engine = inf::Engine::open(dir.string(), {.threads = 2});
+  ASSERT_TRUE(engine);
+  auto shared = std::make_shared<const inf::Engine>(std::move(*engine));
+  std::vector<inf::Batcher::Request> requests(5);
+  requests[0] = {random_tokens(20, 21), {.max_tokens = 12}, {}};
+  requests[1] = {random_tokens(140, 22),
+                 {.max_tokens = 20, .sampling = {.temperature = 0.8, .top_p = 0.9, .seed = 5}},
+                 {}};
+  requests[2] = {random_tokens(7, 23),
+                 {.max_tokens = 16, .sampling = {.temperature = 1.0, .top_k = 50, .seed = 9}},
+                 {}};
+  requests[3] = {random_tokens(5, 24), {.max_tokens = 0}, {}};
+  requests[4] = {{3, 2048}, {.max_tokens = 4}, {}};
+  // Request 2 stops at a string its free run holds, from the middle on.
+  auto alone = [&](const inf::Batcher::Request& r) {
+    auto sequence = shared->start();
+    return inf::generate(*shared, sequence, r.prompt, r.options);
+  };
+  const auto free_run = alone(requests[2]);
+  ASSERT_TRUE(free_run);
+  for (std::size_t at = free_run->text.size() / 2; at + 2 < free_run->text.size(); ++at)
+    if (free_run->text.find(free_run->text.substr(at, 2)) == at) {
+      requests[2].options.stop = {free_run->text.substr(at, 2)};
+      break;
+    }
+  ASSERT_FALSE(requests[2].options.stop.empty());
+  std::vector<inf::Result<inf::Generated>> want;
+  for (const auto& r : requests) want.push_back(alone(r));
+  ASSERT_FALSE(want[4]);
+  EXPECT_EQ(want[2]->finish, inf::FinishReason::Stop);
+
+  inf::Batcher batcher(shared);
+  auto futures = batcher.submit(requests);
+  std::int64_t steps = 0, step_tokens = 0, largest = 0;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    auto got = futures[i].get();
+    if (!want[i]) {
+      ASSERT_FALSE(got);
+      EXPECT_EQ(got.error().message, want[i].error().message);
+      continue;
+    }
+    ASSERT_TRUE(got) << got.error().message;
+    EXPECT_EQ(got->tokens, want[i]->tokens) << "request " << i;
+    EXPECT_EQ(got->logprobs, want[i]->logprobs) << "request " << i;
+    EXPECT_EQ(got->text, want[i]->text) << "request " << i;
+    EXPECT_EQ(got->finish, want[i]->finish) << "request " << i;
+    const auto fed = static_cast<std::int64_t>(want[i]->tokens.size()) - 1;
+    steps = std::max(steps, fed);
+    step_tokens += std::max<std::int64_t>(fed, 0);
+    largest += fed > 0;
+  }
+  EXPECT_EQ(largest, 3);
+  const auto stats = batcher.stats();
+  EXPECT_EQ(stats.requests, 5);
+  EXPECT_EQ(stats.steps, steps);
+  EXPECT_EQ(stats.step_tokens, step_tokens);
+  EXPECT_EQ(stats.largest_step, largest);
+
+  // Two threads waiting on it at once: each its own generation.
+  inf::Result<inf::Generated> first = tl::unexpected(inf::Error{"not run"});
+  std::thread other([&] { first = batcher.generate(requests[0].prompt, requests[0].options); });
+  auto second = batcher.generate(requests[1].prompt, requests[1].options);
+  other.join();
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->tokens, want[0]->tokens);
+  EXPECT_EQ(second->tokens, want[1]->tokens);
+}

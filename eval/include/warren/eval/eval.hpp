@@ -192,8 +192,9 @@ std::string to_string(FailureMode mode);
 struct EvalSettings {
   AgentKind agent = AgentKind::Oracle;
   ModelConfig model;  // for AgentKind::Model
-  // An embedded model's engine, opened once by run_eval (unless given) and shared by its trials.
-  std::shared_ptr<const inference::Engine> engine;
+  // An embedded model's engine, opened once by run_eval (unless given) and shared by its trials,
+  // whose requests its Batcher gathers into the same decode steps.
+  std::shared_ptr<inference::Batcher> engine;
   AgentSettings agent_settings;  // limits, retries, thinking (the task sets the time limit)
   double timeout_multiplier = 1.0;
   std::string rootfs;  // a prepared base image for tasks whose Dockerfile needs one, unbuilt

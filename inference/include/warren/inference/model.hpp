@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -272,6 +273,45 @@ struct Generated {
 Result<Generated> generate(const Engine& engine, Sequence& sequence,
                            std::span<const std::int32_t> prompt, const GenerateOptions& options,
                            const std::function<void(std::int32_t token)>& on_token = {});
+
+// Generations of concurrent requests gathered into decode steps (Engine::step): one thread of its
+// own takes each new request's prompt through the engine, then steps every request in flight
+// together, a token each, so that the weights are read once a step for them all. Each request's
+// result is exactly what generate() gives it alone (its sampling, stop strings and logits
+// processor its own). A new request joins at the next step; its prompt is fed whole first, which
+// holds the others' steps meanwhile. `on_token` runs on the batcher's thread.
+class Batcher {
+ public:
+  explicit Batcher(std::shared_ptr<const Engine> engine);
+  ~Batcher();  // after the requests in flight have finished
+  Batcher(const Batcher&) = delete;
+  Batcher& operator=(const Batcher&) = delete;
+
+  const Engine& engine() const;
+
+  struct Request {
+    std::vector<std::int32_t> prompt;
+    GenerateOptions options;
+    std::function<void(std::int32_t token)> on_token;
+  };
+  // Starts the requests together (they share their first step); each future gives its result.
+  std::vector<std::future<Result<Generated>>> submit(std::vector<Request> requests);
+  // One request, waited for: for callers on threads of their own.
+  Result<Generated> generate(std::span<const std::int32_t> prompt, const GenerateOptions& options,
+                             const std::function<void(std::int32_t token)>& on_token = {});
+
+  struct Stats {
+    std::int64_t requests = 0;      // taken in so far
+    std::int64_t steps = 0;         // decode steps run
+    std::int64_t step_tokens = 0;   // tokens they fed, all sequences together
+    std::int64_t largest_step = 0;  // the most sequences one step took
+  };
+  Stats stats() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
 
 // Random-weight checkpoints in the official layout, for tests and benchmarks.
 enum class Preset {

@@ -168,19 +168,22 @@ std::unique_ptr<ModelBackend> make_scripted_backend_from(std::vector<std::string
                                                          std::size_t chunk_bytes = 7);
 
 // The embedded engine (inference/) as a backend: each request is encoded by the V4 prompt
-// encoder, tokenized, generated in this process on a thread of the backend's own (the event loop
-// goes on meanwhile), and streamed through the DSML parser as a hosted answer is. Usage counts
-// are the tokens themselves. `logits_processor`: see inference::GenerateOptions.
+// encoder, tokenized, generated in this process by the engine's Batcher (which gathers the
+// requests of every backend sharing it into the same decode steps) while a thread of the
+// backend's own waits for it (the event loop goes on meanwhile), and streamed through the DSML
+// parser as a hosted answer is. Usage counts are the tokens themselves. `logits_processor`: see
+// inference::GenerateOptions.
 struct EmbeddedOptions {
   inference::SamplingOptions sampling;  // greedy unless a temperature is set
   inference::LogitsProcessor logits_processor;
 };
 Result<std::unique_ptr<ModelBackend>> make_embedded_backend(
     const ModelConfig& config, EmbeddedOptions options = {},
-    std::shared_ptr<const inference::Engine> engine = nullptr);
-// The engine of the embedded model `config` names, opened (its tokenizer required): backends made
-// with it share its weights, as an evaluation's trials do; each generates on its own thread.
-Result<std::shared_ptr<const inference::Engine>> open_embedded_engine(const ModelConfig& config);
+    std::shared_ptr<inference::Batcher> engine = nullptr);
+// The engine of the embedded model `config` names, opened (its tokenizer required), behind its
+// Batcher: backends made with it share its weights and its decode steps, as an evaluation's
+// concurrent trials do.
+Result<std::shared_ptr<inference::Batcher>> open_embedded_engine(const ModelConfig& config);
 
 // The backend a ModelConfig names. The API key is read from its environment variable here, and
 // is never stored or logged.
