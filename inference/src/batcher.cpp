@@ -1,4 +1,5 @@
 // The Batcher: concurrent generations gathered into decode steps, on a thread of its own.
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -15,6 +16,20 @@ struct Pending {
   Batcher::Request request;
   std::promise<Result<Generated>> done;
 };
+
+// A request whose prompt is being fed, kPrefillTokens a round at most between steps.
+struct Prefilling {
+  Batcher::Request request;
+  std::promise<Result<Generated>> done;
+  Decoding decoding;
+  Sequence sequence;
+  std::size_t fed = 0;  // prompt tokens fed so far
+};
+
+// The prompt tokens fed between two steps, all new requests together: a long prompt goes in
+// pieces, so that the requests in flight are not held for the whole of it (two of the engine's
+// chunks of 128).
+constexpr std::size_t kPrefillTokens = 256;
 
 // A request in flight: its sequence, its choices so far, and the token it feeds at the next step.
 struct InFlight {
@@ -33,27 +48,48 @@ struct Batcher::State {
   std::deque<Pending> queue;
   bool stopping = false;
   Stats stats;
-  std::vector<InFlight> in_flight;  // the worker's alone
+  std::deque<Prefilling> prefilling;  // the worker's alone, as in_flight
+  std::vector<InFlight> in_flight;
   std::thread worker;
 
   void run();
-  void admit(Pending& pending);
+  void take(Pending& pending);
+  void prefill();
   void step();
 };
 
-// A new request's prompt through the engine and its first token chosen; it joins the steps unless
-// that token already ended it.
-void Batcher::State::admit(Pending& pending) {
+// A new request, to be prefilled (or refused: a stop string without a tokenizer).
+void Batcher::State::take(Pending& pending) {
   auto decoding = Decoding::begin(*engine, pending.request.options, pending.request.on_token);
   if (!decoding) return pending.done.set_value(tl::unexpected(decoding.error()));
-  Sequence sequence = engine->start();
-  auto logits = engine->feed(sequence, pending.request.prompt);
-  if (!logits) return pending.done.set_value(tl::unexpected(logits.error()));
-  if (const auto token = decoding->next(*logits))
-    in_flight.push_back(
-        {std::move(sequence), std::move(*decoding), *token, std::move(pending.done)});
-  else
-    pending.done.set_value(std::move(*decoding).finish());
+  prefilling.push_back(
+      {std::move(pending.request), std::move(pending.done), std::move(*decoding), engine->start()});
+}
+
+// Up to kPrefillTokens prompt tokens through the engine, oldest request first. A request whose
+// prompt is all fed chooses its first token and joins the steps, unless that token ended it.
+void Batcher::State::prefill() {
+  std::size_t budget = kPrefillTokens;
+  while (!prefilling.empty()) {
+    Prefilling& p = prefilling.front();
+    const std::span<const std::int32_t> prompt(p.request.prompt);
+    const std::size_t n = std::min(budget, prompt.size() - p.fed);
+    if (n == 0 && !prompt.empty()) return;  // the budget is spent
+    auto logits = engine->feed(p.sequence, prompt.subspan(p.fed, n));
+    budget -= n;
+    p.fed += n;
+    if (!logits) {
+      p.done.set_value(tl::unexpected(logits.error()));
+    } else if (p.fed < prompt.size()) {
+      return;  // the rest at the next round
+    } else if (const auto token = p.decoding.next(*logits)) {
+      in_flight.push_back(
+          {std::move(p.sequence), std::move(p.decoding), *token, std::move(p.done)});
+    } else {
+      p.done.set_value(std::move(p.decoding).finish());
+    }
+    prefilling.pop_front();
+  }
 }
 
 // Every request in flight fed its token in one Engine::step; each then chooses its next or ends.
@@ -91,11 +127,13 @@ void Batcher::State::run() {
     std::deque<Pending> arrived;
     {
       std::unique_lock lock(mutex);
-      wake.wait(lock, [&] { return stopping || !queue.empty() || !in_flight.empty(); });
-      if (stopping && queue.empty() && in_flight.empty()) return;
+      const auto idle = [&] { return queue.empty() && prefilling.empty() && in_flight.empty(); };
+      wake.wait(lock, [&] { return stopping || !idle(); });
+      if (stopping && idle()) return;
       arrived.swap(queue);
     }
-    for (Pending& pending : arrived) admit(pending);
+    for (Pending& pending : arrived) take(pending);
+    prefill();
     if (!in_flight.empty()) step();
   }
 }

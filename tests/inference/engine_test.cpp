@@ -411,3 +411,37 @@ TEST_F(Engine, ABatcherStepsRequestsTogetherAndGivesEachWhatItGetsAlone) {
   EXPECT_EQ(first->tokens, want[0]->tokens);
   EXPECT_EQ(second->tokens, want[1]->tokens);
 }
+
+// A long prompt goes in pieces between steps: a request in flight goes on decoding while a new
+// one's 600-token prompt is fed (236 tokens beside the short prompt, then 256, then 108), and
+// both get what they get alone.
+TEST_F(Engine, ABatcherFeedsALongPromptBetweenSteps) {
+  auto engine = inf::Engine::open(dir.string(), {.threads = 2});
+  ASSERT_TRUE(engine);
+  auto shared = std::make_shared<const inf::Engine>(std::move(*engine));
+  std::vector<std::pair<char, std::size_t>> chosen;  // request, tokens it had chosen
+  std::size_t short_count = 0, long_count = 0;
+  std::vector<inf::Batcher::Request> requests(2);
+  requests[0] = {random_tokens(20, 31), {.max_tokens = 12}, [&](std::int32_t) {
+                   chosen.emplace_back('s', ++short_count);
+                 }};
+  requests[1] = {random_tokens(600, 32), {.max_tokens = 3}, [&](std::int32_t) {
+                   chosen.emplace_back('l', ++long_count);
+                 }};
+  inf::Batcher batcher(shared);
+  auto futures = batcher.submit(requests);
+  for (std::size_t i = 0; i < 2; ++i) {
+    auto got = futures[i].get();
+    ASSERT_TRUE(got) << got.error().message;
+    auto sequence = shared->start();
+    auto want = inf::generate(*shared, sequence, requests[i].prompt, requests[i].options);
+    EXPECT_EQ(got->tokens, want->tokens) << "request " << i;
+    EXPECT_EQ(got->logprobs, want->logprobs) << "request " << i;
+  }
+  // The short request chose its first token at admission and one more at each of the two steps
+  // taken while the long prompt was fed: three before the long request's first.
+  const auto first_long =
+      std::find(chosen.begin(), chosen.end(), std::pair<char, std::size_t>{'l', 1});
+  ASSERT_NE(first_long, chosen.end());
+  EXPECT_EQ(std::count_if(chosen.begin(), first_long, [](auto& c) { return c.first == 's'; }), 3);
+}

@@ -278,8 +278,9 @@ Result<Generated> generate(const Engine& engine, Sequence& sequence,
 // own takes each new request's prompt through the engine, then steps every request in flight
 // together, a token each, so that the weights are read once a step for them all. Each request's
 // result is exactly what generate() gives it alone (its sampling, stop strings and logits
-// processor its own). A new request joins at the next step; its prompt is fed whole first, which
-// holds the others' steps meanwhile. `on_token` runs on the batcher's thread.
+// processor its own). New requests' prompts are fed 256 tokens at most between two steps, oldest
+// first, so that a long prompt does not hold the requests in flight for the whole of it; a request
+// joins the steps once its prompt is all fed. `on_token` runs on the batcher's thread.
 class Batcher {
  public:
   explicit Batcher(std::shared_ptr<const Engine> engine);
