@@ -144,10 +144,10 @@ boost::asio::awaitable<Result<EvalResult>> run_eval(
   // An embedded model is opened once, its weights shared by every trial, and a checkpoint that
   // cannot be opened ends the run here rather than failing each trial.
   if (o.settings.agent == AgentKind::Model &&
-      o.settings.model.backend == orchestrator::BackendKind::Embedded && !o.settings.engine) {
+      o.settings.model.backend == orchestrator::BackendKind::Embedded && !o.settings.batcher) {
     auto engine = orchestrator::open_embedded_engine(o.settings.model);
     if (!engine) co_return tl::unexpected(engine.error());
-    o.settings.engine = std::move(*engine);
+    o.settings.batcher = std::move(*engine);
   }
   Work work;
   storage::RunId run = 0;

@@ -279,8 +279,8 @@ boost::asio::awaitable<Result<std::unique_ptr<ModelBackend>>> make_agent(
   }
   if (settings.agent == AgentKind::Nop)
     co_return orchestrator::make_scripted_backend_from({submit_completion("Doing nothing.")});
-  if (settings.engine)
-    co_return orchestrator::make_embedded_backend(settings.model, {}, settings.engine);
+  if (settings.batcher)
+    co_return orchestrator::make_embedded_backend(settings.model, {}, settings.batcher);
   co_return orchestrator::make_backend(settings.model, co_await boost::asio::this_coro::executor);
 }
 

@@ -26,9 +26,8 @@ struct Prefilling {
   std::size_t fed = 0;  // prompt tokens fed so far
 };
 
-// The prompt tokens fed between two steps, all new requests together: a long prompt goes in
-// pieces, so that the requests in flight are not held for the whole of it (two of the engine's
-// chunks of 128).
+// The prompt tokens fed between two steps, all new requests' together: a long prompt goes in
+// pieces, so that the requests in flight are not held for the whole of it.
 constexpr std::size_t kPrefillTokens = 256;
 
 // A request in flight: its sequence, its choices so far, and the token it feeds at the next step.
@@ -54,45 +53,63 @@ struct Batcher::State {
 
   void run();
   void take(Pending& pending);
+  bool prefill(Prefilling& p, std::size_t& budget);
   void prefill();
   void step();
 };
 
-// A new request, to be prefilled (or refused: a stop string without a tokenizer).
-void Batcher::State::take(Pending& pending) {
-  auto decoding = Decoding::begin(*engine, pending.request.options, pending.request.on_token);
+// A new request, to be prefilled, or refused (an empty prompt; a stop string without a
+// tokenizer). Here and below, whatever a request's work throws (a callback of its own, an
+// allocation) ends that request with the exception, not the batcher's thread.
+void Batcher::State::take(Pending& pending) try {
+  auto decoding = Decoding::begin(*engine, pending.request.prompt, pending.request.options,
+                                  pending.request.on_token);
   if (!decoding) return pending.done.set_value(tl::unexpected(decoding.error()));
   prefilling.push_back(
       {std::move(pending.request), std::move(pending.done), std::move(*decoding), engine->start()});
+} catch (...) {
+  pending.done.set_exception(std::current_exception());
 }
 
-// Up to kPrefillTokens prompt tokens through the engine, oldest request first. A request whose
-// prompt is all fed chooses its first token and joins the steps, unless that token ended it.
+// Up to `budget` more of p's prompt through the engine: true while some of it is left for the
+// next round. Once it is all fed, p chooses its first token and joins the steps, unless that
+// token ended it.
+bool Batcher::State::prefill(Prefilling& p, std::size_t& budget) {
+  const std::span<const std::int32_t> prompt(p.request.prompt);
+  const std::size_t n = std::min(budget, prompt.size() - p.fed);
+  if (n == 0) return true;  // the budget is spent
+  auto logits = engine->feed(p.sequence, prompt.subspan(p.fed, n));
+  budget -= n;
+  p.fed += n;
+  if (!logits) {
+    p.done.set_value(tl::unexpected(logits.error()));
+  } else if (p.fed < prompt.size()) {
+    return true;
+  } else if (const auto token = p.decoding.next(*logits)) {
+    in_flight.push_back({std::move(p.sequence), std::move(p.decoding), *token, std::move(p.done)});
+  } else {
+    p.done.set_value(std::move(p.decoding).finish());
+  }
+  return false;
+}
+
+// kPrefillTokens prompt tokens at most, oldest request first.
 void Batcher::State::prefill() {
   std::size_t budget = kPrefillTokens;
   while (!prefilling.empty()) {
     Prefilling& p = prefilling.front();
-    const std::span<const std::int32_t> prompt(p.request.prompt);
-    const std::size_t n = std::min(budget, prompt.size() - p.fed);
-    if (n == 0 && !prompt.empty()) return;  // the budget is spent
-    auto logits = engine->feed(p.sequence, prompt.subspan(p.fed, n));
-    budget -= n;
-    p.fed += n;
-    if (!logits) {
-      p.done.set_value(tl::unexpected(logits.error()));
-    } else if (p.fed < prompt.size()) {
-      return;  // the rest at the next round
-    } else if (const auto token = p.decoding.next(*logits)) {
-      in_flight.push_back(
-          {std::move(p.sequence), std::move(p.decoding), *token, std::move(p.done)});
-    } else {
-      p.done.set_value(std::move(p.decoding).finish());
+    try {
+      if (prefill(p, budget)) return;
+    } catch (...) {
+      p.done.set_exception(std::current_exception());
     }
     prefilling.pop_front();
   }
 }
 
 // Every request in flight fed its token in one Engine::step; each then chooses its next or ends.
+// The step fails only as a whole (it refuses a sequence given twice or a token outside the
+// vocabulary, neither of which a request in flight can hold), and then fails every request in it.
 void Batcher::State::step() {
   std::vector<Sequence*> sequences;
   std::vector<std::int32_t> tokens;
@@ -100,7 +117,13 @@ void Batcher::State::step() {
     sequences.push_back(&r.sequence);
     tokens.push_back(r.token);
   }
-  auto logits = engine->step(sequences, tokens);
+  Result<std::vector<std::vector<float>>> logits = tl::unexpected(Error{});
+  std::exception_ptr thrown;
+  try {
+    logits = engine->step(sequences, tokens);
+  } catch (...) {
+    thrown = std::current_exception();
+  }
   {
     std::lock_guard lock(mutex);
     ++stats.steps;
@@ -110,13 +133,18 @@ void Batcher::State::step() {
   std::vector<InFlight> going_on;
   for (std::size_t i = 0; i < in_flight.size(); ++i) {
     InFlight& r = in_flight[i];
-    if (!logits) {
-      r.done.set_value(tl::unexpected(logits.error()));
-    } else if (const auto token = r.decoding.next((*logits)[i])) {
-      r.token = *token;
-      going_on.push_back(std::move(r));
-    } else {
-      r.done.set_value(std::move(r.decoding).finish());
+    try {
+      if (thrown) std::rethrow_exception(thrown);
+      if (!logits) {
+        r.done.set_value(tl::unexpected(logits.error()));
+      } else if (const auto token = r.decoding.next((*logits)[i])) {
+        r.token = *token;
+        going_on.push_back(std::move(r));
+      } else {
+        r.done.set_value(std::move(r.decoding).finish());
+      }
+    } catch (...) {
+      r.done.set_exception(std::current_exception());
     }
   }
   in_flight = std::move(going_on);

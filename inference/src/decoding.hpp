@@ -13,8 +13,11 @@ namespace warren::inference {
 
 class Decoding {
  public:
-  // A stop string needs the checkpoint's tokenizer: without one, an error.
-  static Result<Decoding> begin(const Engine& engine, const GenerateOptions& options,
+  // An empty prompt is an error (the engine has no logits to choose from), and so is a stop
+  // string without the checkpoint's tokenizer. The options and `on_token` are copies: a
+  // callable's state is its copy's.
+  static Result<Decoding> begin(const Engine& engine, std::span<const std::int32_t> prompt,
+                                const GenerateOptions& options,
                                 std::function<void(std::int32_t)> on_token);
 
   // The logits after the last token fed: chooses the next token. It is returned when it is to be

@@ -73,8 +73,10 @@ Decoding::Decoding(const Engine& engine, const GenerateOptions& options,
       stop_tokenizer_(stop_tokenizer),
       rng_(options.sampling.seed) {}
 
-Result<Decoding> Decoding::begin(const Engine& engine, const GenerateOptions& options,
+Result<Decoding> Decoding::begin(const Engine& engine, std::span<const std::int32_t> prompt,
+                                 const GenerateOptions& options,
                                  std::function<void(std::int32_t)> on_token) {
+  if (prompt.empty()) return tl::unexpected(Error{"the prompt has no tokens"});
   const Tokenizer* tokenizer = nullptr;
   if (!options.stop.empty()) {
     auto t = engine.tokenizer();
@@ -134,7 +136,7 @@ Generated Decoding::finish() && {
 Result<Generated> generate(const Engine& engine, Sequence& sequence,
                            std::span<const std::int32_t> prompt, const GenerateOptions& options,
                            const std::function<void(std::int32_t token)>& on_token) {
-  auto decoding = Decoding::begin(engine, options, on_token);
+  auto decoding = Decoding::begin(engine, prompt, options, on_token);
   if (!decoding) return tl::unexpected(decoding.error());
   auto logits = engine.feed(sequence, prompt);
   if (!logits) return tl::unexpected(logits.error());

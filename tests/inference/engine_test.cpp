@@ -412,8 +412,9 @@ TEST_F(Engine, ABatcherStepsRequestsTogetherAndGivesEachWhatItGetsAlone) {
   EXPECT_EQ(second->tokens, want[1]->tokens);
 }
 
-// A long prompt goes in pieces between steps: a request in flight goes on decoding while a new
-// one's 600-token prompt is fed (236 tokens beside the short prompt, then 256, then 108), and
+// A long prompt goes in pieces between steps, all new prompts sharing 256 tokens a round: a
+// request in flight goes on decoding while a new one's 500-token prompt is fed (236 tokens beside
+// the 20-token prompt, then 256, then 8: three rounds, where 256 a request would take two), and
 // both get what they get alone.
 TEST_F(Engine, ABatcherFeedsALongPromptBetweenSteps) {
   auto engine = inf::Engine::open(dir.string(), {.threads = 2});
@@ -425,18 +426,24 @@ TEST_F(Engine, ABatcherFeedsALongPromptBetweenSteps) {
   requests[0] = {random_tokens(20, 31), {.max_tokens = 12}, [&](std::int32_t) {
                    chosen.emplace_back('s', ++short_count);
                  }};
-  requests[1] = {random_tokens(600, 32), {.max_tokens = 3}, [&](std::int32_t) {
+  requests[1] = {random_tokens(500, 32), {.max_tokens = 3}, [&](std::int32_t) {
                    chosen.emplace_back('l', ++long_count);
                  }};
+  std::vector<inf::Generated> want;
+  for (const auto& r : requests) {
+    auto sequence = shared->start();
+    want.push_back(*inf::generate(*shared, sequence, r.prompt, r.options));
+  }
+  ASSERT_GE(want[0].tokens.size(), 4u) << "the short request must outlast the long prompt";
+  chosen.clear();
+  short_count = long_count = 0;
   inf::Batcher batcher(shared);
   auto futures = batcher.submit(requests);
   for (std::size_t i = 0; i < 2; ++i) {
     auto got = futures[i].get();
     ASSERT_TRUE(got) << got.error().message;
-    auto sequence = shared->start();
-    auto want = inf::generate(*shared, sequence, requests[i].prompt, requests[i].options);
-    EXPECT_EQ(got->tokens, want->tokens) << "request " << i;
-    EXPECT_EQ(got->logprobs, want->logprobs) << "request " << i;
+    EXPECT_EQ(got->tokens, want[i].tokens) << "request " << i;
+    EXPECT_EQ(got->logprobs, want[i].logprobs) << "request " << i;
   }
   // The short request chose its first token at admission and one more at each of the two steps
   // taken while the long prompt was fed: three before the long request's first.
@@ -444,4 +451,36 @@ TEST_F(Engine, ABatcherFeedsALongPromptBetweenSteps) {
       std::find(chosen.begin(), chosen.end(), std::pair<char, std::size_t>{'l', 1});
   ASSERT_NE(first_long, chosen.end());
   EXPECT_EQ(std::count_if(chosen.begin(), first_long, [](auto& c) { return c.first == 's'; }), 3);
+}
+
+// What a request's own callback throws ends that request, through its future, and no other; an
+// empty prompt is refused; a Batcher going away first finishes the requests it holds.
+TEST_F(Engine, ABatcherKeepsEachRequestsFailureItsOwn) {
+  auto engine = inf::Engine::open(dir.string());
+  ASSERT_TRUE(engine);
+  auto shared = std::make_shared<const inf::Engine>(std::move(*engine));
+  std::vector<inf::Batcher::Request> requests(3);
+  requests[0] = {random_tokens(10, 41), {.max_tokens = 8}, {}};
+  requests[1] = {random_tokens(10, 42), {.max_tokens = 8}, [](std::int32_t) {
+                   throw std::runtime_error("a callback failed");
+                 }};
+  requests[2] = {{}, {.max_tokens = 8}, {}};
+  std::vector<std::future<inf::Result<inf::Generated>>> futures;
+  {
+    inf::Batcher batcher(shared);
+    futures = batcher.submit(requests);
+  }  // the requests are finished before the Batcher goes
+  auto sequence = shared->start();
+  const auto want = inf::generate(*shared, sequence, requests[0].prompt, requests[0].options);
+  auto first = futures[0].get();
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(first->tokens, want->tokens);
+  EXPECT_THROW(futures[1].get(), std::runtime_error);
+  auto empty = futures[2].get();
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.error().message, "the prompt has no tokens");
+  auto alone = shared->start();
+  auto refused = inf::generate(*shared, alone, {}, requests[2].options);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().message, "the prompt has no tokens");
 }

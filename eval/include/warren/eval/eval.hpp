@@ -194,7 +194,7 @@ struct EvalSettings {
   ModelConfig model;  // for AgentKind::Model
   // An embedded model's engine, opened once by run_eval (unless given) and shared by its trials,
   // whose requests its Batcher gathers into the same decode steps.
-  std::shared_ptr<inference::Batcher> engine;
+  std::shared_ptr<inference::Batcher> batcher;
   AgentSettings agent_settings;  // limits, retries, thinking (the task sets the time limit)
   double timeout_multiplier = 1.0;
   std::string rootfs;  // a prepared base image for tasks whose Dockerfile needs one, unbuilt

@@ -269,7 +269,8 @@ struct Generated {
 };
 
 // Feeds `prompt` to `sequence`, then samples up to max_tokens tokens, feeding each back, until
-// EOS (config's eos_token_id) or a stop string. `on_token` sees each token as it is chosen.
+// EOS (config's eos_token_id) or a stop string. `on_token` sees each token as it is chosen. An
+// empty prompt is an error.
 Result<Generated> generate(const Engine& engine, Sequence& sequence,
                            std::span<const std::int32_t> prompt, const GenerateOptions& options,
                            const std::function<void(std::int32_t token)>& on_token = {});
@@ -280,7 +281,9 @@ Result<Generated> generate(const Engine& engine, Sequence& sequence,
 // result is exactly what generate() gives it alone (its sampling, stop strings and logits
 // processor its own). New requests' prompts are fed 256 tokens at most between two steps, oldest
 // first, so that a long prompt does not hold the requests in flight for the whole of it; a request
-// joins the steps once its prompt is all fed. `on_token` runs on the batcher's thread.
+// joins the steps once its prompt is all fed. A request's `on_token` and logits processor run on
+// the batcher's thread: they hold up every request meanwhile, and must not wait on the batcher.
+// What a request's work throws ends that request (its future rethrows it), not the others.
 class Batcher {
  public:
   explicit Batcher(std::shared_ptr<const Engine> engine);
@@ -302,7 +305,7 @@ class Batcher {
                              const std::function<void(std::int32_t token)>& on_token = {});
 
   struct Stats {
-    std::int64_t requests = 0;      // taken in so far
+    std::int64_t requests = 0;      // submitted so far
     std::int64_t steps = 0;         // decode steps run
     std::int64_t step_tokens = 0;   // tokens they fed, all sequences together
     std::int64_t largest_step = 0;  // the most sequences one step took
