@@ -15,12 +15,6 @@ namespace warren::inference {
 
 namespace {
 
-// e4m3 to float without a table: the code's 7 magnitude bits shifted into a float's exponent
-// and mantissa (eeee mmm at bits 26..20) read as 2^(e - 127) (1 + m/8), times 2^120 for e4m3's
-// bias of 7. The same multiply makes e4m3's subnormals (e = 0) right: m/8 2^-6. The sign bit
-// moves from bit 7 to bit 31. Code 0x7F (NaN) comes out 480; checkpoints hold none.
-constexpr float kE4m3Rebias = 0x1p120f;
-
 // e8m0 to float by its bits: 2^(code - 127) is the exponent field alone, except 2^-127, a
 // subnormal (formats.hpp's e8m0_to_float, without its call: one a block of 32 weights cost the
 // FP4 kernel a sixth of its time).
@@ -95,7 +89,8 @@ WARREN_AVX512 inline void columns_avx512(const double* const* x, int count, std:
 // lanes): the 7 magnitude bits moved to bits 13..7 (a half's exponent and top mantissa bits) read
 // as 2^(e - 15) (1 + m/8), which is the e4m3 value times 2^-8 (biases 15 and 7), subnormals
 // included; the sign moves from bit 7 to bit 15. Widened to floats by vcvtph2ps, exactly; the
-// 2^8 joins the block scale (fp8_scale).
+// 2^8 joins the block scale (fp8_scaled_avx512). Code 0x7F (NaN) comes out 480: checkpoints hold
+// none.
 WARREN_AVX512 inline __m512 e4m3_16_half_avx512(const std::uint8_t* codes) {
   const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes)));
   const __m256i magnitude = _mm256_slli_epi16(_mm256_and_si256(v, _mm256_set1_epi16(0x7F)), 7);
@@ -264,7 +259,7 @@ WARREN_AVX512_VNNI double fp4_quantised_avx512(const void* row, const std::uint8
 // pass can hold in sixteen registers): lanes 0-31 take columns whose position mod 64 is below 32,
 // lanes 32-63 the rest. Each lane sees the same products in the same order as with AVX-512.
 
-#define WARREN_AVX2 __attribute__((target("avx2,fma")))
+#define WARREN_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 using Pass = __m256d[8];  // acc[m]: lanes 4m .. 4m+3 of the pass's 32
 
@@ -293,12 +288,16 @@ WARREN_AVX2 inline void fma8(__m256 weights, const double* x, Pass& acc) {
                                    _mm256_loadu_pd(x + 4), acc[2 * Q + 1]);
 }
 
-WARREN_AVX2 inline __m256 e4m3_8_avx2(const std::uint8_t* codes) {
-  const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes)));
-  const __m256i magnitude = _mm256_slli_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0x7F)), 20);
-  const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0x80)), 24);
-  return _mm256_mul_ps(_mm256_castsi256_ps(_mm256_or_si256(magnitude, sign)),
-                       _mm256_set1_ps(kE4m3Rebias));
+// e4m3_16_half_avx512's decoding, 8 codes at a time: each code shifted to the top of its 16-bit
+// lane and back by one, arithmetically, puts the sign at bit 15 (and a copy at 14, masked off) and
+// the magnitude at bits 13..7: the code's value times 2^-8 as a half, widened exactly by F16C.
+// Through a float's bits instead (a float whose exponent field is e4m3's, scaled by 2^120), one
+// code in eight made a subnormal float, and Zen 3 multiplies those slowly: 1.7 GB/s a core.
+
+WARREN_AVX2 inline __m256 e4m3_8_half_avx2(const std::uint8_t* codes) {
+  const __m128i v = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes)));
+  const __m128i moved = _mm_srai_epi16(_mm_slli_epi16(v, 8), 1);
+  return _mm256_cvtph_ps(_mm_and_si128(moved, _mm_set1_epi16(static_cast<short>(0xBF80))));
 }
 
 WARREN_AVX2 inline __m256 bf16_8(const std::uint16_t* p) {
@@ -332,18 +331,79 @@ WARREN_AVX2 inline double columns_avx2(const double* x, std::int64_t in, Weights
   return reduce64(first, second);
 }
 
-WARREN_AVX2 double fp8_row_avx2(const void* row, const std::uint8_t* scales, const double* x,
-                                std::int64_t in) {
-  const auto* w = static_cast<const std::uint8_t*>(row);
-  return columns_avx2(x, in, [&](std::int64_t i) WARREN_AVX2 {
-    return _mm256_mul_ps(e4m3_8_avx2(w + i), _mm256_set1_ps(e8m0(scales[i / 128])));
-  });
+// Several inputs against one row, each row's weights decoded once for them all: the 64 lanes in
+// four passes of 16 (four vectors an input), N inputs a pass, which sixteen registers hold for N
+// up to 3. Pass k takes the columns whose position mod 64 is in [16k, 16k + 16); each lane sees
+// the same products in the same order as above, and the passes' lanes meet in reduce64's tree.
+template <int N, class Weights8>
+WARREN_AVX2 inline void columns_avx2(const double* const* x, std::int64_t in, Weights8 weights8,
+                                     double* out) {
+  Pass lanes[N][2];  // lanes 0-31 and 32-63 of each input, as columns_avx2's two passes'
+  for (int pass = 0; pass < 4; ++pass) {
+    __m256d acc[N][4];
+    for (auto& input : acc)
+      for (__m256d& a : input) a = _mm256_setzero_pd();
+    for (std::int64_t i = 16 * pass; i + 16 <= in; i += 64) {
+      const __m256 first = weights8(i), second = weights8(i + 8);
+      const __m256d w[4] = {_mm256_cvtps_pd(_mm256_castps256_ps128(first)),
+                            _mm256_cvtps_pd(_mm256_extractf128_ps(first, 1)),
+                            _mm256_cvtps_pd(_mm256_castps256_ps128(second)),
+                            _mm256_cvtps_pd(_mm256_extractf128_ps(second, 1))};
+      for (int n = 0; n < N; ++n)
+        for (int m = 0; m < 4; ++m)
+          acc[n][m] = _mm256_fmadd_pd(w[m], _mm256_loadu_pd(x[n] + i + 4 * m), acc[n][m]);
+    }
+    for (int n = 0; n < N; ++n)
+      for (int m = 0; m < 4; ++m) lanes[n][pass / 2][4 * (pass % 2) + m] = acc[n][m];
+  }
+  for (int n = 0; n < N; ++n) out[n] = reduce64(lanes[n][0], lanes[n][1]);
 }
 
-WARREN_AVX2 double bf16_row_avx2(const void* row, const std::uint8_t*, const double* x,
-                                 std::int64_t in) {
+// `count` inputs: three at a time, then the rest together; one alone takes the two-pass kernel,
+// whose eight chains of multiply-adds hide their latency better than four.
+template <class Weights8>
+WARREN_AVX2 inline void columns_avx2(const double* const* x, int count, std::int64_t in,
+                                     Weights8 weights8, double* out) {
+  int n = 0;
+  for (; n + 3 <= count; n += 3) columns_avx2<3>(x + n, in, weights8, out + n);
+  if (count - n == 2) columns_avx2<2>(x + n, in, weights8, out + n);
+  if (count - n == 1) out[n] = columns_avx2(x[n], in, weights8);
+}
+
+WARREN_AVX2 void fp8_rows_avx2(const void* row, const std::uint8_t* scales, const double* const* x,
+                               int count, std::int64_t in, double* out) {
+  const auto* w = static_cast<const std::uint8_t*>(row);
+  columns_avx2(
+      x, count, in,
+      [&](std::int64_t i) WARREN_AVX2 {
+        const std::uint8_t code = scales[i / 128];
+        const __m256 halves = e4m3_8_half_avx2(w + i);
+        if (code <= 246) return _mm256_mul_ps(halves, _mm256_set1_ps(e8m0(code + 8)));
+        return _mm256_mul_ps(_mm256_mul_ps(halves, _mm256_set1_ps(0x1p8f)),
+                             _mm256_set1_ps(e8m0(code)));
+      },
+      out);
+}
+
+WARREN_AVX2 void bf16_rows_avx2(const void* row, const std::uint8_t*, const double* const* x,
+                                int count, std::int64_t in, double* out) {
   const auto* w = static_cast<const std::uint16_t*>(row);
-  return columns_avx2(x, in, [&](std::int64_t i) WARREN_AVX2 { return bf16_8(w + i); });
+  columns_avx2(
+      x, count, in, [&](std::int64_t i) WARREN_AVX2 { return bf16_8(w + i); }, out);
+}
+
+WARREN_AVX2 double fp8_row_avx2(const void* row, const std::uint8_t* scales, const double* x,
+                                std::int64_t in) {
+  double out;
+  fp8_rows_avx2(row, scales, &x, 1, in, &out);
+  return out;
+}
+
+WARREN_AVX2 double bf16_row_avx2(const void* row, const std::uint8_t* scales, const double* x,
+                                 std::int64_t in) {
+  double out;
+  bf16_rows_avx2(row, scales, &x, 1, in, &out);
+  return out;
 }
 
 // e2m1 from 8 nibbles, times `scale`: the magnitude (3 bits) looked up, the sign bit moved to
@@ -386,17 +446,18 @@ WARREN_AVX2 double fp4_row_avx2(const void* row, const std::uint8_t* scales, con
 }
 
 // fp4_quantised_avx512's lanes, 8 at a time: half h of a span is its block h (bytes 16h ..
-// 16h+15, lanes 8h .. 8h+7), the same integers and the same roundings.
-WARREN_AVX2 double fp4_quantised_avx2(const void* row, const std::uint8_t* scales,
-                                      const QuantisedInput& x, std::int64_t in) {
-  const auto* w = static_cast<const std::uint8_t*>(row);
+// 16h+15, lanes 8h .. 8h+7), the same integers and the same roundings. N inputs (up to 3: their
+// lanes take 12 of the 16 registers) against the row decoded once.
+template <int N>
+WARREN_AVX2 inline void fp4_quantised_avx2(const std::uint8_t* w, const std::uint8_t* scales,
+                                           const QuantisedInput* const* x, std::int64_t in,
+                                           double* out) {
   const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kE2m1Twice));
   const __m128i low = _mm_set1_epi8(0x0F);
-  __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(),
-                    _mm256_setzero_pd()};
-  for (std::int64_t span = 0; span < in / 64; ++span) {
-    const std::int16_t* parts = x.parts.data() + 128 * span;
-    const double input = x.scale[static_cast<std::size_t>(span)];
+  __m256d acc[N][4];
+  for (auto& input : acc)
+    for (__m256d& a : input) a = _mm256_setzero_pd();
+  for (std::int64_t span = 0; span < in / 64; ++span)
     for (int h = 0; h < 2; ++h) {
       const __m128i bytes =
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 32 * span + 16 * h));
@@ -404,24 +465,48 @@ WARREN_AVX2 double fp4_quantised_avx2(const void* row, const std::uint8_t* scale
           _mm256_cvtepi8_epi16(_mm_shuffle_epi8(table, _mm_and_si128(bytes, low)));
       const __m256i k_odd = _mm256_cvtepi8_epi16(
           _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(bytes, 4), low)));
-      const auto part = [&](int at) WARREN_AVX2 {
-        return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(parts + 32 * at + 16 * h));
-      };
-      const __m256i hi =
-          _mm256_add_epi32(_mm256_madd_epi16(k_even, part(0)), _mm256_madd_epi16(k_odd, part(2)));
-      const __m256i lo =
-          _mm256_add_epi32(_mm256_madd_epi16(k_even, part(1)), _mm256_madd_epi16(k_odd, part(3)));
-      const __m256i total = _mm256_add_epi32(_mm256_slli_epi32(hi, 9), lo);
-      const __m256d scale = _mm256_set1_pd(e8m0_double(scales[2 * span + h]) * input);
-      acc[2 * h] =
-          _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(total)), scale, acc[2 * h]);
-      acc[2 * h + 1] = _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(total, 1)),
-                                       scale, acc[2 * h + 1]);
+      const double weight = e8m0_double(scales[2 * span + h]);
+      for (int n = 0; n < N; ++n) {
+        const std::int16_t* parts = x[n]->parts.data() + 128 * span;
+        const auto part = [&](int at) WARREN_AVX2 {
+          return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(parts + 32 * at + 16 * h));
+        };
+        const __m256i hi =
+            _mm256_add_epi32(_mm256_madd_epi16(k_even, part(0)), _mm256_madd_epi16(k_odd, part(2)));
+        const __m256i lo =
+            _mm256_add_epi32(_mm256_madd_epi16(k_even, part(1)), _mm256_madd_epi16(k_odd, part(3)));
+        const __m256i total = _mm256_add_epi32(_mm256_slli_epi32(hi, 9), lo);
+        const __m256d scale = _mm256_set1_pd(weight * x[n]->scale[static_cast<std::size_t>(span)]);
+        acc[n][2 * h] = _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(total)), scale,
+                                        acc[n][2 * h]);
+        acc[n][2 * h + 1] = _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(total, 1)),
+                                            scale, acc[n][2 * h + 1]);
+      }
     }
+  for (int n = 0; n < N; ++n) {
+    const __m256d s4 =
+        _mm256_add_pd(_mm256_add_pd(acc[n][0], acc[n][2]), _mm256_add_pd(acc[n][1], acc[n][3]));
+    const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
+    out[n] = _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
   }
-  const __m256d s4 = _mm256_add_pd(_mm256_add_pd(acc[0], acc[2]), _mm256_add_pd(acc[1], acc[3]));
-  const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
-  return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+}
+
+WARREN_AVX2 void fp4_quantised_rows_avx2(const void* row, const std::uint8_t* scales,
+                                         const QuantisedInput* const* x, int count, std::int64_t in,
+                                         double* out) {
+  const auto* w = static_cast<const std::uint8_t*>(row);
+  int n = 0;
+  for (; n + 3 <= count; n += 3) fp4_quantised_avx2<3>(w, scales, x + n, in, out + n);
+  if (count - n == 2) fp4_quantised_avx2<2>(w, scales, x + n, in, out + n);
+  if (count - n == 1) fp4_quantised_avx2<1>(w, scales, x + n, in, out + n);
+}
+
+WARREN_AVX2 double fp4_quantised_avx2(const void* row, const std::uint8_t* scales,
+                                      const QuantisedInput& x, std::int64_t in) {
+  const QuantisedInput* input = &x;
+  double out;
+  fp4_quantised_rows_avx2(row, scales, &input, 1, in, &out);
+  return out;
 }
 
 }  // namespace
@@ -449,7 +534,8 @@ bool supported(Kernels set) {
     case Kernels::Reference:
       return true;
     case Kernels::Avx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             __builtin_cpu_supports("f16c");
     case Kernels::Avx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
@@ -464,34 +550,13 @@ Kernels best_kernels() {
   return Kernels::Reference;
 }
 
-namespace {
-
-// Several inputs, one after another (the AVX2 kernels, whose sixteen registers hold one input's
-// lanes at most).
-template <RowDot one>
-void one_at_a_time(const void* row, const std::uint8_t* scales, const double* const* x, int count,
-                   std::int64_t in, double* out) {
-  for (int n = 0; n < count; ++n) out[n] = one(row, scales, x[n], in);
-}
-template <RowDotQuantised one>
-void one_at_a_time(const void* row, const std::uint8_t* scales, const QuantisedInput* const* x,
-                   int count, std::int64_t in, double* out) {
-  for (int n = 0; n < count; ++n) out[n] = one(row, scales, *x[n], in);
-}
-
-}  // namespace
-
 const RowKernels* row_kernels(Kernels set) {
   static const RowKernels avx512{bf16_row_avx512,          fp8_row_avx512,   fp4_row_avx512,
                                  fp4_quantised_avx512,     bf16_rows_avx512, fp8_rows_avx512,
                                  fp4_quantised_rows_avx512};
-  static const RowKernels avx2{bf16_row_avx2,
-                               fp8_row_avx2,
-                               fp4_row_avx2,
-                               fp4_quantised_avx2,
-                               one_at_a_time<bf16_row_avx2>,
-                               one_at_a_time<fp8_row_avx2>,
-                               one_at_a_time<fp4_quantised_avx2>};
+  static const RowKernels avx2{bf16_row_avx2,          fp8_row_avx2,   fp4_row_avx2,
+                               fp4_quantised_avx2,     bf16_rows_avx2, fp8_rows_avx2,
+                               fp4_quantised_rows_avx2};
   switch (set) {
     case Kernels::Reference:
       return nullptr;

@@ -144,4 +144,67 @@ TEST_F(Kernels, SeveralInputsAtOnceGiveEachTheBitsItGetsAlone) {
   EXPECT_GT(checked, 20);
 }
 
+// kernels.hpp's order, written out one product at a time: lane p mod 64 adds weight p (decoded,
+// times its block's scale, a float) times x[p] with one rounding, then the fixed tree. Every kernel
+// set this CPU runs must give exactly this, so that a machine without AVX-512 still checks the
+// order the AVX-512 kernels keep (TheAvx2AndAvx512KernelsGiveTheSameLogits needs both).
+double documented_order(const std::vector<float>& weights, const std::vector<double>& x) {
+  double lane[64] = {};
+  for (std::size_t p = 0; p < x.size(); ++p)
+    lane[p % 64] = std::fma(static_cast<double>(weights[p]), x[p], lane[p % 64]);
+  for (int half = 32; half >= 1; half /= 2)
+    for (int j = 0; j < half; ++j) lane[j] += lane[j + half];
+  return lane[0];
+}
+
+TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
+  namespace formats = inf::formats;
+  std::mt19937 rng(21);
+  std::normal_distribution<double> normal;
+  std::uniform_int_distribution<int> byte(0, 255), scale(110, 140);
+  int checked = 0;
+  // Lengths with every tail the kernels have: 16, 32 and 48 columns past a multiple of 64.
+  for (std::int64_t in : {128, 528, 544, 2096, 4096}) {
+    std::vector<double> x(static_cast<std::size_t>(in));
+    for (double& v : x) v = normal(rng);  // sums that round
+    std::vector<std::uint8_t> codes(static_cast<std::size_t>(in) * 2), scales(in / 32 + 1);
+    for (auto& c : codes) {
+      do c = static_cast<std::uint8_t>(byte(rng));
+      while ((c & 0x7F) == 0x7F);  // NaN in e4m3
+    }
+    for (auto& s : scales) s = static_cast<std::uint8_t>(scale(rng));
+    std::vector<float> bf16(x.size()), fp8(x.size()), fp4(x.size());
+    for (std::size_t p = 0; p < x.size(); ++p) {
+      bf16[p] =
+          formats::bf16_to_float(static_cast<std::uint16_t>(codes[2 * p] | codes[2 * p + 1] << 8));
+      fp8[p] = formats::e4m3_to_float(codes[p]) * formats::e8m0_to_float(scales[p / 128]);
+      // fp4_order's layout: a 32-block's 16 even columns (low nibbles), then its 16 odd ones.
+      const std::size_t block = p / 32, j = p % 32;
+      const std::uint8_t packed = codes[block * 16 + j % 16];
+      fp4[p] = formats::e2m1_table()[j < 16 ? packed & 0x0F : packed >> 4] *
+               formats::e8m0_to_float(scales[block]);
+    }
+    for (inf::Kernels set : {inf::Kernels::Avx2, inf::Kernels::Avx512}) {
+      if (!inf::supported(set)) continue;
+      const inf::RowKernels& kernels = *inf::row_kernels(set);
+      EXPECT_EQ(kernels.bf16(codes.data(), nullptr, x.data(), in), documented_order(bf16, x))
+          << to_string(set) << " BF16, " << in << " columns";
+      EXPECT_EQ(kernels.fp8(codes.data(), scales.data(), x.data(), in), documented_order(fp8, x))
+          << to_string(set) << " FP8, " << in << " columns";
+      // Several inputs at once (three, then two), each its own sum in the same order.
+      const double* inputs[5] = {x.data(), x.data(), x.data(), x.data(), x.data()};
+      double several[5];
+      kernels.fp8_rows(codes.data(), scales.data(), inputs, 5, in, several);
+      for (double got : several) EXPECT_EQ(got, documented_order(fp8, x)) << to_string(set);
+      kernels.bf16_rows(codes.data(), nullptr, inputs, 5, in, several);
+      for (double got : several) EXPECT_EQ(got, documented_order(bf16, x)) << to_string(set);
+      if (in % 32 == 0)
+        EXPECT_EQ(kernels.fp4(codes.data(), scales.data(), x.data(), in), documented_order(fp4, x))
+            << to_string(set) << " FP4, " << in << " columns";
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 5);  // AVX2 at least: every x86-64 machine this project runs on has it
+}
+
 }  // namespace

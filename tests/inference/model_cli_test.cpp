@@ -145,7 +145,11 @@ TEST_F(ModelCli, BenchMeasuresTheEngineAndTheMachine) {
   EXPECT_EQ(head, 2048 * 256);
   EXPECT_EQ(b["prefill_flops_per_token"].get<double>(),
             2 * (info["active_parameters"].get<double>() - head));
-  if (__builtin_cpu_supports("avx512bf16")) {
+  // The peak is AVX-512 BF16's dot product where the CPU has it, else AVX2's float FMA.
+  const bool avx512bf16 = __builtin_cpu_supports("avx512bf16"),
+             avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  EXPECT_EQ(b["bf16_peak_instruction"], avx512bf16 ? "vdpbf16ps" : (avx2 ? "vfmadd231ps" : "none"));
+  if (avx512bf16 || avx2) {
     EXPECT_GT(b["bf16_peak_flops"].get<double>(), 1e9);
     EXPECT_DOUBLE_EQ(b["prefill_peak_fraction"].get<double>(),
                      b["prefill_tokens_per_s"].get<double>() *
