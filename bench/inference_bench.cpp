@@ -54,44 +54,94 @@ void BM_TokenizerEncode(benchmark::State& state) {
 }
 BENCHMARK(BM_TokenizerEncode)->Unit(benchmark::kMillisecond)->MinTime(3.0);
 
+namespace inf = warren::inference;
+
+// A weight matrix of random codes for the row kernels (rows of kIn columns, every block scale 1)
+// and an input of 0.5s, also quantised: what both kernel benchmarks weigh. Format (argument 0):
+// 0 BF16, 1 FP8, 2 FP4, 3 FP4 against a quantised input (fp4_quantised, the MoE experts' case).
+struct RandomRows {
+  static constexpr std::int64_t kIn = 4096;
+  RandomRows(std::int64_t format, std::size_t bytes)
+      : row_bytes(format == 0   ? kIn * 2
+                  : format == 1 ? kIn
+                                : kIn / 2),
+        rows(static_cast<std::int64_t>(bytes) / row_bytes),
+        weights(bytes),
+        scales(kIn / 32, 127),
+        x(kIn, 0.5) {
+    std::mt19937 rng(1);
+    for (auto& b : weights) b = static_cast<std::uint8_t>(rng() & 0x77);  // no NaN codes
+    inf::quantised_input(x, std::vector<int>(kIn / 128, -8), quantised);  // 0.5 = 2^8 x 2^-9
+  }
+  const std::uint8_t* row(std::int64_t r) const { return weights.data() + r * row_bytes; }
+  std::int64_t row_bytes, rows;
+  std::vector<std::uint8_t> weights, scales;
+  std::vector<double> x;
+  inf::QuantisedInput quantised;
+};
+
+// The kernel set a benchmark's argument 1 names (1 AVX2, 2 AVX-512), or nullptr (and the
+// benchmark skipped) where this CPU lacks it.
+const inf::RowKernels* kernels_of(benchmark::State& state) {
+  const auto set = state.range(1) == 1 ? inf::Kernels::Avx2 : inf::Kernels::Avx512;
+  if (inf::supported(set)) return inf::row_kernels(set);
+  state.SkipWithError("this CPU does not run these kernels");
+  return nullptr;
+}
+
 // One row kernel on one core over a 256 MiB weight matrix of random codes (more than any cache
 // holds, as a decoded token's weights are), rows of 4096 columns: weight bytes read per second.
-// Arguments: the format (0 BF16, 1 FP8, 2 FP4) and the kernel set (1 AVX2, 2 AVX-512).
+// Arguments: the format (RandomRows) and the kernel set.
 void BM_RowKernel(benchmark::State& state) {
-  namespace inf = warren::inference;
-  const auto set = state.range(1) == 1 ? inf::Kernels::Avx2 : inf::Kernels::Avx512;
-  if (!inf::supported(set)) {
-    state.SkipWithError("this CPU does not run these kernels");
-    return;
-  }
-  const inf::RowKernels& kernels = *inf::row_kernels(set);
-  constexpr std::int64_t kIn = 4096;
-  constexpr std::size_t kBytes = std::size_t{256} << 20;
+  const inf::RowKernels* kernels = kernels_of(state);
+  if (!kernels) return;
   const std::int64_t format = state.range(0);
-  const std::int64_t row_bytes = format == 0 ? kIn * 2 : format == 1 ? kIn : kIn / 2;
-  // format 3: FP4 rows times a quantised input (fp4_quantised), the MoE experts' case.
-  std::vector<std::uint8_t> weights(kBytes);
-  std::mt19937 rng(1);
-  for (auto& b : weights) b = static_cast<std::uint8_t>(rng() & 0x77);  // no NaN codes
-  std::vector<std::uint8_t> scales(kIn / 32, 127);
-  std::vector<double> x(kIn, 0.5);
-  const auto rows = static_cast<std::int64_t>(kBytes) / row_bytes;
-  const inf::RowDot dot = format == 0 ? kernels.bf16 : format == 1 ? kernels.fp8 : kernels.fp4;
-  inf::QuantisedInput quantised;
-  inf::quantised_input(x, std::vector<int>(kIn / 128, -8), quantised);  // 0.5 = 2^8 x 2^-9
+  const RandomRows m(format, std::size_t{256} << 20);
+  const inf::RowDot dot = format == 0 ? kernels->bf16 : format == 1 ? kernels->fp8 : kernels->fp4;
   for (auto _ : state) {
     double sum = 0;
-    for (std::int64_t r = 0; r < rows; ++r)
-      sum += format == 3 ? kernels.fp4_quantised(weights.data() + r * row_bytes, scales.data(),
-                                                 quantised, kIn)
-                         : dot(weights.data() + r * row_bytes, scales.data(), x.data(), kIn);
+    for (std::int64_t r = 0; r < m.rows; ++r)
+      sum += format == 3 ? kernels->fp4_quantised(m.row(r), m.scales.data(), m.quantised, m.kIn)
+                         : dot(m.row(r), m.scales.data(), m.x.data(), m.kIn);
     benchmark::DoNotOptimize(sum);
   }
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * kBytes));
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * m.rows * m.row_bytes);
 }
 BENCHMARK(BM_RowKernel)
     ->ArgsProduct({{0, 1, 2, 3}, {1, 2}})
     ->ArgNames({"format", "kernels"})
+    ->Unit(benchmark::kMillisecond);
+
+// A prompt's case: one kernel on one core weighing `inputs` inputs a row (the rows kernels: each
+// row decoded once for them all) over a 64 MiB matrix of random codes. Counter: weight-times-input
+// products a second. Arguments: the format (0, 1 or 3: RandomRows), the kernel set and the inputs.
+void BM_RowKernelInputs(benchmark::State& state) {
+  const inf::RowKernels* kernels = kernels_of(state);
+  if (!kernels) return;
+  const std::int64_t format = state.range(0);
+  const int inputs = static_cast<int>(state.range(2));
+  const RandomRows m(format, std::size_t{64} << 20);
+  const std::vector<const double*> xs(static_cast<std::size_t>(inputs), m.x.data());
+  const std::vector<const inf::QuantisedInput*> qs(static_cast<std::size_t>(inputs), &m.quantised);
+  std::vector<double> out(static_cast<std::size_t>(inputs));
+  for (auto _ : state) {
+    for (std::int64_t r = 0; r < m.rows; ++r) {
+      if (format == 0) kernels->bf16_rows(m.row(r), nullptr, xs.data(), inputs, m.kIn, out.data());
+      if (format == 1)
+        kernels->fp8_rows(m.row(r), m.scales.data(), xs.data(), inputs, m.kIn, out.data());
+      if (format == 3)
+        kernels->fp4_quantised_rows(m.row(r), m.scales.data(), qs.data(), inputs, m.kIn,
+                                    out.data());
+      benchmark::DoNotOptimize(out.data());
+    }
+  }
+  state.counters["products_per_second"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * static_cast<double>(m.rows * m.kIn) * inputs,
+      benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_RowKernelInputs)
+    ->ArgsProduct({{0, 1, 3}, {1, 2}, {1, 3, 6, 12}})
+    ->ArgNames({"format", "kernels", "inputs"})
     ->Unit(benchmark::kMillisecond);
 
 // Concurrent generations through a Batcher on 2 threads, against the same generations one after
@@ -99,7 +149,6 @@ BENCHMARK(BM_RowKernel)
 // its own and 32 greedy tokens. Arguments: requests, and 0 (one after another) or 1 (a Batcher).
 // The checkpoint: WARREN_BENCH_WEIGHTS, or a tiny random one written to a temporary folder.
 void BM_Batcher(benchmark::State& state) {
-  namespace inf = warren::inference;
   static const std::string weights = [] {
     if (const char* dir = std::getenv("WARREN_BENCH_WEIGHTS")) return std::string(dir);
     const std::string dir = "/tmp/warren-bench-batcher-" + std::to_string(getpid());

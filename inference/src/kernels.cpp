@@ -332,42 +332,58 @@ WARREN_AVX2 inline double columns_avx2(const double* x, std::int64_t in, Weights
 }
 
 // Several inputs against one row, each row's weights decoded once for them all: the 64 lanes in
-// four passes of 16 (four vectors an input), N inputs a pass, which sixteen registers hold for N
-// up to 3. Pass k takes the columns whose position mod 64 is in [16k, 16k + 16); each lane sees
-// the same products in the same order as above, and the passes' lanes meet in reduce64's tree.
-template <int N, class Weights8>
+// passes of 4V (V vectors an input: V = 4, four passes of 16 lanes, or V = 2, eight of 8), N inputs
+// a pass, N V accumulators in sixteen registers: N up to 3 with V = 4, up to 6 with V = 2. Pass k
+// takes the columns whose position mod 64 is in [4V k, 4V k + 4V); each lane sees the same
+// products in the same order as above, and the passes' lanes meet in reduce64's tree.
+template <int N, int V, class Weights8>
 WARREN_AVX2 inline void columns_avx2(const double* const* x, std::int64_t in, Weights8 weights8,
                                      double* out) {
+  static_assert(V == 2 || V == 4);
   Pass lanes[N][2];  // lanes 0-31 and 32-63 of each input, as columns_avx2's two passes'
-  for (int pass = 0; pass < 4; ++pass) {
-    __m256d acc[N][4];
+  for (int pass = 0; pass < 16 / V; ++pass) {
+    __m256d acc[N][V];
     for (auto& input : acc)
       for (__m256d& a : input) a = _mm256_setzero_pd();
-    for (std::int64_t i = 16 * pass; i + 16 <= in; i += 64) {
-      const __m256 first = weights8(i), second = weights8(i + 8);
-      const __m256d w[4] = {_mm256_cvtps_pd(_mm256_castps256_ps128(first)),
-                            _mm256_cvtps_pd(_mm256_extractf128_ps(first, 1)),
-                            _mm256_cvtps_pd(_mm256_castps256_ps128(second)),
-                            _mm256_cvtps_pd(_mm256_extractf128_ps(second, 1))};
+    for (std::int64_t i = 4 * V * pass; i + 4 * V <= in; i += 64) {
+      __m256d w[V];
+      for (int g = 0; g < V / 2; ++g) {
+        const __m256 eight = weights8(i + 8 * g);
+        w[2 * g] = _mm256_cvtps_pd(_mm256_castps256_ps128(eight));
+        w[2 * g + 1] = _mm256_cvtps_pd(_mm256_extractf128_ps(eight, 1));
+      }
       for (int n = 0; n < N; ++n)
-        for (int m = 0; m < 4; ++m)
+        for (int m = 0; m < V; ++m)
           acc[n][m] = _mm256_fmadd_pd(w[m], _mm256_loadu_pd(x[n] + i + 4 * m), acc[n][m]);
     }
     for (int n = 0; n < N; ++n)
-      for (int m = 0; m < 4; ++m) lanes[n][pass / 2][4 * (pass % 2) + m] = acc[n][m];
+      for (int m = 0; m < V; ++m) {
+        const int vector = V * pass + m;  // lanes 4 vector .. 4 vector + 3
+        lanes[n][vector / 8][vector % 8] = acc[n][m];
+      }
   }
   for (int n = 0; n < N; ++n) out[n] = reduce64(lanes[n][0], lanes[n][1]);
 }
 
-// `count` inputs: three at a time, then the rest together; one alone takes the two-pass kernel,
+// `count` inputs: six at a time, then the rest together; one alone takes the two-pass kernel,
 // whose eight chains of multiply-adds hide their latency better than four.
 template <class Weights8>
 WARREN_AVX2 inline void columns_avx2(const double* const* x, int count, std::int64_t in,
                                      Weights8 weights8, double* out) {
   int n = 0;
-  for (; n + 3 <= count; n += 3) columns_avx2<3>(x + n, in, weights8, out + n);
-  if (count - n == 2) columns_avx2<2>(x + n, in, weights8, out + n);
-  if (count - n == 1) out[n] = columns_avx2(x[n], in, weights8);
+  for (; n + 6 <= count; n += 6) columns_avx2<6, 2>(x + n, in, weights8, out + n);
+  switch (count - n) {
+    case 5:
+      return columns_avx2<5, 2>(x + n, in, weights8, out + n);
+    case 4:
+      return columns_avx2<4, 2>(x + n, in, weights8, out + n);
+    case 3:
+      return columns_avx2<3, 4>(x + n, in, weights8, out + n);
+    case 2:
+      return columns_avx2<2, 4>(x + n, in, weights8, out + n);
+    case 1:
+      out[n] = columns_avx2(x[n], in, weights8);
+  }
 }
 
 WARREN_AVX2 void fp8_rows_avx2(const void* row, const std::uint8_t* scales, const double* const* x,

@@ -191,13 +191,15 @@ TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
           << to_string(set) << " BF16, " << in << " columns";
       EXPECT_EQ(kernels.fp8(codes.data(), scales.data(), x.data(), in), documented_order(fp8, x))
           << to_string(set) << " FP8, " << in << " columns";
-      // Several inputs at once (three, then two), each its own sum in the same order.
-      const double* inputs[5] = {x.data(), x.data(), x.data(), x.data(), x.data()};
-      double several[5];
-      kernels.fp8_rows(codes.data(), scales.data(), inputs, 5, in, several);
-      for (double got : several) EXPECT_EQ(got, documented_order(fp8, x)) << to_string(set);
-      kernels.bf16_rows(codes.data(), nullptr, inputs, 5, in, several);
-      for (double got : several) EXPECT_EQ(got, documented_order(bf16, x)) << to_string(set);
+      // Several inputs at once (every group size the kernels have), each its own sum in order.
+      for (int count : {2, 3, 4, 11}) {
+        const std::vector<const double*> inputs(static_cast<std::size_t>(count), x.data());
+        std::vector<double> several(inputs.size());
+        kernels.fp8_rows(codes.data(), scales.data(), inputs.data(), count, in, several.data());
+        for (double got : several) EXPECT_EQ(got, documented_order(fp8, x)) << to_string(set);
+        kernels.bf16_rows(codes.data(), nullptr, inputs.data(), count, in, several.data());
+        for (double got : several) EXPECT_EQ(got, documented_order(bf16, x)) << to_string(set);
+      }
       if (in % 32 == 0)
         EXPECT_EQ(kernels.fp4(codes.data(), scales.data(), x.data(), in), documented_order(fp4, x))
             << to_string(set) << " FP4, " << in << " columns";
