@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <iterator>
 #include <mutex>
 #include <thread>
 
@@ -11,11 +12,6 @@
 namespace warren::inference {
 
 namespace {
-
-struct Pending {
-  Batcher::Request request;
-  std::promise<Result<Generated>> done;
-};
 
 // A request whose prompt is being fed, kPrefillTokens a round at most between steps.
 struct Prefilling {
@@ -44,7 +40,7 @@ struct Batcher::State {
   std::shared_ptr<const Engine> engine;
   mutable std::mutex mutex;  // guards queue, stopping and stats
   std::condition_variable wake;
-  std::deque<Pending> queue;
+  std::deque<Prefilling> queue;  // submitted, not yet taken by the worker
   bool stopping = false;
   Stats stats;
   std::deque<Prefilling> prefilling;  // the worker's alone, as in_flight
@@ -52,24 +48,13 @@ struct Batcher::State {
   std::thread worker;
 
   void run();
-  void take(Pending& pending);
   bool prefill(Prefilling& p, std::size_t& budget);
   void prefill();
   void step();
 };
 
-// A new request, to be prefilled, or refused (an empty prompt; a stop string without a
-// tokenizer). Here and below, whatever a request's work throws (a callback of its own, an
-// allocation) ends that request with the exception, not the batcher's thread.
-void Batcher::State::take(Pending& pending) try {
-  auto decoding = Decoding::begin(*engine, pending.request.prompt, pending.request.options,
-                                  pending.request.on_token);
-  if (!decoding) return pending.done.set_value(tl::unexpected(decoding.error()));
-  prefilling.push_back(
-      {std::move(pending.request), std::move(pending.done), std::move(*decoding), engine->start()});
-} catch (...) {
-  pending.done.set_exception(std::current_exception());
-}
+// Here and below, whatever a request's work throws (a callback of its own, an allocation) ends
+// that request with the exception, not the batcher's thread.
 
 // Up to `budget` more of p's prompt through the engine: true while some of it is left for the
 // next round. Once it is all fed, p chooses its first token and joins the steps, unless that
@@ -152,15 +137,14 @@ void Batcher::State::step() {
 
 void Batcher::State::run() {
   for (;;) {
-    std::deque<Pending> arrived;
     {
       std::unique_lock lock(mutex);
       const auto idle = [&] { return queue.empty() && prefilling.empty() && in_flight.empty(); };
       wake.wait(lock, [&] { return stopping || !idle(); });
       if (stopping && idle()) return;
-      arrived.swap(queue);
+      std::move(queue.begin(), queue.end(), std::back_inserter(prefilling));
+      queue.clear();
     }
-    for (Pending& pending : arrived) take(pending);
     prefill();
     if (!in_flight.empty()) step();
   }
@@ -184,15 +168,27 @@ const Engine& Batcher::engine() const {
   return *state_->engine;
 }
 
+// Each request begins here, on the caller's thread: one that is refused (an empty prompt; a stop
+// string without a tokenizer) has its error in its future at once and never reaches the worker.
 std::vector<std::future<Result<Generated>>> Batcher::submit(std::vector<Request> requests) {
   std::vector<std::future<Result<Generated>>> results;
+  std::vector<Prefilling> accepted;
+  for (Request& request : requests) {
+    std::promise<Result<Generated>> done;
+    results.push_back(done.get_future());
+    auto decoding =
+        Decoding::begin(*state_->engine, request.prompt, request.options, request.on_token);
+    if (!decoding) {
+      done.set_value(tl::unexpected(decoding.error()));
+      continue;
+    }
+    accepted.push_back(
+        {std::move(request), std::move(done), std::move(*decoding), state_->engine->start()});
+  }
   {
     std::lock_guard lock(state_->mutex);
-    for (Request& request : requests) {
-      Pending& pending = state_->queue.emplace_back(Pending{std::move(request), {}});
-      results.push_back(pending.done.get_future());
-      ++state_->stats.requests;
-    }
+    state_->stats.requests += static_cast<std::int64_t>(requests.size());
+    std::move(accepted.begin(), accepted.end(), std::back_inserter(state_->queue));
   }
   state_->wake.notify_all();
   return results;

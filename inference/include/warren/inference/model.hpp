@@ -298,7 +298,9 @@ class Batcher {
     GenerateOptions options;
     std::function<void(std::int32_t token)> on_token;
   };
-  // Starts the requests together (they share their first step); each future gives its result.
+  // Starts the requests together (they share their first step); each future gives its result. A
+  // request refused before any work (an empty prompt; stop strings without a tokenizer) has its
+  // error in its future at once.
   std::vector<std::future<Result<Generated>>> submit(std::vector<Request> requests);
   // One request, waited for: for callers on threads of their own.
   Result<Generated> generate(std::span<const std::int32_t> prompt, const GenerateOptions& options,
