@@ -306,12 +306,24 @@ WARREN_AVX2 inline __m256 bf16_8(const std::uint16_t* p) {
 }
 
 // One pass of a row weighed 8 columns at a time (FP8, BF16): the columns whose position mod 64 is
-// in [32 half, 32 half + 32). `weights8(i)` decodes columns i .. i+7.
+// in [32 half, 32 half + 32). `weights8(i)` decodes columns i .. i+7; where it also has
+// `sixteen(i)` (FP8: one 16-code load and one set of 16-bit operations for two groups of 8, 7-10%
+// faster), the whole spans take that.
 template <class Weights8>
 WARREN_AVX2 inline void columns_pass_avx2(const double* x, std::int64_t in, int half,
                                           Weights8 weights8, Pass& acc) {
   zero(acc);
   std::int64_t i = 32 * half;
+  if constexpr (requires { weights8.sixteen(i); }) {
+    for (; i + 32 <= in; i += 64) {
+      const auto [w0, w1] = weights8.sixteen(i);
+      fma8<0>(w0, x + i, acc);
+      fma8<1>(w1, x + i + 8, acc);
+      const auto [w2, w3] = weights8.sixteen(i + 16);
+      fma8<2>(w2, x + i + 16, acc);
+      fma8<3>(w3, x + i + 24, acc);
+    }
+  }
   for (; i + 32 <= in; i += 64) {
     fma8<0>(weights8(i), x + i, acc);
     fma8<1>(weights8(i + 8), x + i + 8, acc);
@@ -386,19 +398,34 @@ WARREN_AVX2 inline void columns_avx2(const double* const* x, int count, std::int
   }
 }
 
+// FP8 weights, 8 or 16 columns at a time, times their block's scale.
+struct Fp8Weights {
+  const std::uint8_t* w;
+  const std::uint8_t* scales;
+  WARREN_AVX2 __m256 scaled(__m256 halves, std::uint8_t code) const {
+    if (code <= 246) return _mm256_mul_ps(halves, _mm256_set1_ps(e8m0(code + 8)));
+    return _mm256_mul_ps(_mm256_mul_ps(halves, _mm256_set1_ps(0x1p8f)), _mm256_set1_ps(e8m0(code)));
+  }
+  WARREN_AVX2 __m256 operator()(std::int64_t i) const {
+    return scaled(e4m3_8_half_avx2(w + i), scales[i / 128]);
+  }
+  struct Two {
+    __m256 low, high;
+  };
+  WARREN_AVX2 Two sixteen(std::int64_t i) const {
+    const __m256i v =
+        _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
+    const __m256i halves = _mm256_and_si256(_mm256_srai_epi16(_mm256_slli_epi16(v, 8), 1),
+                                            _mm256_set1_epi16(static_cast<short>(0xBF80)));
+    const std::uint8_t code = scales[i / 128];
+    return {scaled(_mm256_cvtph_ps(_mm256_castsi256_si128(halves)), code),
+            scaled(_mm256_cvtph_ps(_mm256_extracti128_si256(halves, 1)), code)};
+  }
+};
+
 WARREN_AVX2 void fp8_rows_avx2(const void* row, const std::uint8_t* scales, const double* const* x,
                                int count, std::int64_t in, double* out) {
-  const auto* w = static_cast<const std::uint8_t*>(row);
-  columns_avx2(
-      x, count, in,
-      [&](std::int64_t i) WARREN_AVX2 {
-        const std::uint8_t code = scales[i / 128];
-        const __m256 halves = e4m3_8_half_avx2(w + i);
-        if (code <= 246) return _mm256_mul_ps(halves, _mm256_set1_ps(e8m0(code + 8)));
-        return _mm256_mul_ps(_mm256_mul_ps(halves, _mm256_set1_ps(0x1p8f)),
-                             _mm256_set1_ps(e8m0(code)));
-      },
-      out);
+  columns_avx2(x, count, in, Fp8Weights{static_cast<const std::uint8_t*>(row), scales}, out);
 }
 
 WARREN_AVX2 void bf16_rows_avx2(const void* row, const std::uint8_t*, const double* const* x,
