@@ -293,7 +293,6 @@ WARREN_AVX2 inline void fma8(__m256 weights, const double* x, Pass& acc) {
 // the magnitude at bits 13..7: the code's value times 2^-8 as a half, widened exactly by F16C.
 // Through a float's bits instead (a float whose exponent field is e4m3's, scaled by 2^120), one
 // code in eight made a subnormal float, and Zen 3 multiplies those slowly: 1.7 GB/s a core.
-
 WARREN_AVX2 inline __m256 e4m3_8_half_avx2(const std::uint8_t* codes) {
   const __m128i v = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes)));
   const __m128i moved = _mm_srai_epi16(_mm_slli_epi16(v, 8), 1);
