@@ -53,12 +53,10 @@ struct Batcher::State {
   void step();
 };
 
-// Here and below, whatever a request's work throws (a callback of its own, an allocation) ends
-// that request with the exception, not the batcher's thread.
-
 // Up to `budget` more of p's prompt through the engine: true while some of it is left for the
 // next round. Once it is all fed, p chooses its first token and joins the steps, unless that
-// token ended it.
+// token ended it. Here and in step(), whatever a request's work throws (a callback of its own, an
+// allocation) ends that request with the exception, not the batcher's thread.
 bool Batcher::State::prefill(Prefilling& p, std::size_t& budget) {
   const std::span<const std::int32_t> prompt(p.request.prompt);
   const std::size_t n = std::min(budget, prompt.size() - p.fed);
