@@ -58,13 +58,14 @@ namespace inf = warren::inference;
 
 // A weight matrix of random codes for the row kernels (rows of kIn columns, every block scale 1)
 // and an input of 0.5s, also quantised: what both kernel benchmarks weigh. Format (argument 0):
-// 0 BF16, 1 FP8, 2 FP4, 3 FP4 against a quantised input (fp4_quantised, the MoE experts' case).
+// 0 BF16, 1 FP8, 2 FP4, 3 FP4 against a quantised input (fp4_quantised, the MoE experts' case),
+// 4 FP8 against a quantised input (fp8_quantised, the attention's and shared experts' case).
 struct RandomRows {
   static constexpr std::int64_t kIn = 4096;
   RandomRows(std::int64_t format, std::size_t bytes)
-      : row_bytes(format == 0   ? kIn * 2
-                  : format == 1 ? kIn
-                                : kIn / 2),
+      : row_bytes(format == 0                  ? kIn * 2
+                  : format == 1 || format == 4 ? kIn
+                                               : kIn / 2),
         rows(static_cast<std::int64_t>(bytes) / row_bytes),
         weights(bytes),
         scales(kIn / 32, 127),
@@ -101,20 +102,22 @@ void BM_RowKernel(benchmark::State& state) {
   for (auto _ : state) {
     double sum = 0;
     for (std::int64_t r = 0; r < m.rows; ++r)
-      sum += format == 3 ? kernels->fp4_quantised(m.row(r), m.scales.data(), m.quantised, m.kIn)
-                         : dot(m.row(r), m.scales.data(), m.x.data(), m.kIn);
+      sum += format == 3   ? kernels->fp4_quantised(m.row(r), m.scales.data(), m.quantised, m.kIn)
+             : format == 4 ? kernels->fp8_quantised(m.row(r), m.scales.data(), m.quantised, m.kIn)
+                           : dot(m.row(r), m.scales.data(), m.x.data(), m.kIn);
     benchmark::DoNotOptimize(sum);
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * m.rows * m.row_bytes);
 }
 BENCHMARK(BM_RowKernel)
-    ->ArgsProduct({{0, 1, 2, 3}, {1, 2}})
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 2}})
     ->ArgNames({"format", "kernels"})
     ->Unit(benchmark::kMillisecond);
 
 // A prompt's case: one kernel on one core weighing `inputs` inputs a row (the rows kernels: each
 // row decoded once for them all) over a 64 MiB matrix of random codes. Counter: weight-times-input
-// products a second. Arguments: the format (0, 1 or 3: RandomRows), the kernel set and the inputs.
+// products a second. Arguments: the format (0, 1, 3 or 4: RandomRows), the kernel set and the
+// inputs.
 void BM_RowKernelInputs(benchmark::State& state) {
   const inf::RowKernels* kernels = kernels_of(state);
   if (!kernels) return;
@@ -132,6 +135,9 @@ void BM_RowKernelInputs(benchmark::State& state) {
       if (format == 3)
         kernels->fp4_quantised_rows(m.row(r), m.scales.data(), qs.data(), inputs, m.kIn,
                                     out.data());
+      if (format == 4)
+        kernels->fp8_quantised_rows(m.row(r), m.scales.data(), qs.data(), inputs, m.kIn,
+                                    out.data());
       benchmark::DoNotOptimize(out.data());
     }
   }
@@ -140,7 +146,7 @@ void BM_RowKernelInputs(benchmark::State& state) {
       benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_RowKernelInputs)
-    ->ArgsProduct({{0, 1, 3}, {1, 2}, {1, 3, 6, 12}})
+    ->ArgsProduct({{0, 1, 3, 4}, {1, 2}, {1, 3, 6, 12}})
     ->ArgNames({"format", "kernels", "inputs"})
     ->Unit(benchmark::kMillisecond);
 

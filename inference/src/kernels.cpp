@@ -1,5 +1,7 @@
 #include "kernels.hpp"
 
+#include "integer_kernels.hpp"
+
 // GCC 12's avx512fintrin.h warns that its own _mm512_undefined values may be used uninitialised
 // (the casts and extracts below start from them by design).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -25,8 +27,6 @@ inline float e8m0(std::uint8_t code) {
 // --- AVX-512 (F, BW, VL, DQ) ----------------------------------------------------------------
 // The 64 lanes are eight vectors of 8 doubles, acc[k] holding lanes 8k .. 8k+7: eight independent
 // chains of fused multiply-adds, so that their latency is hidden.
-
-#define WARREN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 
 // (j, j+32), (j, j+16), (j, j+8), (j, j+4), (j, j+2), (j, j+1): kernels.hpp's tree.
 WARREN_AVX512 inline double reduce64(const __m512d (&acc)[8]) {
@@ -175,91 +175,10 @@ WARREN_AVX512 double fp4_row_avx512(const void* row, const std::uint8_t* scales,
   return reduce64(acc[0]);
 }
 
-// --- FP4 rows times a quantised input, in integers (QuantisedInput) ---------------------------
-// e2m1's values times 2, signed: integers, so that a product with the input's is one.
-constexpr std::int8_t kE2m1Twice[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
-
-// An e8m0 code's 2^(code - 127) as a double, by its exponent bits (every code but 255, NaN, is a
-// normal double).
-inline double e8m0_double(std::uint8_t code) {
-  return std::bit_cast<double>(static_cast<std::uint64_t>(code + 1023 - 127) << 52);
-}
-
-#define WARREN_AVX512_VNNI \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma")))
-
-// N inputs against one row: each span (64 columns, two 32-blocks) decoded once, to the weights'
-// integers k (words 0-15: block A's, 16-31: block B's) and 512 k (the high parts' weight: at most
-// 12 x 2^9, still a 16-bit integer); then for each input, 512 hi + lo summed in 32-bit integers by
-// four multiply-adds, exact (at most 4 x 12 x 2^18 a lane); times the blocks' scales into lanes
-// 0-7 (A) and 8-15 (B), exact again; one rounding as each lane's double sum takes it.
-template <int N>
-WARREN_AVX512_VNNI inline void fp4_quantised_avx512(const std::uint8_t* w,
-                                                    const std::uint8_t* scales,
-                                                    const QuantisedInput* const* x, std::int64_t in,
-                                                    double* out) {
-  const __m512i table = _mm512_cvtepi8_epi16(_mm256_zextsi128_si256(
-      _mm_loadu_si128(reinterpret_cast<const __m128i*>(kE2m1Twice))));  // words 16-31 unused
-  const __m512i low = _mm512_set1_epi16(0x0F);
-  __m512d acc_a[N], acc_b[N];
-  for (int n = 0; n < N; ++n) acc_a[n] = acc_b[n] = _mm512_setzero_pd();
-  for (std::int64_t span = 0; span < in / 64; ++span) {
-    const __m512i bytes =
-        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32 * span)));
-    const __m512i k_even = _mm512_permutexvar_epi16(_mm512_and_si512(bytes, low), table);
-    const __m512i k_odd = _mm512_permutexvar_epi16(_mm512_srli_epi16(bytes, 4), table);
-    const __m512i k_even_hi = _mm512_slli_epi16(k_even, 9), k_odd_hi = _mm512_slli_epi16(k_odd, 9);
-    // The blocks' weight scales, once for all the inputs; each input's own share multiplies in.
-    const __m512d weight_a = _mm512_set1_pd(e8m0_double(scales[2 * span]));
-    const __m512d weight_b = _mm512_set1_pd(e8m0_double(scales[2 * span + 1]));
-    for (int n = 0; n < N; ++n) {
-      // parts: hi and lo of the even columns, then of the odd ones (QuantisedInput).
-      const std::int16_t* parts = x[n]->parts.data() + 128 * span;
-      const auto part = [&](int at)
-                            WARREN_AVX512_VNNI { return _mm512_loadu_si512(parts + 32 * at); };
-      __m512i total = _mm512_dpwssd_epi32(_mm512_setzero_si512(), k_even_hi, part(0));
-      total = _mm512_dpwssd_epi32(total, k_odd_hi, part(2));
-      total = _mm512_dpwssd_epi32(total, k_even, part(1));
-      total = _mm512_dpwssd_epi32(total, k_odd, part(3));
-      const __m512d input = _mm512_set1_pd(x[n]->scale[static_cast<std::size_t>(span)]);
-      acc_a[n] = _mm512_fmadd_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(total)),
-                                 _mm512_mul_pd(weight_a, input), acc_a[n]);
-      acc_b[n] = _mm512_fmadd_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(total, 1)),
-                                 _mm512_mul_pd(weight_b, input), acc_b[n]);
-    }
-  }
-  // (j, j+8), (j, j+4), (j, j+2), (j, j+1)
-  for (int n = 0; n < N; ++n) {
-    const __m512d s8 = _mm512_add_pd(acc_a[n], acc_b[n]);
-    const __m256d s4 = _mm256_add_pd(_mm512_castpd512_pd256(s8), _mm512_extractf64x4_pd(s8, 1));
-    const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
-    out[n] = _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
-  }
-}
-
-WARREN_AVX512_VNNI void fp4_quantised_rows_avx512(const void* row, const std::uint8_t* scales,
-                                                  const QuantisedInput* const* x, int count,
-                                                  std::int64_t in, double* out) {
-  const auto* w = static_cast<const std::uint8_t*>(row);
-  int n = 0;
-  for (; n + 4 <= count; n += 4) fp4_quantised_avx512<4>(w, scales, x + n, in, out + n);
-  for (; n < count; ++n) fp4_quantised_avx512<1>(w, scales, x + n, in, out + n);
-}
-
-WARREN_AVX512_VNNI double fp4_quantised_avx512(const void* row, const std::uint8_t* scales,
-                                               const QuantisedInput& x, std::int64_t in) {
-  const QuantisedInput* input = &x;
-  double out;
-  fp4_quantised_rows_avx512(row, scales, &input, 1, in, &out);
-  return out;
-}
-
 // --- AVX2 (with FMA) -------------------------------------------------------------------------
 // The same 64 lanes in two passes over the row, 32 lanes each (eight vectors of 4 doubles, all a
 // pass can hold in sixteen registers): lanes 0-31 take columns whose position mod 64 is below 32,
 // lanes 32-63 the rest. Each lane sees the same products in the same order as with AVX-512.
-
-#define WARREN_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 using Pass = __m256d[8];  // acc[m]: lanes 4m .. 4m+3 of the pass's 32
 
@@ -286,17 +205,6 @@ WARREN_AVX2 inline void fma8(__m256 weights, const double* x, Pass& acc) {
                                acc[2 * Q]);
   acc[2 * Q + 1] = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(weights, 1)),
                                    _mm256_loadu_pd(x + 4), acc[2 * Q + 1]);
-}
-
-// e4m3_16_half_avx512's decoding, 8 codes at a time: each code shifted to the top of its 16-bit
-// lane and back by one, arithmetically, puts the sign at bit 15 (and a copy at 14, masked off) and
-// the magnitude at bits 13..7: the code's value times 2^-8 as a half, widened exactly by F16C.
-// Through a float's bits instead (a float whose exponent field is e4m3's, scaled by 2^120), one
-// code in eight made a subnormal float, and Zen 3 multiplies those slowly: 1.7 GB/s a core.
-WARREN_AVX2 inline __m256 e4m3_8_half_avx2(const std::uint8_t* codes) {
-  const __m128i v = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes)));
-  const __m128i moved = _mm_srai_epi16(_mm_slli_epi16(v, 8), 1);
-  return _mm256_cvtph_ps(_mm_and_si128(moved, _mm_set1_epi16(static_cast<short>(0xBF80))));
 }
 
 WARREN_AVX2 inline __m256 bf16_8(const std::uint16_t* p) {
@@ -487,70 +395,6 @@ WARREN_AVX2 double fp4_row_avx2(const void* row, const std::uint8_t* scales, con
   return reduce64(first, second);
 }
 
-// fp4_quantised_avx512's lanes, 8 at a time: half h of a span is its block h (bytes 16h ..
-// 16h+15, lanes 8h .. 8h+7), the same integers and the same roundings. N inputs (up to 3: their
-// lanes take 12 of the 16 registers) against the row decoded once.
-template <int N>
-WARREN_AVX2 inline void fp4_quantised_avx2(const std::uint8_t* w, const std::uint8_t* scales,
-                                           const QuantisedInput* const* x, std::int64_t in,
-                                           double* out) {
-  const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kE2m1Twice));
-  const __m128i low = _mm_set1_epi8(0x0F);
-  __m256d acc[N][4];
-  for (auto& input : acc)
-    for (__m256d& a : input) a = _mm256_setzero_pd();
-  for (std::int64_t span = 0; span < in / 64; ++span)
-    for (int h = 0; h < 2; ++h) {
-      const __m128i bytes =
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 32 * span + 16 * h));
-      const __m256i k_even =
-          _mm256_cvtepi8_epi16(_mm_shuffle_epi8(table, _mm_and_si128(bytes, low)));
-      const __m256i k_odd = _mm256_cvtepi8_epi16(
-          _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(bytes, 4), low)));
-      const double weight = e8m0_double(scales[2 * span + h]);
-      for (int n = 0; n < N; ++n) {
-        const std::int16_t* parts = x[n]->parts.data() + 128 * span;
-        const auto part = [&](int at) WARREN_AVX2 {
-          return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(parts + 32 * at + 16 * h));
-        };
-        const __m256i hi =
-            _mm256_add_epi32(_mm256_madd_epi16(k_even, part(0)), _mm256_madd_epi16(k_odd, part(2)));
-        const __m256i lo =
-            _mm256_add_epi32(_mm256_madd_epi16(k_even, part(1)), _mm256_madd_epi16(k_odd, part(3)));
-        const __m256i total = _mm256_add_epi32(_mm256_slli_epi32(hi, 9), lo);
-        const __m256d scale = _mm256_set1_pd(weight * x[n]->scale[static_cast<std::size_t>(span)]);
-        acc[n][2 * h] = _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(total)), scale,
-                                        acc[n][2 * h]);
-        acc[n][2 * h + 1] = _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(total, 1)),
-                                            scale, acc[n][2 * h + 1]);
-      }
-    }
-  for (int n = 0; n < N; ++n) {
-    const __m256d s4 =
-        _mm256_add_pd(_mm256_add_pd(acc[n][0], acc[n][2]), _mm256_add_pd(acc[n][1], acc[n][3]));
-    const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
-    out[n] = _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
-  }
-}
-
-WARREN_AVX2 void fp4_quantised_rows_avx2(const void* row, const std::uint8_t* scales,
-                                         const QuantisedInput* const* x, int count, std::int64_t in,
-                                         double* out) {
-  const auto* w = static_cast<const std::uint8_t*>(row);
-  int n = 0;
-  for (; n + 3 <= count; n += 3) fp4_quantised_avx2<3>(w, scales, x + n, in, out + n);
-  if (count - n == 2) fp4_quantised_avx2<2>(w, scales, x + n, in, out + n);
-  if (count - n == 1) fp4_quantised_avx2<1>(w, scales, x + n, in, out + n);
-}
-
-WARREN_AVX2 double fp4_quantised_avx2(const void* row, const std::uint8_t* scales,
-                                      const QuantisedInput& x, std::int64_t in) {
-  const QuantisedInput* input = &x;
-  double out;
-  fp4_quantised_rows_avx2(row, scales, &input, 1, in, &out);
-  return out;
-}
-
 }  // namespace
 
 std::string_view to_string(Kernels set) {
@@ -593,12 +437,15 @@ Kernels best_kernels() {
 }
 
 const RowKernels* row_kernels(Kernels set) {
-  static const RowKernels avx512{bf16_row_avx512,          fp8_row_avx512,   fp4_row_avx512,
-                                 fp4_quantised_avx512,     bf16_rows_avx512, fp8_rows_avx512,
-                                 fp4_quantised_rows_avx512};
-  static const RowKernels avx2{bf16_row_avx2,          fp8_row_avx2,   fp4_row_avx2,
-                               fp4_quantised_avx2,     bf16_rows_avx2, fp8_rows_avx2,
-                               fp4_quantised_rows_avx2};
+  // In RowKernels' order: bf16, fp8, fp4, fp4_quantised, fp8_quantised, then the rows kernels.
+  static const RowKernels avx512{
+      bf16_row_avx512,        fp8_row_avx512,   fp4_row_avx512,  fp4_quantised_avx512,
+      fp8_quantised_avx2,     bf16_rows_avx512, fp8_rows_avx512, fp4_quantised_rows_avx512,
+      fp8_quantised_rows_avx2};
+  static const RowKernels avx2{
+      bf16_row_avx2,          fp8_row_avx2,   fp4_row_avx2,  fp4_quantised_avx2,
+      fp8_quantised_avx2,     bf16_rows_avx2, fp8_rows_avx2, fp4_quantised_rows_avx2,
+      fp8_quantised_rows_avx2};
   switch (set) {
     case Kernels::Reference:
       return nullptr;
@@ -616,25 +463,6 @@ void fp4_order(const double* x, double* ordered, std::int64_t in) {
       ordered[block + j] = x[block + 2 * j];
       ordered[block + 16 + j] = x[block + 2 * j + 1];
     }
-}
-
-void quantised_input(std::span<const double> x, std::span<const int> exponents,
-                     QuantisedInput& out) {
-  const std::size_t spans = x.size() / 64;
-  out.parts.resize(spans * 128);
-  out.scale.resize(spans);
-  for (std::size_t span = 0; span < spans; ++span) {
-    const int exponent = exponents[span / 2];  // 128-blocks hold two spans
-    out.scale[span] = std::bit_cast<double>(static_cast<std::uint64_t>(exponent - 10 + 1023) << 52);
-    std::int16_t* parts = out.parts.data() + 128 * span;
-    for (std::size_t i = 0; i < 64; ++i) {
-      // Exact: the value is a multiple of 2^(exponent - 9) below 2^(exponent + 9) in magnitude.
-      const auto units = static_cast<std::int32_t>(std::ldexp(x[64 * span + i], 9 - exponent));
-      const std::size_t at = (i % 2) * 64 + i / 2;        // even columns first
-      parts[at] = static_cast<std::int16_t>(units >> 9);  // arithmetic: floor
-      parts[at + 32] = static_cast<std::int16_t>(units & 511);
-    }
-  }
 }
 
 }  // namespace warren::inference

@@ -32,10 +32,10 @@ using RowDot = double (*)(const void* row, const std::uint8_t* scales, const dou
                           std::int64_t in);
 
 // An input quantised to e4m3 in blocks of 128 with power-of-two scales (the model's activation
-// quantisation), laid out for the integer FP4 kernels. Every value is then an integer number of
-// 2^(e - 9), e its block's exponent (e4m3's step at its subnormals): at most 448 x 2^9 < 2^18 in
-// magnitude, which a row weighs exactly in 32-bit integers. Each value is split into 16-bit
-// halves, value = 512 hi + lo with lo in [0, 512), for 16-bit multiply-adds.
+// quantisation), laid out for the integer kernels (FP4 and FP8 rows). Every value is then an
+// integer number of 2^(e - 9), e its block's exponent (e4m3's step at its subnormals): at most 448
+// x 2^9 < 2^18 in magnitude, which a row weighs exactly in 32-bit integers. Each value is split
+// into 16-bit halves, value = 512 hi + lo with lo in [0, 512), for 16-bit multiply-adds.
 struct QuantisedInput {
   // Per 64 columns (one 32-byte span of an FP4 row): hi then lo of the even columns (32 each),
   // then hi and lo of the odd ones.
@@ -44,16 +44,25 @@ struct QuantisedInput {
   // its e8m0 code; 2^-1: e2m1's values are the kernels' integers over 2). Both shares are powers
   // of two, so their product is the scale exactly.
   std::vector<double> scale;
+  // Each value over 2^(e - 9) (the integers that hi and lo split), in column order: for the FP8
+  // kernel's exact sums in double when it weighs several inputs at once.
+  std::vector<double> units;
 };
 
 // `x` (`in` values, a multiple of 128, quantised by formats::round_trip_e4m3 in blocks of 128 with
-// `exponents`) laid out for fp4_quantised.
+// `exponents`) laid out for the integer kernels.
 void quantised_input(std::span<const double> x, std::span<const int> exponents,
                      QuantisedInput& out);
 
-// An FP4 row times a quantised input: each 32-block's products summed exactly in integers, then
-// scaled (exact) and summed in double over 16 lanes (lane j: the block's lanes j mod 8, blocks
-// alternating between lanes 0-7 and 8-15) reduced in a fixed tree. `in`: a multiple of 128.
+// A row times a quantised input, `in` a multiple of 128. FP4: each 32-block's products summed
+// exactly in integers, then scaled (exact) and summed in double over 16 lanes (lane j: the block's
+// lanes j mod 8, blocks alternating between lanes 0-7 and 8-15) reduced in a fixed tree. FP8: each
+// 128-block's products summed exactly (an integer under 2^44 times the block's two scales), the
+// blocks added to a double in order, one rounding each. A block's sum is exact however it is
+// taken: alone, an input's goes through 16-bit multiply-adds; several at once (which decode the
+// row once for them all) take theirs in double, where every partial sum of 128 products of two
+// e4m3 values, under 2^44 of their units, is exact too. With no lanes to keep, the AVX-512 set
+// runs these AVX2 kernels.
 using RowDotQuantised = double (*)(const void* row, const std::uint8_t* scales,
                                    const QuantisedInput& x, std::int64_t in);
 
@@ -70,9 +79,9 @@ constexpr int kRowInputs = 3;
 
 struct RowKernels {
   RowDot bf16 = nullptr, fp8 = nullptr, fp4 = nullptr;
-  RowDotQuantised fp4_quantised = nullptr;
+  RowDotQuantised fp4_quantised = nullptr, fp8_quantised = nullptr;
   RowDots bf16_rows = nullptr, fp8_rows = nullptr;
-  RowDotsQuantised fp4_quantised_rows = nullptr;
+  RowDotsQuantised fp4_quantised_rows = nullptr, fp8_quantised_rows = nullptr;
 };
 
 // The kernels of `set` (Kernels::Reference has none: nullptr).

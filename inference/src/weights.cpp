@@ -113,8 +113,9 @@ void Linear::apply_rows(std::span<const double> x, std::span<double> y, std::int
   const auto T = static_cast<std::size_t>(tokens), in = static_cast<std::size_t>(in_);
   std::vector<double> input(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(T * in));
   const auto token = [&](std::size_t t) { return std::span<double>(input).subspan(t * in, in); };
-  // An FP4 layer's quantised input goes to the integer kernels (kernels.hpp, QuantisedInput).
-  if (kernels_ && quantise_input && format_ == WeightFormat::FP4 && in_ % 128 == 0) {
+  // An FP4 or FP8 layer's quantised input goes to the integer kernels (kernels.hpp,
+  // QuantisedInput).
+  if (kernels_ && quantise_input && format_ != WeightFormat::BF16 && in_ % 128 == 0) {
     std::vector<QuantisedInput> quantised(T);
     std::vector<const QuantisedInput*> inputs;
     std::vector<int> exponents;
@@ -126,9 +127,12 @@ void Linear::apply_rows(std::span<const double> x, std::span<double> y, std::int
     return for_rows(
         begin, end, tokens,
         [&](std::int64_t r, std::int64_t first, int n, double* values) {
-          kernels_->fp4_quantised_rows(reinterpret_cast<const std::uint8_t*>(weight_) + r * in_ / 2,
-                                       scale_ + r * (in_ / 32), inputs.data() + first, n, in_,
-                                       values);
+          const auto* bytes = reinterpret_cast<const std::uint8_t*>(weight_);
+          if (format_ == WeightFormat::FP8)
+            return kernels_->fp8_quantised_rows(bytes + r * in_, scale_ + (r / 128) * (in_ / 128),
+                                                inputs.data() + first, n, in_, values);
+          kernels_->fp4_quantised_rows(bytes + r * in_ / 2, scale_ + r * (in_ / 32),
+                                       inputs.data() + first, n, in_, values);
         },
         y);
   }

@@ -107,6 +107,39 @@ TEST(FP8Kernels, DecodeEveryCodeAtEveryScale) {
   }
 }
 
+// The integer FP8 kernel weighs every e4m3 weight code against every e4m3 input code (NaNs
+// aside), subnormals included, at each kind of block scale: one product a row, exactly the
+// product of the two values and the scales, however the 18-bit integers split into 16-bit parts.
+TEST(FP8Kernels, QuantisedInputWeighsEveryPairOfCodesExactly) {
+  namespace formats = inf::formats;
+  constexpr std::int64_t kIn = 128;
+  for (inf::Kernels set : {inf::Kernels::Avx2, inf::Kernels::Avx512}) {
+    if (!inf::supported(set)) continue;
+    const inf::RowKernels& kernels = *inf::row_kernels(set);
+    for (int input = 0; input < 256; ++input) {
+      if ((input & 0x7F) == 0x7F) continue;  // NaN
+      for (int exponent : {-20, 0, 7}) {
+        std::vector<double> x(kIn, 0.0);
+        x[85] = std::ldexp(formats::e4m3_to_float(static_cast<std::uint8_t>(input)), exponent);
+        inf::QuantisedInput quantised;
+        inf::quantised_input(x, std::vector<int>{exponent}, quantised);
+        for (int scale : {0, 127, 254})
+          for (int code = 0; code < 256; ++code) {
+            if ((code & 0x7F) == 0x7F) continue;
+            std::vector<std::uint8_t> row(kIn, 0x38);  // 1.0: weighs the zeros
+            row[85] = static_cast<std::uint8_t>(code);
+            const std::uint8_t scales[1] = {static_cast<std::uint8_t>(scale)};
+            const double want = static_cast<double>(formats::e4m3_to_float(row[85])) *
+                                std::ldexp(x[85], scale - 127);
+            ASSERT_EQ(kernels.fp8_quantised(row.data(), scales, quantised, kIn), want)
+                << to_string(set) << " weight code " << code << " input code " << input << " scale "
+                << scale;
+          }
+      }
+    }
+  }
+}
+
 // A prompt's tokens go through a layer together (each row read once for them all, the AVX-512
 // kernels weighing several inputs at a time, tiles of inputs): each token's output is, bit for
 // bit, what the layer gives it alone, with every kernel set, on one thread and on two.
@@ -157,6 +190,26 @@ double documented_order(const std::vector<float>& weights, const std::vector<dou
   return lane[0];
 }
 
+// The integer FP8 kernel's order (kernels.hpp): each 128-block's products summed exactly (here in
+// 64-bit integers of 2^-9 a weight and 2^(e - 9) an input), times the block's scales, added to
+// the row's sum block after block.
+double documented_order_quantised(const std::vector<std::uint8_t>& codes,
+                                  const std::vector<std::uint8_t>& scales,
+                                  const std::vector<double>& x, const std::vector<int>& exponents) {
+  double sum = 0;
+  for (std::size_t block = 0; block < x.size() / 128; ++block) {
+    std::int64_t total = 0;
+    for (std::size_t p = 128 * block; p < 128 * block + 128; ++p) {
+      const auto weight =
+          static_cast<std::int64_t>(std::ldexp(inf::formats::e4m3_to_float(codes[p]), 9));
+      total += weight * static_cast<std::int64_t>(std::ldexp(x[p], 9 - exponents[block]));
+    }
+    sum +=
+        static_cast<double>(total) * std::ldexp(1.0, exponents[block] - 18 + scales[block] - 127);
+  }
+  return sum;
+}
+
 TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
   namespace formats = inf::formats;
   std::mt19937 rng(21);
@@ -203,6 +256,23 @@ TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
       if (in % 32 == 0)
         EXPECT_EQ(kernels.fp4(codes.data(), scales.data(), x.data(), in), documented_order(fp4, x))
             << to_string(set) << " FP4, " << in << " columns";
+      if (in % 128 == 0) {  // against the input quantised as the model quantises it
+        std::vector<double> rounded = x;
+        std::vector<int> exponents;
+        formats::round_trip_e4m3(rounded, 128, exponents);
+        inf::QuantisedInput quantised;
+        inf::quantised_input(rounded, exponents, quantised);
+        const double want = documented_order_quantised(codes, scales, rounded, exponents);
+        for (int count : {1, 2, 3, 4, 5, 11}) {
+          const std::vector<const inf::QuantisedInput*> inputs(static_cast<std::size_t>(count),
+                                                               &quantised);
+          std::vector<double> several(inputs.size());
+          kernels.fp8_quantised_rows(codes.data(), scales.data(), inputs.data(), count, in,
+                                     several.data());
+          for (double got : several)
+            EXPECT_EQ(got, want) << to_string(set) << " FP8 quantised, " << in << " columns";
+        }
+      }
       ++checked;
     }
   }

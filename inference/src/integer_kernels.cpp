@@ -1,0 +1,320 @@
+// The integer kernels (integer_kernels.hpp): rows against an input quantised as the model
+// quantises its activations before FP8 and FP4 matmuls, each block's products summed exactly in
+// integers (QuantisedInput, kernels.hpp) and only the blocks' scaled sums rounded, in double.
+#include "integer_kernels.hpp"
+
+// GCC 12's avx512fintrin.h warns that its own _mm512_undefined values may be used uninitialised.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <bit>
+#include <cmath>
+
+namespace warren::inference {
+
+namespace {
+
+// --- FP4 rows times a quantised input, in integers (QuantisedInput) ---------------------------
+// e2m1's values times 2, signed: integers, so that a product with the input's is one.
+constexpr std::int8_t kE2m1Twice[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+// An e8m0 code's 2^(code - 127) as a double, by its exponent bits (every code but 255, NaN, is a
+// normal double).
+inline double e8m0_double(std::uint8_t code) {
+  return std::bit_cast<double>(static_cast<std::uint64_t>(code + 1023 - 127) << 52);
+}
+
+// N inputs against one row: each span (64 columns, two 32-blocks) decoded once, to the weights'
+// integers k (words 0-15: block A's, 16-31: block B's) and 512 k (the high parts' weight: at most
+// 12 x 2^9, still a 16-bit integer); then for each input, 512 hi + lo summed in 32-bit integers by
+// four multiply-adds, exact (at most 4 x 12 x 2^18 a lane); times the blocks' scales into lanes
+// 0-7 (A) and 8-15 (B), exact again; one rounding as each lane's double sum takes it.
+template <int N>
+WARREN_AVX512_VNNI inline void fp4_quantised_avx512(const std::uint8_t* w,
+                                                    const std::uint8_t* scales,
+                                                    const QuantisedInput* const* x, std::int64_t in,
+                                                    double* out) {
+  const __m512i table = _mm512_cvtepi8_epi16(_mm256_zextsi128_si256(
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(kE2m1Twice))));  // words 16-31 unused
+  const __m512i low = _mm512_set1_epi16(0x0F);
+  __m512d acc_a[N], acc_b[N];
+  for (int n = 0; n < N; ++n) acc_a[n] = acc_b[n] = _mm512_setzero_pd();
+  for (std::int64_t span = 0; span < in / 64; ++span) {
+    const __m512i bytes =
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32 * span)));
+    const __m512i k_even = _mm512_permutexvar_epi16(_mm512_and_si512(bytes, low), table);
+    const __m512i k_odd = _mm512_permutexvar_epi16(_mm512_srli_epi16(bytes, 4), table);
+    const __m512i k_even_hi = _mm512_slli_epi16(k_even, 9), k_odd_hi = _mm512_slli_epi16(k_odd, 9);
+    // The blocks' weight scales, once for all the inputs; each input's own share multiplies in.
+    const __m512d weight_a = _mm512_set1_pd(e8m0_double(scales[2 * span]));
+    const __m512d weight_b = _mm512_set1_pd(e8m0_double(scales[2 * span + 1]));
+    for (int n = 0; n < N; ++n) {
+      // parts: hi and lo of the even columns, then of the odd ones (QuantisedInput).
+      const std::int16_t* parts = x[n]->parts.data() + 128 * span;
+      const auto part = [&](int at)
+                            WARREN_AVX512_VNNI { return _mm512_loadu_si512(parts + 32 * at); };
+      __m512i total = _mm512_dpwssd_epi32(_mm512_setzero_si512(), k_even_hi, part(0));
+      total = _mm512_dpwssd_epi32(total, k_odd_hi, part(2));
+      total = _mm512_dpwssd_epi32(total, k_even, part(1));
+      total = _mm512_dpwssd_epi32(total, k_odd, part(3));
+      const __m512d input = _mm512_set1_pd(x[n]->scale[static_cast<std::size_t>(span)]);
+      acc_a[n] = _mm512_fmadd_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(total)),
+                                 _mm512_mul_pd(weight_a, input), acc_a[n]);
+      acc_b[n] = _mm512_fmadd_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(total, 1)),
+                                 _mm512_mul_pd(weight_b, input), acc_b[n]);
+    }
+  }
+  // (j, j+8), (j, j+4), (j, j+2), (j, j+1)
+  for (int n = 0; n < N; ++n) {
+    const __m512d s8 = _mm512_add_pd(acc_a[n], acc_b[n]);
+    const __m256d s4 = _mm256_add_pd(_mm512_castpd512_pd256(s8), _mm512_extractf64x4_pd(s8, 1));
+    const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
+    out[n] = _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+  }
+}
+
+// fp4_quantised_avx512's lanes, 8 at a time: half h of a span is its block h (bytes 16h ..
+// 16h+15, lanes 8h .. 8h+7), the same integers and the same roundings. N inputs (up to 3: their
+// lanes take 12 of the 16 registers) against the row decoded once.
+template <int N>
+WARREN_AVX2 inline void fp4_quantised_avx2(const std::uint8_t* w, const std::uint8_t* scales,
+                                           const QuantisedInput* const* x, std::int64_t in,
+                                           double* out) {
+  const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kE2m1Twice));
+  const __m128i low = _mm_set1_epi8(0x0F);
+  __m256d acc[N][4];
+  for (auto& input : acc)
+    for (__m256d& a : input) a = _mm256_setzero_pd();
+  for (std::int64_t span = 0; span < in / 64; ++span)
+    for (int h = 0; h < 2; ++h) {
+      const __m128i bytes =
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 32 * span + 16 * h));
+      const __m256i k_even =
+          _mm256_cvtepi8_epi16(_mm_shuffle_epi8(table, _mm_and_si128(bytes, low)));
+      const __m256i k_odd = _mm256_cvtepi8_epi16(
+          _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(bytes, 4), low)));
+      const double weight = e8m0_double(scales[2 * span + h]);
+      for (int n = 0; n < N; ++n) {
+        const std::int16_t* parts = x[n]->parts.data() + 128 * span;
+        const auto part = [&](int at) WARREN_AVX2 {
+          return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(parts + 32 * at + 16 * h));
+        };
+        const __m256i hi =
+            _mm256_add_epi32(_mm256_madd_epi16(k_even, part(0)), _mm256_madd_epi16(k_odd, part(2)));
+        const __m256i lo =
+            _mm256_add_epi32(_mm256_madd_epi16(k_even, part(1)), _mm256_madd_epi16(k_odd, part(3)));
+        const __m256i total = _mm256_add_epi32(_mm256_slli_epi32(hi, 9), lo);
+        const __m256d scale = _mm256_set1_pd(weight * x[n]->scale[static_cast<std::size_t>(span)]);
+        acc[n][2 * h] = _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(total)), scale,
+                                        acc[n][2 * h]);
+        acc[n][2 * h + 1] = _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(total, 1)),
+                                            scale, acc[n][2 * h + 1]);
+      }
+    }
+  for (int n = 0; n < N; ++n) {
+    const __m256d s4 =
+        _mm256_add_pd(_mm256_add_pd(acc[n][0], acc[n][2]), _mm256_add_pd(acc[n][1], acc[n][3]));
+    const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
+    out[n] = _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+  }
+}
+
+// --- FP8 rows times a quantised input, in integers (AVX2; the AVX-512 set runs it too) ---------
+// An e4m3 code's value is an integer number of 2^-9: sig 2^s, with sig its significand (8 + m; m
+// for a subnormal) and s = max(e - 1, 0) for e its exponent field; at most 15 x 2^14, too wide for
+// a 16-bit multiply. So it is split at 2^8 by its exponent: low = sig 2^s where s < 8 (at most
+// 15 x 2^7), high = sig 2^(s - 8) where s >= 8 (at most 15 x 2^6); value = low + 256 high, one of
+// the two zero. vpmaddubsw makes each, a table's power of two (an unsigned byte; 0 past the
+// table's range, and for the odd or the even columns, whose index has bit 7 set) times the signed
+// significand.
+struct Fp8Integers {
+  __m256i low_even, low_odd, high_even, high_odd;  // 16 words each: columns 2j, resp. 2j + 1
+};
+
+// By exponent field: the significand's leading bit; low's and high's powers of two.
+constexpr std::uint8_t kLead[16] = {0, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8};
+constexpr std::uint8_t kLow[16] = {1, 1, 2, 4, 8, 16, 32, 64, 128, 0, 0, 0, 0, 0, 0, 0};
+constexpr std::uint8_t kHigh[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64};
+
+WARREN_AVX2 inline __m256i table_avx2(const std::uint8_t (&t)[16]) {
+  return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t)));
+}
+
+WARREN_AVX2 inline Fp8Integers fp8_integers_avx2(const std::uint8_t* codes) {
+  const __m256i lead = table_avx2(kLead), low = table_avx2(kLow), high = table_avx2(kHigh);
+  const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes));
+  const __m256i e = _mm256_and_si256(_mm256_srli_epi16(c, 3), _mm256_set1_epi8(0x0F));
+  // vpsignb: negated where the code's sign bit is set, 0 for code 0 (whose significand is 0).
+  const __m256i sig = _mm256_sign_epi8(
+      _mm256_or_si256(_mm256_and_si256(c, _mm256_set1_epi8(7)), _mm256_shuffle_epi8(lead, e)), c);
+  const __m256i even = _mm256_or_si256(e, _mm256_set1_epi16(static_cast<short>(0x8000)));
+  const __m256i odd = _mm256_or_si256(e, _mm256_set1_epi16(0x0080));
+  return {_mm256_maddubs_epi16(_mm256_shuffle_epi8(low, even), sig),
+          _mm256_maddubs_epi16(_mm256_shuffle_epi8(low, odd), sig),
+          _mm256_maddubs_epi16(_mm256_shuffle_epi8(high, even), sig),
+          _mm256_maddubs_epi16(_mm256_shuffle_epi8(high, odd), sig)};
+}
+
+// Against the input's 512 hi + lo, a 128-block's products sum to 512 A + B, with
+//   A = sum low hi + 256 sum high hi,  B = sum low lo + 256 sum high lo
+// in 32-bit lanes: 16 products a lane, each at most 256 x 960 x 512 in magnitude (960: e4m3's
+// NaN codes, which checkpoints do not hold, weigh as 15 x 2^13), so under 2^31. 512 A + B, under
+// 2^44, is then exact in double; times the block's scales (powers of two: exact) it is added to
+// the row's sum, block after block, with one rounding each.
+WARREN_AVX2 inline double fp8_quantised_one_avx2(const std::uint8_t* w, const std::uint8_t* scales,
+                                                 const QuantisedInput& x, std::int64_t in) {
+  double sum = 0;
+  for (std::int64_t block = 0; block < in / 128; ++block) {
+    __m256i a = _mm256_setzero_si256(), b = _mm256_setzero_si256();
+#pragma GCC unroll 1  // unrolled, the four quarters' temporaries spilled: a tenth slower
+    for (int q = 0; q < 4; ++q) {  // 32 columns: half q % 2 of span 2 block + q / 2
+      const Fp8Integers v = fp8_integers_avx2(w + 128 * block + 32 * q);
+      // parts: hi and lo of the span's even columns, then of its odd ones (QuantisedInput).
+      const std::int16_t* parts = x.parts.data() + 128 * (2 * block + q / 2) + 16 * (q % 2);
+      const auto part = [&](int at) WARREN_AVX2 {
+        return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(parts + 32 * at));
+      };
+      const auto weigh = [&](__m256i even, __m256i odd) WARREN_AVX2 {
+        const __m256i low = _mm256_add_epi32(_mm256_madd_epi16(v.low_even, even),
+                                             _mm256_madd_epi16(v.low_odd, odd));
+        const __m256i high = _mm256_add_epi32(_mm256_madd_epi16(v.high_even, even),
+                                              _mm256_madd_epi16(v.high_odd, odd));
+        return _mm256_add_epi32(low, _mm256_slli_epi32(high, 8));
+      };
+      a = _mm256_add_epi32(a, weigh(part(0), part(2)));
+      b = _mm256_add_epi32(b, weigh(part(1), part(3)));
+    }
+    const auto lanes = [&](__m256i v, int half) WARREN_AVX2 {
+      return _mm256_cvtepi32_pd(half ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v));
+    };
+    const __m256d k512 = _mm256_set1_pd(512.0);
+    const __m256d t = _mm256_add_pd(_mm256_fmadd_pd(lanes(a, 0), k512, lanes(b, 0)),
+                                    _mm256_fmadd_pd(lanes(a, 1), k512, lanes(b, 1)));
+    const __m128d t2 = _mm_add_pd(_mm256_castpd256_pd128(t), _mm256_extractf128_pd(t, 1));
+    const double total = _mm_cvtsd_f64(_mm_add_sd(t2, _mm_unpackhi_pd(t2, t2)));
+    const double weight = e8m0_double(scales[block]) * 0x1p-8;  // 2^-9 a weight unit, 2 x scale
+    sum += total * (weight * x.scale[static_cast<std::size_t>(2 * block)]);
+  }
+  return sum;
+}
+
+// N inputs (2 to 6) against one row, the same sums in double: each weight, its value times 2^-8
+// (e4m3_8_half_avx2), times each input's units, summed over the block in 8 lanes a input (12
+// chains of multiply-adds for 6: their latency hidden). Every product is exact (4 significant
+// bits times 4) and so is every partial sum, a multiple of 2^-17 under 2^27: the block's sum is
+// fp8_quantised_avx2's 512 A + B times 2^-17, to the bit. The 16-bit multiply-adds above, one a
+// cycle on Zen 3, weigh 4 products a cycle an input; these, two a cycle, 8.
+template <int N>
+WARREN_AVX2 inline void fp8_quantised_doubles_avx2(const std::uint8_t* w,
+                                                   const std::uint8_t* scales,
+                                                   const QuantisedInput* const* x, std::int64_t in,
+                                                   double* out) {
+  double sum[N] = {};
+  for (std::int64_t block = 0; block < in / 128; ++block) {
+    __m256d acc[N][2];
+    for (auto& input : acc) input[0] = input[1] = _mm256_setzero_pd();
+    for (std::int64_t i = 128 * block; i < 128 * block + 128; i += 8) {
+      const __m256 weights = e4m3_8_half_avx2(w + i);
+      const __m256d low = _mm256_cvtps_pd(_mm256_castps256_ps128(weights));
+      const __m256d high = _mm256_cvtps_pd(_mm256_extractf128_ps(weights, 1));
+      for (int n = 0; n < N; ++n) {
+        const double* units = x[n]->units.data() + i;
+        acc[n][0] = _mm256_fmadd_pd(low, _mm256_loadu_pd(units), acc[n][0]);
+        acc[n][1] = _mm256_fmadd_pd(high, _mm256_loadu_pd(units + 4), acc[n][1]);
+      }
+    }
+    const double weight = e8m0_double(scales[block]) * 0x1p9;  // 2^8 (the halves), 2 x scale
+    for (int n = 0; n < N; ++n) {
+      const __m256d t = _mm256_add_pd(acc[n][0], acc[n][1]);
+      const __m128d t2 = _mm_add_pd(_mm256_castpd256_pd128(t), _mm256_extractf128_pd(t, 1));
+      const double total = _mm_cvtsd_f64(_mm_add_sd(t2, _mm_unpackhi_pd(t2, t2)));
+      sum[n] += total * (weight * x[n]->scale[static_cast<std::size_t>(2 * block)]);
+    }
+  }
+  for (int n = 0; n < N; ++n) out[n] = sum[n];
+}
+
+}  // namespace
+
+WARREN_AVX512_VNNI void fp4_quantised_rows_avx512(const void* row, const std::uint8_t* scales,
+                                                  const QuantisedInput* const* x, int count,
+                                                  std::int64_t in, double* out) {
+  const auto* w = static_cast<const std::uint8_t*>(row);
+  int n = 0;
+  for (; n + 4 <= count; n += 4) fp4_quantised_avx512<4>(w, scales, x + n, in, out + n);
+  for (; n < count; ++n) fp4_quantised_avx512<1>(w, scales, x + n, in, out + n);
+}
+
+WARREN_AVX512_VNNI double fp4_quantised_avx512(const void* row, const std::uint8_t* scales,
+                                               const QuantisedInput& x, std::int64_t in) {
+  const QuantisedInput* input = &x;
+  double out;
+  fp4_quantised_rows_avx512(row, scales, &input, 1, in, &out);
+  return out;
+}
+
+WARREN_AVX2 void fp4_quantised_rows_avx2(const void* row, const std::uint8_t* scales,
+                                         const QuantisedInput* const* x, int count, std::int64_t in,
+                                         double* out) {
+  const auto* w = static_cast<const std::uint8_t*>(row);
+  int n = 0;
+  for (; n + 3 <= count; n += 3) fp4_quantised_avx2<3>(w, scales, x + n, in, out + n);
+  if (count - n == 2) fp4_quantised_avx2<2>(w, scales, x + n, in, out + n);
+  if (count - n == 1) fp4_quantised_avx2<1>(w, scales, x + n, in, out + n);
+}
+
+WARREN_AVX2 double fp4_quantised_avx2(const void* row, const std::uint8_t* scales,
+                                      const QuantisedInput& x, std::int64_t in) {
+  const QuantisedInput* input = &x;
+  double out;
+  fp4_quantised_rows_avx2(row, scales, &input, 1, in, &out);
+  return out;
+}
+
+WARREN_AVX2 void fp8_quantised_rows_avx2(const void* row, const std::uint8_t* scales,
+                                         const QuantisedInput* const* x, int count, std::int64_t in,
+                                         double* out) {
+  const auto* w = static_cast<const std::uint8_t*>(row);
+  int n = 0;
+  for (; n + 6 <= count; n += 6) fp8_quantised_doubles_avx2<6>(w, scales, x + n, in, out + n);
+  switch (count - n) {
+    case 5:
+      return fp8_quantised_doubles_avx2<5>(w, scales, x + n, in, out + n);
+    case 4:
+      return fp8_quantised_doubles_avx2<4>(w, scales, x + n, in, out + n);
+    case 3:
+      return fp8_quantised_doubles_avx2<3>(w, scales, x + n, in, out + n);
+    case 2:
+      return fp8_quantised_doubles_avx2<2>(w, scales, x + n, in, out + n);
+    case 1:
+      out[n] = fp8_quantised_one_avx2(w, scales, *x[n], in);
+  }
+}
+
+WARREN_AVX2 double fp8_quantised_avx2(const void* row, const std::uint8_t* scales,
+                                      const QuantisedInput& x, std::int64_t in) {
+  return fp8_quantised_one_avx2(static_cast<const std::uint8_t*>(row), scales, x, in);
+}
+
+void quantised_input(std::span<const double> x, std::span<const int> exponents,
+                     QuantisedInput& out) {
+  const std::size_t spans = x.size() / 64;
+  out.parts.resize(spans * 128);
+  out.scale.resize(spans);
+  out.units.resize(x.size());
+  for (std::size_t span = 0; span < spans; ++span) {
+    const int exponent = exponents[span / 2];  // 128-blocks hold two spans
+    out.scale[span] = std::bit_cast<double>(static_cast<std::uint64_t>(exponent - 10 + 1023) << 52);
+    std::int16_t* parts = out.parts.data() + 128 * span;
+    for (std::size_t i = 0; i < 64; ++i) {
+      // Exact: the value is a multiple of 2^(exponent - 9) below 2^(exponent + 9) in magnitude.
+      const auto units = static_cast<std::int32_t>(std::ldexp(x[64 * span + i], 9 - exponent));
+      const std::size_t at = (i % 2) * 64 + i / 2;        // even columns first
+      parts[at] = static_cast<std::int16_t>(units >> 9);  // arithmetic: floor
+      parts[at + 32] = static_cast<std::int16_t>(units & 511);
+      out.units[64 * span + i] = units;
+    }
+  }
+}
+
+}  // namespace warren::inference

@@ -1,0 +1,25 @@
+// What the two kernel files (kernels.cpp, integer_kernels.cpp) share: the instruction sets they
+// are compiled for, one function at a time (the rest of the engine is built for plain x86-64;
+// kernels.cpp picks a set at run time), and the AVX2 e4m3 decoder. A declaration carries its
+// definition's target: GCC takes two differing targets for two versions of one function.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+#define WARREN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+#define WARREN_AVX512_VNNI \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma")))
+#define WARREN_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+// e4m3_16_half_avx512's decoding, 8 codes at a time: each code shifted to the top of its 16-bit
+// lane and back by one, arithmetically, puts the sign at bit 15 (and a copy at 14, masked off) and
+// the magnitude at bits 13..7: the code's value times 2^-8 as a half, widened exactly by F16C.
+// Through a float's bits instead (a float whose exponent field is e4m3's, scaled by 2^120), one
+// code in eight made a subnormal float, and Zen 3 multiplies those slowly: 1.7 GB/s a core.
+WARREN_AVX2 inline __m256 e4m3_8_half_avx2(const std::uint8_t* codes) {
+  const __m128i v = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes)));
+  const __m128i moved = _mm_srai_epi16(_mm_slli_epi16(v, 8), 1);
+  return _mm256_cvtph_ps(_mm_and_si128(moved, _mm_set1_epi16(static_cast<short>(0xBF80))));
+}
