@@ -1,6 +1,6 @@
-// The kernels that weigh a quantised input (kernels.hpp, QuantisedInput) in integers, exactly,
-// for kernels.cpp's tables: FP4 rows with AVX-512 VNNI and with AVX2, FP8 rows with AVX2 (which
-// both sets run: an exact sum leaves nothing for a wider kernel to order differently).
+// The kernels that weigh a quantised input (kernels.hpp, QuantisedInput), each block's sum
+// exact, for kernels.cpp's tables: FP4 and FP8 rows with AVX2, which both sets run (an exact sum
+// leaves no lanes for a wider kernel to keep in the same order).
 #pragma once
 
 #include "kernel_common.hpp"
@@ -8,11 +8,6 @@
 
 namespace warren::inference {
 
-WARREN_AVX512_VNNI void fp4_quantised_rows_avx512(const void* row, const std::uint8_t* scales,
-                                                  const QuantisedInput* const* x, int count,
-                                                  std::int64_t in, double* out);
-WARREN_AVX512_VNNI double fp4_quantised_avx512(const void* row, const std::uint8_t* scales,
-                                               const QuantisedInput& x, std::int64_t in);
 WARREN_AVX2 void fp4_quantised_rows_avx2(const void* row, const std::uint8_t* scales,
                                          const QuantisedInput* const* x, int count, std::int64_t in,
                                          double* out);

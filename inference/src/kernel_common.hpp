@@ -9,8 +9,6 @@
 #include <cstdint>
 
 #define WARREN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
-#define WARREN_AVX512_VNNI \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma")))
 #define WARREN_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 // e4m3_16_half_avx512's decoding, 8 codes at a time: each code shifted to the top of its 16-bit

@@ -425,7 +425,7 @@ bool supported(Kernels set) {
     case Kernels::Avx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-             __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma");
+             __builtin_cpu_supports("fma");
   }
   return false;
 }
@@ -439,9 +439,9 @@ Kernels best_kernels() {
 const RowKernels* row_kernels(Kernels set) {
   // In RowKernels' order: bf16, fp8, fp4, fp4_quantised, fp8_quantised, then the rows kernels.
   static const RowKernels avx512{
-      bf16_row_avx512,        fp8_row_avx512,   fp4_row_avx512,  fp4_quantised_avx512,
-      fp8_quantised_avx2,     bf16_rows_avx512, fp8_rows_avx512, fp4_quantised_rows_avx512,
-      fp8_quantised_rows_avx2};
+      bf16_row_avx512,    fp8_row_avx512,          fp4_row_avx512,
+      fp4_quantised_avx2, fp8_quantised_avx2,      bf16_rows_avx512,
+      fp8_rows_avx512,    fp4_quantised_rows_avx2, fp8_quantised_rows_avx2};
   static const RowKernels avx2{
       bf16_row_avx2,          fp8_row_avx2,   fp4_row_avx2,  fp4_quantised_avx2,
       fp8_quantised_avx2,     bf16_rows_avx2, fp8_rows_avx2, fp4_quantised_rows_avx2,

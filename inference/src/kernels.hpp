@@ -54,15 +54,13 @@ struct QuantisedInput {
 void quantised_input(std::span<const double> x, std::span<const int> exponents,
                      QuantisedInput& out);
 
-// A row times a quantised input, `in` a multiple of 128. FP4: each 32-block's products summed
-// exactly in integers, then scaled (exact) and summed in double over 16 lanes (lane j: the block's
-// lanes j mod 8, blocks alternating between lanes 0-7 and 8-15) reduced in a fixed tree. FP8: each
-// 128-block's products summed exactly (an integer under 2^44 times the block's two scales), the
-// blocks added to a double in order, one rounding each. A block's sum is exact however it is
-// taken: alone, an input's goes through 16-bit multiply-adds; several at once (which decode the
-// row once for them all) take theirs in double, where every partial sum of 128 products of two
-// e4m3 values, under 2^44 of their units, is exact too. With no lanes to keep, the AVX-512 set
-// runs these AVX2 kernels.
+// A row times a quantised input, `in` a multiple of 128: each block's products summed exactly
+// (FP4: 32-blocks, an integer under 2^27; FP8: 128-blocks, under 2^44), times the block's two
+// scales (exact: powers of two), added to a double block after block, one rounding each. A
+// block's sum is exact however it is taken: in 16-bit multiply-adds, or (FP8, several inputs at
+// once, the row decoded once for them all) in double, where every partial sum of 128 products of
+// two e4m3 values, under 2^44 of their units, is exact too. With no lanes to keep, the AVX-512
+// set runs these AVX2 kernels.
 using RowDotQuantised = double (*)(const void* row, const std::uint8_t* scales,
                                    const QuantisedInput& x, std::int64_t in);
 

@@ -190,22 +190,30 @@ double documented_order(const std::vector<float>& weights, const std::vector<dou
   return lane[0];
 }
 
-// The integer FP8 kernel's order (kernels.hpp): each 128-block's products summed exactly (here in
-// 64-bit integers of 2^-9 a weight and 2^(e - 9) an input), times the block's scales, added to
-// the row's sum block after block.
-double documented_order_quantised(const std::vector<std::uint8_t>& codes,
+// The integer kernels' order (kernels.hpp): each block's products summed exactly (here in 64-bit
+// integers: a weight's value over 2^-9 for FP8, over 1/2 for FP4; an input's over 2^(e - 9), e
+// its 128-block's exponent), times the block's scales, added to the row's sum block after block.
+// FP8 blocks are 128 columns, FP4 blocks 32 (two values a byte, the even column low).
+double documented_order_quantised(inf::DType format, const std::vector<std::uint8_t>& codes,
                                   const std::vector<std::uint8_t>& scales,
                                   const std::vector<double>& x, const std::vector<int>& exponents) {
+  namespace formats = inf::formats;
+  const bool fp8 = format == inf::DType::F8_E4M3;
+  const std::size_t size = fp8 ? 128 : 32;
+  const int weight_unit = fp8 ? -9 : -1;
   double sum = 0;
-  for (std::size_t block = 0; block < x.size() / 128; ++block) {
+  for (std::size_t block = 0; block < x.size() / size; ++block) {
+    const int exponent = exponents[block * size / 128];
     std::int64_t total = 0;
-    for (std::size_t p = 128 * block; p < 128 * block + 128; ++p) {
-      const auto weight =
-          static_cast<std::int64_t>(std::ldexp(inf::formats::e4m3_to_float(codes[p]), 9));
-      total += weight * static_cast<std::int64_t>(std::ldexp(x[p], 9 - exponents[block]));
+    for (std::size_t p = size * block; p < size * block + size; ++p) {
+      const float value =
+          fp8 ? formats::e4m3_to_float(codes[p])
+              : formats::e2m1_table()[p % 2 ? codes[p / 2] >> 4 : codes[p / 2] & 15];
+      total += static_cast<std::int64_t>(std::ldexp(value, -weight_unit)) *
+               static_cast<std::int64_t>(std::ldexp(x[p], 9 - exponent));
     }
-    sum +=
-        static_cast<double>(total) * std::ldexp(1.0, exponents[block] - 18 + scales[block] - 127);
+    sum += static_cast<double>(total) *
+           std::ldexp(1.0, weight_unit + exponent - 9 + scales[block] - 127);
   }
   return sum;
 }
@@ -217,7 +225,7 @@ TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
   std::uniform_int_distribution<int> byte(0, 255), scale(110, 140);
   int checked = 0;
   // Lengths with every tail the kernels have: 16, 32 and 48 columns past a multiple of 64.
-  for (std::int64_t in : {128, 528, 544, 2096, 4096}) {
+  for (std::int64_t in : {128, 528, 544, 1024, 2048, 2096, 4096}) {
     std::vector<double> x(static_cast<std::size_t>(in));
     for (double& v : x) v = normal(rng);  // sums that round
     std::vector<std::uint8_t> codes(static_cast<std::size_t>(in) * 2), scales(in / 32 + 1);
@@ -262,15 +270,26 @@ TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
         formats::round_trip_e4m3(rounded, 128, exponents);
         inf::QuantisedInput quantised;
         inf::quantised_input(rounded, exponents, quantised);
-        const double want = documented_order_quantised(codes, scales, rounded, exponents);
+        // Block scales 2^-24 and 2^24 at random: the row's sum spans more than a double's 53
+        // bits, so that it rounds, and every block's sum reaches that rounding.
+        std::vector<std::uint8_t> mixed(scales.size());
+        for (auto& c : mixed) c = byte(rng) % 2 ? 103 : 151;
+        const double fp8_want =
+            documented_order_quantised(inf::DType::F8_E4M3, codes, mixed, rounded, exponents);
+        const double fp4_want =
+            documented_order_quantised(inf::DType::I8, codes, mixed, rounded, exponents);
         for (int count : {1, 2, 3, 4, 5, 11}) {
           const std::vector<const inf::QuantisedInput*> inputs(static_cast<std::size_t>(count),
                                                                &quantised);
           std::vector<double> several(inputs.size());
-          kernels.fp8_quantised_rows(codes.data(), scales.data(), inputs.data(), count, in,
+          kernels.fp8_quantised_rows(codes.data(), mixed.data(), inputs.data(), count, in,
                                      several.data());
           for (double got : several)
-            EXPECT_EQ(got, want) << to_string(set) << " FP8 quantised, " << in << " columns";
+            EXPECT_EQ(got, fp8_want) << to_string(set) << " FP8 quantised, " << in << " columns";
+          kernels.fp4_quantised_rows(codes.data(), mixed.data(), inputs.data(), count, in,
+                                     several.data());
+          for (double got : several)
+            EXPECT_EQ(got, fp4_want) << to_string(set) << " FP4 quantised, " << in << " columns";
         }
       }
       ++checked;
