@@ -144,6 +144,11 @@ int block_scale_exponent(std::span<const double> block, double format_max) {
 
 namespace {
 
+// 2^k as a double, for k in the normal range.
+double power_of_two(int k) {
+  return std::bit_cast<double>(static_cast<std::uint64_t>(k + 1023) << 52);
+}
+
 // Values are scaled by a power of two, so the scaled value is exact and one rounding (to the
 // format's code) is all that happens; a double is converted to float without loss first only when
 // it is in the format's range, which the scale guarantees.
@@ -153,8 +158,11 @@ void round_trip(std::span<T> values, std::size_t block, float format_max, ToCode
   for (std::size_t start = 0; start + block <= values.size(); start += block) {
     std::span<T> b = values.subspan(start, block);
     const int exponent = block_exponent(std::span<const T>(b), static_cast<T>(format_max));
-    for (T& v : b)
-      v = std::ldexp(static_cast<T>(from_code(to_code(std::ldexp(v, -exponent)))), exponent);
+    // Multiplying by a power of two rounds as ldexp does (both round the exact product), without
+    // a call per value: a block's amax is at least 1e-4, so its scale stays a normal float.
+    const T down = static_cast<T>(power_of_two(-exponent)),
+            up = static_cast<T>(power_of_two(exponent));
+    for (T& v : b) v = static_cast<T>(from_code(to_code(v * down))) * up;
   }
 }
 
@@ -169,11 +177,6 @@ void round_trip_e2m1(std::span<float> values, std::size_t block) {
 }
 
 namespace {
-
-// 2^k as a double, for k in the normal range.
-double power_of_two(int k) {
-  return std::bit_cast<double>(static_cast<std::uint64_t>(k + 1023) << 52);
-}
 
 // `magnitude` (at most 448) rounded to e4m3's grid, ties to even: what e4m3_code_of and
 // e4m3_to_float give, without a call per value (the activations' quantisation was a tenth of a

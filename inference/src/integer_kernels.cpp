@@ -36,21 +36,27 @@ template <int N>
 WARREN_AVX2 inline void fp4_quantised_avx2(const std::uint8_t* w, const std::uint8_t* scales,
                                            const QuantisedInput* const* x, std::int64_t in,
                                            double* out) {
-  const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kE2m1Twice));
-  const __m128i low = _mm_set1_epi8(0x0F);
+  const __m256i table =
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kE2m1Twice)));
+  const __m256i low = _mm256_set1_epi8(0x0F);
   double sum[N] = {};
   for (std::int64_t group = 0; group < in / 128; ++group) {
     __m256i pairs[N][2];  // per span, vphaddd of its two blocks' lanes
     for (int s = 0; s < 2; ++s) {
       const std::int64_t span = 2 * group + s;
       __m256i lanes[N][2];
-      for (int h = 0; h < 2; ++h) {  // block h of the span: bytes 16h .. 16h+15
-        const __m128i bytes =
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 32 * span + 16 * h));
-        const __m256i k_even =
-            _mm256_cvtepi8_epi16(_mm_shuffle_epi8(table, _mm_and_si128(bytes, low)));
-        const __m256i k_odd = _mm256_cvtepi8_epi16(
-            _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(bytes, 4), low)));
+      // The span's 32 bytes at once: the even columns' k (low nibbles), then the odd ones'; block
+      // h (bytes 16h .. 16h+15) is each's 128-bit half h, widened to words.
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32 * span));
+      const __m256i k_evens = _mm256_shuffle_epi8(table, _mm256_and_si256(bytes, low));
+      const __m256i k_odds =
+          _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low));
+      for (int h = 0; h < 2; ++h) {
+        const auto half = [&](__m256i v) WARREN_AVX2 {
+          return _mm256_cvtepi8_epi16(h ? _mm256_extracti128_si256(v, 1)
+                                        : _mm256_castsi256_si128(v));
+        };
+        const __m256i k_even = half(k_evens), k_odd = half(k_odds);
         for (int n = 0; n < N; ++n) {
           // parts: hi and lo of the span's even columns, then of its odd ones (QuantisedInput).
           const std::int16_t* parts = x[n]->parts.data() + 128 * span + 16 * h;
@@ -257,9 +263,10 @@ void quantised_input(std::span<const double> x, std::span<const int> exponents,
     const int exponent = exponents[span / 2];  // 128-blocks hold two spans
     out.scale[span] = std::bit_cast<double>(static_cast<std::uint64_t>(exponent - 10 + 1023) << 52);
     std::int16_t* parts = out.parts.data() + 128 * span;
+    const double to_units = std::ldexp(1.0, 9 - exponent);  // a power of two: no rounding
     for (std::size_t i = 0; i < 64; ++i) {
       // Exact: the value is a multiple of 2^(exponent - 9) below 2^(exponent + 9) in magnitude.
-      const auto units = static_cast<std::int32_t>(std::ldexp(x[64 * span + i], 9 - exponent));
+      const auto units = static_cast<std::int32_t>(x[64 * span + i] * to_units);
       const std::size_t at = (i % 2) * 64 + i / 2;        // even columns first
       parts[at] = static_cast<std::int16_t>(units >> 9);  // arithmetic: floor
       parts[at + 32] = static_cast<std::int16_t>(units & 511);
