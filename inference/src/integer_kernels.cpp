@@ -176,8 +176,9 @@ WARREN_AVX2 inline double fp8_quantised_one_avx2(const std::uint8_t* w, const st
 // (e4m3_8_half_avx2), times each input's units, summed over the block in 8 lanes a input (12
 // chains of multiply-adds for 6: their latency hidden). Every product is exact (4 significant
 // bits times 4) and so is every partial sum, a multiple of 2^-17 under 2^27: the block's sum is
-// fp8_quantised_avx2's 512 A + B times 2^-17, to the bit. The 16-bit multiply-adds above, one a
-// cycle on Zen 3, weigh 4 products a cycle an input; these, two a cycle, 8.
+// fp8_quantised_one_avx2's 512 A + B times 2^-17, to the bit. An input costs two multiply-adds per
+// 8 columns here, four 16-bit multiply-adds and four adds and shifts per 16 there: with 6 inputs,
+// 12.3 against 9.0 G products a second on a Zen 3 core.
 template <int N>
 WARREN_AVX2 inline void fp8_quantised_doubles_avx2(const std::uint8_t* w,
                                                    const std::uint8_t* scales,
