@@ -150,6 +150,67 @@ BENCHMARK(BM_RowKernelInputs)
     ->ArgNames({"format", "kernels", "inputs"})
     ->Unit(benchmark::kMillisecond);
 
+// What one core issues: eight independent chains of one AVX2 instruction on 32-byte registers,
+// in instructions a second (docs/benchmarks.md compares the kernels' instruction mixes with it),
+// and a chain of dependent 64-bit adds, one a cycle: the clock under load. Argument: 0 the adds,
+// then vpmaddwd, vpmaddubsw, vfmadd231pd, vpaddd, vpshufb, and vpshufb with vpmaddwd alternating
+// (whether they share pipes).
+void BM_InstructionRate(benchmark::State& state) {
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
+    state.SkipWithError("this CPU has no AVX2");
+    return;
+  }
+#define WARREN_EIGHT(a, b)                                          \
+  a " %%ymm8, %%ymm0, %%ymm0\n\t" b " %%ymm8, %%ymm1, %%ymm1\n\t" a \
+    " %%ymm8, %%ymm2, %%ymm2\n\t" b " %%ymm8, %%ymm3, %%ymm3\n\t" a \
+    " %%ymm8, %%ymm4, %%ymm4\n\t" b " %%ymm8, %%ymm5, %%ymm5\n\t" a \
+    " %%ymm8, %%ymm6, %%ymm6\n\t" b " %%ymm8, %%ymm7, %%ymm7\n\t"
+#define WARREN_RUN(text)              \
+  asm volatile(text text text text :: \
+                   : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8")
+  // Each loop's body is 32 of them: the loop's own compare and branch stay out of the way.
+  constexpr long kLoops = 1 << 18;
+  std::uint64_t chain = 0;
+  const auto run = [&](auto body) {
+    for (auto _ : state)
+      for (long k = 0; k < kLoops; ++k) body();
+  };
+  switch (state.range(0)) {
+    case 0:
+      run([&] {
+        for (int i = 0; i < 4; ++i)
+          asm volatile(
+              "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
+              "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0"
+              : "+r"(chain));
+      });
+      break;
+    case 1:
+      run([] { WARREN_RUN(WARREN_EIGHT("vpmaddwd", "vpmaddwd")); });
+      break;
+    case 2:
+      run([] { WARREN_RUN(WARREN_EIGHT("vpmaddubsw", "vpmaddubsw")); });
+      break;
+    case 3:
+      run([] { WARREN_RUN(WARREN_EIGHT("vfmadd231pd", "vfmadd231pd")); });
+      break;
+    case 4:
+      run([] { WARREN_RUN(WARREN_EIGHT("vpaddd", "vpaddd")); });
+      break;
+    case 5:
+      run([] { WARREN_RUN(WARREN_EIGHT("vpshufb", "vpshufb")); });
+      break;
+    default:
+      run([] { WARREN_RUN(WARREN_EIGHT("vpshufb", "vpmaddwd")); });
+  }
+#undef WARREN_RUN
+#undef WARREN_EIGHT
+  benchmark::DoNotOptimize(chain);
+  state.counters["per_second"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * kLoops * 32, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_InstructionRate)->DenseRange(0, 6)->ArgName("instruction");
+
 // Concurrent generations through a Batcher on 2 threads, against the same generations one after
 // another (generate() alone), in generated tokens per second: each request a 16-token prompt of
 // its own and 32 greedy tokens. Arguments: requests, and 0 (one after another) or 1 (a Batcher).

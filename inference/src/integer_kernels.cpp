@@ -162,10 +162,8 @@ WARREN_AVX2 inline double fp8_quantised_one_avx2(const std::uint8_t* w, const st
       return _mm256_cvtepi32_pd(half ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v));
     };
     const __m256d k512 = _mm256_set1_pd(512.0);
-    const __m256d t = _mm256_add_pd(_mm256_fmadd_pd(lanes(a, 0), k512, lanes(b, 0)),
-                                    _mm256_fmadd_pd(lanes(a, 1), k512, lanes(b, 1)));
-    const __m128d t2 = _mm_add_pd(_mm256_castpd256_pd128(t), _mm256_extractf128_pd(t, 1));
-    const double total = _mm_cvtsd_f64(_mm_add_sd(t2, _mm_unpackhi_pd(t2, t2)));
+    const double total = sum4(_mm256_add_pd(_mm256_fmadd_pd(lanes(a, 0), k512, lanes(b, 0)),
+                                            _mm256_fmadd_pd(lanes(a, 1), k512, lanes(b, 1))));
     const double weight = e8m0_double(scales[block]) * 0x1p-8;  // 2^-9 a weight unit, 2 x scale
     sum += total * (weight * x.scale[static_cast<std::size_t>(2 * block)]);
   }
@@ -200,9 +198,7 @@ WARREN_AVX2 inline void fp8_quantised_doubles_avx2(const std::uint8_t* w,
     }
     const double weight = e8m0_double(scales[block]) * 0x1p9;  // 2^8 (the halves), 2 x scale
     for (int n = 0; n < N; ++n) {
-      const __m256d t = _mm256_add_pd(acc[n][0], acc[n][1]);
-      const __m128d t2 = _mm_add_pd(_mm256_castpd256_pd128(t), _mm256_extractf128_pd(t, 1));
-      const double total = _mm_cvtsd_f64(_mm_add_sd(t2, _mm_unpackhi_pd(t2, t2)));
+      const double total = sum4(_mm256_add_pd(acc[n][0], acc[n][1]));
       sum[n] += total * (weight * x[n]->scale[static_cast<std::size_t>(2 * block)]);
     }
   }

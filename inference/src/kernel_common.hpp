@@ -21,3 +21,10 @@ WARREN_AVX2 inline __m256 e4m3_8_half_avx2(const std::uint8_t* codes) {
   const __m128i moved = _mm_srai_epi16(_mm_slli_epi16(v, 8), 1);
   return _mm256_cvtph_ps(_mm_and_si128(moved, _mm_set1_epi16(static_cast<short>(0xBF80))));
 }
+
+// v[0] + v[1] + v[2] + v[3] as (v0 + v2) + (v1 + v3): the last two rounds of the kernels' trees,
+// exact in the integer kernels, whose lanes hold integers under 2^53.
+WARREN_AVX2 inline double sum4(__m256d v) {
+  const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+}

@@ -193,9 +193,7 @@ WARREN_AVX2 inline double reduce64(const Pass& first, const Pass& second) {
   __m256d w[4];
   for (int m = 0; m < 4; ++m) w[m] = _mm256_add_pd(v[m], v[m + 4]);              // (j, j+16)
   const __m256d x0 = _mm256_add_pd(w[0], w[2]), x1 = _mm256_add_pd(w[1], w[3]);  // (j, j+8)
-  const __m256d s4 = _mm256_add_pd(x0, x1);                                      // (j, j+4)
-  const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(s4), _mm256_extractf128_pd(s4, 1));
-  return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
+  return sum4(_mm256_add_pd(x0, x1));                                            // (j, j+4)
 }
 
 // Lanes 8Q .. 8Q+7 of the pass += weights x (8 floats); Q constant, as fma16's G.
