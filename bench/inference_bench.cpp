@@ -124,8 +124,15 @@ void BM_RowKernelInputs(benchmark::State& state) {
   const std::int64_t format = state.range(0);
   const int inputs = static_cast<int>(state.range(2));
   const RandomRows m(format, std::size_t{64} << 20);
-  const std::vector<const double*> xs(static_cast<std::size_t>(inputs), m.x.data());
-  const std::vector<const inf::QuantisedInput*> qs(static_cast<std::size_t>(inputs), &m.quantised);
+  // Each input its own copy, as a prompt's tokens are: the kernel reads them all for every row.
+  const std::vector<std::vector<double>> copies(static_cast<std::size_t>(inputs), m.x);
+  const std::vector<inf::QuantisedInput> quantised(static_cast<std::size_t>(inputs), m.quantised);
+  std::vector<const double*> xs;
+  std::vector<const inf::QuantisedInput*> qs;
+  for (int n = 0; n < inputs; ++n) {
+    xs.push_back(copies[static_cast<std::size_t>(n)].data());
+    qs.push_back(&quantised[static_cast<std::size_t>(n)]);
+  }
   std::vector<double> out(static_cast<std::size_t>(inputs));
   for (auto _ : state) {
     for (std::int64_t r = 0; r < m.rows; ++r) {

@@ -6,6 +6,7 @@
 
 #include "formats.hpp"
 #include "forward.hpp"
+#include "thread_pool.hpp"
 
 namespace warren::inference {
 
@@ -59,9 +60,9 @@ std::optional<std::vector<double>> compress(const CompressorWeights& w, Compress
 // ReLU(query . key), queries and keys Hadamard-rotated and FP4 as stored. `q` = index_wq_b cq
 // [heads, di] and `weights` = index_weights x [heads], the token's; empty when they were not
 // computed (they are needed only past index_topk blocks).
-std::vector<std::size_t> select_blocks(const Config& c, const Rotary& rope, const LayerCache& cache,
-                                       std::vector<double> q, std::span<const double> weights,
-                                       std::int64_t t) {
+std::vector<std::size_t> select_blocks(const Config& c, const Rotary& rope, ThreadPool* pool,
+                                       const LayerCache& cache, std::vector<double> q,
+                                       std::span<const double> weights, std::int64_t t) {
   const std::size_t blocks = cache.index.entries.size();
   std::vector<std::size_t> chosen;
   if (static_cast<std::int64_t>(blocks) <= c.index_topk) {
@@ -80,13 +81,13 @@ std::vector<std::size_t> select_blocks(const Config& c, const Rotary& rope, cons
   }
   const double scale = 1.0 / std::sqrt(static_cast<double>(di * heads));
   std::vector<double> scores(blocks);
-  for (std::size_t b = 0; b < blocks; ++b) {
+  each_index(pool, blocks, [&](std::size_t b) {  // each block's score one thread's
     double score = 0;
     for (std::size_t h = 0; h < heads; ++h)
       score += weights[h] * scale *
                std::max(0.0, dot<double>({q.data() + h * di, di}, {keys.data() + b * di, di}));
     scores[b] = score;
-  }
+  });
   for (std::int64_t b : top_k(scores, c.index_topk)) chosen.push_back(static_cast<std::size_t>(b));
   std::sort(chosen.begin(), chosen.end());
   return chosen;
@@ -150,37 +151,48 @@ std::optional<Compressed> compressor_inputs(const std::optional<CompressorWeight
 }
 
 // Attention of token t over the cache, its queries q [H, d] done: the softmax over all keys per
-// head, the sink in its denominator; inverse RoPE on the output [H, d].
-std::vector<double> attend(const Config& c, const AttentionWeights& w, const Rotary& rope,
-                           std::span<const double> keys, std::span<const double> q,
-                           std::int64_t t) {
+// head, the sink in its denominator; inverse RoPE on the output [H, d]. Heads go in groups, each
+// key read once for a group (its queries and sums, 16 KiB each, stay in the core's cache while the
+// keys pass; head after head, every head read all the keys twice), and the groups are split among
+// the threads: each head's values are one thread's, summed key after key, for any number of them.
+// The keys [n, d] as floats: a decoded row's values are e4m3 and BF16 values (kv_cache.hpp), exact
+// in float, and read again and again at half the size. The output goes to `o` [H, d].
+void attend(const Config& c, const AttentionWeights& w, const Rotary& rope, ThreadPool* pool,
+            std::span<const float> keys, std::span<const double> q, std::int64_t t,
+            std::span<double> o) {
   const auto H = static_cast<std::size_t>(c.num_attention_heads);
   const auto d = static_cast<std::size_t>(c.head_dim);
   const auto rd = static_cast<std::size_t>(c.qk_rope_head_dim);
   const std::size_t n = keys.size() / d;
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  std::vector<double> o(H * d);
-  std::vector<double> logits(n);
-  for (std::size_t h = 0; h < H; ++h) {
-    std::span<const double> qh(q.data() + h * d, d);
-    double top = w.sink[h];
+  const auto key = [&](std::size_t j) { return keys.subspan(j * d, d); };
+  constexpr std::size_t kGroup = 4;
+  each_index(pool, (H + kGroup - 1) / kGroup, [&](std::size_t group) {
+    const std::size_t first = group * kGroup, heads = std::min(H, first + kGroup) - first;
+    std::vector<double> logits(heads * n), top(heads), total(heads), sum(heads * d, 0.0);
+    for (std::size_t h = 0; h < heads; ++h) top[h] = w.sink[first + h];
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t h = 0; h < heads; ++h) {
+        const double logit = dot<float>(key(j), q.subspan((first + h) * d, d)) * scale;
+        logits[h * n + j] = logit;
+        top[h] = std::max(top[h], logit);
+      }
+    for (std::size_t h = 0; h < heads; ++h) total[h] = std::exp(w.sink[first + h] - top[h]);
     for (std::size_t j = 0; j < n; ++j) {
-      logits[j] = dot<double>(qh, {keys.data() + j * d, d}) * scale;
-      top = std::max(top, logits[j]);
+      const float* k = key(j).data();
+      for (std::size_t h = 0; h < heads; ++h) {
+        const double p = std::exp(logits[h * n + j] - top[h]);
+        total[h] += p;
+        double* s = sum.data() + h * d;
+        for (std::size_t i = 0; i < d; ++i) s[i] += p * k[i];
+      }
     }
-    double total = std::exp(w.sink[h] - top);
-    std::vector<double> sum(d, 0.0);
-    for (std::size_t j = 0; j < n; ++j) {
-      const double p = std::exp(logits[j] - top);
-      total += p;
-      const double* key = keys.data() + j * d;
-      for (std::size_t i = 0; i < d; ++i) sum[i] += p * key[i];
+    for (std::size_t h = 0; h < heads; ++h) {
+      std::span<double> oh = o.subspan((first + h) * d, d);
+      for (std::size_t i = 0; i < d; ++i) oh[i] = sum[h * d + i] / total[h];
+      rope.apply(oh.last(rd), t, /*inverse=*/true);
     }
-    std::span<double> oh(o.data() + h * d, d);
-    for (std::size_t i = 0; i < d; ++i) oh[i] = sum[i] / total;
-    rope.apply(oh.last(rd), t, /*inverse=*/true);
-  }
-  return o;
+  });
 }
 
 }  // namespace
@@ -196,6 +208,7 @@ Batch attention_block(const Config& c, const LayerWeights& lw, const Rotaries& r
   const std::vector<double> inputs = flatten(x);
   const auto position = [&](std::size_t t) { return places[t].position; };
   const auto cache_of = [&](std::size_t t) -> LayerCache& { return (*places[t].layers)[layer]; };
+  ThreadPool* pool = w.wq_a.pool();
 
   // What depends on a token's input alone, for all the tokens at once (each weight read once):
   // queries cq = RMSNorm(W_qa x) [Lq], q = W_qb cq [H, d], each head RMS-normed, RoPE'd; the KV
@@ -233,6 +246,9 @@ Batch attention_block(const Config& c, const LayerWeights& lw, const Rotaries& r
   // attends to.
   const std::size_t group_width = H * d / static_cast<std::size_t>(c.o_groups);
   std::vector<double> o(T * H * d);
+  // A token's keys as floats (attend), and a row as it decodes: reused token after token.
+  std::vector<float> keys;
+  std::vector<double> row(d);
   for (std::size_t t = 0; t < T; ++t) {
     LayerCache& cache = cache_of(t);
     cache.window.push(kv[t]);
@@ -242,21 +258,22 @@ Batch attention_block(const Config& c, const LayerWeights& lw, const Rotaries& r
     if (index_compressor)
       compress_into(c, *w.index_compressor, rope, cache.index, index_compressor->a.copy(t),
                     index_compressor->g.copy(t), position(t), true);
-    std::vector<double> keys = cache.window.decode_all();
-    auto add_entry = [&](std::size_t b) {
-      keys.resize(keys.size() + d);
-      cache.kv.entries.decode(b, {keys.data() + keys.size() - d, d});
+    keys.clear();
+    const auto add_row = [&](const PackedRows& rows, std::size_t i) {
+      rows.decode(i, row);
+      keys.insert(keys.end(), row.begin(), row.end());
     };
+    for (std::size_t i = 0; i < cache.window.size(); ++i) add_row(cache.window, i);
     if (lw.ratio == 128)
-      for (std::size_t b = 0; b < cache.kv.entries.size(); ++b) add_entry(b);
+      for (std::size_t b = 0; b < cache.kv.entries.size(); ++b) add_row(cache.kv.entries, b);
     if (lw.ratio == 4) {
       for (std::size_t b :
-           select_blocks(c, rope, cache, indexed ? index_q.copy(t) : std::vector<double>{},
+           select_blocks(c, rope, pool, cache, indexed ? index_q.copy(t) : std::vector<double>{},
                          indexed ? index_weights[t] : std::span<double>{}, position(t)))
-        add_entry(b);
+        add_row(cache.kv.entries, b);
     }
-    const auto ot = attend(c, w, rope, keys, q[t], position(t));
-    std::copy(ot.begin(), ot.end(), o.begin() + static_cast<std::ptrdiff_t>(t * H * d));
+    attend(c, w, rope, pool, keys, q[t], position(t),
+           std::span<double>(o).subspan(t * H * d, H * d));
   }
 
   // Grouped output: group g's heads through wo_a's rows [g Lo, (g+1) Lo), unquantised; then wo_b.

@@ -60,10 +60,6 @@ struct Place {
 Batch attention_block(const Config& c, const LayerWeights& w, const Rotaries& rope,
                       std::span<const Place> places, std::size_t layer, const Batch& x);
 
-// Attention for token `t` at its normed input `x` [D]: returns [D].
-std::vector<double> attention_block(const Config& c, const LayerWeights& w, const Rotaries& rope,
-                                    LayerCache& cache, std::span<const double> x, std::int64_t t);
-
 // The MoE FFN for the tokens `tokens` at their normed inputs `x` (each [D]): each [D]. Each expert
 // runs once on all the tokens that chose it.
 Batch moe_block(const Config& c, const FfnWeights& w, const Batch& x,

@@ -118,12 +118,12 @@ void Linear::apply_rows(std::span<const double> x, std::span<double> y, std::int
   if (kernels_ && quantise_input && format_ != WeightFormat::BF16 && in_ % 128 == 0) {
     std::vector<QuantisedInput> quantised(T);
     std::vector<const QuantisedInput*> inputs;
-    std::vector<int> exponents;
-    for (std::size_t t = 0; t < T; ++t) {
+    for (std::size_t t = 0; t < T; ++t) inputs.push_back(&quantised[t]);
+    each_index(tokens > 1 ? pool_ : nullptr, T, [&](std::size_t t) {
+      std::vector<int> exponents;
       formats::round_trip_e4m3(token(t), 128, exponents);
       quantised_input(token(t), exponents, quantised[t]);
-      inputs.push_back(&quantised[t]);
-    }
+    });
     return for_rows(
         begin, end, tokens,
         [&](std::int64_t r, std::int64_t first, int n, double* values) {
@@ -137,7 +137,8 @@ void Linear::apply_rows(std::span<const double> x, std::span<double> y, std::int
         y);
   }
   if (quantise_input)
-    for (std::size_t t = 0; t < T; ++t) formats::round_trip_e4m3(token(t), 128);
+    each_index(tokens > 1 ? pool_ : nullptr, T,
+               [&](std::size_t t) { formats::round_trip_e4m3(token(t), 128); });
   if (kernels_) return apply_fast(input, y, begin, end, tokens);
   // Each row is one thread's, summed in the same order whatever their number.
   return for_rows(
