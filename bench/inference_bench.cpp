@@ -157,6 +157,36 @@ BENCHMARK(BM_RowKernelInputs)
     ->ArgNames({"format", "kernels", "inputs"})
     ->Unit(benchmark::kMillisecond);
 
+// A prompt's case for the FP4 experts: the tile kernel on one core weighing 16 distinct inputs
+// (QuantisedTile) a row against a 64 MiB matrix of random codes, as Linear weighs a prompt's
+// (BM_RowKernelInputs/format:3 is the kernel it replaces there). Counter: weight-times-input
+// products a second.
+void BM_RowKernelTile(benchmark::State& state) {
+  const inf::RowKernels* kernels = kernels_of(state);
+  if (!kernels) return;
+  const RandomRows m(3, std::size_t{64} << 20);
+  const std::vector<inf::QuantisedInput> quantised(inf::kTileInputs, m.quantised);
+  std::vector<const inf::QuantisedInput*> qs;
+  for (const auto& q : quantised) qs.push_back(&q);
+  inf::QuantisedTile tile;
+  inf::quantised_tile(qs, m.kIn, tile);
+  std::vector<double> sums(inf::kTileInputs);
+  for (auto _ : state) {
+    for (std::int64_t r = 0; r < m.rows; ++r) {
+      kernels->fp4_quantised_tile(m.row(r), m.scales.data(), tile, sums.data());
+      benchmark::DoNotOptimize(sums.data());
+    }
+  }
+  state.counters["products_per_second"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) *
+                             static_cast<double>(m.rows * m.kIn) * inf::kTileInputs,
+                         benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_RowKernelTile)  // argument 0: RandomRows' format, FP4 against quantised inputs
+    ->ArgsProduct({{3}, {1, 2}})
+    ->ArgNames({"format", "kernels"})
+    ->Unit(benchmark::kMillisecond);
+
 // What one core issues: eight independent chains of one AVX2 instruction on 32-byte registers,
 // in instructions a second (docs/benchmarks.md compares the kernels' instruction mixes with it),
 // and a chain of dependent 64-bit adds, one a cycle: the clock under load. Argument: 0 the adds,

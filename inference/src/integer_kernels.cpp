@@ -93,6 +93,66 @@ WARREN_AVX2 inline void fp4_quantised_avx2(const std::uint8_t* w, const std::uin
   for (int n = 0; n < N; ++n) out[n] = sum[n];
 }
 
+// A tile's inputs against one row (QuantisedTile): for each pair of columns, the row's two
+// integers k (a table's 32 bits for the pair's byte) broadcast to every lane and multiplied with
+// each input's (hi, hi) and (lo, lo) pairs by one multiply-add each; over a 32-block, lane n of
+// the sums holds input n's sum of k hi, resp. k lo, exact (at most 32 x 12 x 2^9 in magnitude),
+// and 512 hi + lo is fp4_quantised_avx2's block total (under 2^27). The totals of eight inputs are
+// then scaled and added to their sums together, block after block: fp4_quantised_avx2's order and
+// bits, without its sums across lanes (vphaddd, slow on Zen 3). G: groups of 8 inputs (1 or 2),
+// which share each broadcast. A tile of 2048 columns (128 KiB) is read from L2 for every row;
+// weighing the rows a few blocks of columns at a time, the tile's part in L1, measured slower.
+struct E2m1Pairs {  // by a byte of an FP4 row: its two columns' integers k as 16-bit words
+  std::int32_t k[256];
+  constexpr E2m1Pairs() : k() {
+    for (int byte = 0; byte < 256; ++byte)
+      k[byte] = static_cast<std::int32_t>(
+          static_cast<std::uint32_t>(static_cast<std::uint16_t>(kE2m1Twice[byte & 15])) |
+          static_cast<std::uint32_t>(static_cast<std::uint16_t>(kE2m1Twice[byte >> 4])) << 16);
+  }
+};
+constexpr E2m1Pairs kE2m1Pairs;
+
+template <int G>
+WARREN_AVX2 inline void fp4_tile_avx2(const std::uint8_t* w, const std::uint8_t* scales,
+                                      const QuantisedTile& x, double* out) {
+  __m256d sum[G][2];
+  for (int g = 0; g < G; ++g) sum[g][0] = sum[g][1] = _mm256_setzero_pd();
+  const std::int64_t pairs = x.in / 2;
+  for (std::int64_t block = 0; block < x.in / 32; ++block) {
+    __m256i hi[G], lo[G];
+    for (int g = 0; g < G; ++g) hi[g] = lo[g] = _mm256_setzero_si256();
+#pragma GCC unroll 16
+    for (std::int64_t p = 16 * block; p < 16 * block + 16; ++p) {
+      const __m256i k = _mm256_set1_epi32(kE2m1Pairs.k[w[p]]);
+      for (int g = 0; g < G; ++g) {
+        const std::int16_t* words = x.parts.data() + (g * pairs + p) * 32;
+        hi[g] = _mm256_add_epi32(
+            hi[g],
+            _mm256_madd_epi16(k, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words))));
+        lo[g] = _mm256_add_epi32(
+            lo[g],
+            _mm256_madd_epi16(k, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + 16))));
+      }
+    }
+    const __m256d weight = _mm256_set1_pd(e8m0_double(scales[block]));
+    for (int g = 0; g < G; ++g) {
+      const __m256i totals = _mm256_add_epi32(_mm256_slli_epi32(hi[g], 9), lo[g]);
+      const double* input_scale = x.scale.data() + (g * (x.in / 128) + block / 4) * 8;
+      for (int h = 0; h < 2; ++h) {
+        const __m256d total = _mm256_cvtepi32_pd(h ? _mm256_extracti128_si256(totals, 1)
+                                                   : _mm256_castsi256_si128(totals));
+        sum[g][h] = _mm256_add_pd(sum[g][h], _mm256_mul_pd(_mm256_mul_pd(total, weight),
+                                                           _mm256_loadu_pd(input_scale + 4 * h)));
+      }
+    }
+  }
+  alignas(32) double sums[8 * G];
+  for (int g = 0; g < G; ++g)
+    for (int h = 0; h < 2; ++h) _mm256_store_pd(sums + 8 * g + 4 * h, sum[g][h]);
+  for (int n = 0; n < x.count; ++n) out[n] = sums[n];
+}
+
 // --- FP8 rows times a quantised input, in integers (AVX2; the AVX-512 set runs it too) ---------
 // An e4m3 code's value is an integer number of 2^-9: sig 2^s, with sig its significand (8 + m; m
 // for a subnormal) and s = max(e - 1, 0) for e its exponent field; at most 15 x 2^14, too wide for
@@ -225,6 +285,13 @@ WARREN_AVX2 double fp4_quantised_avx2(const void* row, const std::uint8_t* scale
   return out;
 }
 
+WARREN_AVX2 void fp4_quantised_tile_avx2(const void* row, const std::uint8_t* scales,
+                                         const QuantisedTile& x, double* out) {
+  const auto* w = static_cast<const std::uint8_t*>(row);
+  if (x.count > 8) return fp4_tile_avx2<2>(w, scales, x, out);
+  fp4_tile_avx2<1>(w, scales, x, out);
+}
+
 WARREN_AVX2 void fp8_quantised_rows_avx2(const void* row, const std::uint8_t* scales,
                                          const QuantisedInput* const* x, int count, std::int64_t in,
                                          double* out) {
@@ -269,6 +336,32 @@ void quantised_input(std::span<const double> x, std::span<const int> exponents,
       parts[at + 32] = static_cast<std::int16_t>(units & 511);
       out.units[64 * span + i] = units;
     }
+  }
+}
+
+void quantised_tile(std::span<const QuantisedInput* const> x, std::int64_t in, QuantisedTile& out) {
+  out.count = static_cast<int>(x.size());
+  out.in = in;
+  const std::int64_t groups = (out.count + 7) / 8, pairs = in / 2, spans = in / 64;
+  out.parts.assign(static_cast<std::size_t>(groups * pairs * 32), 0);
+  out.scale.assign(static_cast<std::size_t>(groups * (in / 128) * 8), 0.0);
+  for (int n = 0; n < out.count; ++n) {
+    const std::int64_t group = n / 8, lane = n % 8;
+    const QuantisedInput& input = *x[static_cast<std::size_t>(n)];
+    for (std::int64_t span = 0; span < spans; ++span) {
+      // QuantisedInput's span: hi then lo of its 32 even columns, then of its 32 odd ones.
+      const std::int16_t* parts = input.parts.data() + 128 * span;
+      for (std::int64_t j = 0; j < 32; ++j) {
+        std::int16_t* words = out.parts.data() + (group * pairs + 32 * span + j) * 32 + 2 * lane;
+        words[0] = parts[j];        // hi, column 2j of the span
+        words[1] = parts[64 + j];   // hi, column 2j + 1
+        words[16] = parts[32 + j];  // lo, column 2j
+        words[17] = parts[96 + j];  // lo, column 2j + 1
+      }
+    }
+    for (std::int64_t block = 0; block < in / 128; ++block)
+      out.scale[static_cast<std::size_t>((group * (in / 128) + block) * 8 + lane)] =
+          input.scale[static_cast<std::size_t>(2 * block)];
   }
 }
 

@@ -435,15 +435,16 @@ Kernels best_kernels() {
 }
 
 const RowKernels* row_kernels(Kernels set) {
-  // In RowKernels' order: bf16, fp8, fp4, fp4_quantised, fp8_quantised, then the rows kernels.
+  // In RowKernels' order: bf16, fp8, fp4, fp4_quantised, fp8_quantised, then the rows kernels,
+  // then the tile kernel.
   static const RowKernels avx512{
-      bf16_row_avx512,    fp8_row_avx512,          fp4_row_avx512,
-      fp4_quantised_avx2, fp8_quantised_avx2,      bf16_rows_avx512,
-      fp8_rows_avx512,    fp4_quantised_rows_avx2, fp8_quantised_rows_avx2};
+      bf16_row_avx512,         fp8_row_avx512,         fp4_row_avx512,  fp4_quantised_avx2,
+      fp8_quantised_avx2,      bf16_rows_avx512,       fp8_rows_avx512, fp4_quantised_rows_avx2,
+      fp8_quantised_rows_avx2, fp4_quantised_tile_avx2};
   static const RowKernels avx2{
-      bf16_row_avx2,          fp8_row_avx2,   fp4_row_avx2,  fp4_quantised_avx2,
-      fp8_quantised_avx2,     bf16_rows_avx2, fp8_rows_avx2, fp4_quantised_rows_avx2,
-      fp8_quantised_rows_avx2};
+      bf16_row_avx2,           fp8_row_avx2,           fp4_row_avx2,  fp4_quantised_avx2,
+      fp8_quantised_avx2,      bf16_rows_avx2,         fp8_rows_avx2, fp4_quantised_rows_avx2,
+      fp8_quantised_rows_avx2, fp4_quantised_tile_avx2};
   switch (set) {
     case Kernels::Reference:
       return nullptr;

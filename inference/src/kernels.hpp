@@ -71,6 +71,29 @@ using RowDots = void (*)(const void* row, const std::uint8_t* scales, const doub
 using RowDotsQuantised = void (*)(const void* row, const std::uint8_t* scales,
                                   const QuantisedInput* const* x, int count, std::int64_t in,
                                   double* out);
+// Up to kTileInputs quantised inputs (a prompt's tokens) with the inputs across a vector's lanes,
+// for the FP4 tile kernel: it broadcasts each pair of a row's weights to every lane and sums each
+// input's products in its own lane, so a block's sums come out one input a lane, with no lanes of
+// one input to add together. Built once for a layer's inputs and read by every row.
+constexpr int kTileInputs = 16;
+struct QuantisedTile {
+  int count = 0;        // inputs, at most kTileInputs; the lanes past them are zeros
+  std::int64_t in = 0;  // columns, a multiple of 128
+  // Per 8 inputs (a group), per pair of columns (2p, 2p + 1): the 8 inputs' (hi, hi) word pairs,
+  // then their (lo, lo) pairs (QuantisedInput's halves): 32 words. [groups, in / 2, 32]
+  std::vector<std::int16_t> parts;
+  // Per group, per 128 columns, each input's QuantisedInput::scale: [groups, in / 128, 8].
+  std::vector<double> scale;
+};
+
+// The inputs `x` (at most kTileInputs, each of `in` columns) as a tile.
+void quantised_tile(std::span<const QuantisedInput* const> x, std::int64_t in, QuantisedTile& out);
+
+// A row against a tile's inputs: out[n] [count] is, bit for bit, the one-input kernel's value for
+// input n.
+using RowDotsTile = void (*)(const void* row, const std::uint8_t* scales, const QuantisedTile& x,
+                             double* out);
+
 // How many inputs the AVX-512 FP8 and BF16 kernels weigh at once: their lanes take 24 of the 32
 // registers.
 constexpr int kRowInputs = 3;
@@ -80,6 +103,7 @@ struct RowKernels {
   RowDotQuantised fp4_quantised = nullptr, fp8_quantised = nullptr;
   RowDots bf16_rows = nullptr, fp8_rows = nullptr;
   RowDotsQuantised fp4_quantised_rows = nullptr, fp8_quantised_rows = nullptr;
+  RowDotsTile fp4_quantised_tile = nullptr;
 };
 
 // The kernels of `set` (Kernels::Reference has none: nullptr).

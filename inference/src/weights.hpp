@@ -50,6 +50,8 @@ class Linear {
  private:
   void apply_fast(std::span<double> input, std::span<double> y, std::int64_t begin,
                   std::int64_t end, std::int64_t tokens) const;
+  void apply_tiles(std::span<const QuantisedInput* const> inputs, std::span<double> y,
+                   std::int64_t begin, std::int64_t end) const;
   template <class RowsOf>
   void for_rows(std::int64_t begin, std::int64_t end, std::int64_t tokens, RowsOf rows_of,
                 std::span<double> y) const;

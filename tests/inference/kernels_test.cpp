@@ -291,6 +291,29 @@ TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
           for (double got : several)
             EXPECT_EQ(got, fp4_want) << to_string(set) << " FP4 quantised, " << in << " columns";
         }
+        // The tile kernel, each lane its own input: input n is x times 2^n (its quantisation
+        // too, exponents n higher), whose sum in the documented order is fp4_want times 2^n to
+        // the bit.
+        std::vector<inf::QuantisedInput> scaled(inf::kTileInputs);
+        for (int n = 0; n < inf::kTileInputs; ++n) {
+          std::vector<double> times(rounded);
+          for (double& v : times) v = std::ldexp(v, n);
+          std::vector<int> higher(exponents);
+          for (int& e : higher) e += n;
+          inf::quantised_input(times, higher, scaled[static_cast<std::size_t>(n)]);
+        }
+        for (int count : {1, 5, 8, 9, 16}) {
+          std::vector<const inf::QuantisedInput*> inputs;
+          for (int n = 0; n < count; ++n) inputs.push_back(&scaled[static_cast<std::size_t>(n)]);
+          inf::QuantisedTile tile;
+          inf::quantised_tile(inputs, in, tile);
+          std::vector<double> sums(static_cast<std::size_t>(count));
+          kernels.fp4_quantised_tile(codes.data(), mixed.data(), tile, sums.data());
+          for (int n = 0; n < count; ++n)
+            EXPECT_EQ(sums[static_cast<std::size_t>(n)], std::ldexp(fp4_want, n))
+                << to_string(set) << " FP4 tile, " << in << " columns, input " << n << " of "
+                << count;
+        }
       }
       ++checked;
     }
