@@ -157,15 +157,16 @@ BENCHMARK(BM_RowKernelInputs)
     ->ArgNames({"format", "kernels", "inputs"})
     ->Unit(benchmark::kMillisecond);
 
-// A prompt's case for the FP4 experts: the tile kernel on one core weighing 16 distinct inputs
-// (QuantisedTile) a row against a 64 MiB matrix of random codes, as Linear weighs a prompt's
+// A prompt's case for the FP4 experts: the tile kernel on one core weighing up to 16 distinct
+// inputs (QuantisedTile) a row against a 64 MiB matrix of random codes, as Linear weighs a prompt's
 // (BM_RowKernelInputs/format:3 is the kernel it replaces there). Counter: weight-times-input
 // products a second.
 void BM_RowKernelTile(benchmark::State& state) {
   const inf::RowKernels* kernels = kernels_of(state);
   if (!kernels) return;
   const RandomRows m(3, std::size_t{64} << 20);
-  const std::vector<inf::QuantisedInput> quantised(inf::kTileInputs, m.quantised);
+  const auto inputs = static_cast<std::size_t>(state.range(2));
+  const std::vector<inf::QuantisedInput> quantised(inputs, m.quantised);
   std::vector<const inf::QuantisedInput*> qs;
   for (const auto& q : quantised) qs.push_back(&q);
   inf::QuantisedTile tile;
@@ -179,12 +180,13 @@ void BM_RowKernelTile(benchmark::State& state) {
   }
   state.counters["products_per_second"] =
       benchmark::Counter(static_cast<double>(state.iterations()) *
-                             static_cast<double>(m.rows * m.kIn) * inf::kTileInputs,
+                             static_cast<double>(m.rows * m.kIn) * static_cast<double>(inputs),
                          benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_RowKernelTile)  // argument 0: RandomRows' format, FP4 against quantised inputs
-    ->ArgsProduct({{3}, {1, 2}})
-    ->ArgNames({"format", "kernels"})
+BENCHMARK(BM_RowKernelTile)  // arguments: RandomRows' format (FP4 against quantised inputs), the
+                             // kernel set and the inputs in the tile
+    ->ArgsProduct({{3}, {1, 2}, {6, 8, 12, 16}})
+    ->ArgNames({"format", "kernels", "inputs"})
     ->Unit(benchmark::kMillisecond);
 
 // What one core issues: eight independent chains of one AVX2 instruction on 32-byte registers,
