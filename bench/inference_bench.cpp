@@ -192,8 +192,10 @@ BENCHMARK(BM_RowKernelTile)  // arguments: RandomRows' format (FP4 against quant
 // What one core issues: eight independent chains of one AVX2 instruction on 32-byte registers,
 // in instructions a second (docs/benchmarks.md compares the kernels' instruction mixes with it),
 // and a chain of dependent 64-bit adds, one a cycle: the clock under load. Argument: 0 the adds,
-// then vpmaddwd, vpmaddubsw, vfmadd231pd, vpaddd, vpshufb, and vpshufb with vpmaddwd alternating
-// (whether they share pipes).
+// then vpmaddwd, vpmaddubsw, vfmadd231pd, vpaddd, vpshufb, vpshufb with vpmaddwd alternating
+// (whether they share pipes), vphaddd, and the widening and narrowing the double kernels do for
+// each weight: vcvtps2pd and vpmovzxwd (16 bytes to 32), vextractf128 (32 to 16), and the first
+// and the last alternating.
 void BM_InstructionRate(benchmark::State& state) {
   if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
     state.SkipWithError("this CPU has no AVX2");
@@ -204,6 +206,13 @@ void BM_InstructionRate(benchmark::State& state) {
     " %%ymm8, %%ymm2, %%ymm2\n\t" b " %%ymm8, %%ymm3, %%ymm3\n\t" a \
     " %%ymm8, %%ymm4, %%ymm4\n\t" b " %%ymm8, %%ymm5, %%ymm5\n\t" a \
     " %%ymm8, %%ymm6, %%ymm6\n\t" b " %%ymm8, %%ymm7, %%ymm7\n\t"
+  // The widening and narrowing ones: from a 16-byte register to a 32-byte one, and back.
+#define WARREN_WIDEN(a)                                                             \
+  a " %%ymm0\n\t" a " %%ymm1\n\t" a " %%ymm2\n\t" a " %%ymm3\n\t" a " %%ymm4\n\t" a \
+    " %%ymm5\n\t" a " %%ymm6\n\t" a " %%ymm7\n\t"
+#define WARREN_NARROW(a)                                                            \
+  a " %%xmm0\n\t" a " %%xmm1\n\t" a " %%xmm2\n\t" a " %%xmm3\n\t" a " %%xmm4\n\t" a \
+    " %%xmm5\n\t" a " %%xmm6\n\t" a " %%xmm7\n\t"
 #define WARREN_RUN(text)              \
   asm volatile(text text text text :: \
                    : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8")
@@ -239,16 +248,39 @@ void BM_InstructionRate(benchmark::State& state) {
     case 5:
       run([] { WARREN_RUN(WARREN_EIGHT("vpshufb", "vpshufb")); });
       break;
-    default:
+    case 6:
       run([] { WARREN_RUN(WARREN_EIGHT("vpshufb", "vpmaddwd")); });
+      break;
+    case 7:
+      run([] { WARREN_RUN(WARREN_EIGHT("vphaddd", "vphaddd")); });
+      break;
+    case 8:
+      run([] { WARREN_RUN(WARREN_WIDEN("vcvtps2pd %%xmm8,")); });
+      break;
+    case 9:
+      run([] { WARREN_RUN(WARREN_WIDEN("vpmovzxwd %%xmm8,")); });
+      break;
+    case 10:
+      run([] { WARREN_RUN(WARREN_NARROW("vextractf128 $1, %%ymm8,")); });
+      break;
+    default:  // vcvtps2pd and vextractf128 alternating
+      run([] {
+        WARREN_RUN(
+            "vcvtps2pd %%xmm8, %%ymm0\n\tvextractf128 $1, %%ymm8, %%xmm1\n\t"
+            "vcvtps2pd %%xmm8, %%ymm2\n\tvextractf128 $1, %%ymm8, %%xmm3\n\t"
+            "vcvtps2pd %%xmm8, %%ymm4\n\tvextractf128 $1, %%ymm8, %%xmm5\n\t"
+            "vcvtps2pd %%xmm8, %%ymm6\n\tvextractf128 $1, %%ymm8, %%xmm7\n\t");
+      });
   }
 #undef WARREN_RUN
 #undef WARREN_EIGHT
+#undef WARREN_WIDEN
+#undef WARREN_NARROW
   benchmark::DoNotOptimize(chain);
   state.counters["per_second"] = benchmark::Counter(
       static_cast<double>(state.iterations()) * kLoops * 32, benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_InstructionRate)->DenseRange(0, 6)->ArgName("instruction");
+BENCHMARK(BM_InstructionRate)->DenseRange(0, 11)->ArgName("instruction");
 
 // Concurrent generations through a Batcher on 2 threads, against the same generations one after
 // another (generate() alone), in generated tokens per second: each request a 16-token prompt of
