@@ -59,11 +59,12 @@ namespace inf = warren::inference;
 // A weight matrix of random codes for the row kernels (rows of kIn columns, every block scale 1)
 // and an input of 0.5s, also quantised: what both kernel benchmarks weigh. Format (argument 0):
 // 0 BF16, 1 FP8, 2 FP4, 3 FP4 against a quantised input (fp4_quantised, the MoE experts' case),
-// 4 FP8 against a quantised input (fp8_quantised, the attention's and shared experts' case).
+// 4 FP8 against a quantised input (fp8_quantised, the attention's and shared experts' case), 5
+// BF16 summed in float (bf16_float, the head's).
 struct RandomRows {
   static constexpr std::int64_t kIn = 4096;
   RandomRows(std::int64_t format, std::size_t bytes)
-      : row_bytes(format == 0                  ? kIn * 2
+      : row_bytes(format == 0 || format == 5   ? kIn * 2
                   : format == 1 || format == 4 ? kIn
                                                : kIn / 2),
         rows(static_cast<std::int64_t>(bytes) / row_bytes),
@@ -73,12 +74,14 @@ struct RandomRows {
     std::mt19937 rng(1);
     for (auto& b : weights) b = static_cast<std::uint8_t>(rng() & 0x77);  // no NaN codes
     inf::quantised_input(x, std::vector<int>(kIn / 128, -8), quantised);  // 0.5 = 2^8 x 2^-9
+    inf::float_order(x.data(), ordered.data(), kIn);
   }
   const std::uint8_t* row(std::int64_t r) const { return weights.data() + r * row_bytes; }
   std::int64_t row_bytes, rows;
   std::vector<std::uint8_t> weights, scales;
   std::vector<double> x;
   inf::QuantisedInput quantised;
+  std::vector<float> ordered = std::vector<float>(kIn);  // x for the float kernel
 };
 
 // The kernel set a benchmark's argument 1 names (1 AVX2, 2 AVX-512), or nullptr (and the
@@ -104,13 +107,14 @@ void BM_RowKernel(benchmark::State& state) {
     for (std::int64_t r = 0; r < m.rows; ++r)
       sum += format == 3   ? kernels->fp4_quantised(m.row(r), m.scales.data(), m.quantised, m.kIn)
              : format == 4 ? kernels->fp8_quantised(m.row(r), m.scales.data(), m.quantised, m.kIn)
+             : format == 5 ? kernels->bf16_float(m.row(r), m.ordered.data(), m.kIn)
                            : dot(m.row(r), m.scales.data(), m.x.data(), m.kIn);
     benchmark::DoNotOptimize(sum);
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * m.rows * m.row_bytes);
 }
 BENCHMARK(BM_RowKernel)
-    ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 2}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {1, 2}})
     ->ArgNames({"format", "kernels"})
     ->Unit(benchmark::kMillisecond);
 

@@ -354,6 +354,32 @@ WARREN_AVX2 double bf16_row_avx2(const void* row, const std::uint8_t* scales, co
   return out;
 }
 
+// The head's BF16 row against an input in float (kernels.hpp, RowDotFloat): each 16 columns' words
+// unpacked in-lane to floats (a BF16 value is a float's upper half), the 16-column spans of each
+// 64 taking two of eight accumulators in turn; in float, no widening. Both sets run it.
+WARREN_AVX2 double bf16_float_row_avx2(const void* row, const float* x, std::int64_t in) {
+  const auto* w = static_cast<const std::uint16_t*>(row);
+  const __m256i zero = _mm256_setzero_si256();
+  __m256 acc[8];
+  for (__m256& a : acc) a = _mm256_setzero_ps();
+  const auto span = [&](std::int64_t i, __m256& low, __m256& high) WARREN_AVX2 {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i));
+    low = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, v)),
+                          _mm256_loadu_ps(x + i), low);
+    high = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v)),
+                           _mm256_loadu_ps(x + i + 8), high);
+  };
+  std::int64_t i = 0;
+  for (; i + 64 <= in; i += 64)
+    for (int k = 0; k < 4; ++k) span(i + 16 * k, acc[2 * k], acc[2 * k + 1]);
+  for (int k = 0; i + 16 <= in; i += 16, ++k) span(i, acc[2 * k], acc[2 * k + 1]);
+  const __m256 lanes =
+      _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6])),
+                    _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7])));
+  return sum4(_mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(lanes)),
+                            _mm256_cvtps_pd(_mm256_extractf128_ps(lanes, 1))));
+}
+
 // e2m1 from 8 nibbles, times `scale`: the magnitude (3 bits) looked up, the sign bit moved to
 // bit 31.
 WARREN_AVX2 inline __m256 e2m1_8_avx2(__m256i nibbles, __m256 magnitudes, __m256 scale) {
@@ -438,13 +464,20 @@ const RowKernels* row_kernels(Kernels set) {
   // In RowKernels' order: bf16, fp8, fp4, fp4_quantised, fp8_quantised, then the rows kernels,
   // then the tile kernel.
   static const RowKernels avx512{
-      bf16_row_avx512,         fp8_row_avx512,         fp4_row_avx512,  fp4_quantised_avx2,
-      fp8_quantised_avx2,      bf16_rows_avx512,       fp8_rows_avx512, fp4_quantised_rows_avx2,
-      fp8_quantised_rows_avx2, fp4_quantised_tile_avx2};
-  static const RowKernels avx2{
-      bf16_row_avx2,           fp8_row_avx2,           fp4_row_avx2,  fp4_quantised_avx2,
-      fp8_quantised_avx2,      bf16_rows_avx2,         fp8_rows_avx2, fp4_quantised_rows_avx2,
-      fp8_quantised_rows_avx2, fp4_quantised_tile_avx2};
+      bf16_row_avx512,         fp8_row_avx512,          fp4_row_avx512,     fp4_quantised_avx2,
+      fp8_quantised_avx2,      bf16_rows_avx512,        fp8_rows_avx512,    fp4_quantised_rows_avx2,
+      fp8_quantised_rows_avx2, fp4_quantised_tile_avx2, bf16_float_row_avx2};
+  static const RowKernels avx2{bf16_row_avx2,
+                               fp8_row_avx2,
+                               fp4_row_avx2,
+                               fp4_quantised_avx2,
+                               fp8_quantised_avx2,
+                               bf16_rows_avx2,
+                               fp8_rows_avx2,
+                               fp4_quantised_rows_avx2,
+                               fp8_quantised_rows_avx2,
+                               fp4_quantised_tile_avx2,
+                               bf16_float_row_avx2};
   switch (set) {
     case Kernels::Reference:
       return nullptr;
@@ -454,6 +487,12 @@ const RowKernels* row_kernels(Kernels set) {
       return &avx512;
   }
   return nullptr;
+}
+
+void float_order(const double* x, float* ordered, std::int64_t in) {
+  for (std::int64_t i = 0; i < in; i += 16)
+    for (std::int64_t j = 0; j < 16; ++j)  // lanes: columns 0-3 and 8-11, then 4-7 and 12-15
+      ordered[i + j] = static_cast<float>(x[i + (j / 4 == 1 ? j + 4 : j / 4 == 2 ? j - 4 : j)]);
 }
 
 void fp4_order(const double* x, double* ordered, std::int64_t in) {

@@ -13,7 +13,8 @@
 // third of its speed. The input stays in double, as the reference path's activations are:
 // summed in float, the logits after 640 tokens moved 3.5% (relative L2) from the reference,
 // because the model quantises its activations (FP8, FP4 indexer keys) and a last-bit difference
-// flips a rounding there and then a top-k choice.
+// flips a rounding there and then a top-k choice. The head alone, which feeds only the sampler,
+// may sum in float (RowDotFloat below).
 #pragma once
 
 #include <cstdint>
@@ -94,6 +95,21 @@ void quantised_tile(std::span<const QuantisedInput* const> x, std::int64_t in, Q
 using RowDotsTile = void (*)(const void* row, const std::uint8_t* scales, const QuantisedTile& x,
                              double* out);
 
+// The head's BF16 row against its input rounded to float (float_order's layout), summed in float:
+// the head feeds no later quantisation, only the sampler, so the float sums' error (about 1e-7 of
+// a logit, relative) moves no rounding downstream, and they need none of the widening to double
+// that holds the double kernels to about 12.8 GB/s a core on Zen 3 (docs/benchmarks.md). The
+// order, the same on both sets (both run the AVX2 kernel): each 16 columns of each 64 go to two of
+// eight accumulators of 8 floats (span k of the 64: accumulators 2k, for columns 0-3 and 8-11 of
+// the span, and 2k + 1, for 4-7 and 12-15), one fused multiply-add each in column order; then
+// ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)) in float, and its 8 lanes in double, lane j
+// with j + 4, then sum4. `in` is a multiple of 16.
+using RowDotFloat = double (*)(const void* row, const float* x, std::int64_t in);
+
+// `x` rounded to float in the order the float kernel reads it: each 16 columns' 0-3, 8-11, 4-7,
+// 12-15 (in-lane unpacks' order).
+void float_order(const double* x, float* ordered, std::int64_t in);
+
 // How many inputs the AVX-512 FP8 and BF16 kernels weigh at once: their lanes take 24 of the 32
 // registers.
 constexpr int kRowInputs = 3;
@@ -104,6 +120,7 @@ struct RowKernels {
   RowDots bf16_rows = nullptr, fp8_rows = nullptr;
   RowDotsQuantised fp4_quantised_rows = nullptr, fp8_quantised_rows = nullptr;
   RowDotsTile fp4_quantised_tile = nullptr;
+  RowDotFloat bf16_float = nullptr;
 };
 
 // The kernels of `set` (Kernels::Reference has none: nullptr).

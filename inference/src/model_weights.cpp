@@ -94,7 +94,7 @@ Result<ModelWeights> bind_weights(const Checkpoint& checkpoint, ThreadPool* pool
   auto embed = checkpoint.tensor("embed.weight");
   if (!embed) return tl::unexpected(embed.error());
   m.embed = reinterpret_cast<const std::uint16_t*>(embed->data.data());
-  m.head = b.linear("head");
+  m.head = b.linear("head").summed_in_float();
   m.norm = b.floats("norm.weight");
   m.hc_head_fn = b.floats("hc_head_fn");
   m.hc_head_base = b.floats("hc_head_base");

@@ -199,6 +199,19 @@ void Linear::apply_tiles(std::span<const QuantisedInput* const> inputs, std::spa
 // The fast kernels (kernels.hpp), rows split among the pool's threads as the reference path's.
 void Linear::apply_fast(std::span<double> input, std::span<double> y, std::int64_t begin,
                         std::int64_t end, std::int64_t tokens) const {
+  if (float_sums_ && in_ % 16 == 0) {
+    std::vector<float> ordered(static_cast<std::size_t>(tokens * in_));
+    for (std::int64_t t = 0; t < tokens; ++t)
+      float_order(input.data() + t * in_, ordered.data() + t * in_, in_);
+    const auto* w = reinterpret_cast<const std::uint16_t*>(weight_);
+    return for_rows(
+        begin, end, tokens,
+        [&](std::int64_t r, std::int64_t first, int n, double* values) {
+          for (int i = 0; i < n; ++i)
+            values[i] = kernels_->bf16_float(w + r * in_, ordered.data() + (first + i) * in_, in_);
+        },
+        y);
+  }
   if (format_ == WeightFormat::FP4) {  // only FP4 reads its input reordered
     std::vector<double> ordered(static_cast<std::size_t>(in_));
     for (std::int64_t t = 0; t < tokens; ++t) {

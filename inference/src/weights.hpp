@@ -46,6 +46,13 @@ class Linear {
     alone.pool_ = nullptr;
     return alone;
   }
+  // The same BF16 layer summed in float by the fast kernels (kernels.hpp, RowDotFloat): for the
+  // head, whose output no later layer quantises. The reference path still sums in double.
+  Linear summed_in_float() const {
+    Linear head = *this;
+    head.float_sums_ = format_ == WeightFormat::BF16;
+    return head;
+  }
 
  private:
   void apply_fast(std::span<double> input, std::span<double> y, std::int64_t begin,
@@ -63,6 +70,7 @@ class Linear {
   const std::uint8_t* scale_ = nullptr;
   ThreadPool* pool_ = nullptr;
   const RowKernels* kernels_ = nullptr;  // nullptr: the reference path
+  bool float_sums_ = false;              // summed_in_float
 };
 
 // A tensor of BF16 or F32 values as floats.

@@ -53,6 +53,7 @@ class Kernels : public ::testing::Test {
 TEST_F(Kernels, EveryLinearLayerGivesTheReferencePathsOutput) {
   std::mt19937 rng(11);
   std::normal_distribution<double> normal;
+  int heads = 0;
   const int checked = each_linear([&](const inf::Checkpoint& checkpoint, const std::string& base,
                                       const inf::Linear& reference) {
     std::vector<double> x(static_cast<std::size_t>(reference.in()));
@@ -73,10 +74,21 @@ TEST_F(Kernels, EveryLinearLayerGivesTheReferencePathsOutput) {
         }
         EXPECT_LE(std::sqrt(diff / norm), 1e-13)
             << base << " " << to_string(kernels) << (quantise ? " quantised" : "");
+        if (base != "head" || quantise) continue;
+        // The head as the engine binds it, summed in float (kernels.hpp, RowDotFloat): within a
+        // millionth, and not the double sums' bits.
+        fast->summed_in_float().apply(x, got, false);
+        diff = 0;
+        for (std::size_t i = 0; i < want.size(); ++i)
+          diff += (got[i] - want[i]) * (got[i] - want[i]);
+        EXPECT_LE(std::sqrt(diff / norm), 1e-6) << "head summed in float, " << to_string(kernels);
+        EXPECT_GT(diff, 0.0) << "head summed in float, " << to_string(kernels);
+        ++heads;
       }
     }
   });
   EXPECT_GT(checked, 20);
+  EXPECT_GE(heads, 1);
 }
 
 // Each FP8 kernel decodes every e4m3 code but NaN, subnormals included, times each kind of block
@@ -190,6 +202,24 @@ double documented_order(const std::vector<float>& weights, const std::vector<dou
   return lane[0];
 }
 
+// The float kernel's order (kernels.hpp, RowDotFloat), one product at a time: span k of each 64
+// columns to accumulators 2k (columns 0-3 and 8-11 of the span) and 2k + 1 (4-7 and 12-15), in
+// float; the accumulators' tree in float, then the 8 lanes in double.
+double documented_order_float(const std::vector<float>& weights, const std::vector<double>& x) {
+  float acc[8][8] = {};
+  for (std::size_t c = 0; c < x.size(); ++c) {
+    const std::size_t span = c % 64 / 16, p = c % 16;
+    acc[2 * span + p / 4 % 2][p % 4 + 4 * (p / 8)] = std::fma(
+        weights[c], static_cast<float>(x[c]), acc[2 * span + p / 4 % 2][p % 4 + 4 * (p / 8)]);
+  }
+  double lane[8];
+  for (int e = 0; e < 8; ++e)
+    lane[e] = ((acc[0][e] + acc[4][e]) + (acc[2][e] + acc[6][e])) +
+              ((acc[1][e] + acc[5][e]) + (acc[3][e] + acc[7][e]));
+  const double d[4] = {lane[0] + lane[4], lane[1] + lane[5], lane[2] + lane[6], lane[3] + lane[7]};
+  return (d[0] + d[2]) + (d[1] + d[3]);
+}
+
 // The integer kernels' order (kernels.hpp): each block's products summed exactly (here in 64-bit
 // integers: a weight's value over 2^-9 for FP8, over 1/2 for FP4; an input's over 2^(e - 9), e
 // its 128-block's exponent), times the block's scales, added to the row's sum block after block.
@@ -252,6 +282,11 @@ TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
           << to_string(set) << " BF16, " << in << " columns";
       EXPECT_EQ(kernels.fp8(codes.data(), scales.data(), x.data(), in), documented_order(fp8, x))
           << to_string(set) << " FP8, " << in << " columns";
+      std::vector<float> ordered(x.size());
+      inf::float_order(x.data(), ordered.data(), in);
+      EXPECT_EQ(kernels.bf16_float(codes.data(), ordered.data(), in),
+                documented_order_float(bf16, x))
+          << to_string(set) << " BF16 in float, " << in << " columns";
       // Several inputs at once (every group size the kernels have), each its own sum in order.
       for (int count : {2, 3, 4, 11}) {
         const std::vector<const double*> inputs(static_cast<std::size_t>(count), x.data());
