@@ -80,20 +80,19 @@ void Linear::row(std::int64_t r, std::span<float> values) const {
 constexpr std::int64_t kFewestForTile = 6;
 
 // The rows [begin, end) split among the pool's threads, for `tokens` inputs; `rows_of(r, first,
-// n, values)` computes row r's values for the inputs [first, first + n), n at most kTokenTile,
-// stored at y[t * (end - begin) + r - begin]. Each thread goes over its rows once for every tile
-// of inputs, which stays in its core's cache meanwhile (12 inputs of 2048 doubles: 192 KiB); row
-// after row, the other way round, a prompt's inputs came from memory again for every row.
-constexpr std::int64_t kTokenTile = 12;  // a multiple of every kernel's own group
-
+// n, values)` computes row r's values for the inputs [first, first + n), n at most `tile`
+// (kTokenTile unless given, at most kTileInputs), stored at y[t * (end - begin) + r - begin]. Each
+// thread goes over its rows once for every tile of inputs, which stays in its core's cache
+// meanwhile (12 inputs of 2048 doubles: 192 KiB); row after row, the other way round, a prompt's
+// inputs came from memory again for every row.
 template <class RowsOf>
 void Linear::for_rows(std::int64_t begin, std::int64_t end, std::int64_t tokens, RowsOf rows_of,
-                      std::span<double> y) const {
+                      std::span<double> y, std::int64_t tile) const {
   const std::int64_t stride = end - begin;
   auto rows = [&](std::int64_t from, std::int64_t to) {
-    double values[kTokenTile];
-    for (std::int64_t first = 0; first < tokens; first += kTokenTile) {
-      const std::int64_t n = std::min(kTokenTile, tokens - first);
+    double values[kTileInputs];
+    for (std::int64_t first = 0; first < tokens; first += tile) {
+      const std::int64_t n = std::min(tile, tokens - first);
       for (std::int64_t r = begin + from; r < begin + to; ++r) {
         rows_of(r, first, static_cast<int>(n), values);
         for (std::int64_t t = 0; t < n; ++t)
@@ -175,25 +174,14 @@ void Linear::apply_tiles(std::span<const QuantisedInput* const> inputs, std::spa
     quantised_tile(inputs.subspan(first, std::min<std::size_t>(kTileInputs, inputs.size() - first)),
                    in_, tiles[i]);
   });
-  // Each tile across all of a thread's rows before the next.
   const auto* bytes = reinterpret_cast<const std::uint8_t*>(weight_);
-  const std::int64_t stride = end - begin;
-  auto rows = [&](std::int64_t from, std::int64_t to) {
-    double sums[kTileInputs];
-    for (std::size_t i = 0; i < tiles.size(); ++i) {
-      const QuantisedTile& tile = tiles[i];
-      for (std::int64_t r = begin + from; r < begin + to; ++r) {
-        kernels_->fp4_quantised_tile(bytes + r * in_ / 2, scale_ + r * (in_ / 32), tile, sums);
-        for (int t = 0; t < tile.count; ++t)
-          y[(i * kTileInputs + static_cast<std::size_t>(t)) * static_cast<std::size_t>(stride) +
-            static_cast<std::size_t>(r - begin)] = sums[t];
-      }
-    }
-  };
-  if (pool_)
-    pool_->parallel_for(stride, rows);
-  else
-    rows(0, stride);
+  for_rows(
+      begin, end, static_cast<std::int64_t>(inputs.size()),
+      [&](std::int64_t r, std::int64_t first, int, double* values) {
+        kernels_->fp4_quantised_tile(bytes + r * in_ / 2, scale_ + r * (in_ / 32),
+                                     tiles[static_cast<std::size_t>(first / kTileInputs)], values);
+      },
+      y, kTileInputs);
 }
 
 // The fast kernels (kernels.hpp), rows split among the pool's threads as the reference path's.

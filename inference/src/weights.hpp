@@ -59,9 +59,12 @@ class Linear {
                   std::int64_t end, std::int64_t tokens) const;
   void apply_tiles(std::span<const QuantisedInput* const> inputs, std::span<double> y,
                    std::int64_t begin, std::int64_t end) const;
+  // for_rows' inputs a tile unless told: a multiple of every rows kernel's own group.
+  static constexpr std::int64_t kTokenTile = 12;
+  static_assert(kTokenTile <= kTileInputs);
   template <class RowsOf>
   void for_rows(std::int64_t begin, std::int64_t end, std::int64_t tokens, RowsOf rows_of,
-                std::span<double> y) const;
+                std::span<double> y, std::int64_t tile = kTokenTile) const;
 
   WeightFormat format_ = WeightFormat::BF16;
   std::int64_t out_ = 0, in_ = 0;
