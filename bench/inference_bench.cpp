@@ -73,7 +73,9 @@ struct RandomRows {
         x(kIn, 0.5) {
     std::mt19937 rng(1);
     for (auto& b : weights) b = static_cast<std::uint8_t>(rng() & 0x77);  // no NaN codes
-    inf::quantised_input(x, std::vector<int>(kIn / 128, -8), quantised);  // 0.5 = 2^8 x 2^-9
+    // 0.5 = 2^8 x 2^-9
+    inf::quantised_input(x, std::vector<int>(kIn / 128, -8), quantised,
+                         format == 3 ? inf::QuantisedFor::Fp4Rows : inf::QuantisedFor::Fp8Rows);
     inf::float_order(x.data(), ordered.data(), kIn);
   }
   const std::uint8_t* row(std::int64_t r) const { return weights.data() + r * row_bytes; }

@@ -7,8 +7,10 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 namespace warren::inference {
@@ -25,52 +27,61 @@ inline double e8m0_double(std::uint8_t code) {
   return std::bit_cast<double>(static_cast<std::uint64_t>(code + 1023 - 127) << 52);
 }
 
-// N inputs (up to 3) against one row, decoded once: each 32-block's weights to their integers k
-// (16 bytes: the even columns' low nibbles, the odd columns' high ones, looked up by a byte
-// shuffle and widened to words), then for each input 512 hi + lo summed in 32-bit integers by
-// four multiply-adds, exact (at most 32 x 12 x 2^18 a block). Four blocks (the input's 128-block,
-// one scale) are summed across their lanes together (two rounds of vphaddd), their totals
-// scaled (exact: powers of two) and added to the row's sum block after block, one rounding
-// each. Before, each block's 8 lanes went to double on their own: a quarter more instructions.
+// e2m1's integers plus 12 (kE2m1Twice + 12, in [0, 24]): never negative, so that a byte of
+// them widens to a 16-bit word in-lane, by a mask or a shift (QuantisedInput::bias takes the 12
+// off). vpmovsxbw, the signed widening, is two operations on Zen 3 on the pipes that vpshufb and
+// vextracti128 need too.
+constexpr std::int8_t kE2m1Biased[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
+
+// N inputs (up to 3) against one row, decoded once: each 64-column span's 32 bytes to their
+// integers plus 12 (the even columns' low nibbles and the odd columns' high ones, looked up by a
+// byte shuffle), widened in-lane (word i of the four vectors: columns 4i, 4i + 1, 4i + 2, 4i + 3;
+// words 0-7 the span's first 32-block, 8-15 its second), then for each input 512 hi + lo summed in
+// 32-bit integers by eight multiply-adds, exact (at most 32 x 24 x 2^18 a block). Four blocks (the
+// input's 128-block, one scale) are summed across their lanes together (two rounds of vphaddd),
+// the bias taken off, their totals scaled (exact: powers of two) and added to four sums in
+// double lanes, block b to lane b mod 4, one rounding each; the lanes are added at the end by sum4
+// (kernels.hpp's order). On one Zen 3 core, 4 MiB of rows against one input: 7.9 GB/s, against
+// 5.4 with the signed widening and the blocks added to one sum (docs/benchmarks.md).
 template <int N>
 WARREN_AVX2 inline void fp4_quantised_avx2(const std::uint8_t* w, const std::uint8_t* scales,
                                            const QuantisedInput* const* x, std::int64_t in,
                                            double* out) {
   const __m256i table =
-      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kE2m1Twice)));
-  const __m256i low = _mm256_set1_epi8(0x0F);
-  double sum[N] = {};
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kE2m1Biased)));
+  const __m256i nibble = _mm256_set1_epi8(0x0F), low_byte = _mm256_set1_epi16(0x00FF);
+  __m256d sum[N];
+  for (int n = 0; n < N; ++n) sum[n] = _mm256_setzero_pd();
   for (std::int64_t group = 0; group < in / 128; ++group) {
-    __m256i pairs[N][2];  // per span, vphaddd of its two blocks' lanes
+    __m256i lanes[N][2];  // per span: lanes 0-3 its first block's sums, 4-7 its second's
     for (int s = 0; s < 2; ++s) {
       const std::int64_t span = 2 * group + s;
-      __m256i lanes[N][2];
-      // The span's 32 bytes at once: the even columns' k (low nibbles), then the odd ones'; block
-      // h (bytes 16h .. 16h+15) is each's 128-bit half h, widened to words.
       const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32 * span));
-      const __m256i k_evens = _mm256_shuffle_epi8(table, _mm256_and_si256(bytes, low));
-      const __m256i k_odds =
-          _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low));
-      for (int h = 0; h < 2; ++h) {
-        const auto half = [&](__m256i v) WARREN_AVX2 {
-          return _mm256_cvtepi8_epi16(h ? _mm256_extracti128_si256(v, 1)
-                                        : _mm256_castsi256_si128(v));
-        };
-        const __m256i k_even = half(k_evens), k_odd = half(k_odds);
-        for (int n = 0; n < N; ++n) {
-          // parts: hi and lo of the span's even columns, then of its odd ones (QuantisedInput).
-          const std::int16_t* parts = x[n]->parts.data() + 128 * span + 16 * h;
-          const auto part = [&](int at) WARREN_AVX2 {
-            return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(parts + 32 * at));
-          };
-          const __m256i hi = _mm256_add_epi32(_mm256_madd_epi16(k_even, part(0)),
-                                              _mm256_madd_epi16(k_odd, part(2)));
-          const __m256i lo = _mm256_add_epi32(_mm256_madd_epi16(k_even, part(1)),
-                                              _mm256_madd_epi16(k_odd, part(3)));
-          lanes[n][h] = _mm256_add_epi32(_mm256_slli_epi32(hi, 9), lo);
+      const __m256i evens = _mm256_shuffle_epi8(table, _mm256_and_si256(bytes, nibble));
+      const __m256i odds =
+          _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nibble));
+      const __m256i k[4] = {_mm256_and_si256(evens, low_byte), _mm256_and_si256(odds, low_byte),
+                            _mm256_srli_epi16(evens, 8), _mm256_srli_epi16(odds, 8)};
+      const auto weigh = [&](const std::int16_t* words, int v) WARREN_AVX2 {
+        return _mm256_madd_epi16(k[v], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words)));
+      };
+      for (int n = 0; n < N; ++n) {
+        if (x[n]->is_narrow[span]) {  // one multiply-add a column: the quotients (is_narrow)
+          const std::int16_t* q = x[n]->narrow.data() + 64 * span;
+          lanes[n][s] = _mm256_add_epi32(_mm256_add_epi32(weigh(q, 0), weigh(q + 16, 1)),
+                                         _mm256_add_epi32(weigh(q + 32, 2), weigh(q + 48, 3)));
+          continue;
         }
+        // parts: for v = 0 .. 3, hi then lo of the columns 4i + v (QuantisedInput, Fp4Rows).
+        const std::int16_t* parts = x[n]->parts.data() + 128 * span;
+        const auto part = [&](int v, int half)
+                              WARREN_AVX2 { return weigh(parts + 32 * v + 16 * half, v); };
+        const __m256i hi = _mm256_add_epi32(_mm256_add_epi32(part(0, 0), part(1, 0)),
+                                            _mm256_add_epi32(part(2, 0), part(3, 0)));
+        const __m256i lo = _mm256_add_epi32(_mm256_add_epi32(part(0, 1), part(1, 1)),
+                                            _mm256_add_epi32(part(2, 1), part(3, 1)));
+        lanes[n][s] = _mm256_add_epi32(_mm256_slli_epi32(hi, 9), lo);
       }
-      for (int n = 0; n < N; ++n) pairs[n][s] = _mm256_hadd_epi32(lanes[n][0], lanes[n][1]);
     }
     // The four blocks' e8m0 codes as doubles, by their exponent bits (e8m0_double).
     std::uint32_t codes;
@@ -80,17 +91,18 @@ WARREN_AVX2 inline void fp4_quantised_avx2(const std::uint8_t* w, const std::uin
                          _mm256_set1_epi64x(1023 - 127)),
         52));
     for (int n = 0; n < N; ++n) {
-      // Lanes 0-3: blocks 0-3's first four lanes' sums; 4-7: their last four's.
-      const __m256i quads = _mm256_hadd_epi32(pairs[n][0], pairs[n][1]);
-      const __m128i totals =
-          _mm_add_epi32(_mm256_castsi256_si128(quads), _mm256_extracti128_si256(quads, 1));
-      alignas(32) double scaled[4];
-      _mm256_store_pd(scaled, _mm256_mul_pd(_mm256_mul_pd(_mm256_cvtepi32_pd(totals), weight),
-                                            _mm256_set1_pd(x[n]->scale[2 * group])));
-      for (double block : scaled) sum[n] += block;
+      // Low half: blocks 0, 2, 0, 2; high half: blocks 1, 3, 1, 3.
+      const __m256i pairs = _mm256_hadd_epi32(lanes[n][0], lanes[n][1]);
+      const __m256i quads = _mm256_hadd_epi32(pairs, pairs);
+      const __m128i totals = _mm_sub_epi32(
+          _mm_unpacklo_epi32(_mm256_castsi256_si128(quads), _mm256_extracti128_si256(quads, 1)),
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[n]->bias.data() + 4 * group)));
+      sum[n] = _mm256_add_pd(sum[n],
+                             _mm256_mul_pd(_mm256_mul_pd(_mm256_cvtepi32_pd(totals), weight),
+                                           _mm256_loadu_pd(x[n]->block_scale.data() + 4 * group)));
     }
   }
-  for (int n = 0; n < N; ++n) out[n] = sum[n];
+  for (int n = 0; n < N; ++n) out[n] = sum4(sum[n]);
 }
 
 // A tile's inputs against one row (QuantisedTile): for each pair of columns, the row's two
@@ -98,10 +110,11 @@ WARREN_AVX2 inline void fp4_quantised_avx2(const std::uint8_t* w, const std::uin
 // each input's (hi, hi) and (lo, lo) pairs by one multiply-add each; over a 32-block, lane n of
 // the sums holds input n's sum of k hi, resp. k lo, exact (at most 32 x 12 x 2^9 in magnitude),
 // and 512 hi + lo is fp4_quantised_avx2's block total (under 2^27). The totals of eight inputs are
-// then scaled and added to their sums together, block after block: fp4_quantised_avx2's order and
-// bits, without its sums across lanes (vphaddd, slow on Zen 3). G: groups of 8 inputs (1 or 2),
-// which share each broadcast. A tile of 2048 columns (128 KiB) is read from L2 for every row;
-// weighing the rows a few blocks of columns at a time, the tile's part in L1, measured slower.
+// then scaled and added to their sums together, block b to the sums of b mod 4:
+// fp4_quantised_avx2's order and bits, without its sums across lanes (vphaddd, slow on Zen 3). G:
+// groups of 8 inputs (1 or 2), which share each broadcast. A tile of 2048 columns (128 KiB) is read
+// from L2 for every row; weighing the rows a few blocks of columns at a time, the tile's part in
+// L1, measured slower.
 struct E2m1Pairs {  // by a byte of an FP4 row: its two columns' integers k as 16-bit words
   std::int32_t k[256];
   constexpr E2m1Pairs() : k() {
@@ -116,8 +129,9 @@ constexpr E2m1Pairs kE2m1Pairs;
 template <int G>
 WARREN_AVX2 inline void fp4_tile_avx2(const std::uint8_t* w, const std::uint8_t* scales,
                                       const QuantisedTile& x, double* out) {
-  __m256d sum[G][2];
-  for (int g = 0; g < G; ++g) sum[g][0] = sum[g][1] = _mm256_setzero_pd();
+  // Per block b mod 4, each input's sum (fp4_quantised_avx2's four lanes): in memory, where
+  // each is loaded and stored once a block against the block's 32 (or 64) multiply-adds.
+  alignas(32) double sum[4][8 * G] = {};
   const std::int64_t pairs = x.in / 2;
   for (std::int64_t block = 0; block < x.in / 32; ++block) {
     __m256i hi[G], lo[G];
@@ -142,15 +156,14 @@ WARREN_AVX2 inline void fp4_tile_avx2(const std::uint8_t* w, const std::uint8_t*
       for (int h = 0; h < 2; ++h) {
         const __m256d total = _mm256_cvtepi32_pd(h ? _mm256_extracti128_si256(totals, 1)
                                                    : _mm256_castsi256_si128(totals));
-        sum[g][h] = _mm256_add_pd(sum[g][h], _mm256_mul_pd(_mm256_mul_pd(total, weight),
-                                                           _mm256_loadu_pd(input_scale + 4 * h)));
+        double* lane = sum[block % 4] + 8 * g + 4 * h;
+        _mm256_store_pd(lane, _mm256_add_pd(_mm256_load_pd(lane),
+                                            _mm256_mul_pd(_mm256_mul_pd(total, weight),
+                                                          _mm256_loadu_pd(input_scale + 4 * h))));
       }
     }
   }
-  alignas(32) double sums[8 * G];
-  for (int g = 0; g < G; ++g)
-    for (int h = 0; h < 2; ++h) _mm256_store_pd(sums + 8 * g + 4 * h, sum[g][h]);
-  for (int n = 0; n < x.count; ++n) out[n] = sums[n];
+  for (int n = 0; n < x.count; ++n) out[n] = (sum[0][n] + sum[2][n]) + (sum[1][n] + sum[3][n]);
 }
 
 // --- FP8 rows times a quantised input, in integers (AVX2; the AVX-512 set runs it too) ---------
@@ -200,14 +213,28 @@ WARREN_AVX2 inline double fp8_quantised_one_avx2(const std::uint8_t* w, const st
   double sum = 0;
   for (std::int64_t block = 0; block < in / 128; ++block) {
     __m256i a = _mm256_setzero_si256(), b = _mm256_setzero_si256();
+    // A narrow block (QuantisedInput::is_narrow): its quotients q against the weights' high and
+    // low integers apart, a = sum high q and b = sum low q (16 products a lane, at most 960 x 2^15
+    // and 1920 x 2^15: under 2^30), and the block's sum is 256 a + b, half the multiply-adds.
+    const bool narrow = x.is_narrow[static_cast<std::size_t>(block)];
 #pragma GCC unroll 1  // unrolled, the four quarters' temporaries spilled: a tenth slower
     for (int q = 0; q < 4; ++q) {  // 32 columns: half q % 2 of span 2 block + q / 2
       const Fp8Integers v = fp8_integers_avx2(w + 128 * block + 32 * q);
+      const auto load = [&](const std::int16_t* words) WARREN_AVX2 {
+        return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words));
+      };
+      if (narrow) {
+        // narrow: the span's even columns' quotients, then its odd ones'.
+        const std::int16_t* quotients = x.narrow.data() + 64 * (2 * block + q / 2) + 16 * (q % 2);
+        const __m256i even = load(quotients), odd = load(quotients + 32);
+        a = _mm256_add_epi32(a, _mm256_add_epi32(_mm256_madd_epi16(v.high_even, even),
+                                                 _mm256_madd_epi16(v.high_odd, odd)));
+        b = _mm256_add_epi32(b, _mm256_add_epi32(_mm256_madd_epi16(v.low_even, even),
+                                                 _mm256_madd_epi16(v.low_odd, odd)));
+        continue;
+      }
       // parts: hi and lo of the span's even columns, then of its odd ones (QuantisedInput).
       const std::int16_t* parts = x.parts.data() + 128 * (2 * block + q / 2) + 16 * (q % 2);
-      const auto part = [&](int at) WARREN_AVX2 {
-        return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(parts + 32 * at));
-      };
       const auto weigh = [&](__m256i even, __m256i odd) WARREN_AVX2 {
         const __m256i low = _mm256_add_epi32(_mm256_madd_epi16(v.low_even, even),
                                              _mm256_madd_epi16(v.low_odd, odd));
@@ -215,17 +242,17 @@ WARREN_AVX2 inline double fp8_quantised_one_avx2(const std::uint8_t* w, const st
                                               _mm256_madd_epi16(v.high_odd, odd));
         return _mm256_add_epi32(low, _mm256_slli_epi32(high, 8));
       };
-      a = _mm256_add_epi32(a, weigh(part(0), part(2)));
-      b = _mm256_add_epi32(b, weigh(part(1), part(3)));
+      a = _mm256_add_epi32(a, weigh(load(parts), load(parts + 64)));
+      b = _mm256_add_epi32(b, weigh(load(parts + 32), load(parts + 96)));
     }
     const auto lanes = [&](__m256i v, int half) WARREN_AVX2 {
       return _mm256_cvtepi32_pd(half ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v));
     };
-    const __m256d k512 = _mm256_set1_pd(512.0);
-    const double total = sum4(_mm256_add_pd(_mm256_fmadd_pd(lanes(a, 0), k512, lanes(b, 0)),
-                                            _mm256_fmadd_pd(lanes(a, 1), k512, lanes(b, 1))));
+    const __m256d k = _mm256_set1_pd(narrow ? 256.0 : 512.0);
+    const double total = sum4(_mm256_add_pd(_mm256_fmadd_pd(lanes(a, 0), k, lanes(b, 0)),
+                                            _mm256_fmadd_pd(lanes(a, 1), k, lanes(b, 1))));
     const double weight = e8m0_double(scales[block]) * 0x1p-8;  // 2^-9 a weight unit, 2 x scale
-    sum += total * (weight * x.scale[static_cast<std::size_t>(2 * block)]);
+    sum += total * (weight * x.block_scale[static_cast<std::size_t>(block)]);
   }
   return sum;
 }
@@ -317,12 +344,38 @@ WARREN_AVX2 double fp8_quantised_avx2(const void* row, const std::uint8_t* scale
   return fp8_quantised_one_avx2(static_cast<const std::uint8_t*>(row), scales, x, in);
 }
 
-void quantised_input(std::span<const double> x, std::span<const int> exponents,
-                     QuantisedInput& out) {
+namespace {
+
+// The largest s with 2^s dividing each of `units` (0 where all are 0), if their quotients fit in
+// 16 bits; -1 if not (QuantisedInput::is_narrow).
+int narrow_shift(std::span<const std::int32_t> units) {
+  std::uint32_t bits = 0;  // the union of the magnitudes' bits
+  std::int32_t largest = 0;
+  for (std::int32_t u : units) {
+    bits |= static_cast<std::uint32_t>(std::abs(u));
+    largest = std::max(largest, std::abs(u));
+  }
+  const int shift = bits ? std::countr_zero(bits) : 0;
+  return (largest >> shift) <= 32767 ? shift : -1;
+}
+
+}  // namespace
+
+void quantised_input(std::span<const double> x, std::span<const int> exponents, QuantisedInput& out,
+                     QuantisedFor layout) {
   const std::size_t spans = x.size() / 64;
+  const bool fp4 = layout == QuantisedFor::Fp4Rows;
+  // Per span (FP4) or per 128-block (FP8): its blocks of 32 (FP4) or 128 columns (FP8).
+  const std::size_t unit = fp4 ? 64 : 128, block = fp4 ? 32 : 128;
+  out.layout = layout;
   out.parts.resize(spans * 128);
   out.scale.resize(spans);
-  out.units.resize(x.size());
+  out.units.resize(fp4 ? 0 : x.size());
+  out.is_narrow.assign(x.size() / unit, 0);
+  out.narrow.assign(64 * spans, 0);
+  out.block_scale.resize(x.size() / block);
+  out.bias.assign(fp4 ? 2 * spans : 0, 0);
+  std::vector<std::int32_t> units(x.size());
   for (std::size_t span = 0; span < spans; ++span) {
     const int exponent = exponents[span / 2];  // 128-blocks hold two spans
     out.scale[span] = std::bit_cast<double>(static_cast<std::uint64_t>(exponent - 10 + 1023) << 52);
@@ -330,11 +383,39 @@ void quantised_input(std::span<const double> x, std::span<const int> exponents,
     const double to_units = std::ldexp(1.0, 9 - exponent);  // a power of two: no rounding
     for (std::size_t i = 0; i < 64; ++i) {
       // Exact: the value is a multiple of 2^(exponent - 9) below 2^(exponent + 9) in magnitude.
-      const auto units = static_cast<std::int32_t>(x[64 * span + i] * to_units);
-      const std::size_t at = (i % 2) * 64 + i / 2;        // even columns first
-      parts[at] = static_cast<std::int16_t>(units >> 9);  // arithmetic: floor
-      parts[at + 32] = static_cast<std::int16_t>(units & 511);
-      out.units[64 * span + i] = units;
+      const auto u = static_cast<std::int32_t>(x[64 * span + i] * to_units);
+      units[64 * span + i] = u;
+      // Fp8Rows: even columns first; Fp4Rows: column 4j + v at word 32 v + j.
+      const std::size_t at = fp4 ? 32 * (i % 4) + i / 4 : (i % 2) * 64 + i / 2;
+      parts[at] = static_cast<std::int16_t>(u >> 9);  // arithmetic: floor
+      parts[at + (fp4 ? 16 : 32)] = static_cast<std::int16_t>(u & 511);
+      if (!fp4) out.units[64 * span + i] = u;
+    }
+  }
+  const std::span<const std::int32_t> all(units);
+  for (std::size_t u = 0; u < out.is_narrow.size(); ++u) {
+    int shifts[2] = {0, 0};  // per block of the unit
+    bool narrow = true;
+    for (std::size_t b = 0; b < unit / block; ++b) {
+      shifts[b] = narrow_shift(all.subspan(unit * u + block * b, block));
+      narrow = narrow && shifts[b] >= 0;
+    }
+    out.is_narrow[u] = narrow;
+    for (std::size_t b = 0; b < unit / block; ++b) {
+      const int shift = narrow ? shifts[b] : 0;
+      const std::size_t first = unit * u + block * b;
+      out.block_scale[first / block] = std::ldexp(out.scale[first / 64], shift);
+      for (std::size_t i = first; i < first + block; ++i) {
+        const std::int32_t quotient = units[i] >> shift;
+        if (fp4) out.bias[first / block] += 12 * quotient;
+        if (!narrow) continue;
+        // parts' order without lo: FP4 column 4j + v of its span at 16 v + j, FP8 the even
+        // columns first.
+        const std::size_t column = i % 64;
+        out.narrow[i - column +
+                   (fp4 ? 16 * (column % 4) + column / 4 : 32 * (column % 2) + column / 2)] =
+            static_cast<std::int16_t>(quotient);
+      }
     }
   }
 }
@@ -349,14 +430,17 @@ void quantised_tile(std::span<const QuantisedInput* const> x, std::int64_t in, Q
     const std::int64_t group = n / 8, lane = n % 8;
     const QuantisedInput& input = *x[static_cast<std::size_t>(n)];
     for (std::int64_t span = 0; span < spans; ++span) {
-      // QuantisedInput's span: hi then lo of its 32 even columns, then of its 32 odd ones.
+      // QuantisedInput's span (Fp4Rows): for v = 0 .. 3, hi then lo of the columns 4i + v.
       const std::int16_t* parts = input.parts.data() + 128 * span;
+      const auto part = [&](std::int64_t column, int half) {
+        return parts[32 * (column % 4) + 16 * half + column / 4];
+      };
       for (std::int64_t j = 0; j < 32; ++j) {
         std::int16_t* words = out.parts.data() + (group * pairs + 32 * span + j) * 32 + 2 * lane;
-        words[0] = parts[j];        // hi, column 2j of the span
-        words[1] = parts[64 + j];   // hi, column 2j + 1
-        words[16] = parts[32 + j];  // lo, column 2j
-        words[17] = parts[96 + j];  // lo, column 2j + 1
+        words[0] = part(2 * j, 0);       // hi, column 2j of the span
+        words[1] = part(2 * j + 1, 0);   // hi, column 2j + 1
+        words[16] = part(2 * j, 1);      // lo, column 2j
+        words[17] = part(2 * j + 1, 1);  // lo, column 2j + 1
       }
     }
     for (std::int64_t block = 0; block < in / 128; ++block)

@@ -36,28 +36,51 @@ using RowDot = double (*)(const void* row, const std::uint8_t* scales, const dou
 // quantisation), laid out for the integer kernels (FP4 and FP8 rows). Every value is then an
 // integer number of 2^(e - 9), e its block's exponent (e4m3's step at its subnormals): at most 448
 // x 2^9 < 2^18 in magnitude, which a row weighs exactly in 32-bit integers. Each value is split
-// into 16-bit halves, value = 512 hi + lo with lo in [0, 512), for 16-bit multiply-adds.
+// into 16-bit halves, value = 512 hi + lo with lo in [0, 512), for 16-bit multiply-adds. The FP8
+// and FP4 kernels read the halves in different orders (`layout`).
+enum class QuantisedFor { Fp8Rows, Fp4Rows };
 struct QuantisedInput {
-  // Per 64 columns (one 32-byte span of an FP4 row): hi then lo of the even columns (32 each),
-  // then hi and lo of the odd ones.
+  QuantisedFor layout = QuantisedFor::Fp8Rows;
+  // Per 64 columns (one 32-byte span of an FP4 row), 128 words. Fp8Rows: hi then lo of the even
+  // columns (32 each), then hi and lo of the odd ones. Fp4Rows: for v = 0 .. 3, hi then lo of the
+  // 16 columns 4i + v (i = 0 .. 15), the order in which the FP4 kernel's in-lane widening leaves
+  // a span's weights (fp4_quantised_avx2).
   std::vector<std::int16_t> parts;
   // Per span: 2^(e - 10), the input's share of a 32-block's scale 2^(w - 127) 2^(e - 9) 2^-1 (w
   // its e8m0 code; 2^-1: e2m1's values are the kernels' integers over 2). Both shares are powers
   // of two, so their product is the scale exactly.
   std::vector<double> scale;
-  // Each value over 2^(e - 9) (the integers that hi and lo split), in column order: for the FP8
-  // kernel's exact sums in double when it weighs several inputs at once.
+  // Fp8Rows: each value over 2^(e - 9) (the integers that hi and lo split), in column order: for
+  // the FP8 kernel's exact sums in double when it weighs several inputs at once.
   std::vector<double> units;
+  // Per narrow unit (Fp4Rows: a span; Fp8Rows: a 128-block): whether it is narrow, its blocks'
+  // integers (Fp4Rows: each 32-block's; Fp8Rows: the 128-block's), each block's divided by their
+  // largest common power of two 2^s, fitting in 16 bits (on the small preset, about 93% of the
+  // spans). The kernels weigh a narrow unit's quotients (`narrow`) with half the multiply-adds of
+  // hi and lo.
+  std::vector<std::uint8_t> is_narrow;
+  // The quotients in parts' order without the lo words, 64 a span (zeros where not narrow).
+  std::vector<std::int16_t> narrow;
+  // Per block (Fp4Rows: 32 columns; Fp8Rows: 128): its share of the scale, its span's `scale`
+  // times 2^s (s = 0 where not narrow).
+  std::vector<double> block_scale;
+  // Fp4Rows, per 32 columns: 12 times the sum of its integers over 2^s. The FP4 kernel weighs
+  // e2m1's integers plus 12, which are never negative and so widen in-lane from bytes, and takes
+  // this off (exact: under 2^27 in magnitude).
+  std::vector<std::int32_t> bias;
 };
 
 // `x` (`in` values, a multiple of 128, quantised by formats::round_trip_e4m3 in blocks of 128 with
-// `exponents`) laid out for the integer kernels.
-void quantised_input(std::span<const double> x, std::span<const int> exponents,
-                     QuantisedInput& out);
+// `exponents`) laid out for the integer kernels of `layout`.
+void quantised_input(std::span<const double> x, std::span<const int> exponents, QuantisedInput& out,
+                     QuantisedFor layout);
 
 // A row times a quantised input, `in` a multiple of 128: each block's products summed exactly
 // (FP4: 32-blocks, an integer under 2^27; FP8: 128-blocks, under 2^44), times the block's two
-// scales (exact: powers of two), added to a double block after block, one rounding each. A
+// scales (exact: powers of two), added with one rounding each to a double: FP8, to the row's sum
+// block after block; FP4, to one of four sums, block b to sum b mod 4 (four chains of additions,
+// not one: one held the kernel to two thirds of its speed), and the row's value is then (s0 + s2)
+// + (s1 + s3). A
 // block's sum is exact however it is taken: in 16-bit multiply-adds, or (FP8, several inputs at
 // once, the row decoded once for them all) in double, where every partial sum of 128 products of
 // two e4m3 values, under 2^44 of their units, is exact too. With no lanes to keep, the AVX-512

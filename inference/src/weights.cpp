@@ -125,7 +125,8 @@ void Linear::apply_rows(std::span<const double> x, std::span<double> y, std::int
     each_index(tokens > 1 ? pool_ : nullptr, T, [&](std::size_t t) {
       std::vector<int> exponents;
       formats::round_trip_e4m3(token(t), 128, exponents);
-      quantised_input(token(t), exponents, quantised[t]);
+      quantised_input(token(t), exponents, quantised[t],
+                      format_ == WeightFormat::FP4 ? QuantisedFor::Fp4Rows : QuantisedFor::Fp8Rows);
     });
     if (format_ == WeightFormat::FP4 && tokens >= kFewestForTile)
       return apply_tiles(inputs, y, begin, end);

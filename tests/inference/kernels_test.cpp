@@ -121,34 +121,95 @@ TEST(FP8Kernels, DecodeEveryCodeAtEveryScale) {
 
 // The integer FP8 kernel weighs every e4m3 weight code against every e4m3 input code (NaNs
 // aside), subnormals included, at each kind of block scale: one product a row, exactly the
-// product of the two values and the scales, however the 18-bit integers split into 16-bit parts.
+// product of the two values and the scales, however the 18-bit integers split into 16-bit parts:
+// the block alone, weighed in 16-bit quotients (QuantisedInput::is_narrow), and beside an input
+// of 448 at a weight of 0, too wide for them where the input is under 2^-6.
 TEST(FP8Kernels, QuantisedInputWeighsEveryPairOfCodesExactly) {
   namespace formats = inf::formats;
   constexpr std::int64_t kIn = 128;
   for (inf::Kernels set : {inf::Kernels::Avx2, inf::Kernels::Avx512}) {
     if (!inf::supported(set)) continue;
     const inf::RowKernels& kernels = *inf::row_kernels(set);
+    int blocks[2] = {};  // weighed in hi and lo, in quotients
     for (int input = 0; input < 256; ++input) {
       if ((input & 0x7F) == 0x7F) continue;  // NaN
-      for (int exponent : {-20, 0, 7}) {
-        std::vector<double> x(kIn, 0.0);
-        x[85] = std::ldexp(formats::e4m3_to_float(static_cast<std::uint8_t>(input)), exponent);
-        inf::QuantisedInput quantised;
-        inf::quantised_input(x, std::vector<int>{exponent}, quantised);
-        for (int scale : {0, 127, 254})
-          for (int code = 0; code < 256; ++code) {
-            if ((code & 0x7F) == 0x7F) continue;
-            std::vector<std::uint8_t> row(kIn, 0x38);  // 1.0: weighs the zeros
-            row[85] = static_cast<std::uint8_t>(code);
-            const std::uint8_t scales[1] = {static_cast<std::uint8_t>(scale)};
-            const double want = static_cast<double>(formats::e4m3_to_float(row[85])) *
-                                std::ldexp(x[85], scale - 127);
-            ASSERT_EQ(kernels.fp8_quantised(row.data(), scales, quantised, kIn), want)
-                << to_string(set) << " weight code " << code << " input code " << input << " scale "
-                << scale;
+      for (int exponent : {-20, 0, 7})
+        for (bool beside_448 : {false, true}) {
+          std::vector<double> x(kIn, 0.0);
+          x[85] = std::ldexp(formats::e4m3_to_float(static_cast<std::uint8_t>(input)), exponent);
+          if (beside_448) x[3] = std::ldexp(448.0, exponent);
+          inf::QuantisedInput quantised;
+          inf::quantised_input(x, std::vector<int>{exponent}, quantised,
+                               inf::QuantisedFor::Fp8Rows);
+          ++blocks[quantised.is_narrow[0]];
+          for (int scale : {0, 127, 254})
+            for (int code = 0; code < 256; ++code) {
+              if ((code & 0x7F) == 0x7F) continue;
+              std::vector<std::uint8_t> row(kIn, 0x38);  // 1.0: weighs the zeros
+              row[3] = 0;                                // +0: weighs the 448
+              row[85] = static_cast<std::uint8_t>(code);
+              const std::uint8_t scales[1] = {static_cast<std::uint8_t>(scale)};
+              const double want = static_cast<double>(formats::e4m3_to_float(row[85])) *
+                                  std::ldexp(x[85], scale - 127);
+              ASSERT_EQ(kernels.fp8_quantised(row.data(), scales, quantised, kIn), want)
+                  << to_string(set) << " weight code " << code << " input code " << input
+                  << " scale " << scale << (beside_448 ? " beside 448" : "");
+            }
+        }
+    }
+    EXPECT_GT(blocks[0], 100);
+    EXPECT_GT(blocks[1], 1000);
+  }
+}
+
+// The integer FP4 kernel (and the tile kernel, a lane an input) weighs every e2m1 weight code
+// against every e4m3 input code, at each of the four columns its in-lane widening keeps apart and
+// at the low and the high end of the input's exponents, in a span weighed in 16-bit quotients
+// (QuantisedInput::is_narrow) and in one weighed in hi and lo: one product a row, exactly. The
+// other columns hold weight 0 and input 448 (the largest, whose 12-biased weighing the kernel takes
+// off).
+TEST(FP4Kernels, QuantisedInputWeighsEveryPairOfCodesExactly) {
+  namespace formats = inf::formats;
+  constexpr std::int64_t kIn = 128;
+  for (inf::Kernels set : {inf::Kernels::Avx2, inf::Kernels::Avx512}) {
+    if (!inf::supported(set)) continue;
+    const inf::RowKernels& kernels = *inf::row_kernels(set);
+    int spans[2] = {};  // column 85's span as the kernel weighs it: hi and lo, or narrow
+    for (int column : {84, 85, 86, 87}) {
+      for (int input = 0; input < 256; ++input) {
+        if ((input & 0x7F) == 0x7F) continue;  // NaN
+        for (int exponent : {-20, 7}) {
+          std::vector<double> x(kIn, std::ldexp(448.0, exponent));
+          x[static_cast<std::size_t>(column)] =
+              std::ldexp(formats::e4m3_to_float(static_cast<std::uint8_t>(input)), exponent);
+          inf::QuantisedInput quantised;
+          inf::quantised_input(x, std::vector<int>{exponent}, quantised,
+                               inf::QuantisedFor::Fp4Rows);
+          ++spans[quantised.is_narrow[1]];
+          const inf::QuantisedInput* one = &quantised;
+          inf::QuantisedTile tile;
+          inf::quantised_tile({&one, 1}, kIn, tile);
+          const std::uint8_t scales[4] = {127, 127, 100, 127};  // column 85's block: 2^-27
+          for (int code = 0; code < 16; ++code) {
+            std::vector<std::uint8_t> row(kIn / 2, 0);  // code 0: +0
+            row[static_cast<std::size_t>(column / 2)] =
+                static_cast<std::uint8_t>(column % 2 ? code << 4 : code);
+            const double want = static_cast<double>(formats::e2m1_table()[code]) *
+                                std::ldexp(x[static_cast<std::size_t>(column)], 100 - 127);
+            ASSERT_EQ(kernels.fp4_quantised(row.data(), scales, quantised, kIn), want)
+                << to_string(set) << " weight code " << code << " input code " << input
+                << " column " << column;
+            double lane = 0;
+            kernels.fp4_quantised_tile(row.data(), scales, tile, &lane);
+            ASSERT_EQ(lane, want) << to_string(set) << " tile, weight code " << code
+                                  << " input code " << input << " column " << column;
           }
+        }
       }
     }
+    // Input codes under 2^-6 beside 448 make the span too wide for 16 bits; the others, narrow.
+    EXPECT_GT(spans[0], 100);
+    EXPECT_GT(spans[1], 1000);
   }
 }
 
@@ -222,8 +283,9 @@ double documented_order_float(const std::vector<float>& weights, const std::vect
 
 // The integer kernels' order (kernels.hpp): each block's products summed exactly (here in 64-bit
 // integers: a weight's value over 2^-9 for FP8, over 1/2 for FP4; an input's over 2^(e - 9), e
-// its 128-block's exponent), times the block's scales, added to the row's sum block after block.
-// FP8 blocks are 128 columns, FP4 blocks 32 (two values a byte, the even column low).
+// its 128-block's exponent), times the block's scales, added to a double: FP8 (128-column
+// blocks) to the row's sum block after block; FP4 (32-column blocks, two values a byte, the even
+// column low) block b to sum b mod 4, and the row's value is (s0 + s2) + (s1 + s3).
 double documented_order_quantised(inf::DType format, const std::vector<std::uint8_t>& codes,
                                   const std::vector<std::uint8_t>& scales,
                                   const std::vector<double>& x, const std::vector<int>& exponents) {
@@ -231,7 +293,7 @@ double documented_order_quantised(inf::DType format, const std::vector<std::uint
   const bool fp8 = format == inf::DType::F8_E4M3;
   const std::size_t size = fp8 ? 128 : 32;
   const int weight_unit = fp8 ? -9 : -1;
-  double sum = 0;
+  double sum[4] = {};
   for (std::size_t block = 0; block < x.size() / size; ++block) {
     const int exponent = exponents[block * size / 128];
     std::int64_t total = 0;
@@ -242,10 +304,10 @@ double documented_order_quantised(inf::DType format, const std::vector<std::uint
       total += static_cast<std::int64_t>(std::ldexp(value, -weight_unit)) *
                static_cast<std::int64_t>(std::ldexp(x[p], 9 - exponent));
     }
-    sum += static_cast<double>(total) *
-           std::ldexp(1.0, weight_unit + exponent - 9 + scales[block] - 127);
+    sum[fp8 ? 0 : block % 4] += static_cast<double>(total) *
+                                std::ldexp(1.0, weight_unit + exponent - 9 + scales[block] - 127);
   }
-  return sum;
+  return (sum[0] + sum[2]) + (sum[1] + sum[3]);
 }
 
 TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
@@ -303,8 +365,9 @@ TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
         std::vector<double> rounded = x;
         std::vector<int> exponents;
         formats::round_trip_e4m3(rounded, 128, exponents);
-        inf::QuantisedInput quantised;
-        inf::quantised_input(rounded, exponents, quantised);
+        inf::QuantisedInput quantised, fp4_quantised;
+        inf::quantised_input(rounded, exponents, quantised, inf::QuantisedFor::Fp8Rows);
+        inf::quantised_input(rounded, exponents, fp4_quantised, inf::QuantisedFor::Fp4Rows);
         // Block scales 2^-24 and 2^24 at random: the row's sum spans more than a double's 53
         // bits, so that it rounds, and every block's sum reaches that rounding.
         std::vector<std::uint8_t> mixed(scales.size());
@@ -321,7 +384,9 @@ TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
                                      several.data());
           for (double got : several)
             EXPECT_EQ(got, fp8_want) << to_string(set) << " FP8 quantised, " << in << " columns";
-          kernels.fp4_quantised_rows(codes.data(), mixed.data(), inputs.data(), count, in,
+          const std::vector<const inf::QuantisedInput*> fp4_inputs(static_cast<std::size_t>(count),
+                                                                   &fp4_quantised);
+          kernels.fp4_quantised_rows(codes.data(), mixed.data(), fp4_inputs.data(), count, in,
                                      several.data());
           for (double got : several)
             EXPECT_EQ(got, fp4_want) << to_string(set) << " FP4 quantised, " << in << " columns";
@@ -335,7 +400,8 @@ TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
           for (double& v : times) v = std::ldexp(v, n);
           std::vector<int> higher(exponents);
           for (int& e : higher) e += n;
-          inf::quantised_input(times, higher, scaled[static_cast<std::size_t>(n)]);
+          inf::quantised_input(times, higher, scaled[static_cast<std::size_t>(n)],
+                               inf::QuantisedFor::Fp4Rows);
         }
         for (int count : {1, 5, 8, 9, 16}) {
           std::vector<const inf::QuantisedInput*> inputs;
