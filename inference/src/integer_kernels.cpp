@@ -111,8 +111,10 @@ WARREN_AVX2 inline void fp4_quantised_avx2(const std::uint8_t* w, const std::uin
 // the sums holds input n's sum of k hi, resp. k lo, exact (at most 32 x 12 x 2^9 in magnitude),
 // and 512 hi + lo is fp4_quantised_avx2's block total (under 2^27). The totals of eight inputs are
 // then scaled and added to their sums together, block b to the sums of b mod 4:
-// fp4_quantised_avx2's order and bits, without its sums across lanes (vphaddd, slow on Zen 3). G:
-// groups of 8 inputs (1 or 2), which share each broadcast. A tile of 2048 columns (128 KiB) is read
+// fp4_quantised_avx2's order and bits, without its sums across lanes (vphaddd, slow on Zen 3). A
+// block narrow for all of a group's inputs (QuantisedTile::narrow) is weighed in their 16-bit
+// quotients instead: one multiply-add a pair, from half the bytes. G: groups of 8 inputs (1 or
+// 2), which share each broadcast. A tile of 2048 columns (128 KiB) is read
 // from L2 for every row; weighing the rows a few blocks of columns at a time, the tile's part in
 // L1, measured slower.
 struct E2m1Pairs {  // by a byte of an FP4 row: its two columns' integers k as 16-bit words
@@ -126,36 +128,66 @@ struct E2m1Pairs {  // by a byte of an FP4 row: its two columns' integers k as 1
 };
 constexpr E2m1Pairs kE2m1Pairs;
 
+// A block's 16 pairs of columns against the tile's G groups of inputs, into each group's lanes:
+// group g's quotients (bit g of Narrow) or its hi and lo, the row's pair broadcast once for all.
+template <int G, unsigned Narrow>
+WARREN_AVX2 inline void fp4_tile_block_avx2(const std::uint8_t* w, std::int64_t block,
+                                            const QuantisedTile& x, __m256i (&hi)[G],
+                                            __m256i (&lo)[G]) {
+  const auto load = [](const std::int16_t* words) WARREN_AVX2 {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words));
+  };
+  const std::int64_t pairs = x.in / 2;
+  for (int g = 0; g < G; ++g) hi[g] = lo[g] = _mm256_setzero_si256();
+#pragma GCC unroll 16
+  for (std::int64_t p = 16 * block; p < 16 * block + 16; ++p) {
+    const __m256i k = _mm256_set1_epi32(kE2m1Pairs.k[w[p]]);
+    for (int g = 0; g < G; ++g) {
+      if (Narrow >> g & 1) {
+        hi[g] = _mm256_add_epi32(
+            hi[g], _mm256_madd_epi16(k, load(x.quotients.data() + (g * pairs + p) * 16)));
+        continue;
+      }
+      const std::int16_t* words = x.parts.data() + (g * pairs + p) * 32;
+      hi[g] = _mm256_add_epi32(hi[g], _mm256_madd_epi16(k, load(words)));
+      lo[g] = _mm256_add_epi32(lo[g], _mm256_madd_epi16(k, load(words + 16)));
+    }
+  }
+  for (int g = 0; g < G; ++g)
+    if (!(Narrow >> g & 1)) hi[g] = _mm256_add_epi32(_mm256_slli_epi32(hi[g], 9), lo[g]);
+}
+
 template <int G>
 WARREN_AVX2 inline void fp4_tile_avx2(const std::uint8_t* w, const std::uint8_t* scales,
                                       const QuantisedTile& x, double* out) {
   // Per block b mod 4, each input's sum (fp4_quantised_avx2's four lanes): in memory, where
   // each is loaded and stored once a block against the block's 32 (or 64) multiply-adds.
   alignas(32) double sum[4][8 * G] = {};
-  const std::int64_t pairs = x.in / 2;
-  for (std::int64_t block = 0; block < x.in / 32; ++block) {
-    __m256i hi[G], lo[G];
-    for (int g = 0; g < G; ++g) hi[g] = lo[g] = _mm256_setzero_si256();
-#pragma GCC unroll 16
-    for (std::int64_t p = 16 * block; p < 16 * block + 16; ++p) {
-      const __m256i k = _mm256_set1_epi32(kE2m1Pairs.k[w[p]]);
-      for (int g = 0; g < G; ++g) {
-        const std::int16_t* words = x.parts.data() + (g * pairs + p) * 32;
-        hi[g] = _mm256_add_epi32(
-            hi[g],
-            _mm256_madd_epi16(k, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words))));
-        lo[g] = _mm256_add_epi32(
-            lo[g],
-            _mm256_madd_epi16(k, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + 16))));
-      }
+  const std::int64_t blocks = x.in / 32;
+  for (std::int64_t block = 0; block < blocks; ++block) {
+    __m256i totals[G], lo[G];  // per group, lane n: input n's total, exact
+    unsigned narrow = 0;
+    for (int g = 0; g < G; ++g)
+      narrow |= x.narrow[static_cast<std::size_t>(g * blocks + block)] << g;
+    switch (narrow) {
+      case 0:
+        fp4_tile_block_avx2<G, 0>(w, block, x, totals, lo);
+        break;
+      case 1:
+        fp4_tile_block_avx2<G, 1>(w, block, x, totals, lo);
+        break;
+      case 2:
+        fp4_tile_block_avx2<G, 2>(w, block, x, totals, lo);
+        break;
+      default:
+        fp4_tile_block_avx2<G, 3>(w, block, x, totals, lo);
     }
     const __m256d weight = _mm256_set1_pd(e8m0_double(scales[block]));
     for (int g = 0; g < G; ++g) {
-      const __m256i totals = _mm256_add_epi32(_mm256_slli_epi32(hi[g], 9), lo[g]);
-      const double* input_scale = x.scale.data() + (g * (x.in / 128) + block / 4) * 8;
+      const double* input_scale = x.scale.data() + (g * blocks + block) * 8;
       for (int h = 0; h < 2; ++h) {
-        const __m256d total = _mm256_cvtepi32_pd(h ? _mm256_extracti128_si256(totals, 1)
-                                                   : _mm256_castsi256_si128(totals));
+        const __m256d total = _mm256_cvtepi32_pd(h ? _mm256_extracti128_si256(totals[g], 1)
+                                                   : _mm256_castsi256_si128(totals[g]));
         double* lane = sum[block % 4] + 8 * g + 4 * h;
         _mm256_store_pd(lane, _mm256_add_pd(_mm256_load_pd(lane),
                                             _mm256_mul_pd(_mm256_mul_pd(total, weight),
@@ -423,29 +455,50 @@ void quantised_input(std::span<const double> x, std::span<const int> exponents, 
 void quantised_tile(std::span<const QuantisedInput* const> x, std::int64_t in, QuantisedTile& out) {
   out.count = static_cast<int>(x.size());
   out.in = in;
-  const std::int64_t groups = (out.count + 7) / 8, pairs = in / 2, spans = in / 64;
+  const std::int64_t groups = (out.count + 7) / 8, pairs = in / 2, blocks = in / 32;
   out.parts.assign(static_cast<std::size_t>(groups * pairs * 32), 0);
-  out.scale.assign(static_cast<std::size_t>(groups * (in / 128) * 8), 0.0);
+  out.narrow.assign(static_cast<std::size_t>(groups * blocks), 1);  // zero lanes: narrow
+  out.quotients.assign(static_cast<std::size_t>(groups * pairs * 16), 0);
+  out.scale.assign(static_cast<std::size_t>(groups * blocks * 8), 0.0);
+  std::vector<int> shifts(static_cast<std::size_t>(out.count * blocks));
+  std::vector<std::int32_t> units(static_cast<std::size_t>(in));
   for (int n = 0; n < out.count; ++n) {
     const std::int64_t group = n / 8, lane = n % 8;
     const QuantisedInput& input = *x[static_cast<std::size_t>(n)];
-    for (std::int64_t span = 0; span < spans; ++span) {
+    for (std::int64_t column = 0; column < in; ++column) {
       // QuantisedInput's span (Fp4Rows): for v = 0 .. 3, hi then lo of the columns 4i + v.
-      const std::int16_t* parts = input.parts.data() + 128 * span;
-      const auto part = [&](std::int64_t column, int half) {
-        return parts[32 * (column % 4) + 16 * half + column / 4];
-      };
-      for (std::int64_t j = 0; j < 32; ++j) {
-        std::int16_t* words = out.parts.data() + (group * pairs + 32 * span + j) * 32 + 2 * lane;
-        words[0] = part(2 * j, 0);       // hi, column 2j of the span
-        words[1] = part(2 * j + 1, 0);   // hi, column 2j + 1
-        words[16] = part(2 * j, 1);      // lo, column 2j
-        words[17] = part(2 * j + 1, 1);  // lo, column 2j + 1
+      const std::int16_t* parts = input.parts.data() + 128 * (column / 64);
+      const std::int64_t at = 32 * (column % 4) + column % 64 / 4;
+      units[static_cast<std::size_t>(column)] = 512 * parts[at] + parts[at + 16];
+      // hi, then lo, of the pair's column: words 0-15 the pair's hi, 16-31 its lo, 2 a lane.
+      std::int16_t* words = out.parts.data() + (group * pairs + column / 2) * 32 + 2 * lane;
+      words[column % 2] = parts[at];
+      words[16 + column % 2] = parts[at + 16];
+    }
+    for (std::int64_t block = 0; block < blocks; ++block) {
+      const int shift = narrow_shift(
+          std::span<const std::int32_t>(units).subspan(static_cast<std::size_t>(32 * block), 32));
+      shifts[static_cast<std::size_t>(n * blocks + block)] = shift;
+      if (shift < 0) out.narrow[static_cast<std::size_t>(group * blocks + block)] = 0;
+    }
+  }
+  for (int n = 0; n < out.count; ++n) {
+    const std::int64_t group = n / 8, lane = n % 8;
+    const QuantisedInput& input = *x[static_cast<std::size_t>(n)];
+    for (std::int64_t block = 0; block < blocks; ++block) {
+      const bool narrow = out.narrow[static_cast<std::size_t>(group * blocks + block)];
+      const int shift = narrow ? shifts[static_cast<std::size_t>(n * blocks + block)] : 0;
+      out.scale[static_cast<std::size_t>((group * blocks + block) * 8 + lane)] =
+          std::ldexp(input.scale[static_cast<std::size_t>(block / 2)], shift);
+      if (!narrow) continue;
+      for (std::int64_t column = 32 * block; column < 32 * block + 32; ++column) {
+        const std::int16_t* parts = input.parts.data() + 128 * (column / 64);
+        const std::int64_t at = 32 * (column % 4) + column % 64 / 4;
+        out.quotients[static_cast<std::size_t>((group * pairs + column / 2) * 16 + 2 * lane +
+                                               column % 2)] =
+            static_cast<std::int16_t>((512 * parts[at] + parts[at + 16]) >> shift);
       }
     }
-    for (std::int64_t block = 0; block < in / 128; ++block)
-      out.scale[static_cast<std::size_t>((group * (in / 128) + block) * 8 + lane)] =
-          input.scale[static_cast<std::size_t>(2 * block)];
   }
 }
 

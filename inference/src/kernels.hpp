@@ -106,7 +106,16 @@ struct QuantisedTile {
   // Per 8 inputs (a group), per pair of columns (2p, 2p + 1): the 8 inputs' (hi, hi) word pairs,
   // then their (lo, lo) pairs (QuantisedInput's halves): 32 words. [groups, in / 2, 32]
   std::vector<std::int16_t> parts;
-  // Per group, per 128 columns, each input's QuantisedInput::scale: [groups, in / 128, 8].
+  // Per group, per 32-block: whether the block is narrow for each of the group's inputs (its
+  // integers, divided by their largest common power of two 2^s, fit in 16 bits; as
+  // QuantisedInput::is_narrow), and then weighed in those quotients: half the multiply-adds and
+  // half the bytes. [groups, in / 32]
+  std::vector<std::uint8_t> narrow;
+  // Per group, per pair of columns: the 8 inputs' (q, q) word pairs of quotients, where their
+  // block is narrow (zeros where not). [groups, in / 2, 16]
+  std::vector<std::int16_t> quotients;
+  // Per group, per 32 columns, each input's share of the block's scale (QuantisedInput::scale,
+  // times 2^s where the block is narrow): [groups, in / 32, 8].
   std::vector<double> scale;
 };
 
