@@ -14,6 +14,7 @@
 #include <sstream>
 #include <vector>
 
+#include "formats.hpp"
 #include "kernels.hpp"
 #include "warren/inference/model.hpp"
 
@@ -165,14 +166,25 @@ BENCHMARK(BM_RowKernelInputs)
 
 // A prompt's case for the FP4 experts: the tile kernel on one core weighing up to 16 distinct
 // inputs (QuantisedTile) a row against a 64 MiB matrix of random codes, as Linear weighs a prompt's
-// (BM_RowKernelInputs/format:3 is the kernel it replaces there). Counter: weight-times-input
+// (BM_RowKernelInputs/format:3 is the kernel it replaces there). The inputs are normal draws
+// quantised as the model quantises its activations, so that some of their blocks are too wide for
+// 16-bit quotients (QuantisedInput::is_narrow), as a prompt's are. Counter: weight-times-input
 // products a second.
 void BM_RowKernelTile(benchmark::State& state) {
   const inf::RowKernels* kernels = kernels_of(state);
   if (!kernels) return;
   const RandomRows m(3, std::size_t{64} << 20);
   const auto inputs = static_cast<std::size_t>(state.range(2));
-  const std::vector<inf::QuantisedInput> quantised(inputs, m.quantised);
+  std::vector<inf::QuantisedInput> quantised(inputs);
+  std::mt19937 rng(7);
+  std::normal_distribution<double> normal;
+  for (auto& q : quantised) {
+    std::vector<double> x(RandomRows::kIn);
+    for (double& v : x) v = normal(rng);
+    std::vector<int> exponents;
+    inf::formats::round_trip_e4m3(x, 128, exponents);
+    inf::quantised_input(x, exponents, q, inf::QuantisedFor::Fp4Rows);
+  }
   std::vector<const inf::QuantisedInput*> qs;
   for (const auto& q : quantised) qs.push_back(&q);
   inf::QuantisedTile tile;

@@ -39,8 +39,8 @@ constexpr std::int8_t kE2m1Biased[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11,
 // words 0-7 the span's first 32-block, 8-15 its second), then for each input 512 hi + lo summed in
 // 32-bit integers by eight multiply-adds, exact (at most 32 x 24 x 2^18 a block). Four blocks (the
 // input's 128-block, one scale) are summed across their lanes together (two rounds of vphaddd),
-// the bias taken off, their totals scaled (exact: powers of two) and added to four sums in
-// double lanes, block b to lane b mod 4, one rounding each; the lanes are added at the end by sum4
+// the bias taken off, their totals scaled (exact: powers of two) and added to two sums in
+// double lanes, block b to lane b mod 2, one rounding each; the lanes are added at the end
 // (kernels.hpp's order). On one Zen 3 core, 4 MiB of rows against one input: 7.9 GB/s, against
 // 5.4 with the signed widening and the blocks added to one sum (docs/benchmarks.md).
 template <int N>
@@ -50,8 +50,8 @@ WARREN_AVX2 inline void fp4_quantised_avx2(const std::uint8_t* w, const std::uin
   const __m256i table =
       _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kE2m1Biased)));
   const __m256i nibble = _mm256_set1_epi8(0x0F), low_byte = _mm256_set1_epi16(0x00FF);
-  __m256d sum[N];
-  for (int n = 0; n < N; ++n) sum[n] = _mm256_setzero_pd();
+  __m128d sum[N];  // block b to lane b mod 2
+  for (int n = 0; n < N; ++n) sum[n] = _mm_setzero_pd();
   for (std::int64_t group = 0; group < in / 128; ++group) {
     __m256i lanes[N][2];  // per span: lanes 0-3 its first block's sums, 4-7 its second's
     for (int s = 0; s < 2; ++s) {
@@ -97,12 +97,14 @@ WARREN_AVX2 inline void fp4_quantised_avx2(const std::uint8_t* w, const std::uin
       const __m128i totals = _mm_sub_epi32(
           _mm_unpacklo_epi32(_mm256_castsi256_si128(quads), _mm256_extracti128_si256(quads, 1)),
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[n]->bias.data() + 4 * group)));
-      sum[n] = _mm256_add_pd(sum[n],
-                             _mm256_mul_pd(_mm256_mul_pd(_mm256_cvtepi32_pd(totals), weight),
-                                           _mm256_loadu_pd(x[n]->block_scale.data() + 4 * group)));
+      const __m256d scaled = _mm256_mul_pd(_mm256_mul_pd(_mm256_cvtepi32_pd(totals), weight),
+                                           _mm256_loadu_pd(x[n]->block_scale.data() + 4 * group));
+      sum[n] = _mm_add_pd(_mm_add_pd(sum[n], _mm256_castpd256_pd128(scaled)),
+                          _mm256_extractf128_pd(scaled, 1));
     }
   }
-  for (int n = 0; n < N; ++n) out[n] = sum4(sum[n]);
+  for (int n = 0; n < N; ++n)
+    out[n] = _mm_cvtsd_f64(_mm_add_sd(sum[n], _mm_unpackhi_pd(sum[n], sum[n])));
 }
 
 // A tile's inputs against one row (QuantisedTile): for each pair of columns, the row's two
@@ -110,11 +112,9 @@ WARREN_AVX2 inline void fp4_quantised_avx2(const std::uint8_t* w, const std::uin
 // each input's (hi, hi) and (lo, lo) pairs by one multiply-add each; over a 32-block, lane n of
 // the sums holds input n's sum of k hi, resp. k lo, exact (at most 32 x 12 x 2^9 in magnitude),
 // and 512 hi + lo is fp4_quantised_avx2's block total (under 2^27). The totals of eight inputs are
-// then scaled and added to their sums together, block b to the sums of b mod 4:
-// fp4_quantised_avx2's order and bits, without its sums across lanes (vphaddd, slow on Zen 3). A
-// block narrow for all of a group's inputs (QuantisedTile::narrow) is weighed in their 16-bit
-// quotients instead: one multiply-add a pair, from half the bytes. G: groups of 8 inputs (1 or
-// 2), which share each broadcast. A tile of 2048 columns (128 KiB) is read
+// then scaled and added to their sums together, block b to the sums of b mod 2:
+// fp4_quantised_avx2's order and bits, without its sums across lanes (vphaddd, slow on Zen 3). G:
+// groups of 8 inputs (1 or 2), which share each broadcast. A tile of 2048 columns (128 KiB) is read
 // from L2 for every row; weighing the rows a few blocks of columns at a time, the tile's part in
 // L1, measured slower.
 struct E2m1Pairs {  // by a byte of an FP4 row: its two columns' integers k as 16-bit words
@@ -128,74 +128,49 @@ struct E2m1Pairs {  // by a byte of an FP4 row: its two columns' integers k as 1
 };
 constexpr E2m1Pairs kE2m1Pairs;
 
-// A block's 16 pairs of columns against the tile's G groups of inputs, into each group's lanes:
-// group g's quotients (bit g of Narrow) or its hi and lo, the row's pair broadcast once for all.
-template <int G, unsigned Narrow>
-WARREN_AVX2 inline void fp4_tile_block_avx2(const std::uint8_t* w, std::int64_t block,
-                                            const QuantisedTile& x, __m256i (&hi)[G],
-                                            __m256i (&lo)[G]) {
-  const auto load = [](const std::int16_t* words) WARREN_AVX2 {
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words));
-  };
-  const std::int64_t pairs = x.in / 2;
-  for (int g = 0; g < G; ++g) hi[g] = lo[g] = _mm256_setzero_si256();
-#pragma GCC unroll 16
-  for (std::int64_t p = 16 * block; p < 16 * block + 16; ++p) {
-    const __m256i k = _mm256_set1_epi32(kE2m1Pairs.k[w[p]]);
-    for (int g = 0; g < G; ++g) {
-      if (Narrow >> g & 1) {
-        hi[g] = _mm256_add_epi32(
-            hi[g], _mm256_madd_epi16(k, load(x.quotients.data() + (g * pairs + p) * 16)));
-        continue;
-      }
-      const std::int16_t* words = x.parts.data() + (g * pairs + p) * 32;
-      hi[g] = _mm256_add_epi32(hi[g], _mm256_madd_epi16(k, load(words)));
-      lo[g] = _mm256_add_epi32(lo[g], _mm256_madd_epi16(k, load(words + 16)));
-    }
-  }
-  for (int g = 0; g < G; ++g)
-    if (!(Narrow >> g & 1)) hi[g] = _mm256_add_epi32(_mm256_slli_epi32(hi[g], 9), lo[g]);
-}
-
 template <int G>
 WARREN_AVX2 inline void fp4_tile_avx2(const std::uint8_t* w, const std::uint8_t* scales,
                                       const QuantisedTile& x, double* out) {
-  // Per block b mod 4, each input's sum (fp4_quantised_avx2's four lanes): in memory, where
-  // each is loaded and stored once a block against the block's 32 (or 64) multiply-adds.
-  alignas(32) double sum[4][8 * G] = {};
-  const std::int64_t blocks = x.in / 32;
-  for (std::int64_t block = 0; block < blocks; ++block) {
-    __m256i totals[G], lo[G];  // per group, lane n: input n's total, exact
-    unsigned narrow = 0;
-    for (int g = 0; g < G; ++g)
-      narrow |= x.narrow[static_cast<std::size_t>(g * blocks + block)] << g;
-    switch (narrow) {
-      case 0:
-        fp4_tile_block_avx2<G, 0>(w, block, x, totals, lo);
-        break;
-      case 1:
-        fp4_tile_block_avx2<G, 1>(w, block, x, totals, lo);
-        break;
-      case 2:
-        fp4_tile_block_avx2<G, 2>(w, block, x, totals, lo);
-        break;
-      default:
-        fp4_tile_block_avx2<G, 3>(w, block, x, totals, lo);
-    }
-    const __m256d weight = _mm256_set1_pd(e8m0_double(scales[block]));
-    for (int g = 0; g < G; ++g) {
-      const double* input_scale = x.scale.data() + (g * blocks + block) * 8;
-      for (int h = 0; h < 2; ++h) {
-        const __m256d total = _mm256_cvtepi32_pd(h ? _mm256_extracti128_si256(totals[g], 1)
-                                                   : _mm256_castsi256_si128(totals[g]));
-        double* lane = sum[block % 4] + 8 * g + 4 * h;
-        _mm256_store_pd(lane, _mm256_add_pd(_mm256_load_pd(lane),
-                                            _mm256_mul_pd(_mm256_mul_pd(total, weight),
-                                                          _mm256_loadu_pd(input_scale + 4 * h))));
+  const auto load = [](const std::int16_t* words) WARREN_AVX2 {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words));
+  };
+  __m256d sum[2][G][2];  // per block b mod 2 (fp4_quantised_avx2's lanes), group, half
+  for (auto& lane : sum)
+    for (auto& group : lane) group[0] = group[1] = _mm256_setzero_pd();
+  const std::int64_t pairs = x.in / 2;
+  for (std::int64_t even = 0; even < x.in / 32; even += 2) {
+    for (int j = 0; j < 2; ++j) {
+      const std::int64_t block = even + j;
+      __m256i hi[G], lo[G];
+      for (int g = 0; g < G; ++g) hi[g] = lo[g] = _mm256_setzero_si256();
+#pragma GCC unroll 16
+      for (std::int64_t p = 16 * block; p < 16 * block + 16; ++p) {
+        const __m256i k = _mm256_set1_epi32(kE2m1Pairs.k[w[p]]);
+        for (int g = 0; g < G; ++g) {
+          const std::int16_t* words = x.parts.data() + (g * pairs + p) * 32;
+          hi[g] = _mm256_add_epi32(hi[g], _mm256_madd_epi16(k, load(words)));
+          lo[g] = _mm256_add_epi32(lo[g], _mm256_madd_epi16(k, load(words + 16)));
+        }
+      }
+      const __m256d weight = _mm256_set1_pd(e8m0_double(scales[block]));
+      for (int g = 0; g < G; ++g) {
+        const __m256i totals = _mm256_add_epi32(_mm256_slli_epi32(hi[g], 9), lo[g]);
+        const double* input_scale = x.scale.data() + (g * (x.in / 128) + block / 4) * 8;
+        for (int h = 0; h < 2; ++h) {
+          const __m256d total = _mm256_cvtepi32_pd(h ? _mm256_extracti128_si256(totals, 1)
+                                                     : _mm256_castsi256_si128(totals));
+          sum[j][g][h] = _mm256_add_pd(
+              sum[j][g][h],
+              _mm256_mul_pd(_mm256_mul_pd(total, weight), _mm256_loadu_pd(input_scale + 4 * h)));
+        }
       }
     }
   }
-  for (int n = 0; n < x.count; ++n) out[n] = (sum[0][n] + sum[2][n]) + (sum[1][n] + sum[3][n]);
+  alignas(32) double sums[2][8 * G];
+  for (int j = 0; j < 2; ++j)
+    for (int g = 0; g < G; ++g)
+      for (int h = 0; h < 2; ++h) _mm256_store_pd(sums[j] + 8 * g + 4 * h, sum[j][g][h]);
+  for (int n = 0; n < x.count; ++n) out[n] = sums[0][n] + sums[1][n];
 }
 
 // --- FP8 rows times a quantised input, in integers (AVX2; the AVX-512 set runs it too) ---------
@@ -394,7 +369,7 @@ int narrow_shift(std::span<const std::int32_t> units) {
 }  // namespace
 
 void quantised_input(std::span<const double> x, std::span<const int> exponents, QuantisedInput& out,
-                     QuantisedFor layout) {
+                     QuantisedFor layout, bool find_narrow) {
   const std::size_t spans = x.size() / 64;
   const bool fp4 = layout == QuantisedFor::Fp4Rows;
   // Per span (FP4) or per 128-block (FP8): its blocks of 32 (FP4) or 128 columns (FP8).
@@ -404,47 +379,46 @@ void quantised_input(std::span<const double> x, std::span<const int> exponents, 
   out.scale.resize(spans);
   out.units.resize(fp4 ? 0 : x.size());
   out.is_narrow.assign(x.size() / unit, 0);
-  out.narrow.assign(64 * spans, 0);
+  out.narrow.assign(find_narrow ? 64 * spans : 0, 0);
   out.block_scale.resize(x.size() / block);
   out.bias.assign(fp4 ? 2 * spans : 0, 0);
-  std::vector<std::int32_t> units(x.size());
-  for (std::size_t span = 0; span < spans; ++span) {
-    const int exponent = exponents[span / 2];  // 128-blocks hold two spans
-    out.scale[span] = std::bit_cast<double>(static_cast<std::uint64_t>(exponent - 10 + 1023) << 52);
-    std::int16_t* parts = out.parts.data() + 128 * span;
+  for (std::size_t first = 0; first < x.size(); first += unit) {
+    const int exponent = exponents[first / 128];
     const double to_units = std::ldexp(1.0, 9 - exponent);  // a power of two: no rounding
-    for (std::size_t i = 0; i < 64; ++i) {
+    std::int32_t units[128];
+    for (std::size_t i = 0; i < unit; ++i) {
       // Exact: the value is a multiple of 2^(exponent - 9) below 2^(exponent + 9) in magnitude.
-      const auto u = static_cast<std::int32_t>(x[64 * span + i] * to_units);
-      units[64 * span + i] = u;
+      const auto u = static_cast<std::int32_t>(x[first + i] * to_units);
+      units[i] = u;
       // Fp8Rows: even columns first; Fp4Rows: column 4j + v at word 32 v + j.
-      const std::size_t at = fp4 ? 32 * (i % 4) + i / 4 : (i % 2) * 64 + i / 2;
+      const std::size_t column = (first + i) % 64;
+      const std::size_t at = fp4 ? 32 * (column % 4) + column / 4 : (column % 2) * 64 + column / 2;
+      std::int16_t* parts = out.parts.data() + 128 * ((first + i) / 64);
       parts[at] = static_cast<std::int16_t>(u >> 9);  // arithmetic: floor
       parts[at + (fp4 ? 16 : 32)] = static_cast<std::int16_t>(u & 511);
-      if (!fp4) out.units[64 * span + i] = u;
+      if (!fp4) out.units[first + i] = u;
     }
-  }
-  const std::span<const std::int32_t> all(units);
-  for (std::size_t u = 0; u < out.is_narrow.size(); ++u) {
+    for (std::size_t span = first / 64; span < (first + unit) / 64; ++span)
+      out.scale[span] =
+          std::bit_cast<double>(static_cast<std::uint64_t>(exponent - 10 + 1023) << 52);
     int shifts[2] = {0, 0};  // per block of the unit
-    bool narrow = true;
-    for (std::size_t b = 0; b < unit / block; ++b) {
-      shifts[b] = narrow_shift(all.subspan(unit * u + block * b, block));
-      narrow = narrow && shifts[b] >= 0;
+    bool narrow = find_narrow;
+    for (std::size_t b = 0; narrow && b < unit / block; ++b) {
+      shifts[b] = narrow_shift(std::span<const std::int32_t>(units + block * b, block));
+      narrow = shifts[b] >= 0;
     }
-    out.is_narrow[u] = narrow;
+    out.is_narrow[first / unit] = narrow;
     for (std::size_t b = 0; b < unit / block; ++b) {
       const int shift = narrow ? shifts[b] : 0;
-      const std::size_t first = unit * u + block * b;
-      out.block_scale[first / block] = std::ldexp(out.scale[first / 64], shift);
-      for (std::size_t i = first; i < first + block; ++i) {
+      out.block_scale[(first + block * b) / block] = std::ldexp(out.scale[first / 64], shift);
+      for (std::size_t i = block * b; i < block * b + block; ++i) {
         const std::int32_t quotient = units[i] >> shift;
-        if (fp4) out.bias[first / block] += 12 * quotient;
+        if (fp4) out.bias[(first + block * b) / block] += 12 * quotient;
         if (!narrow) continue;
         // parts' order without lo: FP4 column 4j + v of its span at 16 v + j, FP8 the even
         // columns first.
-        const std::size_t column = i % 64;
-        out.narrow[i - column +
+        const std::size_t column = (first + i) % 64;
+        out.narrow[first + i - column +
                    (fp4 ? 16 * (column % 4) + column / 4 : 32 * (column % 2) + column / 2)] =
             static_cast<std::int16_t>(quotient);
       }
@@ -455,50 +429,29 @@ void quantised_input(std::span<const double> x, std::span<const int> exponents, 
 void quantised_tile(std::span<const QuantisedInput* const> x, std::int64_t in, QuantisedTile& out) {
   out.count = static_cast<int>(x.size());
   out.in = in;
-  const std::int64_t groups = (out.count + 7) / 8, pairs = in / 2, blocks = in / 32;
+  const std::int64_t groups = (out.count + 7) / 8, pairs = in / 2, spans = in / 64;
   out.parts.assign(static_cast<std::size_t>(groups * pairs * 32), 0);
-  out.narrow.assign(static_cast<std::size_t>(groups * blocks), 1);  // zero lanes: narrow
-  out.quotients.assign(static_cast<std::size_t>(groups * pairs * 16), 0);
-  out.scale.assign(static_cast<std::size_t>(groups * blocks * 8), 0.0);
-  std::vector<int> shifts(static_cast<std::size_t>(out.count * blocks));
-  std::vector<std::int32_t> units(static_cast<std::size_t>(in));
+  out.scale.assign(static_cast<std::size_t>(groups * (in / 128) * 8), 0.0);
   for (int n = 0; n < out.count; ++n) {
     const std::int64_t group = n / 8, lane = n % 8;
     const QuantisedInput& input = *x[static_cast<std::size_t>(n)];
-    for (std::int64_t column = 0; column < in; ++column) {
+    for (std::int64_t span = 0; span < spans; ++span) {
       // QuantisedInput's span (Fp4Rows): for v = 0 .. 3, hi then lo of the columns 4i + v.
-      const std::int16_t* parts = input.parts.data() + 128 * (column / 64);
-      const std::int64_t at = 32 * (column % 4) + column % 64 / 4;
-      units[static_cast<std::size_t>(column)] = 512 * parts[at] + parts[at + 16];
-      // hi, then lo, of the pair's column: words 0-15 the pair's hi, 16-31 its lo, 2 a lane.
-      std::int16_t* words = out.parts.data() + (group * pairs + column / 2) * 32 + 2 * lane;
-      words[column % 2] = parts[at];
-      words[16 + column % 2] = parts[at + 16];
-    }
-    for (std::int64_t block = 0; block < blocks; ++block) {
-      const int shift = narrow_shift(
-          std::span<const std::int32_t>(units).subspan(static_cast<std::size_t>(32 * block), 32));
-      shifts[static_cast<std::size_t>(n * blocks + block)] = shift;
-      if (shift < 0) out.narrow[static_cast<std::size_t>(group * blocks + block)] = 0;
-    }
-  }
-  for (int n = 0; n < out.count; ++n) {
-    const std::int64_t group = n / 8, lane = n % 8;
-    const QuantisedInput& input = *x[static_cast<std::size_t>(n)];
-    for (std::int64_t block = 0; block < blocks; ++block) {
-      const bool narrow = out.narrow[static_cast<std::size_t>(group * blocks + block)];
-      const int shift = narrow ? shifts[static_cast<std::size_t>(n * blocks + block)] : 0;
-      out.scale[static_cast<std::size_t>((group * blocks + block) * 8 + lane)] =
-          std::ldexp(input.scale[static_cast<std::size_t>(block / 2)], shift);
-      if (!narrow) continue;
-      for (std::int64_t column = 32 * block; column < 32 * block + 32; ++column) {
-        const std::int16_t* parts = input.parts.data() + 128 * (column / 64);
-        const std::int64_t at = 32 * (column % 4) + column % 64 / 4;
-        out.quotients[static_cast<std::size_t>((group * pairs + column / 2) * 16 + 2 * lane +
-                                               column % 2)] =
-            static_cast<std::int16_t>((512 * parts[at] + parts[at + 16]) >> shift);
+      const std::int16_t* parts = input.parts.data() + 128 * span;
+      const auto part = [&](std::int64_t column, int half) {
+        return parts[32 * (column % 4) + 16 * half + column / 4];
+      };
+      for (std::int64_t j = 0; j < 32; ++j) {
+        std::int16_t* words = out.parts.data() + (group * pairs + 32 * span + j) * 32 + 2 * lane;
+        words[0] = part(2 * j, 0);       // hi, column 2j of the span
+        words[1] = part(2 * j + 1, 0);   // hi, column 2j + 1
+        words[16] = part(2 * j, 1);      // lo, column 2j
+        words[17] = part(2 * j + 1, 1);  // lo, column 2j + 1
       }
     }
+    for (std::int64_t block = 0; block < in / 128; ++block)
+      out.scale[static_cast<std::size_t>((group * (in / 128) + block) * 8 + lane)] =
+          input.scale[static_cast<std::size_t>(2 * block)];
   }
 }
 

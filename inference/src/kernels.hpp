@@ -71,16 +71,17 @@ struct QuantisedInput {
 };
 
 // `x` (`in` values, a multiple of 128, quantised by formats::round_trip_e4m3 in blocks of 128 with
-// `exponents`) laid out for the integer kernels of `layout`.
+// `exponents`) laid out for the integer kernels of `layout`; with its narrow units found (else none
+// is narrow) where `find_narrow`: for the one-input kernels, which alone read them.
 void quantised_input(std::span<const double> x, std::span<const int> exponents, QuantisedInput& out,
-                     QuantisedFor layout);
+                     QuantisedFor layout, bool find_narrow = true);
 
 // A row times a quantised input, `in` a multiple of 128: each block's products summed exactly
 // (FP4: 32-blocks, an integer under 2^27; FP8: 128-blocks, under 2^44), times the block's two
 // scales (exact: powers of two), added with one rounding each to a double: FP8, to the row's sum
-// block after block; FP4, to one of four sums, block b to sum b mod 4 (four chains of additions,
-// not one: one held the kernel to two thirds of its speed), and the row's value is then (s0 + s2)
-// + (s1 + s3). A
+// block after block; FP4, to one of two sums, block b to sum b mod 2 (two chains of additions,
+// not one: one held the kernel to about four fifths of its speed; four, which held the tile
+// kernel's sums in memory, measured no faster), and the row's value is then s0 + s1. A
 // block's sum is exact however it is taken: in 16-bit multiply-adds, or (FP8, several inputs at
 // once, the row decoded once for them all) in double, where every partial sum of 128 products of
 // two e4m3 values, under 2^44 of their units, is exact too. With no lanes to keep, the AVX-512
@@ -106,16 +107,7 @@ struct QuantisedTile {
   // Per 8 inputs (a group), per pair of columns (2p, 2p + 1): the 8 inputs' (hi, hi) word pairs,
   // then their (lo, lo) pairs (QuantisedInput's halves): 32 words. [groups, in / 2, 32]
   std::vector<std::int16_t> parts;
-  // Per group, per 32-block: whether the block is narrow for each of the group's inputs (its
-  // integers, divided by their largest common power of two 2^s, fit in 16 bits; as
-  // QuantisedInput::is_narrow), and then weighed in those quotients: half the multiply-adds and
-  // half the bytes. [groups, in / 32]
-  std::vector<std::uint8_t> narrow;
-  // Per group, per pair of columns: the 8 inputs' (q, q) word pairs of quotients, where their
-  // block is narrow (zeros where not). [groups, in / 2, 16]
-  std::vector<std::int16_t> quotients;
-  // Per group, per 32 columns, each input's share of the block's scale (QuantisedInput::scale,
-  // times 2^s where the block is narrow): [groups, in / 32, 8].
+  // Per group, per 128 columns, each input's QuantisedInput::scale: [groups, in / 128, 8].
   std::vector<double> scale;
 };
 

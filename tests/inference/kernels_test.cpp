@@ -285,7 +285,7 @@ double documented_order_float(const std::vector<float>& weights, const std::vect
 // integers: a weight's value over 2^-9 for FP8, over 1/2 for FP4; an input's over 2^(e - 9), e
 // its 128-block's exponent), times the block's scales, added to a double: FP8 (128-column
 // blocks) to the row's sum block after block; FP4 (32-column blocks, two values a byte, the even
-// column low) block b to sum b mod 4, and the row's value is (s0 + s2) + (s1 + s3).
+// column low) block b to sum b mod 2, and the row's value is s0 + s1.
 double documented_order_quantised(inf::DType format, const std::vector<std::uint8_t>& codes,
                                   const std::vector<std::uint8_t>& scales,
                                   const std::vector<double>& x, const std::vector<int>& exponents) {
@@ -293,7 +293,7 @@ double documented_order_quantised(inf::DType format, const std::vector<std::uint
   const bool fp8 = format == inf::DType::F8_E4M3;
   const std::size_t size = fp8 ? 128 : 32;
   const int weight_unit = fp8 ? -9 : -1;
-  double sum[4] = {};
+  double sum[2] = {};
   for (std::size_t block = 0; block < x.size() / size; ++block) {
     const int exponent = exponents[block * size / 128];
     std::int64_t total = 0;
@@ -304,10 +304,10 @@ double documented_order_quantised(inf::DType format, const std::vector<std::uint
       total += static_cast<std::int64_t>(std::ldexp(value, -weight_unit)) *
                static_cast<std::int64_t>(std::ldexp(x[p], 9 - exponent));
     }
-    sum[fp8 ? 0 : block % 4] += static_cast<double>(total) *
+    sum[fp8 ? 0 : block % 2] += static_cast<double>(total) *
                                 std::ldexp(1.0, weight_unit + exponent - 9 + scales[block] - 127);
   }
-  return (sum[0] + sum[2]) + (sum[1] + sum[3]);
+  return sum[0] + sum[1];
 }
 
 TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
@@ -365,9 +365,12 @@ TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
         std::vector<double> rounded = x;
         std::vector<int> exponents;
         formats::round_trip_e4m3(rounded, 128, exponents);
-        inf::QuantisedInput quantised, fp4_quantised;
+        // Each with its narrow units found and without (every unit weighed in hi and lo).
+        inf::QuantisedInput quantised, fp4_quantised, wide, fp4_wide;
         inf::quantised_input(rounded, exponents, quantised, inf::QuantisedFor::Fp8Rows);
         inf::quantised_input(rounded, exponents, fp4_quantised, inf::QuantisedFor::Fp4Rows);
+        inf::quantised_input(rounded, exponents, wide, inf::QuantisedFor::Fp8Rows, false);
+        inf::quantised_input(rounded, exponents, fp4_wide, inf::QuantisedFor::Fp4Rows, false);
         // Block scales 2^-24 and 2^24 at random: the row's sum spans more than a double's 53
         // bits, so that it rounds, and every block's sum reaches that rounding.
         std::vector<std::uint8_t> mixed(scales.size());
@@ -391,6 +394,10 @@ TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
           for (double got : several)
             EXPECT_EQ(got, fp4_want) << to_string(set) << " FP4 quantised, " << in << " columns";
         }
+        EXPECT_EQ(kernels.fp8_quantised(codes.data(), mixed.data(), wide, in), fp8_want)
+            << to_string(set) << " FP8 quantised, no narrow units, " << in << " columns";
+        EXPECT_EQ(kernels.fp4_quantised(codes.data(), mixed.data(), fp4_wide, in), fp4_want)
+            << to_string(set) << " FP4 quantised, no narrow units, " << in << " columns";
         // The tile kernel, each lane its own input: input n is x times 2^n (its quantisation
         // too, exponents n higher), whose sum in the documented order is fp4_want times 2^n to
         // the bit.
