@@ -131,7 +131,7 @@ constexpr E2m1Pairs kE2m1Pairs;
 template <int G>
 WARREN_AVX2 inline void fp4_tile_avx2(const std::uint8_t* w, const std::uint8_t* scales,
                                       const QuantisedTile& x, double* out) {
-  const auto load = [](const std::int16_t* words) WARREN_AVX2 {
+  const auto load = [&](const std::int16_t* words) WARREN_AVX2 {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words));
   };
   __m256d sum[2][G][2];  // per block b mod 2 (fp4_quantised_avx2's lanes), group, half
@@ -139,6 +139,7 @@ WARREN_AVX2 inline void fp4_tile_avx2(const std::uint8_t* w, const std::uint8_t*
     for (auto& group : lane) group[0] = group[1] = _mm256_setzero_pd();
   const std::int64_t pairs = x.in / 2;
   for (std::int64_t even = 0; even < x.in / 32; even += 2) {
+#pragma GCC unroll 2
     for (int j = 0; j < 2; ++j) {
       const std::int64_t block = even + j;
       __m256i hi[G], lo[G];
