@@ -41,8 +41,9 @@ constexpr std::int8_t kE2m1Biased[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11,
 // input's 128-block, one scale) are summed across their lanes together (two rounds of vphaddd),
 // the bias taken off, their totals scaled (exact: powers of two) and added to two sums in
 // double lanes, block b to lane b mod 2, one rounding each; the lanes are added at the end
-// (kernels.hpp's order). On one Zen 3 core, 4 MiB of rows against one input: 7.9 GB/s, against
-// 5.4 with the signed widening and the blocks added to one sum (docs/benchmarks.md).
+// (kernels.hpp's order). A narrow input (QuantisedInput::is_narrow) takes four multiply-adds a
+// span. On one Zen 3 core, 4 MiB of rows against one narrow input: 9.7-10.1 GB/s, against 5.2-5.4
+// with the signed widening, one sum and hi and lo (docs/benchmarks.md, 2026-12-07).
 template <int N>
 WARREN_AVX2 inline void fp4_quantised_avx2(const std::uint8_t* w, const std::uint8_t* scales,
                                            const QuantisedInput* const* x, std::int64_t in,
