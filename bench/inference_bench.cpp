@@ -167,8 +167,7 @@ BENCHMARK(BM_RowKernelInputs)
 // A prompt's case for the FP4 experts: the tile kernel on one core weighing up to 16 distinct
 // inputs (QuantisedTile) a row against a 64 MiB matrix of random codes, as Linear weighs a prompt's
 // (BM_RowKernelInputs/format:3 is the kernel it replaces there). The inputs are normal draws
-// quantised as the model quantises its activations, so that some of their blocks are too wide for
-// 16-bit quotients (QuantisedInput::is_narrow), as a prompt's are. Counter: weight-times-input
+// quantised as the model quantises its activations, as a prompt's are. Counter: weight-times-input
 // products a second.
 void BM_RowKernelTile(benchmark::State& state) {
   const inf::RowKernels* kernels = kernels_of(state);

@@ -27,6 +27,11 @@ inline double e8m0_double(std::uint8_t code) {
   return std::bit_cast<double>(static_cast<std::uint64_t>(code + 1023 - 127) << 52);
 }
 
+// 16 words (an input's halves or quotients) from `words`.
+WARREN_AVX2 inline __m256i load_words(const std::int16_t* words) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words));
+}
+
 // e2m1's integers plus 12 (kE2m1Twice + 12, in [0, 24]): never negative, so that a byte of
 // them widens to a 16-bit word in-lane, by a mask or a shift (QuantisedInput::bias takes the 12
 // off). vpmovsxbw, the signed widening, is two operations on Zen 3 on the pipes that vpshufb and
@@ -63,9 +68,8 @@ WARREN_AVX2 inline void fp4_quantised_avx2(const std::uint8_t* w, const std::uin
           _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nibble));
       const __m256i k[4] = {_mm256_and_si256(evens, low_byte), _mm256_and_si256(odds, low_byte),
                             _mm256_srli_epi16(evens, 8), _mm256_srli_epi16(odds, 8)};
-      const auto weigh = [&](const std::int16_t* words, int v) WARREN_AVX2 {
-        return _mm256_madd_epi16(k[v], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words)));
-      };
+      const auto weigh = [&](const std::int16_t* words, int v)
+                             WARREN_AVX2 { return _mm256_madd_epi16(k[v], load_words(words)); };
       for (int n = 0; n < N; ++n) {
         if (x[n]->is_narrow[span]) {  // one multiply-add a column: the quotients (is_narrow)
           const std::int16_t* q = x[n]->narrow.data() + 64 * span;
@@ -132,9 +136,6 @@ constexpr E2m1Pairs kE2m1Pairs;
 template <int G>
 WARREN_AVX2 inline void fp4_tile_avx2(const std::uint8_t* w, const std::uint8_t* scales,
                                       const QuantisedTile& x, double* out) {
-  const auto load = [&](const std::int16_t* words) WARREN_AVX2 {
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words));
-  };
   __m256d sum[2][G][2];  // per block b mod 2 (fp4_quantised_avx2's lanes), group, half
   for (auto& lane : sum)
     for (auto& group : lane) group[0] = group[1] = _mm256_setzero_pd();
@@ -150,8 +151,8 @@ WARREN_AVX2 inline void fp4_tile_avx2(const std::uint8_t* w, const std::uint8_t*
         const __m256i k = _mm256_set1_epi32(kE2m1Pairs.k[w[p]]);
         for (int g = 0; g < G; ++g) {
           const std::int16_t* words = x.parts.data() + (g * pairs + p) * 32;
-          hi[g] = _mm256_add_epi32(hi[g], _mm256_madd_epi16(k, load(words)));
-          lo[g] = _mm256_add_epi32(lo[g], _mm256_madd_epi16(k, load(words + 16)));
+          hi[g] = _mm256_add_epi32(hi[g], _mm256_madd_epi16(k, load_words(words)));
+          lo[g] = _mm256_add_epi32(lo[g], _mm256_madd_epi16(k, load_words(words + 16)));
         }
       }
       const __m256d weight = _mm256_set1_pd(e8m0_double(scales[block]));
@@ -229,13 +230,10 @@ WARREN_AVX2 inline double fp8_quantised_one_avx2(const std::uint8_t* w, const st
 #pragma GCC unroll 1  // unrolled, the four quarters' temporaries spilled: a tenth slower
     for (int q = 0; q < 4; ++q) {  // 32 columns: half q % 2 of span 2 block + q / 2
       const Fp8Integers v = fp8_integers_avx2(w + 128 * block + 32 * q);
-      const auto load = [&](const std::int16_t* words) WARREN_AVX2 {
-        return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words));
-      };
       if (narrow) {
         // narrow: the span's even columns' quotients, then its odd ones'.
         const std::int16_t* quotients = x.narrow.data() + 64 * (2 * block + q / 2) + 16 * (q % 2);
-        const __m256i even = load(quotients), odd = load(quotients + 32);
+        const __m256i even = load_words(quotients), odd = load_words(quotients + 32);
         a = _mm256_add_epi32(a, _mm256_add_epi32(_mm256_madd_epi16(v.high_even, even),
                                                  _mm256_madd_epi16(v.high_odd, odd)));
         b = _mm256_add_epi32(b, _mm256_add_epi32(_mm256_madd_epi16(v.low_even, even),
@@ -251,8 +249,8 @@ WARREN_AVX2 inline double fp8_quantised_one_avx2(const std::uint8_t* w, const st
                                               _mm256_madd_epi16(v.high_odd, odd));
         return _mm256_add_epi32(low, _mm256_slli_epi32(high, 8));
       };
-      a = _mm256_add_epi32(a, weigh(load(parts), load(parts + 64)));
-      b = _mm256_add_epi32(b, weigh(load(parts + 32), load(parts + 96)));
+      a = _mm256_add_epi32(a, weigh(load_words(parts), load_words(parts + 64)));
+      b = _mm256_add_epi32(b, weigh(load_words(parts + 32), load_words(parts + 96)));
     }
     const auto lanes = [&](__m256i v, int half) WARREN_AVX2 {
       return _mm256_cvtepi32_pd(half ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v));
@@ -355,6 +353,19 @@ WARREN_AVX2 double fp8_quantised_avx2(const void* row, const std::uint8_t* scale
 
 namespace {
 
+// Where column `column` (0 .. 63) of a span goes in QuantisedInput's orders (kernels.hpp): group
+// `group` (FP4: the column mod 4; FP8: mod 2) of `size` words (16; 32), at `place` in it. In
+// `parts` each group is its hi words then its lo ones, in `narrow` its quotients alone.
+struct SpanWord {
+  std::size_t group, place, size;
+  std::size_t part(int half) const { return 2 * size * group + size * half + place; }
+  std::size_t quotient() const { return size * group + place; }
+};
+SpanWord span_word(QuantisedFor layout, std::size_t column) {
+  const std::size_t groups = layout == QuantisedFor::Fp4Rows ? 4 : 2;
+  return {column % groups, column / groups, 64 / groups};
+}
+
 // The largest s with 2^s dividing each of `units` (0 where all are 0), if their quotients fit in
 // 16 bits; -1 if not (QuantisedInput::is_narrow).
 int narrow_shift(std::span<const std::int32_t> units) {
@@ -376,7 +387,6 @@ void quantised_input(std::span<const double> x, std::span<const int> exponents, 
   const bool fp4 = layout == QuantisedFor::Fp4Rows;
   // Per span (FP4) or per 128-block (FP8): its blocks of 32 (FP4) or 128 columns (FP8).
   const std::size_t unit = fp4 ? 64 : 128, block = fp4 ? 32 : 128;
-  out.layout = layout;
   out.parts.resize(spans * 128);
   out.scale.resize(spans);
   out.units.resize(fp4 ? 0 : x.size());
@@ -392,12 +402,10 @@ void quantised_input(std::span<const double> x, std::span<const int> exponents, 
       // Exact: the value is a multiple of 2^(exponent - 9) below 2^(exponent + 9) in magnitude.
       const auto u = static_cast<std::int32_t>(x[first + i] * to_units);
       units[i] = u;
-      // Fp8Rows: even columns first; Fp4Rows: column 4j + v at word 32 v + j.
-      const std::size_t column = (first + i) % 64;
-      const std::size_t at = fp4 ? 32 * (column % 4) + column / 4 : (column % 2) * 64 + column / 2;
+      const SpanWord word = span_word(layout, (first + i) % 64);
       std::int16_t* parts = out.parts.data() + 128 * ((first + i) / 64);
-      parts[at] = static_cast<std::int16_t>(u >> 9);  // arithmetic: floor
-      parts[at + (fp4 ? 16 : 32)] = static_cast<std::int16_t>(u & 511);
+      parts[word.part(0)] = static_cast<std::int16_t>(u >> 9);  // arithmetic: floor
+      parts[word.part(1)] = static_cast<std::int16_t>(u & 511);
       if (!fp4) out.units[first + i] = u;
     }
     for (std::size_t span = first / 64; span < (first + unit) / 64; ++span)
@@ -417,11 +425,8 @@ void quantised_input(std::span<const double> x, std::span<const int> exponents, 
         const std::int32_t quotient = units[i] >> shift;
         if (fp4) out.bias[(first + block * b) / block] += 12 * quotient;
         if (!narrow) continue;
-        // parts' order without lo: FP4 column 4j + v of its span at 16 v + j, FP8 the even
-        // columns first.
         const std::size_t column = (first + i) % 64;
-        out.narrow[first + i - column +
-                   (fp4 ? 16 * (column % 4) + column / 4 : 32 * (column % 2) + column / 2)] =
+        out.narrow[first + i - column + span_word(layout, column).quotient()] =
             static_cast<std::int16_t>(quotient);
       }
     }
@@ -438,10 +443,9 @@ void quantised_tile(std::span<const QuantisedInput* const> x, std::int64_t in, Q
     const std::int64_t group = n / 8, lane = n % 8;
     const QuantisedInput& input = *x[static_cast<std::size_t>(n)];
     for (std::int64_t span = 0; span < spans; ++span) {
-      // QuantisedInput's span (Fp4Rows): for v = 0 .. 3, hi then lo of the columns 4i + v.
-      const std::int16_t* parts = input.parts.data() + 128 * span;
+      const std::int16_t* parts = input.parts.data() + 128 * span;  // Fp4Rows' order
       const auto part = [&](std::int64_t column, int half) {
-        return parts[32 * (column % 4) + 16 * half + column / 4];
+        return parts[span_word(QuantisedFor::Fp4Rows, static_cast<std::size_t>(column)).part(half)];
       };
       for (std::int64_t j = 0; j < 32; ++j) {
         std::int16_t* words = out.parts.data() + (group * pairs + 32 * span + j) * 32 + 2 * lane;

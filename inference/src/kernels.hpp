@@ -37,10 +37,9 @@ using RowDot = double (*)(const void* row, const std::uint8_t* scales, const dou
 // integer number of 2^(e - 9), e its block's exponent (e4m3's step at its subnormals): at most 448
 // x 2^9 < 2^18 in magnitude, which a row weighs exactly in 32-bit integers. Each value is split
 // into 16-bit halves, value = 512 hi + lo with lo in [0, 512), for 16-bit multiply-adds. The FP8
-// and FP4 kernels read the halves in different orders (`layout`).
+// and FP4 kernels read the halves in different orders (QuantisedFor).
 enum class QuantisedFor { Fp8Rows, Fp4Rows };
 struct QuantisedInput {
-  QuantisedFor layout = QuantisedFor::Fp8Rows;
   // Per 64 columns (one 32-byte span of an FP4 row), 128 words. Fp8Rows: hi then lo of the even
   // columns (32 each), then hi and lo of the odd ones. Fp4Rows: for v = 0 .. 3, hi then lo of the
   // 16 columns 4i + v (i = 0 .. 15), the order in which the FP4 kernel's in-lane widening leaves

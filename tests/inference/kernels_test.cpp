@@ -20,6 +20,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The fast kernel sets this CPU runs (AVX2, AVX-512), each with its kernels.
+std::vector<std::pair<inf::Kernels, const inf::RowKernels&>> runnable_sets() {
+  std::vector<std::pair<inf::Kernels, const inf::RowKernels&>> sets;
+  for (inf::Kernels set : {inf::Kernels::Avx2, inf::Kernels::Avx512})
+    if (inf::supported(set)) sets.emplace_back(set, *inf::row_kernels(set));
+  return sets;
+}
+
 class Kernels : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -101,9 +109,7 @@ TEST(FP8Kernels, DecodeEveryCodeAtEveryScale) {
     x[37] = 1.0;
     return x;
   }();
-  for (inf::Kernels set : {inf::Kernels::Avx2, inf::Kernels::Avx512}) {
-    if (!inf::supported(set)) continue;
-    const inf::RowKernels& kernels = *inf::row_kernels(set);
+  for (const auto& [set, kernels] : runnable_sets()) {
     for (int scale : {0, 1, 127, 200, 246, 247, 254})
       for (int code = 0; code < 256; ++code) {
         if ((code & 0x7F) == 0x7F) continue;  // NaN
@@ -127,9 +133,7 @@ TEST(FP8Kernels, DecodeEveryCodeAtEveryScale) {
 TEST(FP8Kernels, QuantisedInputWeighsEveryPairOfCodesExactly) {
   namespace formats = inf::formats;
   constexpr std::int64_t kIn = 128;
-  for (inf::Kernels set : {inf::Kernels::Avx2, inf::Kernels::Avx512}) {
-    if (!inf::supported(set)) continue;
-    const inf::RowKernels& kernels = *inf::row_kernels(set);
+  for (const auto& [set, kernels] : runnable_sets()) {
     int blocks[2] = {};  // weighed in hi and lo, in quotients
     for (int input = 0; input < 256; ++input) {
       if ((input & 0x7F) == 0x7F) continue;  // NaN
@@ -171,9 +175,7 @@ TEST(FP8Kernels, QuantisedInputWeighsEveryPairOfCodesExactly) {
 TEST(FP4Kernels, QuantisedInputWeighsEveryPairOfCodesExactly) {
   namespace formats = inf::formats;
   constexpr std::int64_t kIn = 128;
-  for (inf::Kernels set : {inf::Kernels::Avx2, inf::Kernels::Avx512}) {
-    if (!inf::supported(set)) continue;
-    const inf::RowKernels& kernels = *inf::row_kernels(set);
+  for (const auto& [set, kernels] : runnable_sets()) {
     int spans[2] = {};  // column 85's span as the kernel weighs it: hi and lo, or narrow
     for (int column : {84, 85, 86, 87}) {
       for (int input = 0; input < 256; ++input) {
@@ -337,9 +339,7 @@ TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
       fp4[p] = formats::e2m1_table()[j < 16 ? packed & 0x0F : packed >> 4] *
                formats::e8m0_to_float(scales[block]);
     }
-    for (inf::Kernels set : {inf::Kernels::Avx2, inf::Kernels::Avx512}) {
-      if (!inf::supported(set)) continue;
-      const inf::RowKernels& kernels = *inf::row_kernels(set);
+    for (const auto& [set, kernels] : runnable_sets()) {
       EXPECT_EQ(kernels.bf16(codes.data(), nullptr, x.data(), in), documented_order(bf16, x))
           << to_string(set) << " BF16, " << in << " columns";
       EXPECT_EQ(kernels.fp8(codes.data(), scales.data(), x.data(), in), documented_order(fp8, x))
