@@ -20,19 +20,24 @@ class ThreadPool {
   ~ThreadPool();
 
   unsigned size() const { return static_cast<unsigned>(workers_.size()) + 1; }
-  // fn(begin, end) over [0, n) in size() contiguous parts, the caller doing the first; returns
-  // when all are done. Callers on several threads take turns.
+  // fn(begin, end) over [0, n) in contiguous parts (up to 8 a thread), which the threads, the
+  // caller among them, take in turn until none is left; returns when all are done. Which thread
+  // takes which part varies from run to run: fn must give the same results whoever runs a part.
+  // Callers on several threads take turns.
   void parallel_for(std::int64_t n, const std::function<void(std::int64_t, std::int64_t)>& fn);
 
  private:
-  void work(unsigned index);
+  void work();
+  void take_parts(const std::function<void(std::int64_t, std::int64_t)>& fn, std::int64_t n,
+                  std::int64_t parts);
 
   std::vector<std::thread> workers_;
   std::mutex turn_;  // one parallel_for at a time
   std::mutex mutex_;
   std::condition_variable wake_, done_;
   const std::function<void(std::int64_t, std::int64_t)>* job_ = nullptr;
-  std::int64_t n_ = 0;
+  std::int64_t n_ = 0, parts_ = 0;
+  std::atomic<std::int64_t> next_ = 0;  // the next part to take
   // Written under mutex_; read without it too, by the threads spinning a while before they sleep
   // (a decoded token is a few hundred short jobs, and a futex wake-up took a tenth of its time).
   std::atomic<std::uint64_t> generation_ = 0;
