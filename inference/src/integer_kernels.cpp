@@ -43,7 +43,7 @@ constexpr std::int8_t kE2m1Biased[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11,
 // byte shuffle), widened in-lane (word i of the four vectors: columns 4i, 4i + 1, 4i + 2, 4i + 3;
 // words 0-7 the span's first 32-block, 8-15 its second), then for each input 512 hi + lo summed in
 // 32-bit integers by eight multiply-adds, exact (at most 32 x 24 x 2^18 a block). Four blocks (the
-// input's 128-block, one scale) are summed across their lanes together (two rounds of vphaddd),
+// input's 128-block, one scale) are summed across their lanes together (unpacks and adds),
 // the bias taken off, their totals scaled (exact: powers of two) and added to two sums in
 // double lanes, block b to lane b mod 2, one rounding each; the lanes are added at the end
 // (kernels.hpp's order). A narrow input (QuantisedInput::is_narrow) takes four multiply-adds a
@@ -96,11 +96,14 @@ WARREN_AVX2 inline void fp4_quantised_avx2(const std::uint8_t* w, const std::uin
                          _mm256_set1_epi64x(1023 - 127)),
         52));
     for (int n = 0; n < N; ++n) {
-      // Low half: blocks 0, 2, 0, 2; high half: blocks 1, 3, 1, 3.
-      const __m256i pairs = _mm256_hadd_epi32(lanes[n][0], lanes[n][1]);
-      const __m256i quads = _mm256_hadd_epi32(pairs, pairs);
+      // Each block's four lanes summed (low half: blocks 0, 0, 2, 2; high half: 1, 1, 3, 3) by
+      // unpacks and a vpshufd: two vphaddd, which take about two cycles each on Zen 3, made the
+      // kernel 2-3% slower.
+      const __m256i halves = _mm256_add_epi32(_mm256_unpacklo_epi64(lanes[n][0], lanes[n][1]),
+                                              _mm256_unpackhi_epi64(lanes[n][0], lanes[n][1]));
+      const __m256i sums = _mm256_add_epi32(halves, _mm256_shuffle_epi32(halves, 0xB1));
       const __m128i totals = _mm_sub_epi32(
-          _mm_unpacklo_epi32(_mm256_castsi256_si128(quads), _mm256_extracti128_si256(quads, 1)),
+          _mm_blend_epi32(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1), 0xA),
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[n]->bias.data() + 4 * group)));
       const __m256d scaled = _mm256_mul_pd(_mm256_mul_pd(_mm256_cvtepi32_pd(totals), weight),
                                            _mm256_loadu_pd(x[n]->block_scale.data() + 4 * group));
@@ -118,7 +121,7 @@ WARREN_AVX2 inline void fp4_quantised_avx2(const std::uint8_t* w, const std::uin
 // the sums holds input n's sum of k hi, resp. k lo, exact (at most 32 x 12 x 2^9 in magnitude),
 // and 512 hi + lo is fp4_quantised_avx2's block total (under 2^27). The totals of eight inputs are
 // then scaled and added to their sums together, block b to the sums of b mod 2:
-// fp4_quantised_avx2's order and bits, without its sums across lanes (vphaddd, slow on Zen 3). G:
+// fp4_quantised_avx2's order and bits, without its sums across lanes. G:
 // groups of 8 inputs (1 or 2), which share each broadcast. A tile of 2048 columns (128 KiB) is read
 // from L2 for every row; weighing the rows a few blocks of columns at a time, the tile's part in
 // L1, measured slower.
