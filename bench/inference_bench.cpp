@@ -61,23 +61,27 @@ namespace inf = warren::inference;
 // and an input of 0.5s, also quantised: what both kernel benchmarks weigh. Format (argument 0):
 // 0 BF16, 1 FP8, 2 FP4, 3 FP4 against a quantised input (fp4_quantised, the MoE experts' case),
 // 4 FP8 against a quantised input (fp8_quantised, the attention's and shared experts' case), 5
-// BF16 summed in float (bf16_float, the head's).
+// BF16 summed in float (bf16_float, the head's), 6 FP8 from fp8_order's layout (fp8_ordered, a
+// decoded token's wo_a), its codes' exponent fields never zero, as nearly all of a checkpoint's.
 struct RandomRows {
   static constexpr std::int64_t kIn = 4096;
   RandomRows(std::int64_t format, std::size_t bytes)
-      : row_bytes(format == 0 || format == 5   ? kIn * 2
-                  : format == 1 || format == 4 ? kIn
-                                               : kIn / 2),
+      : row_bytes(format == 0 || format == 5                  ? kIn * 2
+                  : format == 1 || format == 4 || format == 6 ? kIn
+                                                              : kIn / 2),
         rows(static_cast<std::int64_t>(bytes) / row_bytes),
         weights(bytes),
         scales(kIn / 32, 127),
         x(kIn, 0.5) {
     std::mt19937 rng(1);
     for (auto& b : weights) b = static_cast<std::uint8_t>(rng() & 0x77);  // no NaN codes
+    if (format == 6)
+      for (auto& b : weights) b = static_cast<std::uint8_t>(b == 0x77 ? 0x76 : b | 0x08);
     // 0.5 = 2^8 x 2^-9
     inf::quantised_input(x, std::vector<int>(kIn / 128, -8), quantised,
                          format == 3 ? inf::QuantisedFor::Fp4Rows : inf::QuantisedFor::Fp8Rows);
     inf::float_order(x.data(), ordered.data(), kIn);
+    inf::fp8_order(x.data(), fp8_ordered.data(), kIn);
   }
   const std::uint8_t* row(std::int64_t r) const { return weights.data() + r * row_bytes; }
   std::int64_t row_bytes, rows;
@@ -85,6 +89,7 @@ struct RandomRows {
   std::vector<double> x;
   inf::QuantisedInput quantised;
   std::vector<float> ordered = std::vector<float>(kIn);  // x for the float kernel
+  std::vector<double> fp8_ordered = std::vector<double>(kIn);
 };
 
 // The kernel set a benchmark's argument 1 names (1 AVX2, 2 AVX-512), or nullptr (and the
@@ -111,13 +116,15 @@ void BM_RowKernel(benchmark::State& state) {
       sum += format == 3   ? kernels->fp4_quantised(m.row(r), m.scales.data(), m.quantised, m.kIn)
              : format == 4 ? kernels->fp8_quantised(m.row(r), m.scales.data(), m.quantised, m.kIn)
              : format == 5 ? kernels->bf16_float(m.row(r), m.ordered.data(), m.kIn)
-                           : dot(m.row(r), m.scales.data(), m.x.data(), m.kIn);
+             : format == 6
+                 ? kernels->fp8_ordered(m.row(r), m.scales.data(), m.fp8_ordered.data(), m.kIn)
+                 : dot(m.row(r), m.scales.data(), m.x.data(), m.kIn);
     benchmark::DoNotOptimize(sum);
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * m.rows * m.row_bytes);
 }
 BENCHMARK(BM_RowKernel)
-    ->ArgsProduct({{0, 1, 2, 3, 4, 5}, {1, 2}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6}, {1, 2}})
     ->ArgNames({"format", "kernels"})
     ->Unit(benchmark::kMillisecond);
 

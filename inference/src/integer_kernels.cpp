@@ -230,10 +230,12 @@ WARREN_AVX2 inline double fp8_quantised_one_avx2(const std::uint8_t* w, const st
     // low integers apart, a = sum high q and b = sum low q (16 products a lane, at most 960 x 2^15
     // and 1920 x 2^15: under 2^30), and the block's sum is 256 a + b, half the multiply-adds.
     const bool narrow = x.is_narrow[static_cast<std::size_t>(block)];
-#pragma GCC unroll 1  // unrolled, the four quarters' temporaries spilled: a tenth slower
-    for (int q = 0; q < 4; ++q) {  // 32 columns: half q % 2 of span 2 block + q / 2
-      const Fp8Integers v = fp8_integers_avx2(w + 128 * block + 32 * q);
-      if (narrow) {
+    if (narrow) {
+      // The quarters unrolled: with the wide quarters' sums beside them, they spilled; apart,
+      // 2-4% faster than a loop (docs/benchmarks.md, seventh session).
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) {  // 32 columns: half q % 2 of span 2 block + q / 2
+        const Fp8Integers v = fp8_integers_avx2(w + 128 * block + 32 * q);
         // narrow: the span's even columns' quotients, then its odd ones'.
         const std::int16_t* quotients = x.narrow.data() + 64 * (2 * block + q / 2) + 16 * (q % 2);
         const __m256i even = load_words(quotients), odd = load_words(quotients + 32);
@@ -241,19 +243,23 @@ WARREN_AVX2 inline double fp8_quantised_one_avx2(const std::uint8_t* w, const st
                                                  _mm256_madd_epi16(v.high_odd, odd)));
         b = _mm256_add_epi32(b, _mm256_add_epi32(_mm256_madd_epi16(v.low_even, even),
                                                  _mm256_madd_epi16(v.low_odd, odd)));
-        continue;
       }
-      // parts: hi and lo of the span's even columns, then of its odd ones (QuantisedInput).
-      const std::int16_t* parts = x.parts.data() + 128 * (2 * block + q / 2) + 16 * (q % 2);
-      const auto weigh = [&](__m256i even, __m256i odd) WARREN_AVX2 {
-        const __m256i low = _mm256_add_epi32(_mm256_madd_epi16(v.low_even, even),
-                                             _mm256_madd_epi16(v.low_odd, odd));
-        const __m256i high = _mm256_add_epi32(_mm256_madd_epi16(v.high_even, even),
-                                              _mm256_madd_epi16(v.high_odd, odd));
-        return _mm256_add_epi32(low, _mm256_slli_epi32(high, 8));
-      };
-      a = _mm256_add_epi32(a, weigh(load_words(parts), load_words(parts + 64)));
-      b = _mm256_add_epi32(b, weigh(load_words(parts + 32), load_words(parts + 96)));
+    } else {
+#pragma GCC unroll 1  // unrolled, the four quarters' temporaries spilled: a tenth slower
+      for (int q = 0; q < 4; ++q) {
+        const Fp8Integers v = fp8_integers_avx2(w + 128 * block + 32 * q);
+        // parts: hi and lo of the span's even columns, then of its odd ones (QuantisedInput).
+        const std::int16_t* parts = x.parts.data() + 128 * (2 * block + q / 2) + 16 * (q % 2);
+        const auto weigh = [&](__m256i even, __m256i odd) WARREN_AVX2 {
+          const __m256i low = _mm256_add_epi32(_mm256_madd_epi16(v.low_even, even),
+                                               _mm256_madd_epi16(v.low_odd, odd));
+          const __m256i high = _mm256_add_epi32(_mm256_madd_epi16(v.high_even, even),
+                                                _mm256_madd_epi16(v.high_odd, odd));
+          return _mm256_add_epi32(low, _mm256_slli_epi32(high, 8));
+        };
+        a = _mm256_add_epi32(a, weigh(load_words(parts), load_words(parts + 64)));
+        b = _mm256_add_epi32(b, weigh(load_words(parts + 32), load_words(parts + 96)));
+      }
     }
     const auto lanes = [&](__m256i v, int half) WARREN_AVX2 {
       return _mm256_cvtepi32_pd(half ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v));

@@ -6,10 +6,22 @@
 
 #include <immintrin.h>
 
+#include <bit>
 #include <cstdint>
 
 #define WARREN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 #define WARREN_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+namespace warren::inference {
+
+// e8m0 to float by its bits: 2^(code - 127) is the exponent field alone, except 2^-127, a
+// subnormal (formats.hpp's e8m0_to_float, without its call: one a block of 32 weights cost the
+// FP4 kernel a sixth of its time).
+inline float e8m0(std::uint8_t code) {
+  return code == 0 ? 0x1p-127f : std::bit_cast<float>(static_cast<std::uint32_t>(code) << 23);
+}
+
+}  // namespace warren::inference
 
 // e4m3_16_half_avx512's decoding, 8 codes at a time: each code shifted to the top of its 16-bit
 // lane and back by one, arithmetically, puts the sign at bit 15 (and a copy at 14, masked off) and
@@ -28,3 +40,12 @@ WARREN_AVX2 inline double sum4(__m256d v) {
   const __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
   return _mm_cvtsd_f64(_mm_add_sd(s2, _mm_unpackhi_pd(s2, s2)));
 }
+
+namespace warren::inference {
+
+// An FP8 row against an input of doubles in fp8_order's layout (kernels.hpp), `in` a multiple of
+// 64: fp8_row_avx2's value, to the bit (fp8_row_kernel.cpp). Both sets run it.
+WARREN_AVX2 double fp8_ordered_row_avx2(const void* row, const std::uint8_t* scales,
+                                        const double* x, std::int64_t in);
+
+}  // namespace warren::inference

@@ -17,13 +17,6 @@ namespace warren::inference {
 
 namespace {
 
-// e8m0 to float by its bits: 2^(code - 127) is the exponent field alone, except 2^-127, a
-// subnormal (formats.hpp's e8m0_to_float, without its call: one a block of 32 weights cost the
-// FP4 kernel a sixth of its time).
-inline float e8m0(std::uint8_t code) {
-  return code == 0 ? 0x1p-127f : std::bit_cast<float>(static_cast<std::uint32_t>(code) << 23);
-}
-
 // --- AVX-512 (F, BW, VL, DQ) ----------------------------------------------------------------
 // The 64 lanes are eight vectors of 8 doubles, acc[k] holding lanes 8k .. 8k+7: eight independent
 // chains of fused multiply-adds, so that their latency is hidden.
@@ -461,15 +454,17 @@ Kernels best_kernels() {
 }
 
 const RowKernels* row_kernels(Kernels set) {
-  // In RowKernels' order: bf16, fp8, fp4, fp4_quantised, fp8_quantised, then the rows kernels,
-  // then the tile kernel.
+  // In RowKernels' order: bf16, fp8, fp4, fp8_ordered, fp4_quantised, fp8_quantised, then the
+  // rows kernels, the tile kernel and the float one.
   static const RowKernels avx512{
-      bf16_row_avx512,         fp8_row_avx512,          fp4_row_avx512,     fp4_quantised_avx2,
-      fp8_quantised_avx2,      bf16_rows_avx512,        fp8_rows_avx512,    fp4_quantised_rows_avx2,
+      bf16_row_avx512,         fp8_row_avx512,          fp4_row_avx512,
+      fp8_ordered_row_avx2,    fp4_quantised_avx2,      fp8_quantised_avx2,
+      bf16_rows_avx512,        fp8_rows_avx512,         fp4_quantised_rows_avx2,
       fp8_quantised_rows_avx2, fp4_quantised_tile_avx2, bf16_float_row_avx2};
   static const RowKernels avx2{bf16_row_avx2,
                                fp8_row_avx2,
                                fp4_row_avx2,
+                               fp8_ordered_row_avx2,
                                fp4_quantised_avx2,
                                fp8_quantised_avx2,
                                bf16_rows_avx2,
@@ -493,6 +488,12 @@ void float_order(const double* x, float* ordered, std::int64_t in) {
   for (std::int64_t i = 0; i < in; i += 16)
     for (std::int64_t j = 0; j < 16; ++j)  // lanes: columns 0-3 and 8-11, then 4-7 and 12-15
       ordered[i + j] = static_cast<float>(x[i + (j / 4 == 1 ? j + 4 : j / 4 == 2 ? j - 4 : j)]);
+}
+
+void fp8_order(const double* x, double* ordered, std::int64_t in) {
+  for (std::int64_t chunk = 0; chunk < in; chunk += 32)
+    for (std::int64_t r = 0; r < 8; ++r)
+      for (std::int64_t q = 0; q < 4; ++q) ordered[chunk + 4 * r + q] = x[chunk + r + 8 * q];
 }
 
 void fp4_order(const double* x, double* ordered, std::int64_t in) {

@@ -139,6 +139,9 @@ constexpr int kRowInputs = 3;
 
 struct RowKernels {
   RowDot bf16 = nullptr, fp8 = nullptr, fp4 = nullptr;
+  // fp8's value, bit for bit, from the input in fp8_order's layout, `in` a multiple of 64: the
+  // weights' doubles built by integer operations instead of conversions (fp8_row_kernel.cpp).
+  RowDot fp8_ordered = nullptr;
   RowDotQuantised fp4_quantised = nullptr, fp8_quantised = nullptr;
   RowDots bf16_rows = nullptr, fp8_rows = nullptr;
   RowDotsQuantised fp4_quantised_rows = nullptr, fp8_quantised_rows = nullptr;
@@ -148,6 +151,10 @@ struct RowKernels {
 
 // The kernels of `set` (Kernels::Reference has none: nullptr).
 const RowKernels* row_kernels(Kernels set);
+
+// fp8_ordered's layout (`in` a multiple of 32): in each 32 columns, for r = 0 .. 7, the columns r,
+// r + 8, r + 16, r + 24.
+void fp8_order(const double* x, double* ordered, std::int64_t in);
 
 // FP4 rows pack two values a byte, the even column in the low nibble: the kernels take each
 // 32-column block's input as its 16 even columns, then its 16 odd ones.

@@ -204,6 +204,21 @@ void Linear::apply_fast(std::span<double> input, std::span<double> y, std::int64
         },
         y);
   }
+  if (format_ == WeightFormat::FP8 && tokens == 1 && kernels_->fp8_ordered && in_ % 64 == 0) {
+    // One input (a decoded token's wo_a): the kernel without conversions, the same bits as
+    // fp8_rows' (kernels.hpp, fp8_ordered).
+    std::vector<double> ordered(static_cast<std::size_t>(in_));
+    fp8_order(input.data(), ordered.data(), in_);
+    const std::int64_t scale_columns = (in_ + 127) / 128;
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(weight_);
+    return for_rows(
+        begin, end, tokens,
+        [&](std::int64_t r, std::int64_t, int, double* values) {
+          values[0] = kernels_->fp8_ordered(bytes + r * in_, scale_ + (r / 128) * scale_columns,
+                                            ordered.data(), in_);
+        },
+        y);
+  }
   if (format_ == WeightFormat::FP4) {  // only FP4 reads its input reordered
     std::vector<double> ordered(static_cast<std::size_t>(in_));
     for (std::int64_t t = 0; t < tokens; ++t) {

@@ -102,6 +102,7 @@ TEST_F(Kernels, EveryLinearLayerGivesTheReferencePathsOutput) {
 // Each FP8 kernel decodes every e4m3 code but NaN, subnormals included, times each kind of block
 // scale (the smallest, 2^-127; one; a large one; and those above 2^119, which the AVX-512 kernel
 // multiplies apart), to the float formats.hpp gives: one code a row, weighed by a one-hot input.
+// The scales 2^(7 - 127) and 2^(246 - 127) bound fp8_ordered's fast path.
 TEST(FP8Kernels, DecodeEveryCodeAtEveryScale) {
   constexpr std::int64_t kIn = 128;
   const std::vector<double> one_hot = [] {
@@ -110,7 +111,7 @@ TEST(FP8Kernels, DecodeEveryCodeAtEveryScale) {
     return x;
   }();
   for (const auto& [set, kernels] : runnable_sets()) {
-    for (int scale : {0, 1, 127, 200, 246, 247, 254})
+    for (int scale : {0, 1, 6, 7, 127, 200, 246, 247, 254})
       for (int code = 0; code < 256; ++code) {
         if ((code & 0x7F) == 0x7F) continue;  // NaN
         std::vector<std::uint8_t> row(kIn, 0);
@@ -121,6 +122,14 @@ TEST(FP8Kernels, DecodeEveryCodeAtEveryScale) {
                             inf::formats::e8m0_to_float(static_cast<std::uint8_t>(scale));
         ASSERT_EQ(kernels.fp8(row.data(), scales, one_hot.data(), kIn), want)
             << to_string(set) << " code " << code << " scale " << scale;
+        // fp8_ordered: its fast path where the code's exponent field is nonzero and the scale
+        // within 2^(7 - 127) .. 2^(246 - 127), the other weights 1.0 (a normal code) times 0.
+        std::vector<std::uint8_t> ones(kIn, 0x38);
+        ones[37] = static_cast<std::uint8_t>(code);
+        std::vector<double> ordered(kIn);
+        inf::fp8_order(one_hot.data(), ordered.data(), kIn);
+        ASSERT_EQ(kernels.fp8_ordered(ones.data(), scales, ordered.data(), kIn), want)
+            << to_string(set) << " ordered, code " << code << " scale " << scale;
       }
   }
 }
@@ -361,6 +370,26 @@ TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
       if (in % 32 == 0)
         EXPECT_EQ(kernels.fp4(codes.data(), scales.data(), x.data(), in), documented_order(fp4, x))
             << to_string(set) << " FP4, " << in << " columns";
+      if (in % 64 == 0) {
+        // fp8_ordered, from fp8_order's layout: with these codes (one in 16 with a zero exponent
+        // field: nearly every 32 columns take its slow path) and with codes whose exponent field
+        // is never zero but in one 32-column span in 8 (its fast path, beside the slow one).
+        std::vector<double> fp8_ordered_x(x.size());
+        inf::fp8_order(x.data(), fp8_ordered_x.data(), in);
+        EXPECT_EQ(kernels.fp8_ordered(codes.data(), scales.data(), fp8_ordered_x.data(), in),
+                  documented_order(fp8, x))
+            << to_string(set) << " FP8 ordered, " << in << " columns";
+        std::vector<std::uint8_t> normal_codes(codes.begin(), codes.begin() + in);
+        std::vector<float> normal_fp8(x.size());
+        for (std::size_t p = 0; p < x.size(); ++p) {
+          if (p % 256 >= 32 && (normal_codes[p] & 0x78) == 0) normal_codes[p] |= 0x08;
+          normal_fp8[p] =
+              formats::e4m3_to_float(normal_codes[p]) * formats::e8m0_to_float(scales[p / 128]);
+        }
+        EXPECT_EQ(kernels.fp8_ordered(normal_codes.data(), scales.data(), fp8_ordered_x.data(), in),
+                  documented_order(normal_fp8, x))
+            << to_string(set) << " FP8 ordered, normal codes, " << in << " columns";
+      }
       if (in % 128 == 0) {  // against the input quantised as the model quantises it
         std::vector<double> rounded = x;
         std::vector<int> exponents;
