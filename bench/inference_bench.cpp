@@ -109,16 +109,28 @@ void BM_RowKernel(benchmark::State& state) {
   if (!kernels) return;
   const std::int64_t format = state.range(0);
   const RandomRows m(format, std::size_t{256} << 20);
-  const inf::RowDot dot = format == 0 ? kernels->bf16 : format == 1 ? kernels->fp8 : kernels->fp4;
+  const auto weigh = [&](std::int64_t r) {
+    const std::uint8_t* row = m.row(r);
+    switch (format) {
+      case 0:
+        return kernels->bf16(row, nullptr, m.x.data(), m.kIn);
+      case 1:
+        return kernels->fp8(row, m.scales.data(), m.x.data(), m.kIn);
+      case 2:
+        return kernels->fp4(row, m.scales.data(), m.x.data(), m.kIn);
+      case 3:
+        return kernels->fp4_quantised(row, m.scales.data(), m.quantised, m.kIn);
+      case 4:
+        return kernels->fp8_quantised(row, m.scales.data(), m.quantised, m.kIn);
+      case 5:
+        return kernels->bf16_float(row, m.ordered.data(), m.kIn);
+      default:
+        return kernels->fp8_ordered(row, m.scales.data(), m.fp8_ordered.data(), m.kIn);
+    }
+  };
   for (auto _ : state) {
     double sum = 0;
-    for (std::int64_t r = 0; r < m.rows; ++r)
-      sum += format == 3   ? kernels->fp4_quantised(m.row(r), m.scales.data(), m.quantised, m.kIn)
-             : format == 4 ? kernels->fp8_quantised(m.row(r), m.scales.data(), m.quantised, m.kIn)
-             : format == 5 ? kernels->bf16_float(m.row(r), m.ordered.data(), m.kIn)
-             : format == 6
-                 ? kernels->fp8_ordered(m.row(r), m.scales.data(), m.fp8_ordered.data(), m.kIn)
-                 : dot(m.row(r), m.scales.data(), m.x.data(), m.kIn);
+    for (std::int64_t r = 0; r < m.rows; ++r) sum += weigh(r);
     benchmark::DoNotOptimize(sum);
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * m.rows * m.row_bytes);

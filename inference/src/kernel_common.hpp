@@ -44,7 +44,8 @@ WARREN_AVX2 inline double sum4(__m256d v) {
 namespace warren::inference {
 
 // An FP8 row against an input of doubles in fp8_order's layout (kernels.hpp), `in` a multiple of
-// 64: fp8_row_avx2's value, to the bit (fp8_row_kernel.cpp). Both sets run it.
+// 64: fp8_row_avx2's value, to the bit, without conversions (ordered_kernels.cpp). Both sets run
+// it.
 WARREN_AVX2 double fp8_ordered_row_avx2(const void* row, const std::uint8_t* scales,
                                         const double* x, std::int64_t in);
 

@@ -454,25 +454,29 @@ Kernels best_kernels() {
 }
 
 const RowKernels* row_kernels(Kernels set) {
-  // In RowKernels' order: bf16, fp8, fp4, fp8_ordered, fp4_quantised, fp8_quantised, then the
-  // rows kernels, the tile kernel and the float one.
-  static const RowKernels avx512{
-      bf16_row_avx512,         fp8_row_avx512,          fp4_row_avx512,
-      fp8_ordered_row_avx2,    fp4_quantised_avx2,      fp8_quantised_avx2,
-      bf16_rows_avx512,        fp8_rows_avx512,         fp4_quantised_rows_avx2,
-      fp8_quantised_rows_avx2, fp4_quantised_tile_avx2, bf16_float_row_avx2};
-  static const RowKernels avx2{bf16_row_avx2,
-                               fp8_row_avx2,
-                               fp4_row_avx2,
-                               fp8_ordered_row_avx2,
-                               fp4_quantised_avx2,
-                               fp8_quantised_avx2,
-                               bf16_rows_avx2,
-                               fp8_rows_avx2,
-                               fp4_quantised_rows_avx2,
-                               fp8_quantised_rows_avx2,
-                               fp4_quantised_tile_avx2,
-                               bf16_float_row_avx2};
+  static const RowKernels avx2{.bf16 = bf16_row_avx2,
+                               .fp8 = fp8_row_avx2,
+                               .fp4 = fp4_row_avx2,
+                               .fp8_ordered = fp8_ordered_row_avx2,
+                               .fp4_quantised = fp4_quantised_avx2,
+                               .fp8_quantised = fp8_quantised_avx2,
+                               .bf16_rows = bf16_rows_avx2,
+                               .fp8_rows = fp8_rows_avx2,
+                               .fp4_quantised_rows = fp4_quantised_rows_avx2,
+                               .fp8_quantised_rows = fp8_quantised_rows_avx2,
+                               .fp4_quantised_tile = fp4_quantised_tile_avx2,
+                               .bf16_float = bf16_float_row_avx2};
+  // The AVX-512 set: its own kernels where they keep lanes, the AVX2 ones where an exact sum or
+  // an order of their own leaves none to keep.
+  static const RowKernels avx512 = [] {
+    RowKernels set = avx2;
+    set.bf16 = bf16_row_avx512;
+    set.fp8 = fp8_row_avx512;
+    set.fp4 = fp4_row_avx512;
+    set.bf16_rows = bf16_rows_avx512;
+    set.fp8_rows = fp8_rows_avx512;
+    return set;
+  }();
   switch (set) {
     case Kernels::Reference:
       return nullptr;

@@ -140,7 +140,7 @@ constexpr int kRowInputs = 3;
 struct RowKernels {
   RowDot bf16 = nullptr, fp8 = nullptr, fp4 = nullptr;
   // fp8's value, bit for bit, from the input in fp8_order's layout, `in` a multiple of 64: the
-  // weights' doubles built by integer operations instead of conversions (fp8_row_kernel.cpp).
+  // weights' doubles built by integer operations instead of conversions (ordered_kernels.cpp).
   RowDot fp8_ordered = nullptr;
   RowDotQuantised fp4_quantised = nullptr, fp8_quantised = nullptr;
   RowDots bf16_rows = nullptr, fp8_rows = nullptr;

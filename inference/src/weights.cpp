@@ -204,7 +204,7 @@ void Linear::apply_fast(std::span<double> input, std::span<double> y, std::int64
         },
         y);
   }
-  if (format_ == WeightFormat::FP8 && tokens == 1 && kernels_->fp8_ordered && in_ % 64 == 0) {
+  if (format_ == WeightFormat::FP8 && tokens == 1 && in_ % 64 == 0) {
     // One input (a decoded token's wo_a): the kernel without conversions, the same bits as
     // fp8_rows' (kernels.hpp, fp8_ordered).
     std::vector<double> ordered(static_cast<std::size_t>(in_));
