@@ -15,6 +15,8 @@ WARREN_AVX2 double fp4_quantised_avx2(const void* row, const std::uint8_t* scale
                                       const QuantisedInput& x, std::int64_t in);
 WARREN_AVX2 void fp4_quantised_tile_avx2(const void* row, const std::uint8_t* scales,
                                          const QuantisedTile& x, double* out);
+WARREN_AVX2 void fp4_quantised_tile_pair_avx2(const void* rows, const std::uint8_t* scales,
+                                              const QuantisedTile& x, double* out);
 WARREN_AVX2 void fp8_quantised_rows_avx2(const void* row, const std::uint8_t* scales,
                                          const QuantisedInput* const* x, int count, std::int64_t in,
                                          double* out);

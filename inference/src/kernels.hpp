@@ -117,6 +117,11 @@ void quantised_tile(std::span<const QuantisedInput* const> x, std::int64_t in, Q
 // input n.
 using RowDotsTile = void (*)(const void* row, const std::uint8_t* scales, const QuantisedTile& x,
                              double* out);
+// Two consecutive rows (`rows` and the next, their scales `scales` and the next row's) against a
+// tile's inputs: out[n] and out[kTileInputs + n] are the one-row kernel's values for input n, bit
+// for bit, each input read once for both.
+using RowPairTile = void (*)(const void* rows, const std::uint8_t* scales, const QuantisedTile& x,
+                             double* out);
 
 // The head's BF16 row against its input rounded to float (float_order's layout), summed in float:
 // the head feeds no later quantisation, only the sampler, so the float sums' error (about 1e-7 of
@@ -146,6 +151,7 @@ struct RowKernels {
   RowDots bf16_rows = nullptr, fp8_rows = nullptr;
   RowDotsQuantised fp4_quantised_rows = nullptr, fp8_quantised_rows = nullptr;
   RowDotsTile fp4_quantised_tile = nullptr;
+  RowPairTile fp4_quantised_tile_pair = nullptr;
   RowDotFloat bf16_float = nullptr;
 };
 

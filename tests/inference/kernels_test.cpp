@@ -450,6 +450,22 @@ TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
             EXPECT_EQ(sums[static_cast<std::size_t>(n)], std::ldexp(fp4_want, n))
                 << to_string(set) << " FP4 tile, " << in << " columns, input " << n << " of "
                 << count;
+          // Two rows at once: this one and the next codes with the scales reversed, each the
+          // one-row kernel's.
+          std::vector<std::uint8_t> pair_scales(mixed.begin(), mixed.begin() + in / 32);
+          pair_scales.insert(pair_scales.end(), pair_scales.rbegin(), pair_scales.rend());
+          std::vector<double> second(static_cast<std::size_t>(count));
+          kernels.fp4_quantised_tile(codes.data() + in / 2, pair_scales.data() + in / 32, tile,
+                                     second.data());
+          std::vector<double> pair(2 * inf::kTileInputs);
+          kernels.fp4_quantised_tile_pair(codes.data(), pair_scales.data(), tile, pair.data());
+          for (int n = 0; n < count; ++n) {
+            EXPECT_EQ(pair[static_cast<std::size_t>(n)], sums[static_cast<std::size_t>(n)])
+                << to_string(set) << " FP4 tile pair, first row, input " << n << " of " << count;
+            EXPECT_EQ(pair[static_cast<std::size_t>(inf::kTileInputs + n)],
+                      second[static_cast<std::size_t>(n)])
+                << to_string(set) << " FP4 tile pair, second row, input " << n << " of " << count;
+          }
         }
       }
       ++checked;
