@@ -367,9 +367,10 @@ TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
         kernels.bf16_rows(codes.data(), nullptr, inputs.data(), count, in, several.data());
         for (double got : several) EXPECT_EQ(got, documented_order(bf16, x)) << to_string(set);
       }
-      if (in % 32 == 0)
+      if (in % 32 == 0) {
         EXPECT_EQ(kernels.fp4(codes.data(), scales.data(), x.data(), in), documented_order(fp4, x))
             << to_string(set) << " FP4, " << in << " columns";
+      }
       if (in % 64 == 0) {
         // fp8_ordered, from fp8_order's layout: with these codes (one in 16 with a zero exponent
         // field: nearly every 32 columns take its slow path) and with codes whose exponent field
