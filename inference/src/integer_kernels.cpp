@@ -181,9 +181,9 @@ WARREN_AVX2 inline void fp4_tile_avx2(const std::uint8_t* w, const std::uint8_t*
 
 // Two consecutive rows against a tile, each row's sums fp4_tile_avx2's, to the bit: each input
 // vector loaded once for both rows' multiply-adds. One row a pass read the tile (128 KiB for 2,048
-// columns, from L2) once a row; two, once a pair: 15-20% more products a second on a Zen 3 core
-// (docs/benchmarks.md, seventh session). The sums are named, not arrays: arrays of them, indexed
-// in loops, lived in memory.
+// columns, from L2) once a row; two, once a pair: a fifth to a third more products a second on a
+// Zen 3 core (docs/benchmarks.md, seventh session). The sums are named, not arrays: arrays of them,
+// indexed in loops, lived in memory.
 template <int G>
 WARREN_AVX2 inline void fp4_tile_pair_avx2(const std::uint8_t* w, const std::uint8_t* scales,
                                            const QuantisedTile& x, double* out) {

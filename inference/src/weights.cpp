@@ -170,7 +170,7 @@ void Linear::apply_rows(std::span<const double> x, std::span<double> y, std::int
 // weighed against a tile at a time by the tile kernel, which sums each input in its own lane: the
 // same bits as the rows kernel's, three inputs at a time, at 20-23 against 14 G products a second
 // on a Zen 3 core (inference_bench's RowKernelTile and RowKernelInputs; docs/benchmarks.md); two
-// rows at a time, 15-20% more.
+// rows at a time, a fifth to a third more.
 void Linear::apply_tiles(std::span<const QuantisedInput* const> inputs, std::span<double> y,
                          std::int64_t begin, std::int64_t end) const {
   std::vector<QuantisedTile> tiles((inputs.size() + kTileInputs - 1) / kTileInputs);
