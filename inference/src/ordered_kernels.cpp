@@ -35,8 +35,9 @@ WARREN_AVX2 inline void qwords(__m256i d, __m256d& even, __m256d& odd) {
   odd = _mm256_castsi256_pd(_mm256_blend_epi32(_mm256_setzero_si256(), d, 0xAA));
 }
 
-// Lanes 4r .. 4r + 3 of the pass's accumulators += the weights of residue r times the input's
-// (x: the span's values, in its kernel's order), for the residues r of `w`'s four vectors.
+// Accumulator r (lanes r, r + 8, r + 16, r + 24 of the pass's 32) += the weights of residue r
+// times the input's (x: the span's 32 values in fp8_order's layout, residue r's at 4r), for the
+// residues r of `w`'s four vectors.
 template <int R0, int R1, int R2, int R3>
 WARREN_AVX2 inline void weigh4(const __m256d (&w)[4], const double* x, __m256d acc[8]) {
   acc[R0] = _mm256_fmadd_pd(w[0], _mm256_loadu_pd(x + 4 * R0), acc[R0]);
@@ -63,10 +64,8 @@ WARREN_AVX2 inline double last_rounds(const __m128d (&fours)[4]) {
   return _mm_cvtsd_f64(_mm_add_sd(twos, _mm_unpackhi_pd(twos, twos)));
 }
 
-// --- FP8 ---------------------------------------------------------------------------------------
-// In each 32 columns, vector r holds columns r, r + 8, r + 16, r + 24 (fp8_order).
-
-// 32 codes (every exponent field nonzero) at a fast block's `exponent`, weighed. A code's double's
+// 32 codes (every exponent field nonzero) at a fast block's `exponent`, weighed; in each 32
+// columns, vector r holds columns r, r + 8, r + 16, r + 24 (fp8_order). A code's double's
 // top 16 bits, in the word whose high byte it is (an arithmetic shift right by 7, and a mask): the
 // sign at bit 15 and the magnitude's 7 bits at bits 1-7, under the exponent field's low 3 bits the
 // mantissa's top 3; then `exponent` adds the bias (1023 - 7) and the block's 2^(k - 127) to the
