@@ -71,7 +71,7 @@ struct RandomRows {
                                                               : kIn / 2),
         rows(static_cast<std::int64_t>(bytes) / row_bytes),
         weights(bytes),
-        scales(kIn / 32, 127),
+        scales(2 * kIn / 32, 127),  // two rows' (the pair tile kernel)
         x(kIn, 0.5) {
     std::mt19937 rng(1);
     for (auto& b : weights) b = static_cast<std::uint8_t>(rng() & 0x77);  // no NaN codes
@@ -207,10 +207,14 @@ void BM_RowKernelTile(benchmark::State& state) {
   for (const auto& q : quantised) qs.push_back(&q);
   inf::QuantisedTile tile;
   inf::quantised_tile(qs, m.kIn, tile);
-  std::vector<double> sums(inf::kTileInputs);
+  std::vector<double> sums(2 * inf::kTileInputs);
+  const bool pairs = state.range(3) == 2;
   for (auto _ : state) {
-    for (std::int64_t r = 0; r < m.rows; ++r) {
-      kernels->fp4_quantised_tile(m.row(r), m.scales.data(), tile, sums.data());
+    for (std::int64_t r = 0; r < m.rows; r += pairs ? 2 : 1) {
+      if (pairs)
+        kernels->fp4_quantised_tile_pair(m.row(r), m.scales.data(), tile, sums.data());
+      else
+        kernels->fp4_quantised_tile(m.row(r), m.scales.data(), tile, sums.data());
       benchmark::DoNotOptimize(sums.data());
     }
   }
@@ -220,9 +224,10 @@ void BM_RowKernelTile(benchmark::State& state) {
                          benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_RowKernelTile)  // arguments: RandomRows' format (FP4 against quantised inputs), the
-                             // kernel set and the inputs in the tile
-    ->ArgsProduct({{3}, {1, 2}, {6, 8, 12, 16}})
-    ->ArgNames({"format", "kernels", "inputs"})
+                             // kernel set, the inputs in the tile and the rows a call (the one-row
+                             // kernel or the pair kernel)
+    ->ArgsProduct({{3}, {1, 2}, {6, 8, 12, 16}, {1, 2}})
+    ->ArgNames({"format", "kernels", "inputs", "rows"})
     ->Unit(benchmark::kMillisecond);
 
 // What one core issues: eight independent chains of one AVX2 instruction on 32-byte registers,
