@@ -223,18 +223,20 @@ void Linear::apply_fast(std::span<double> input, std::span<double> y, std::int64
         },
         y);
   }
-  if (format_ == WeightFormat::FP8 && tokens == 1 && in_ % 64 == 0) {
-    // One input (a decoded token's wo_a): the kernel without conversions, the same bits as
-    // fp8_rows' (kernels.hpp, fp8_ordered).
-    std::vector<double> ordered(static_cast<std::size_t>(in_));
-    fp8_order(input.data(), ordered.data(), in_);
+  if (format_ == WeightFormat::FP8 && in_ % 64 == 0) {
+    // wo_a: the kernel without conversions, one input at a time, the same bits as fp8_rows'
+    // (kernels.hpp, fp8_ordered).
+    std::vector<double> ordered(static_cast<std::size_t>(tokens * in_));
+    for (std::int64_t t = 0; t < tokens; ++t)
+      fp8_order(input.data() + t * in_, ordered.data() + t * in_, in_);
     const std::int64_t scale_columns = (in_ + 127) / 128;
     const auto* bytes = reinterpret_cast<const std::uint8_t*>(weight_);
     return for_rows(
         begin, end, tokens,
-        [&](std::int64_t r, std::int64_t, int, double* values) {
-          values[0] = kernels_->fp8_ordered(bytes + r * in_, scale_ + (r / 128) * scale_columns,
-                                            ordered.data(), in_);
+        [&](std::int64_t r, std::int64_t first, int n, double* values) {
+          for (int i = 0; i < n; ++i)
+            values[i] = kernels_->fp8_ordered(bytes + r * in_, scale_ + (r / 128) * scale_columns,
+                                              ordered.data() + (first + i) * in_, in_);
         },
         y);
   }
