@@ -1,6 +1,6 @@
-// FP8 rows against an input of doubles with AVX2, without conversion instructions: a decoded
-// token's wo_a (each group's 512 rows against its heads' outputs, unquantised), the input in an
-// order of the kernel's own (fp8_order, kernels.hpp).
+// FP8 rows against an input of doubles with AVX2, without conversion instructions: wo_a (each
+// group's rows against its heads' outputs, unquantised; a prompt's tokens one at a time), the
+// input in an order of the kernel's own (fp8_order, kernels.hpp).
 //
 // fp8_row_avx2 (kernels.cpp) decodes 8 codes to halves, widens them to floats (vcvtph2ps) and the
 // floats to doubles (vcvtps2pd): three conversions a 8 weights, which share one pipe on Zen 3 and
