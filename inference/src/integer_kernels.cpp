@@ -136,6 +136,30 @@ struct E2m1Pairs {  // by a byte of an FP4 row: its two columns' integers k as 1
 };
 constexpr E2m1Pairs kE2m1Pairs;
 
+// A block's 8 inputs' totals (hi and lo sums, 512 hi + lo), times the row's block scale `weight`
+// and each input's `input_scale`, added to their two lanes of sums `sum` (inputs 0-3, 4-7): the
+// tile kernels' one rounding a block.
+WARREN_AVX2 inline void add_block(__m256i hi, __m256i lo, __m256d weight, const double* input_scale,
+                                  __m256d (&sum)[2]) {
+  const __m256i totals = _mm256_add_epi32(_mm256_slli_epi32(hi, 9), lo);
+  for (int h = 0; h < 2; ++h) {
+    const __m256d total = _mm256_cvtepi32_pd(h ? _mm256_extracti128_si256(totals, 1)
+                                               : _mm256_castsi256_si128(totals));
+    sum[h] = _mm256_add_pd(
+        sum[h], _mm256_mul_pd(_mm256_mul_pd(total, weight), _mm256_loadu_pd(input_scale + 4 * h)));
+  }
+}
+
+// A row's sums (block b mod 2, group, half) to its values for the tile's inputs, s0 + s1.
+template <int G>
+WARREN_AVX2 inline void tile_values(const __m256d (&sum)[2][G][2], int count, double* out) {
+  alignas(32) double sums[2][8 * G];
+  for (int j = 0; j < 2; ++j)
+    for (int g = 0; g < G; ++g)
+      for (int h = 0; h < 2; ++h) _mm256_store_pd(sums[j] + 8 * g + 4 * h, sum[j][g][h]);
+  for (int n = 0; n < count; ++n) out[n] = sums[0][n] + sums[1][n];
+}
+
 template <int G>
 WARREN_AVX2 inline void fp4_tile_avx2(const std::uint8_t* w, const std::uint8_t* scales,
                                       const QuantisedTile& x, double* out) {
@@ -159,24 +183,12 @@ WARREN_AVX2 inline void fp4_tile_avx2(const std::uint8_t* w, const std::uint8_t*
         }
       }
       const __m256d weight = _mm256_set1_pd(e8m0_double(scales[block]));
-      for (int g = 0; g < G; ++g) {
-        const __m256i totals = _mm256_add_epi32(_mm256_slli_epi32(hi[g], 9), lo[g]);
-        const double* input_scale = x.scale.data() + (g * (x.in / 128) + block / 4) * 8;
-        for (int h = 0; h < 2; ++h) {
-          const __m256d total = _mm256_cvtepi32_pd(h ? _mm256_extracti128_si256(totals, 1)
-                                                     : _mm256_castsi256_si128(totals));
-          sum[j][g][h] = _mm256_add_pd(
-              sum[j][g][h],
-              _mm256_mul_pd(_mm256_mul_pd(total, weight), _mm256_loadu_pd(input_scale + 4 * h)));
-        }
-      }
+      for (int g = 0; g < G; ++g)
+        add_block(hi[g], lo[g], weight, x.scale.data() + (g * (x.in / 128) + block / 4) * 8,
+                  sum[j][g]);
     }
   }
-  alignas(32) double sums[2][8 * G];
-  for (int j = 0; j < 2; ++j)
-    for (int g = 0; g < G; ++g)
-      for (int h = 0; h < 2; ++h) _mm256_store_pd(sums[j] + 8 * g + 4 * h, sum[j][g][h]);
-  for (int n = 0; n < x.count; ++n) out[n] = sums[0][n] + sums[1][n];
+  tile_values<G>(sum, x.count, out);
 }
 
 // Two consecutive rows against a tile, each row's sums fp4_tile_avx2's, to the bit: each input
@@ -187,7 +199,7 @@ WARREN_AVX2 inline void fp4_tile_avx2(const std::uint8_t* w, const std::uint8_t*
 template <int G>
 WARREN_AVX2 inline void fp4_tile_pair_avx2(const std::uint8_t* w, const std::uint8_t* scales,
                                            const QuantisedTile& x, double* out) {
-  const std::int64_t pairs = x.in / 2, row_bytes = x.in / 2, row_scales = x.in / 32;
+  const std::int64_t pairs = x.in / 2, row_scales = x.in / 32;  // pairs: a row's bytes too
   __m256d sum[2][2][G][2];  // per row, block b mod 2, group, half
   for (auto& row : sum)
     for (auto& lane : row)
@@ -200,7 +212,7 @@ WARREN_AVX2 inline void fp4_tile_pair_avx2(const std::uint8_t* w, const std::uin
 #pragma GCC unroll 16
     for (std::int64_t p = 16 * block; p < 16 * block + 16; ++p) {
       const __m256i k0 = _mm256_set1_epi32(kE2m1Pairs.k[w[p]]);
-      const __m256i k1 = _mm256_set1_epi32(kE2m1Pairs.k[w[row_bytes + p]]);
+      const __m256i k1 = _mm256_set1_epi32(kE2m1Pairs.k[w[pairs + p]]);
       const auto weigh = [&](const std::int16_t* words, __m256i& row0, __m256i& row1) WARREN_AVX2 {
         const __m256i v = load_words(words);
         row0 = _mm256_add_epi32(row0, _mm256_madd_epi16(k0, v));
@@ -213,31 +225,15 @@ WARREN_AVX2 inline void fp4_tile_pair_avx2(const std::uint8_t* w, const std::uin
         weigh(second + p * 32 + 16, lo01, lo11);
       }
     }
-    const __m256i totals[2][2] = {{_mm256_add_epi32(_mm256_slli_epi32(hi00, 9), lo00),
-                                   _mm256_add_epi32(_mm256_slli_epi32(hi01, 9), lo01)},
-                                  {_mm256_add_epi32(_mm256_slli_epi32(hi10, 9), lo10),
-                                   _mm256_add_epi32(_mm256_slli_epi32(hi11, 9), lo11)}};
+    const __m256i hi[2][2] = {{hi00, hi01}, {hi10, hi11}}, lo[2][2] = {{lo00, lo01}, {lo10, lo11}};
     for (int r = 0; r < 2; ++r) {
       const __m256d weight = _mm256_set1_pd(e8m0_double(scales[r * row_scales + block]));
-      for (int g = 0; g < G; ++g) {
-        const double* input_scale = x.scale.data() + (g * (x.in / 128) + block / 4) * 8;
-        for (int h = 0; h < 2; ++h) {
-          const __m256d total = _mm256_cvtepi32_pd(h ? _mm256_extracti128_si256(totals[r][g], 1)
-                                                     : _mm256_castsi256_si128(totals[r][g]));
-          sum[r][block % 2][g][h] = _mm256_add_pd(
-              sum[r][block % 2][g][h],
-              _mm256_mul_pd(_mm256_mul_pd(total, weight), _mm256_loadu_pd(input_scale + 4 * h)));
-        }
-      }
+      for (int g = 0; g < G; ++g)
+        add_block(hi[r][g], lo[r][g], weight, x.scale.data() + (g * (x.in / 128) + block / 4) * 8,
+                  sum[r][block % 2][g]);
     }
   }
-  for (int r = 0; r < 2; ++r) {
-    alignas(32) double sums[2][8 * G];
-    for (int j = 0; j < 2; ++j)
-      for (int g = 0; g < G; ++g)
-        for (int h = 0; h < 2; ++h) _mm256_store_pd(sums[j] + 8 * g + 4 * h, sum[r][j][g][h]);
-    for (int n = 0; n < x.count; ++n) out[kTileInputs * r + n] = sums[0][n] + sums[1][n];
-  }
+  for (int r = 0; r < 2; ++r) tile_values<G>(sum[r], x.count, out + kTileInputs * r);
 }
 
 // --- FP8 rows times a quantised input, in integers (AVX2; the AVX-512 set runs it too) ---------

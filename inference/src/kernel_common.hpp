@@ -34,6 +34,15 @@ WARREN_AVX2 inline __m256 e4m3_8_half_avx2(const std::uint8_t* codes) {
   return _mm256_cvtph_ps(_mm_and_si128(moved, _mm_set1_epi16(static_cast<short>(0xBF80))));
 }
 
+// e4m3_8_half_avx2's halves (codes times 2^-8) times the block scale 2^(code - 127), in float
+// (one rounding: the product of two floats). Past code 246, 2^(code - 119) is no float: the 2^8
+// goes first.
+WARREN_AVX2 inline __m256 e4m3_scaled_avx2(__m256 halves, std::uint8_t code) {
+  using warren::inference::e8m0;
+  if (code <= 246) return _mm256_mul_ps(halves, _mm256_set1_ps(e8m0(code + 8)));
+  return _mm256_mul_ps(_mm256_mul_ps(halves, _mm256_set1_ps(0x1p8f)), _mm256_set1_ps(e8m0(code)));
+}
+
 // v[0] + v[1] + v[2] + v[3] as (v0 + v2) + (v1 + v3): the last two rounds of the kernels' trees,
 // exact in the integer kernels, whose lanes hold integers under 2^53.
 WARREN_AVX2 inline double sum4(__m256d v) {

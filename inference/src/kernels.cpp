@@ -300,12 +300,8 @@ WARREN_AVX2 inline void columns_avx2(const double* const* x, int count, std::int
 struct Fp8Weights {
   const std::uint8_t* w;
   const std::uint8_t* scales;
-  WARREN_AVX2 __m256 scaled(__m256 halves, std::uint8_t code) const {
-    if (code <= 246) return _mm256_mul_ps(halves, _mm256_set1_ps(e8m0(code + 8)));
-    return _mm256_mul_ps(_mm256_mul_ps(halves, _mm256_set1_ps(0x1p8f)), _mm256_set1_ps(e8m0(code)));
-  }
   WARREN_AVX2 __m256 operator()(std::int64_t i) const {
-    return scaled(e4m3_8_half_avx2(w + i), scales[i / 128]);
+    return e4m3_scaled_avx2(e4m3_8_half_avx2(w + i), scales[i / 128]);
   }
   struct Two {
     __m256 low, high;
@@ -316,8 +312,8 @@ struct Fp8Weights {
     const __m256i halves = _mm256_and_si256(_mm256_srai_epi16(_mm256_slli_epi16(v, 8), 1),
                                             _mm256_set1_epi16(static_cast<short>(0xBF80)));
     const std::uint8_t code = scales[i / 128];
-    return {scaled(_mm256_cvtph_ps(_mm256_castsi256_si128(halves)), code),
-            scaled(_mm256_cvtph_ps(_mm256_extracti128_si256(halves, 1)), code)};
+    return {e4m3_scaled_avx2(_mm256_cvtph_ps(_mm256_castsi256_si128(halves)), code),
+            e4m3_scaled_avx2(_mm256_cvtph_ps(_mm256_extracti128_si256(halves, 1)), code)};
   }
 };
 

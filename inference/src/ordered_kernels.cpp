@@ -97,13 +97,8 @@ WARREN_AVX2 inline void fp8_fast32(__m256i codes, __m256i exponent, const double
 WARREN_AVX2 __attribute__((noinline)) void fp8_slow32(const std::uint8_t* codes, std::uint8_t k,
                                                       double* weights) {
   alignas(32) float values[32];
-  for (int g = 0; g < 4; ++g) {
-    const __m256 halves = e4m3_8_half_avx2(codes + 8 * g);
-    _mm256_store_ps(values + 8 * g,
-                    k <= 246 ? _mm256_mul_ps(halves, _mm256_set1_ps(e8m0(k + 8)))
-                             : _mm256_mul_ps(_mm256_mul_ps(halves, _mm256_set1_ps(0x1p8f)),
-                                             _mm256_set1_ps(e8m0(k))));
-  }
+  for (int g = 0; g < 4; ++g)
+    _mm256_store_ps(values + 8 * g, e4m3_scaled_avx2(e4m3_8_half_avx2(codes + 8 * g), k));
   for (int r = 0; r < 8; ++r)
     for (int q = 0; q < 4; ++q) weights[4 * r + q] = values[r + 8 * q];
 }

@@ -79,31 +79,50 @@ void Linear::row(std::int64_t r, std::span<float> values) const {
 // lanes would hold nothing.
 constexpr std::int64_t kFewestForTile = 6;
 
-// The rows [begin, end) split among the pool's threads, for `tokens` inputs; `rows_of(r, first,
-// n, values)` computes row r's values for the inputs [first, first + n), n at most `tile`
-// (kTokenTile unless given, at most kTileInputs), stored at y[t * (end - begin) + r - begin]. Each
-// thread goes over its rows once for every tile of inputs, which stays in its core's cache
-// meanwhile (12 inputs of 2048 doubles: 192 KiB); row after row, the other way round, a prompt's
-// inputs came from memory again for every row.
-template <class RowsOf>
-void Linear::for_rows(std::int64_t begin, std::int64_t end, std::int64_t tokens, RowsOf rows_of,
-                      std::span<double> y, std::int64_t tile) const {
+// The rows [begin, end) split among the pool's threads, `group` rows at a time (the last group
+// may be shorter), for `tokens` inputs; `groups_of(r, rows, first, n, values)` computes rows
+// [r, r + rows)'s values for the inputs [first, first + n), n at most `tile` (kTokenTile unless
+// given, at most kTileInputs), row r + k's input t at values[k * kTileInputs + t], stored at
+// y[t * (end - begin) + r - begin]. Each thread goes over its rows once for every tile of inputs,
+// which stays in its core's cache meanwhile (12 inputs of 2048 doubles: 192 KiB); row after row,
+// the other way round, a prompt's inputs came from memory again for every row.
+template <class GroupsOf>
+void Linear::for_row_groups(std::int64_t begin, std::int64_t end, std::int64_t tokens,
+                            std::int64_t group, GroupsOf groups_of, std::span<double> y,
+                            std::int64_t tile) const {
   const std::int64_t stride = end - begin;
-  auto rows = [&](std::int64_t from, std::int64_t to) {
-    double values[kTileInputs];
+  auto groups = [&](std::int64_t from, std::int64_t to) {
+    double values[kMostRowsAGroup * kTileInputs];
     for (std::int64_t first = 0; first < tokens; first += tile) {
       const std::int64_t n = std::min(tile, tokens - first);
-      for (std::int64_t r = begin + from; r < begin + to; ++r) {
-        rows_of(r, first, static_cast<int>(n), values);
-        for (std::int64_t t = 0; t < n; ++t)
-          y[static_cast<std::size_t>((first + t) * stride + r - begin)] = values[t];
+      for (std::int64_t r = begin + from * group; r < std::min(end, begin + to * group);
+           r += group) {
+        const std::int64_t rows = std::min(group, end - r);
+        groups_of(r, rows, first, static_cast<int>(n), values);
+        for (std::int64_t k = 0; k < rows; ++k)
+          for (std::int64_t t = 0; t < n; ++t)
+            y[static_cast<std::size_t>((first + t) * stride + r + k - begin)] =
+                values[k * kTileInputs + t];
       }
     }
   };
+  const std::int64_t count = (stride + group - 1) / group;
   if (pool_)
-    pool_->parallel_for(end - begin, rows);
+    pool_->parallel_for(count, groups);
   else
-    rows(0, end - begin);
+    groups(0, count);
+}
+
+// for_row_groups a row at a time: `rows_of(r, first, n, values)`.
+template <class RowsOf>
+void Linear::for_rows(std::int64_t begin, std::int64_t end, std::int64_t tokens, RowsOf rows_of,
+                      std::span<double> y, std::int64_t tile) const {
+  for_row_groups(
+      begin, end, tokens, 1,
+      [&](std::int64_t r, std::int64_t, std::int64_t first, int n, double* values) {
+        rows_of(r, first, n, values);
+      },
+      y, tile);
 }
 
 void Linear::apply(std::span<const double> x, std::span<double> y, bool quantise_input,
@@ -179,32 +198,19 @@ void Linear::apply_tiles(std::span<const QuantisedInput* const> inputs, std::spa
     quantised_tile(inputs.subspan(first, std::min<std::size_t>(kTileInputs, inputs.size() - first)),
                    in_, tiles[i]);
   });
-  // The rows two at a time (the pair kernel reads each input once for both), split among the
-  // threads by pair; each tile's pairs in turn, as for_rows goes.
+  // The rows two at a time: the pair kernel reads each input once for both.
   const auto* bytes = reinterpret_cast<const std::uint8_t*>(weight_);
-  const std::int64_t stride = end - begin, row_bytes = in_ / 2, row_scales = in_ / 32;
-  const auto pairs = [&](std::int64_t from, std::int64_t to) {
-    double values[2 * kTileInputs];
-    for (std::size_t t = 0; t < tiles.size(); ++t)
-      for (std::int64_t pair = from; pair < to; ++pair) {
-        const std::int64_t r = begin + 2 * pair, rows = std::min<std::int64_t>(2, end - r);
+  const std::int64_t row_bytes = in_ / 2, row_scales = in_ / 32;
+  for_row_groups(
+      begin, end, static_cast<std::int64_t>(inputs.size()), 2,
+      [&](std::int64_t r, std::int64_t rows, std::int64_t first, int, double* values) {
+        const QuantisedTile& tile = tiles[static_cast<std::size_t>(first / kTileInputs)];
         if (rows == 2)
-          kernels_->fp4_quantised_tile_pair(bytes + r * row_bytes, scale_ + r * row_scales,
-                                            tiles[t], values);
-        else
-          kernels_->fp4_quantised_tile(bytes + r * row_bytes, scale_ + r * row_scales, tiles[t],
-                                       values);
-        for (std::int64_t k = 0; k < rows; ++k)
-          for (int n = 0; n < tiles[t].count; ++n)
-            y[static_cast<std::size_t>((static_cast<std::int64_t>(t) * kTileInputs + n) * stride +
-                                       r + k - begin)] = values[k * kTileInputs + n];
-      }
-  };
-  const std::int64_t count = (end - begin + 1) / 2;
-  if (pool_)
-    pool_->parallel_for(count, pairs);
-  else
-    pairs(0, count);
+          return kernels_->fp4_quantised_tile_pair(bytes + r * row_bytes, scale_ + r * row_scales,
+                                                   tile, values);
+        kernels_->fp4_quantised_tile(bytes + r * row_bytes, scale_ + r * row_scales, tile, values);
+      },
+      y, kTileInputs);
 }
 
 // The fast kernels (kernels.hpp), rows split among the pool's threads as the reference path's.

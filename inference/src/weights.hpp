@@ -62,6 +62,12 @@ class Linear {
   // for_rows' inputs a tile unless told: a multiple of every rows kernel's own group.
   static constexpr std::int64_t kTokenTile = 12;
   static_assert(kTokenTile <= kTileInputs);
+  // for_row_groups' rows a group at most (the FP4 tile pair kernel's two).
+  static constexpr std::int64_t kMostRowsAGroup = 2;
+  template <class GroupsOf>
+  void for_row_groups(std::int64_t begin, std::int64_t end, std::int64_t tokens, std::int64_t group,
+                      GroupsOf groups_of, std::span<double> y,
+                      std::int64_t tile = kTokenTile) const;
   template <class RowsOf>
   void for_rows(std::int64_t begin, std::int64_t end, std::int64_t tokens, RowsOf rows_of,
                 std::span<double> y, std::int64_t tile = kTokenTile) const;
