@@ -230,6 +230,69 @@ BENCHMARK(BM_RowKernelTile)  // arguments: RandomRows' format (FP4 against quant
     ->ArgNames({"format", "kernels", "inputs", "rows"})
     ->Unit(benchmark::kMillisecond);
 
+// A prompt's case for the quantised FP8 layers: the block product (kernels.hpp, BlockPanel) on one
+// core, a 64 MiB matrix of random codes against a panel of 120 distinct inputs, driven as Linear's
+// apply_blocks drives it (block after block, each group of rows against the panel's ten tiles);
+// BM_RowKernelInputs/format:4 is the kernel it replaces there. Counter: weight-times-input
+// products a second.
+void BM_BlockPanel(benchmark::State& state) {
+  const inf::RowKernels* kernels = kernels_of(state);
+  if (!kernels) return;
+  constexpr int kInputs = 120, kTiles = kInputs / inf::kBlockInputs;
+  const RandomRows m(4, std::size_t{64} << 20);
+  const std::int64_t blocks = m.kIn / 128;
+  std::mt19937 rng(7);
+  std::normal_distribution<double> normal;
+  std::vector<double> units(static_cast<std::size_t>(blocks * kTiles * inf::kBlockTileValues));
+  std::vector<double> scales(static_cast<std::size_t>(blocks * kTiles * inf::kBlockInputs));
+  for (int n = 0; n < kInputs; ++n) {  // laid out as apply_blocks lays them out
+    std::vector<double> x(RandomRows::kIn);
+    for (double& v : x) v = normal(rng);
+    std::vector<int> exponents;
+    inf::formats::round_trip_e4m3(x, 128, exponents);
+    inf::QuantisedInput q;
+    inf::quantised_input(x, exponents, q, inf::QuantisedFor::Fp8Rows, false);
+    const int tile = n / inf::kBlockInputs, t = n % inf::kBlockInputs;
+    for (std::int64_t block = 0; block < blocks; ++block) {
+      const std::int64_t at = block * kTiles + tile;
+      for (std::int64_t k = 0; k < 128; ++k)
+        units[static_cast<std::size_t>((at * 128 + k) * inf::kBlockInputs + t)] =
+            q.units[static_cast<std::size_t>(block * 128 + k)];
+      scales[static_cast<std::size_t>(at * inf::kBlockInputs + t)] =
+          q.scale[static_cast<std::size_t>(2 * block)];
+    }
+  }
+  // A part's values, kBlockRows an input a group, as apply_blocks keeps them.
+  std::vector<double> out(static_cast<std::size_t>(128 * kInputs), 0.0);
+  constexpr std::int64_t kPartRows = 128;  // a thread's part of a 2,048-row layer (ThreadPool)
+  for (auto _ : state) {
+    for (std::int64_t part = 0; part < m.rows; part += kPartRows)
+      for (std::int64_t block = 0; block < blocks; ++block) {
+        const inf::BlockInputs panel{
+            .units = units.data() + block * kTiles * inf::kBlockTileValues,
+            .input_scale = scales.data() + block * kTiles * inf::kBlockInputs,
+            .inputs = kInputs};
+        for (std::int64_t r = part; r < part + kPartRows; r += inf::kBlockRows) {
+          inf::BlockGroup group{.codes = m.row(r) + block * 128,
+                                .row_stride = m.row_bytes,
+                                .rows = inf::kBlockRows,
+                                .factor = {0x1p-20, 0x1p-20, 0x1p-20, 0x1p-20},
+                                .out = out.data() + (r - part) * kInputs,
+                                .out_stride = inf::kBlockRows};
+          kernels->fp8_block_panel(group, panel);
+        }
+      }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["products_per_second"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * static_cast<double>(m.rows * m.kIn) * kInputs,
+      benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_BlockPanel)  // arguments: RandomRows' format (FP8 against quantised inputs), the set
+    ->ArgsProduct({{4}, {1, 2}})
+    ->ArgNames({"format", "kernels"})
+    ->Unit(benchmark::kMillisecond);
+
 // What one core issues: eight independent chains of one AVX2 instruction on 32-byte registers,
 // in instructions a second (docs/benchmarks.md compares the kernels' instruction mixes with it),
 // and a chain of dependent 64-bit adds, one a cycle: the clock under load. Argument: 0 the adds,

@@ -55,6 +55,11 @@ namespace warren::inference {
 // An FP8 row against an input of doubles in fp8_order's layout (kernels.hpp), `in` a multiple of
 // 64: fp8_row_avx2's value, to the bit, without conversions (ordered_kernels.cpp). Both sets run
 // it.
+struct BlockGroup;
+struct BlockInputs;
+// kernels.hpp's BlockPanel (product_kernels.cpp). Both sets run it.
+WARREN_AVX2 void fp8_block_panel_avx2(const BlockGroup& group, const BlockInputs& panel);
+
 WARREN_AVX2 double fp8_ordered_row_avx2(const void* row, const std::uint8_t* scales,
                                         const double* x, std::int64_t in);
 

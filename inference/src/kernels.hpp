@@ -123,6 +123,32 @@ using RowDotsTile = void (*)(const void* row, const std::uint8_t* scales, const 
 using RowPairTile = void (*)(const void* rows, const std::uint8_t* scales, const QuantisedTile& x,
                              double* out);
 
+// A prompt's FP8 rows against its quantised inputs as a matrix product, a 128-block at a time
+// (Linear's apply_blocks): a group of kBlockRows rows' weights of the block against a panel of
+// inputs, kBlockInputs at a time (a tile). Each row's value for each input gets the block's 128
+// products summed (exact in any order: RowDotQuantised above) times the block's scales, added with
+// one rounding; block after block, that is the one-input kernel's value, bit for bit. Each weight
+// is decoded once for the panel and loaded once for a tile, each input value loaded once for the
+// group's rows, where the several-inputs kernel decodes a row for at most 6 inputs and loads each
+// value again for every row.
+constexpr int kBlockRows = 4, kBlockInputs = 12, kBlockTileValues = 128 * kBlockInputs;
+struct BlockGroup {
+  const std::uint8_t* codes = nullptr;  // the first row's 128 codes of the block
+  std::int64_t row_stride = 0;          // bytes from a row's codes to the next's
+  int rows = 0;                         // 1 .. kBlockRows; the rows past them weigh nothing
+  double factor[kBlockRows] = {};       // each row's share of the block's scale, 2^(code - 126)
+  double* out = nullptr;                // the first row's value for the panel's first input
+  std::int64_t out_stride = 0;          // from an input's values to the next input's
+};
+struct BlockInputs {
+  // Per tile, the units of the block (QuantisedInput::units), x[k * kBlockInputs + t], zeros past
+  // the last input; and each input's share of the block's scale (QuantisedInput::scale).
+  const double* units = nullptr;
+  const double* input_scale = nullptr;
+  int inputs = 0;  // in all the panel's tiles
+};
+using BlockPanel = void (*)(const BlockGroup& group, const BlockInputs& panel);
+
 // The head's BF16 row against its input rounded to float (float_order's layout), summed in float:
 // the head feeds no later quantisation, only the sampler, so the float sums' error (about 1e-7 of
 // a logit, relative) moves no rounding downstream, and they need none of the widening to double
@@ -152,6 +178,7 @@ struct RowKernels {
   RowDotsQuantised fp4_quantised_rows = nullptr, fp8_quantised_rows = nullptr;
   RowDotsTile fp4_quantised_tile = nullptr;
   RowPairTile fp4_quantised_tile_pair = nullptr;
+  BlockPanel fp8_block_panel = nullptr;
   RowDotFloat bf16_float = nullptr;
 };
 

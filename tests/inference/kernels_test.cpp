@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cmath>
 #include <filesystem>
 #include <random>
@@ -473,6 +474,79 @@ TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
     }
   }
   EXPECT_GE(checked, 5);  // AVX2 at least: every x86-64 machine this project runs on has it
+}
+
+// The block product (kernels.hpp, BlockPanel), driven block after block as Linear's apply_blocks
+// drives it: each row's value for each input is the documented order's, to the bit, for groups of
+// 1 to 4 rows and a panel of 25 inputs (two tiles and one input), and it writes nothing past
+// them.
+TEST(KernelOrder, TheBlockProductGivesEachRowAndInputTheDocumentedSum) {
+  namespace formats = inf::formats;
+  constexpr int kIn = 384, kBlocks = kIn / 128, kInputs = 25, kStride = 6;
+  constexpr int kTiles = (kInputs + inf::kBlockInputs - 1) / inf::kBlockInputs;
+  std::mt19937 rng(33);
+  std::normal_distribution<double> normal;
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::vector<std::uint8_t> codes(inf::kBlockRows * kIn);
+  for (auto& c : codes) {
+    do c = static_cast<std::uint8_t>(byte(rng));
+    while ((c & 0x7F) == 0x7F);  // NaN in e4m3
+  }
+  // Each row its own block scales, 2^-24 or 2^24 at random: sums that round.
+  std::vector<std::vector<std::uint8_t>> scales(inf::kBlockRows,
+                                                std::vector<std::uint8_t>(kBlocks));
+  for (auto& row : scales)
+    for (auto& c : row) c = byte(rng) % 2 ? 103 : 151;
+  std::vector<inf::QuantisedInput> inputs(kInputs);
+  std::vector<double> units(kBlocks * kTiles * inf::kBlockTileValues, 0.0);
+  std::vector<double> input_scale(kBlocks * kTiles * inf::kBlockInputs, 0.0);
+  std::vector<std::vector<double>> want(kInputs);
+  for (int n = 0; n < kInputs; ++n) {
+    std::vector<double> x(kIn);
+    for (double& v : x) v = std::ldexp(normal(rng), n % 7 - 3);
+    std::vector<int> exponents;
+    formats::round_trip_e4m3(x, 128, exponents);
+    inf::quantised_input(x, exponents, inputs[n], inf::QuantisedFor::Fp8Rows, false);
+    for (int r = 0; r < inf::kBlockRows; ++r)
+      want[n].push_back(documented_order_quantised(
+          inf::DType::F8_E4M3, {codes.begin() + r * kIn, codes.begin() + (r + 1) * kIn}, scales[r],
+          x, exponents));
+    const int tile = n / inf::kBlockInputs, t = n % inf::kBlockInputs;
+    for (int block = 0; block < kBlocks; ++block) {
+      const int at = block * kTiles + tile;
+      for (int k = 0; k < 128; ++k)
+        units[(at * 128 + k) * inf::kBlockInputs + t] = inputs[n].units[block * 128 + k];
+      input_scale[at * inf::kBlockInputs + t] = inputs[n].scale[2 * block];
+    }
+  }
+  // -0 where nothing may be written: a kernel that adds its zeros there leaves +0.
+  constexpr double kUntouched = -0.0;
+  for (const auto& [set, kernels] : runnable_sets())
+    for (int rows = 1; rows <= inf::kBlockRows; ++rows) {
+      std::vector<double> out(kInputs * kStride + kStride, kUntouched);
+      for (int n = 0; n < kInputs; ++n)
+        for (int r = 0; r < rows; ++r) out[n * kStride + r] = 0;
+      for (int block = 0; block < kBlocks; ++block) {
+        inf::BlockGroup group{.codes = codes.data() + block * 128,
+                              .row_stride = kIn,
+                              .rows = rows,
+                              .out = out.data(),
+                              .out_stride = kStride};
+        for (int r = 0; r < rows; ++r) group.factor[r] = std::ldexp(1.0, scales[r][block] - 126);
+        kernels.fp8_block_panel(
+            group, {.units = units.data() + block * kTiles * inf::kBlockTileValues,
+                    .input_scale = input_scale.data() + block * kTiles * inf::kBlockInputs,
+                    .inputs = kInputs});
+      }
+      for (int n = 0; n < kInputs; ++n)
+        for (int r = 0; r < kStride; ++r)
+          EXPECT_EQ(std::bit_cast<std::uint64_t>(out[n * kStride + r]),
+                    std::bit_cast<std::uint64_t>(r < rows ? want[n][r] : kUntouched))
+              << to_string(set) << ", " << rows << " rows: row " << r << ", input " << n;
+      for (int r = 0; r < kStride; ++r)
+        EXPECT_TRUE(std::signbit(out[kInputs * kStride + r]))
+            << to_string(set) << ": past the inputs";
+    }
 }
 
 }  // namespace
