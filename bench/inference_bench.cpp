@@ -293,6 +293,42 @@ BENCHMARK(BM_BlockPanel)  // arguments: RandomRows' format (FP8 against quantise
     ->ArgNames({"format", "kernels"})
     ->Unit(benchmark::kMillisecond);
 
+// A prompt's case for the BF16 and FP8 rows against inputs of doubles: the ordered matrix product
+// (kernels.hpp, OrderedTile) on one core, 512 rows of 4096 columns already decoded to doubles
+// (16 MiB) against a panel of 360 distinct inputs, as Linear's apply_ordered drives it; the
+// several-inputs kernels it replaces there are BM_RowKernelInputs/format:0 and 1. Counter:
+// weight-times-input products a second.
+void BM_OrderedTile(benchmark::State& state) {
+  const inf::RowKernels* kernels = kernels_of(state);
+  if (!kernels) return;
+  constexpr std::int64_t kIn = RandomRows::kIn, kRows = 512, kTiles = 30;
+  std::mt19937 rng(8);
+  std::normal_distribution<double> normal;
+  std::vector<double> weights(static_cast<std::size_t>(kRows * kIn));
+  std::vector<double> x(static_cast<std::size_t>(kTiles * kIn * inf::kBlockInputs));
+  for (double& w : weights) w = static_cast<float>(normal(rng));
+  for (double& v : x) v = normal(rng);
+  std::vector<double> out(static_cast<std::size_t>(kTiles * inf::kBlockInputs * kRows));
+  for (auto _ : state) {
+    for (std::int64_t r = 0; r < kRows; r += inf::kBlockRows)
+      for (std::int64_t tile = 0; tile < kTiles; ++tile)
+        kernels->ordered_tile({.weights = weights.data() + r * kIn,
+                               .chunks = kIn / 64,
+                               .rows = inf::kBlockRows,
+                               .out = out.data() + tile * inf::kBlockInputs * kRows + r,
+                               .out_stride = kRows},
+                              x.data() + tile * kIn * inf::kBlockInputs, inf::kBlockInputs);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["products_per_second"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * kRows * kIn * kTiles * inf::kBlockInputs,
+      benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_OrderedTile)  // arguments: a format (unused: the weights are decoded), the set
+    ->ArgsProduct({{0}, {1, 2}})
+    ->ArgNames({"format", "kernels"})
+    ->Unit(benchmark::kMillisecond);
+
 // What one core issues: eight independent chains of one AVX2 instruction on 32-byte registers,
 // in instructions a second (docs/benchmarks.md compares the kernels' instruction mixes with it),
 // and a chain of dependent 64-bit adds, one a cycle: the clock under load. Argument: 0 the adds,

@@ -57,8 +57,11 @@ namespace warren::inference {
 // it.
 struct BlockGroup;
 struct BlockInputs;
-// kernels.hpp's BlockPanel (product_kernels.cpp). Both sets run it.
+struct OrderedGroup;
+// kernels.hpp's BlockPanel and OrderedTile (product_kernels.cpp). Both sets run them: an exact sum
+// has no lanes, and the ordered one keeps the AVX-512 kernels' 64.
 WARREN_AVX2 void fp8_block_panel_avx2(const BlockGroup& group, const BlockInputs& panel);
+WARREN_AVX2 void ordered_tile_avx2(const OrderedGroup& group, const double* x, int inputs);
 
 WARREN_AVX2 double fp8_ordered_row_avx2(const void* row, const std::uint8_t* scales,
                                         const double* x, std::int64_t in);

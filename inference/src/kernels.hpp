@@ -149,6 +149,23 @@ struct BlockInputs {
 };
 using BlockPanel = void (*)(const BlockGroup& group, const BlockInputs& panel);
 
+// A prompt's rows against its inputs (of doubles) in the documented order above, as a matrix
+// product: a group of kBlockRows rows' weights, decoded to doubles lane by lane (weights[(r * 64 +
+// j) * chunks + m]: row r's column 64 m + j), against a tile of kBlockInputs inputs laid out
+// likewise (x[(j * chunks + m) * kBlockInputs + t], zeros past `inputs`): lane j
+// of each row and input takes its columns in order, one fused multiply-add each, then the 64
+// lanes the fixed tree; out[t * out_stride + r] for the first `inputs` inputs and `rows` rows.
+// Each weight is loaded once for 12 inputs and each input value once for 4 rows, where the
+// several-inputs kernels load every input value again for every row.
+struct OrderedGroup {
+  const double* weights = nullptr;  // kBlockRows rows' (zeros past `rows`)
+  std::int64_t chunks = 0;          // columns / 64
+  int rows = 0;                     // 1 .. kBlockRows; the rows past them are computed, not stored
+  double* out = nullptr;
+  std::int64_t out_stride = 0;
+};
+using OrderedTile = void (*)(const OrderedGroup& group, const double* x, int inputs);
+
 // The head's BF16 row against its input rounded to float (float_order's layout), summed in float:
 // the head feeds no later quantisation, only the sampler, so the float sums' error (about 1e-7 of
 // a logit, relative) moves no rounding downstream, and they need none of the widening to double
@@ -179,6 +196,7 @@ struct RowKernels {
   RowDotsTile fp4_quantised_tile = nullptr;
   RowPairTile fp4_quantised_tile_pair = nullptr;
   BlockPanel fp8_block_panel = nullptr;
+  OrderedTile ordered_tile = nullptr;
   RowDotFloat bf16_float = nullptr;
 };
 

@@ -1,6 +1,6 @@
-// The matrix-product kernels (kernels.hpp, BlockPanel): a prompt's rows against many inputs at
-// once, a group of rows times a tile of inputs, each weight loaded once for the tile and each
-// input value once for the group.
+// The matrix-product kernels (kernels.hpp, BlockPanel and OrderedTile): a prompt's rows against
+// many inputs at once, a group of rows times a tile of inputs, each weight loaded once for the
+// tile and each input value once for the group.
 #include "kernel_common.hpp"
 #include "kernels.hpp"
 
@@ -87,6 +87,50 @@ WARREN_AVX2 void fp8_block_panel_avx2(const BlockGroup& group, const BlockInputs
                  panel.input_scale + tile * kBlockInputs, panel.inputs - tile * kBlockInputs,
                  row_mask, group.rows == kBlockRows,
                  group.out + tile * kBlockInputs * group.out_stride, group.out_stride);
+}
+
+WARREN_AVX2 void ordered_tile_avx2(const OrderedGroup& group, const double* x, int inputs) {
+  constexpr int kVectors = kBlockInputs / 4;
+  const std::int64_t chunks = group.chunks;
+  alignas(32) double lanes[kBlockRows][64][kBlockInputs];  // [r][j][t]
+  for (int j = 0; j < 64; ++j) {
+    __m256d sum[kBlockRows][kVectors];
+#pragma GCC unroll 4
+    for (auto& row : sum)
+#pragma GCC unroll 3
+      for (auto& v : row) v = _mm256_setzero_pd();
+    const double* column = x + j * chunks * kBlockInputs;
+    const double* w = group.weights + j * chunks;
+    // Lane j: columns j, j + 64, j + 128, ... in order, one rounding each.
+    for (std::int64_t m = 0; m < chunks; ++m) {
+      __m256d values[kVectors];
+#pragma GCC unroll 3
+      for (int v = 0; v < kVectors; ++v)
+        values[v] = _mm256_loadu_pd(column + m * kBlockInputs + 4 * v);
+#pragma GCC unroll 4
+      for (int r = 0; r < kBlockRows; ++r) {
+        const __m256d weight = _mm256_broadcast_sd(w + r * 64 * chunks + m);
+#pragma GCC unroll 3
+        for (int v = 0; v < kVectors; ++v)
+          sum[r][v] = _mm256_fmadd_pd(weight, values[v], sum[r][v]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < kBlockRows; ++r)
+#pragma GCC unroll 3
+      for (int v = 0; v < kVectors; ++v) _mm256_store_pd(&lanes[r][j][4 * v], sum[r][v]);
+  }
+  // The fixed tree: lane j plus lane j + half, for half = 32, 16, .., 1, every input at once.
+  for (int r = 0; r < group.rows; ++r) {
+    for (int half = 32; half >= 1; half /= 2)
+      for (int j = 0; j < half; ++j)
+#pragma GCC unroll 3
+        for (int v = 0; v < kVectors; ++v)
+          _mm256_store_pd(&lanes[r][j][4 * v],
+                          _mm256_add_pd(_mm256_load_pd(&lanes[r][j][4 * v]),
+                                        _mm256_load_pd(&lanes[r][j + half][4 * v])));
+    for (int t = 0; t < inputs; ++t) group.out[t * group.out_stride + r] = lanes[r][0][t];
+  }
 }
 
 }  // namespace warren::inference

@@ -61,6 +61,8 @@ class Linear {
                    std::int64_t begin, std::int64_t end) const;
   void apply_blocks(std::span<const QuantisedInput* const> inputs, std::span<double> y,
                     std::int64_t begin, std::int64_t end) const;
+  void apply_ordered(std::span<const double> input, std::span<double> y, std::int64_t begin,
+                     std::int64_t end, std::int64_t tokens) const;
   // for_rows' inputs a tile unless told: a multiple of every rows kernel's own group.
   static constexpr std::int64_t kTokenTile = 12;
   static_assert(kTokenTile <= kTileInputs);

@@ -476,6 +476,56 @@ TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
   EXPECT_GE(checked, 5);  // AVX2 at least: every x86-64 machine this project runs on has it
 }
 
+// The ordered matrix product (kernels.hpp, OrderedTile): each row's value for each input is the
+// documented order's, to the bit, for groups of 1 to 4 rows and 1 to 12 inputs, and it writes
+// nothing past them.
+TEST(KernelOrder, TheOrderedProductGivesEachRowAndInputTheDocumentedSum) {
+  namespace formats = inf::formats;
+  constexpr std::int64_t kIn = 384, kChunks = kIn / 64, kStride = 6;
+  std::mt19937 rng(34);
+  std::normal_distribution<double> normal;
+  std::uniform_int_distribution<int> word(0, 0xFFFF);
+  std::vector<std::vector<float>> rows(inf::kBlockRows, std::vector<float>(kIn));
+  std::vector<double> weights(inf::kBlockRows * kIn);  // lane by lane
+  for (std::int64_t r = 0; r < inf::kBlockRows; ++r)
+    for (std::int64_t p = 0; p < kIn; ++p) {
+      float w;
+      do w = formats::bf16_to_float(static_cast<std::uint16_t>(word(rng)));
+      while (!std::isfinite(w));
+      rows[r][p] = w;
+      weights[(r * 64 + p % 64) * kChunks + p / 64] = w;
+    }
+  std::vector<std::vector<double>> x(inf::kBlockInputs, std::vector<double>(kIn));
+  std::vector<double> tile(kIn * inf::kBlockInputs);
+  for (std::int64_t t = 0; t < inf::kBlockInputs; ++t)
+    for (std::int64_t p = 0; p < kIn; ++p) {
+      x[t][p] = normal(rng);
+      tile[((p % 64) * kChunks + p / 64) * inf::kBlockInputs + t] = x[t][p];
+    }
+  for (const auto& [set, kernels] : runnable_sets())
+    for (int rows_here : {1, 2, 3, 4})
+      for (int inputs : {1, 5, 12}) {
+        std::vector<double> out((inf::kBlockInputs + 1) * kStride, -0.0);
+        std::vector<double> group_weights(weights);
+        std::fill(group_weights.begin() + rows_here * kIn, group_weights.end(), 0.0);
+        kernels.ordered_tile({.weights = group_weights.data(),
+                              .chunks = kChunks,
+                              .rows = rows_here,
+                              .out = out.data(),
+                              .out_stride = kStride},
+                             tile.data(), inputs);
+        for (int t = 0; t <= inf::kBlockInputs; ++t)
+          for (int r = 0; r < kStride; ++r) {
+            const bool written = t < inputs && r < rows_here;
+            EXPECT_EQ(
+                std::bit_cast<std::uint64_t>(out[t * kStride + r]),
+                std::bit_cast<std::uint64_t>(written ? documented_order(rows[r], x[t]) : -0.0))
+                << to_string(set) << ", " << rows_here << " rows, " << inputs << " inputs: row "
+                << r << ", input " << t;
+          }
+      }
+}
+
 // The block product (kernels.hpp, BlockPanel), driven block after block as Linear's apply_blocks
 // drives it: each row's value for each input is the documented order's, to the bit, for groups of
 // 1 to 4 rows and a panel of 25 inputs (two tiles and one input), and it writes nothing past
