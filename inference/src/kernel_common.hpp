@@ -62,6 +62,11 @@ struct OrderedGroup;
 // has no lanes, and the ordered one keeps the AVX-512 kernels' 64.
 WARREN_AVX2 void fp8_block_panel_avx2(const BlockGroup& group, const BlockInputs& panel);
 WARREN_AVX2 void ordered_tile_avx2(const OrderedGroup& group, const double* x, int inputs);
+// kernels.hpp's KeyDots and KeySums (product_kernels.cpp). Both sets run them.
+WARREN_AVX2 void key_dots_avx2(const float* keys, std::int64_t n, std::int64_t d, const double* q,
+                               int heads, double* logits);
+WARREN_AVX2 void key_sums_avx2(const float* keys, std::int64_t n, std::int64_t d, const double* p,
+                               int heads, double* sum);
 
 WARREN_AVX2 double fp8_ordered_row_avx2(const void* row, const std::uint8_t* scales,
                                         const double* x, std::int64_t in);

@@ -464,6 +464,8 @@ const RowKernels* row_kernels(Kernels set) {
                                .fp4_quantised_tile_pair = fp4_quantised_tile_pair_avx2,
                                .fp8_block_panel = fp8_block_panel_avx2,
                                .ordered_tile = ordered_tile_avx2,
+                               .key_dots = key_dots_avx2,
+                               .key_sums = key_sums_avx2,
                                .bf16_float = bf16_float_row_avx2};
   // The AVX-512 set: its own kernels where they keep lanes, the AVX2 ones where an exact sum or
   // an order of their own leaves none to keep.

@@ -166,6 +166,18 @@ struct OrderedGroup {
 };
 using OrderedTile = void (*)(const OrderedGroup& group, const double* x, int inputs);
 
+// Attention's products for a group of up to kKeyHeads heads sharing their keys (MQA), the keys
+// floats (keys[j * d + i]), d a multiple of 8. KeyDots: logits[h * n + j] = key j . q[h * d ..],
+// in 8 lanes (dimension i mod 8), each in order with one rounding (a fused multiply-add), then
+// ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)). KeySums: sum[h * d + i] = the sum over keys
+// j, in order, of p[h * n + j] times key j's value i, one fused multiply-add each. Both sets run
+// the AVX2 ones.
+constexpr int kKeyHeads = 4;
+using KeyDots = void (*)(const float* keys, std::int64_t n, std::int64_t d, const double* q,
+                         int heads, double* logits);
+using KeySums = void (*)(const float* keys, std::int64_t n, std::int64_t d, const double* p,
+                         int heads, double* sum);
+
 // The head's BF16 row against its input rounded to float (float_order's layout), summed in float:
 // the head feeds no later quantisation, only the sampler, so the float sums' error (about 1e-7 of
 // a logit, relative) moves no rounding downstream, and they need none of the widening to double
@@ -197,6 +209,8 @@ struct RowKernels {
   RowPairTile fp4_quantised_tile_pair = nullptr;
   BlockPanel fp8_block_panel = nullptr;
   OrderedTile ordered_tile = nullptr;
+  KeyDots key_dots = nullptr;
+  KeySums key_sums = nullptr;
   RowDotFloat bf16_float = nullptr;
 };
 

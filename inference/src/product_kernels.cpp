@@ -1,6 +1,9 @@
-// The matrix-product kernels (kernels.hpp, BlockPanel and OrderedTile): a prompt's rows against
-// many inputs at once, a group of rows times a tile of inputs, each weight loaded once for the
-// tile and each input value once for the group.
+// The matrix-product kernels (kernels.hpp): a prompt's rows against many inputs at once, a group
+// of rows times a tile of inputs, each weight loaded once for the tile and each input value once
+// for the group (BlockPanel, OrderedTile); and attention's, a group of heads against their keys
+// (KeyDots, KeySums).
+#include <iterator>
+
 #include "kernel_common.hpp"
 #include "kernels.hpp"
 
@@ -131,6 +134,73 @@ WARREN_AVX2 void ordered_tile_avx2(const OrderedGroup& group, const double* x, i
                                         _mm256_load_pd(&lanes[r][j + half][4 * v])));
     for (int t = 0; t < inputs; ++t) group.out[t * group.out_stride + r] = lanes[r][0][t];
   }
+}
+
+namespace {
+
+// H heads' logits against n keys: per head and key, 8 lanes (dimension i mod 8) in order, one
+// fused multiply-add each, then ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)). Each key's 8
+// floats are widened once for the H heads.
+template <int H>
+WARREN_AVX2 void key_dots(const float* keys, std::int64_t n, std::int64_t d, const double* q,
+                          double* logits) {
+  for (std::int64_t j = 0; j < n; ++j) {
+    const float* key = keys + j * d;
+    __m256d low[H], high[H];  // lanes 0-3 and 4-7
+    for (int h = 0; h < H; ++h) low[h] = high[h] = _mm256_setzero_pd();
+    for (std::int64_t i = 0; i < d; i += 8) {
+      const __m256 k = _mm256_loadu_ps(key + i);
+      const __m256d k_low = _mm256_cvtps_pd(_mm256_castps256_ps128(k));
+      const __m256d k_high = _mm256_cvtps_pd(_mm256_extractf128_ps(k, 1));
+      for (int h = 0; h < H; ++h) {
+        low[h] = _mm256_fmadd_pd(k_low, _mm256_loadu_pd(q + h * d + i), low[h]);
+        high[h] = _mm256_fmadd_pd(k_high, _mm256_loadu_pd(q + h * d + i + 4), high[h]);
+      }
+    }
+    for (int h = 0; h < H; ++h) logits[h * n + j] = sum4(_mm256_add_pd(low[h], high[h]));
+  }
+}
+
+// H heads' sums over n keys weighted by p: sum[h][i] = p[h][0] k_0[i] + p[h][1] k_1[i] + ... in
+// key order, one fused multiply-add each, 8 dimensions at a time in registers.
+template <int H>
+WARREN_AVX2 void key_sums(const float* keys, std::int64_t n, std::int64_t d, const double* p,
+                          double* sum) {
+  for (std::int64_t i = 0; i < d; i += 8) {
+    __m256d low[H], high[H];
+    for (int h = 0; h < H; ++h) low[h] = high[h] = _mm256_setzero_pd();
+    for (std::int64_t j = 0; j < n; ++j) {
+      const __m256 k = _mm256_loadu_ps(keys + j * d + i);
+      const __m256d k_low = _mm256_cvtps_pd(_mm256_castps256_ps128(k));
+      const __m256d k_high = _mm256_cvtps_pd(_mm256_extractf128_ps(k, 1));
+      for (int h = 0; h < H; ++h) {
+        const __m256d weight = _mm256_broadcast_sd(p + h * n + j);
+        low[h] = _mm256_fmadd_pd(weight, k_low, low[h]);
+        high[h] = _mm256_fmadd_pd(weight, k_high, high[h]);
+      }
+    }
+    for (int h = 0; h < H; ++h) {
+      _mm256_storeu_pd(sum + h * d + i, low[h]);
+      _mm256_storeu_pd(sum + h * d + i + 4, high[h]);
+    }
+  }
+}
+
+}  // namespace
+
+// By the group's heads, 1 .. kKeyHeads.
+constexpr decltype(&key_dots<1>) kKeyDots[] = {key_dots<1>, key_dots<2>, key_dots<3>, key_dots<4>};
+constexpr decltype(&key_sums<1>) kKeySums[] = {key_sums<1>, key_sums<2>, key_sums<3>, key_sums<4>};
+static_assert(std::size(kKeyDots) == kKeyHeads && std::size(kKeySums) == kKeyHeads);
+
+WARREN_AVX2 void key_dots_avx2(const float* keys, std::int64_t n, std::int64_t d, const double* q,
+                               int heads, double* logits) {
+  kKeyDots[heads - 1](keys, n, d, q, logits);
+}
+
+WARREN_AVX2 void key_sums_avx2(const float* keys, std::int64_t n, std::int64_t d, const double* p,
+                               int heads, double* sum) {
+  kKeySums[heads - 1](keys, n, d, p, sum);
 }
 
 }  // namespace warren::inference

@@ -41,6 +41,8 @@ class Linear {
   // The threads its rows are split among (null: the caller's alone), and the same layer computed
   // on the caller's thread alone, for work already split among the threads another way.
   ThreadPool* pool() const { return pool_; }
+  // The fast kernels its rows go through (nullptr: the reference path).
+  const RowKernels* kernels() const { return kernels_; }
   Linear on_caller() const {
     Linear alone = *this;
     alone.pool_ = nullptr;

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <random>
 
+#include "documented_orders.hpp"
 #include "formats.hpp"
 #include "kernels.hpp"
 #include "safetensors.hpp"
@@ -18,16 +19,9 @@
 
 namespace inf = warren::inference;
 namespace fs = std::filesystem;
+using namespace warren::inference::testing;
 
 namespace {
-
-// The fast kernel sets this CPU runs (AVX2, AVX-512), each with its kernels.
-std::vector<std::pair<inf::Kernels, const inf::RowKernels&>> runnable_sets() {
-  std::vector<std::pair<inf::Kernels, const inf::RowKernels&>> sets;
-  for (inf::Kernels set : {inf::Kernels::Avx2, inf::Kernels::Avx512})
-    if (inf::supported(set)) sets.emplace_back(set, *inf::row_kernels(set));
-  return sets;
-}
 
 class Kernels : public ::testing::Test {
  protected:
@@ -262,19 +256,6 @@ TEST_F(Kernels, SeveralInputsAtOnceGiveEachTheBitsItGetsAlone) {
   EXPECT_GT(checked, 20);
 }
 
-// kernels.hpp's order, written out one product at a time: lane p mod 64 adds weight p (decoded,
-// times its block's scale, a float) times x[p] with one rounding, then the fixed tree. Every kernel
-// set this CPU runs must give exactly this, so that a machine without AVX-512 still checks the
-// order the AVX-512 kernels keep (TheAvx2AndAvx512KernelsGiveTheSameLogits needs both).
-double documented_order(const std::vector<float>& weights, const std::vector<double>& x) {
-  double lane[64] = {};
-  for (std::size_t p = 0; p < x.size(); ++p)
-    lane[p % 64] = std::fma(static_cast<double>(weights[p]), x[p], lane[p % 64]);
-  for (int half = 32; half >= 1; half /= 2)
-    for (int j = 0; j < half; ++j) lane[j] += lane[j + half];
-  return lane[0];
-}
-
 // The float kernel's order (kernels.hpp, RowDotFloat), one product at a time: span k of each 64
 // columns to accumulators 2k (columns 0-3 and 8-11 of the span) and 2k + 1 (4-7 and 12-15), in
 // float; the accumulators' tree in float, then the 8 lanes in double.
@@ -291,35 +272,6 @@ double documented_order_float(const std::vector<float>& weights, const std::vect
               ((acc[1][e] + acc[5][e]) + (acc[3][e] + acc[7][e]));
   const double d[4] = {lane[0] + lane[4], lane[1] + lane[5], lane[2] + lane[6], lane[3] + lane[7]};
   return (d[0] + d[2]) + (d[1] + d[3]);
-}
-
-// The integer kernels' order (kernels.hpp): each block's products summed exactly (here in 64-bit
-// integers: a weight's value over 2^-9 for FP8, over 1/2 for FP4; an input's over 2^(e - 9), e
-// its 128-block's exponent), times the block's scales, added to a double: FP8 (128-column
-// blocks) to the row's sum block after block; FP4 (32-column blocks, two values a byte, the even
-// column low) block b to sum b mod 2, and the row's value is s0 + s1.
-double documented_order_quantised(inf::DType format, const std::vector<std::uint8_t>& codes,
-                                  const std::vector<std::uint8_t>& scales,
-                                  const std::vector<double>& x, const std::vector<int>& exponents) {
-  namespace formats = inf::formats;
-  const bool fp8 = format == inf::DType::F8_E4M3;
-  const std::size_t size = fp8 ? 128 : 32;
-  const int weight_unit = fp8 ? -9 : -1;
-  double sum[2] = {};
-  for (std::size_t block = 0; block < x.size() / size; ++block) {
-    const int exponent = exponents[block * size / 128];
-    std::int64_t total = 0;
-    for (std::size_t p = size * block; p < size * block + size; ++p) {
-      const float value =
-          fp8 ? formats::e4m3_to_float(codes[p])
-              : formats::e2m1_table()[p % 2 ? codes[p / 2] >> 4 : codes[p / 2] & 15];
-      total += static_cast<std::int64_t>(std::ldexp(value, -weight_unit)) *
-               static_cast<std::int64_t>(std::ldexp(x[p], 9 - exponent));
-    }
-    sum[fp8 ? 0 : block % 2] += static_cast<double>(total) *
-                                std::ldexp(1.0, weight_unit + exponent - 9 + scales[block] - 127);
-  }
-  return sum[0] + sum[1];
 }
 
 TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
@@ -474,129 +426,6 @@ TEST(KernelOrder, EveryKernelSumsInTheDocumentedOrder) {
     }
   }
   EXPECT_GE(checked, 5);  // AVX2 at least: every x86-64 machine this project runs on has it
-}
-
-// The ordered matrix product (kernels.hpp, OrderedTile): each row's value for each input is the
-// documented order's, to the bit, for groups of 1 to 4 rows and 1 to 12 inputs, and it writes
-// nothing past them.
-TEST(KernelOrder, TheOrderedProductGivesEachRowAndInputTheDocumentedSum) {
-  namespace formats = inf::formats;
-  constexpr std::int64_t kIn = 384, kChunks = kIn / 64, kStride = 6;
-  std::mt19937 rng(34);
-  std::normal_distribution<double> normal;
-  std::uniform_int_distribution<int> word(0, 0xFFFF);
-  std::vector<std::vector<float>> rows(inf::kBlockRows, std::vector<float>(kIn));
-  std::vector<double> weights(inf::kBlockRows * kIn);  // lane by lane
-  for (std::int64_t r = 0; r < inf::kBlockRows; ++r)
-    for (std::int64_t p = 0; p < kIn; ++p) {
-      float w;
-      do w = formats::bf16_to_float(static_cast<std::uint16_t>(word(rng)));
-      while (!std::isfinite(w));
-      rows[r][p] = w;
-      weights[(r * 64 + p % 64) * kChunks + p / 64] = w;
-    }
-  std::vector<std::vector<double>> x(inf::kBlockInputs, std::vector<double>(kIn));
-  std::vector<double> tile(kIn * inf::kBlockInputs);
-  for (std::int64_t t = 0; t < inf::kBlockInputs; ++t)
-    for (std::int64_t p = 0; p < kIn; ++p) {
-      x[t][p] = normal(rng);
-      tile[((p % 64) * kChunks + p / 64) * inf::kBlockInputs + t] = x[t][p];
-    }
-  for (const auto& [set, kernels] : runnable_sets())
-    for (int rows_here : {1, 2, 3, 4})
-      for (int inputs : {1, 5, 12}) {
-        std::vector<double> out((inf::kBlockInputs + 1) * kStride, -0.0);
-        std::vector<double> group_weights(weights);
-        std::fill(group_weights.begin() + rows_here * kIn, group_weights.end(), 0.0);
-        kernels.ordered_tile({.weights = group_weights.data(),
-                              .chunks = kChunks,
-                              .rows = rows_here,
-                              .out = out.data(),
-                              .out_stride = kStride},
-                             tile.data(), inputs);
-        for (int t = 0; t <= inf::kBlockInputs; ++t)
-          for (int r = 0; r < kStride; ++r) {
-            const bool written = t < inputs && r < rows_here;
-            EXPECT_EQ(
-                std::bit_cast<std::uint64_t>(out[t * kStride + r]),
-                std::bit_cast<std::uint64_t>(written ? documented_order(rows[r], x[t]) : -0.0))
-                << to_string(set) << ", " << rows_here << " rows, " << inputs << " inputs: row "
-                << r << ", input " << t;
-          }
-      }
-}
-
-// The block product (kernels.hpp, BlockPanel), driven block after block as Linear's apply_blocks
-// drives it: each row's value for each input is the documented order's, to the bit, for groups of
-// 1 to 4 rows and a panel of 25 inputs (two tiles and one input), and it writes nothing past
-// them.
-TEST(KernelOrder, TheBlockProductGivesEachRowAndInputTheDocumentedSum) {
-  namespace formats = inf::formats;
-  constexpr int kIn = 384, kBlocks = kIn / 128, kInputs = 25, kStride = 6;
-  constexpr int kTiles = (kInputs + inf::kBlockInputs - 1) / inf::kBlockInputs;
-  std::mt19937 rng(33);
-  std::normal_distribution<double> normal;
-  std::uniform_int_distribution<int> byte(0, 255);
-  std::vector<std::uint8_t> codes(inf::kBlockRows * kIn);
-  for (auto& c : codes) {
-    do c = static_cast<std::uint8_t>(byte(rng));
-    while ((c & 0x7F) == 0x7F);  // NaN in e4m3
-  }
-  // Each row its own block scales, 2^-24 or 2^24 at random: sums that round.
-  std::vector<std::vector<std::uint8_t>> scales(inf::kBlockRows,
-                                                std::vector<std::uint8_t>(kBlocks));
-  for (auto& row : scales)
-    for (auto& c : row) c = byte(rng) % 2 ? 103 : 151;
-  std::vector<inf::QuantisedInput> inputs(kInputs);
-  std::vector<double> units(kBlocks * kTiles * inf::kBlockTileValues, 0.0);
-  std::vector<double> input_scale(kBlocks * kTiles * inf::kBlockInputs, 0.0);
-  std::vector<std::vector<double>> want(kInputs);
-  for (int n = 0; n < kInputs; ++n) {
-    std::vector<double> x(kIn);
-    for (double& v : x) v = std::ldexp(normal(rng), n % 7 - 3);
-    std::vector<int> exponents;
-    formats::round_trip_e4m3(x, 128, exponents);
-    inf::quantised_input(x, exponents, inputs[n], inf::QuantisedFor::Fp8Rows, false);
-    for (int r = 0; r < inf::kBlockRows; ++r)
-      want[n].push_back(documented_order_quantised(
-          inf::DType::F8_E4M3, {codes.begin() + r * kIn, codes.begin() + (r + 1) * kIn}, scales[r],
-          x, exponents));
-    const int tile = n / inf::kBlockInputs, t = n % inf::kBlockInputs;
-    for (int block = 0; block < kBlocks; ++block) {
-      const int at = block * kTiles + tile;
-      for (int k = 0; k < 128; ++k)
-        units[(at * 128 + k) * inf::kBlockInputs + t] = inputs[n].units[block * 128 + k];
-      input_scale[at * inf::kBlockInputs + t] = inputs[n].scale[2 * block];
-    }
-  }
-  // -0 where nothing may be written: a kernel that adds its zeros there leaves +0.
-  constexpr double kUntouched = -0.0;
-  for (const auto& [set, kernels] : runnable_sets())
-    for (int rows = 1; rows <= inf::kBlockRows; ++rows) {
-      std::vector<double> out(kInputs * kStride + kStride, kUntouched);
-      for (int n = 0; n < kInputs; ++n)
-        for (int r = 0; r < rows; ++r) out[n * kStride + r] = 0;
-      for (int block = 0; block < kBlocks; ++block) {
-        inf::BlockGroup group{.codes = codes.data() + block * 128,
-                              .row_stride = kIn,
-                              .rows = rows,
-                              .out = out.data(),
-                              .out_stride = kStride};
-        for (int r = 0; r < rows; ++r) group.factor[r] = std::ldexp(1.0, scales[r][block] - 126);
-        kernels.fp8_block_panel(
-            group, {.units = units.data() + block * kTiles * inf::kBlockTileValues,
-                    .input_scale = input_scale.data() + block * kTiles * inf::kBlockInputs,
-                    .inputs = kInputs});
-      }
-      for (int n = 0; n < kInputs; ++n)
-        for (int r = 0; r < kStride; ++r)
-          EXPECT_EQ(std::bit_cast<std::uint64_t>(out[n * kStride + r]),
-                    std::bit_cast<std::uint64_t>(r < rows ? want[n][r] : kUntouched))
-              << to_string(set) << ", " << rows << " rows: row " << r << ", input " << n;
-      for (int r = 0; r < kStride; ++r)
-        EXPECT_TRUE(std::signbit(out[kInputs * kStride + r]))
-            << to_string(set) << ": past the inputs";
-    }
 }
 
 }  // namespace
