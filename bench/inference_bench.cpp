@@ -245,22 +245,14 @@ void BM_BlockPanel(benchmark::State& state) {
   std::normal_distribution<double> normal;
   std::vector<double> units(static_cast<std::size_t>(blocks * kTiles * inf::kBlockTileValues));
   std::vector<double> scales(static_cast<std::size_t>(blocks * kTiles * inf::kBlockInputs));
-  for (int n = 0; n < kInputs; ++n) {  // laid out as apply_blocks lays them out
+  for (int n = 0; n < kInputs; ++n) {
     std::vector<double> x(RandomRows::kIn);
     for (double& v : x) v = normal(rng);
     std::vector<int> exponents;
     inf::formats::round_trip_e4m3(x, 128, exponents);
     inf::QuantisedInput q;
     inf::quantised_input(x, exponents, q, inf::QuantisedFor::Fp8Rows, false);
-    const int tile = n / inf::kBlockInputs, t = n % inf::kBlockInputs;
-    for (std::int64_t block = 0; block < blocks; ++block) {
-      const std::int64_t at = block * kTiles + tile;
-      for (std::int64_t k = 0; k < 128; ++k)
-        units[static_cast<std::size_t>((at * 128 + k) * inf::kBlockInputs + t)] =
-            q.units[static_cast<std::size_t>(block * 128 + k)];
-      scales[static_cast<std::size_t>(at * inf::kBlockInputs + t)] =
-          q.scale[static_cast<std::size_t>(2 * block)];
-    }
+    inf::block_tiles_input(q, n, kTiles, m.kIn, units.data(), scales.data());
   }
   // A part's values, kBlockRows an input a group, as apply_blocks keeps them.
   std::vector<double> out(static_cast<std::size_t>(128 * kInputs), 0.0);

@@ -149,6 +149,13 @@ struct BlockInputs {
 };
 using BlockPanel = void (*)(const BlockGroup& group, const BlockInputs& panel);
 
+// Input `token` of a prompt laid out for BlockPanel: its units and scale shares of each 128-block
+// into the tiles of all the prompt's inputs (`tiles` of them, `in` columns): units[((block *
+// tiles + tile) * 128 + k) * kBlockInputs + t] and scales[(block * tiles + tile) * kBlockInputs +
+// t], with tile and t the token's tile and place in it.
+void block_tiles_input(const QuantisedInput& x, std::int64_t token, std::int64_t tiles,
+                       std::int64_t in, double* units, double* scales);
+
 // A prompt's rows against its inputs (of doubles) in the documented order above, as a matrix
 // product: a group of kBlockRows rows' weights, decoded to doubles lane by lane (weights[(r * 64 +
 // j) * chunks + m]: row r's column 64 m + j), against a tile of kBlockInputs inputs laid out
@@ -165,6 +172,11 @@ struct OrderedGroup {
   std::int64_t out_stride = 0;
 };
 using OrderedTile = void (*)(const OrderedGroup& group, const double* x, int inputs);
+
+// Input `token` of a prompt (`in` values, a multiple of 64) laid out for OrderedTile: tiles[((tile
+// * 64 + j) * (in / 64) + m) * kBlockInputs + t] = x[64 m + j], with tile and t the token's tile
+// and place in it.
+void ordered_tiles_input(const double* x, std::int64_t token, std::int64_t in, double* tiles);
 
 // Attention's products for a group of up to kKeyHeads heads sharing their keys (MQA), the keys
 // floats (keys[j * d + i]), d a multiple of 8. KeyDots: logits[h * n + j] = key j . q[h * d ..],

@@ -188,6 +188,24 @@ WARREN_AVX2 void key_sums(const float* keys, std::int64_t n, std::int64_t d, con
 
 }  // namespace
 
+void block_tiles_input(const QuantisedInput& x, std::int64_t token, std::int64_t tiles,
+                       std::int64_t in, double* units, double* scales) {
+  const std::int64_t tile = token / kBlockInputs, t = token % kBlockInputs;
+  for (std::int64_t block = 0; block < in / 128; ++block) {
+    const std::int64_t at = block * tiles + tile;
+    for (std::int64_t k = 0; k < 128; ++k)
+      units[(at * 128 + k) * kBlockInputs + t] = x.units[static_cast<std::size_t>(block * 128 + k)];
+    scales[at * kBlockInputs + t] = x.scale[static_cast<std::size_t>(2 * block)];
+  }
+}
+
+void ordered_tiles_input(const double* x, std::int64_t token, std::int64_t in, double* tiles) {
+  const std::int64_t tile = token / kBlockInputs, t = token % kBlockInputs, chunks = in / 64;
+  for (std::int64_t j = 0; j < 64; ++j)
+    for (std::int64_t m = 0; m < chunks; ++m)
+      tiles[((tile * 64 + j) * chunks + m) * kBlockInputs + t] = x[64 * m + j];
+}
+
 // By the group's heads, 1 .. kKeyHeads.
 constexpr decltype(&key_dots<1>) kKeyDots[] = {key_dots<1>, key_dots<2>, key_dots<3>, key_dots<4>};
 constexpr decltype(&key_sums<1>) kKeySums[] = {key_sums<1>, key_sums<2>, key_sums<3>, key_sums<4>};

@@ -45,17 +45,23 @@ class ThreadPool {
   std::atomic<bool> stopping_ = false;
 };
 
+// fn(begin, end) over parts of [0, n) split among the pool's threads (none: fn(0, n) on the
+// caller's alone).
+template <class Fn>
+void each_range(ThreadPool* pool, std::int64_t n, const Fn& fn) {
+  if (pool)
+    pool->parallel_for(n, fn);
+  else
+    fn(0, n);
+}
+
 // fn(i) for each i in [0, n), split among the pool's threads (none: the caller's alone): for work
 // whose items are independent, each computed whole by one thread.
 template <class Fn>
 void each_index(ThreadPool* pool, std::size_t n, const Fn& fn) {
-  const auto range = [&](std::int64_t begin, std::int64_t end) {
+  each_range(pool, static_cast<std::int64_t>(n), [&](std::int64_t begin, std::int64_t end) {
     for (auto i = static_cast<std::size_t>(begin); i < static_cast<std::size_t>(end); ++i) fn(i);
-  };
-  if (pool)
-    pool->parallel_for(static_cast<std::int64_t>(n), range);
-  else
-    range(0, static_cast<std::int64_t>(n));
+  });
 }
 
 }  // namespace warren::inference

@@ -107,11 +107,7 @@ void Linear::for_row_groups(std::int64_t begin, std::int64_t end, std::int64_t t
       }
     }
   };
-  const std::int64_t count = (stride + group - 1) / group;
-  if (pool_)
-    pool_->parallel_for(count, groups);
-  else
-    groups(0, count);
+  each_range(pool_, (stride + group - 1) / group, groups);
 }
 
 // for_row_groups a row at a time: `rows_of(r, first, n, values)`.
@@ -230,22 +226,11 @@ void Linear::apply_blocks(std::span<const QuantisedInput* const> inputs, std::sp
   const auto tokens = static_cast<std::int64_t>(inputs.size());
   const std::int64_t blocks = in_ / 128, stride = end - begin;
   const std::int64_t tiles = (tokens + kBlockInputs - 1) / kBlockInputs;
-  // units[((block * tiles + tile) * 128 + k) * kBlockInputs + t]; scales[(block * tiles + tile) *
-  // kBlockInputs + t].
   std::vector<double> units(static_cast<std::size_t>(blocks * tiles * kBlockTileValues), 0.0);
   std::vector<double> scales(static_cast<std::size_t>(blocks * tiles * kBlockInputs), 0.0);
   each_index(pool_, static_cast<std::size_t>(tokens), [&](std::size_t token) {
-    const QuantisedInput& input = *inputs[token];
-    const auto tile = static_cast<std::int64_t>(token) / kBlockInputs;
-    const auto t = static_cast<std::int64_t>(token) % kBlockInputs;
-    for (std::int64_t block = 0; block < blocks; ++block) {
-      const std::int64_t at = block * tiles + tile;
-      for (std::int64_t k = 0; k < 128; ++k)
-        units[static_cast<std::size_t>((at * 128 + k) * kBlockInputs + t)] =
-            input.units[static_cast<std::size_t>(block * 128 + k)];
-      scales[static_cast<std::size_t>(at * kBlockInputs + t)] =
-          input.scale[static_cast<std::size_t>(2 * block)];
-    }
+    block_tiles_input(*inputs[token], static_cast<std::int64_t>(token), tiles, in_, units.data(),
+                      scales.data());
   });
   const auto* bytes = reinterpret_cast<const std::uint8_t*>(weight_);
   const auto groups_of = [&](std::int64_t from, std::int64_t to) {
@@ -287,11 +272,7 @@ void Linear::apply_blocks(std::span<const QuantisedInput* const> inputs, std::sp
       }
     }
   };
-  const std::int64_t groups = (stride + kBlockRows - 1) / kBlockRows;
-  if (pool_)
-    pool_->parallel_for(groups, groups_of);
-  else
-    groups_of(0, groups);
+  each_range(pool_, (stride + kBlockRows - 1) / kBlockRows, groups_of);
 }
 
 // A prompt's BF16 and FP8 rows against inputs of doubles as a matrix product in the documented
@@ -303,17 +284,10 @@ void Linear::apply_ordered(std::span<const double> input, std::span<double> y, s
   constexpr std::int64_t kPanelTiles = 30;
   const std::int64_t chunks = in_ / 64, stride = end - begin;
   const std::int64_t tiles = (tokens + kBlockInputs - 1) / kBlockInputs;
-  // x[((tile * 64 + j) * chunks + m) * kBlockInputs + t]: input tile * kBlockInputs + t's column
-  // 64 m + j.
   std::vector<double> x(static_cast<std::size_t>(tiles * in_ * kBlockInputs), 0.0);
   each_index(pool_, static_cast<std::size_t>(tokens), [&](std::size_t token) {
-    const auto tile = static_cast<std::int64_t>(token) / kBlockInputs;
-    const auto t = static_cast<std::int64_t>(token) % kBlockInputs;
-    const double* values = input.data() + static_cast<std::int64_t>(token) * in_;
-    for (std::int64_t j = 0; j < 64; ++j)
-      for (std::int64_t m = 0; m < chunks; ++m)
-        x[static_cast<std::size_t>(((tile * 64 + j) * chunks + m) * kBlockInputs + t)] =
-            values[64 * m + j];
+    ordered_tiles_input(input.data() + static_cast<std::int64_t>(token) * in_,
+                        static_cast<std::int64_t>(token), in_, x.data());
   });
   const auto groups_of = [&](std::int64_t from, std::int64_t to) {
     std::vector<float> row_values(static_cast<std::size_t>(in_));
@@ -322,7 +296,7 @@ void Linear::apply_ordered(std::span<const double> input, std::span<double> y, s
       for (std::int64_t g = from; g < to; ++g) {
         const std::int64_t first = begin + g * kBlockRows;
         const int rows = static_cast<int>(std::min<std::int64_t>(kBlockRows, end - first));
-        std::fill(weights.begin(), weights.end(), 0.0);
+        std::fill(weights.begin() + rows * in_, weights.end(), 0.0);  // rows past `end`
         for (int r = 0; r < rows; ++r) {  // each weight as the kernels decode it (row())
           row(first + r, row_values);
           for (std::int64_t j = 0; j < 64; ++j)
@@ -341,11 +315,7 @@ void Linear::apply_ordered(std::span<const double> input, std::span<double> y, s
               static_cast<int>(std::min<std::int64_t>(kBlockInputs, tokens - tile * kBlockInputs)));
       }
   };
-  const std::int64_t groups = (stride + kBlockRows - 1) / kBlockRows;
-  if (pool_)
-    pool_->parallel_for(groups, groups_of);
-  else
-    groups_of(0, groups);
+  each_range(pool_, (stride + kBlockRows - 1) / kBlockRows, groups_of);
 }
 
 // The fast kernels (kernels.hpp), rows split among the pool's threads as the reference path's.

@@ -74,11 +74,10 @@ TEST(KernelOrder, TheOrderedProductGivesEachRowAndInputTheDocumentedSum) {
     }
   std::vector<std::vector<double>> x(inf::kBlockInputs, std::vector<double>(kIn));
   std::vector<double> tile(kIn * inf::kBlockInputs);
-  for (std::int64_t t = 0; t < inf::kBlockInputs; ++t)
-    for (std::int64_t p = 0; p < kIn; ++p) {
-      x[t][p] = normal(rng);
-      tile[((p % 64) * kChunks + p / 64) * inf::kBlockInputs + t] = x[t][p];
-    }
+  for (std::int64_t t = 0; t < inf::kBlockInputs; ++t) {
+    for (double& v : x[t]) v = normal(rng);
+    inf::ordered_tiles_input(x[t].data(), t, kIn, tile.data());
+  }
   for (const auto& [set, kernels] : runnable_sets())
     for (int rows_here : {1, 2, 3, 4})
       for (int inputs : {1, 5, 12}) {
@@ -138,13 +137,7 @@ TEST(KernelOrder, TheBlockProductGivesEachRowAndInputTheDocumentedSum) {
       want[n].push_back(documented_order_quantised(
           inf::DType::F8_E4M3, {codes.begin() + r * kIn, codes.begin() + (r + 1) * kIn}, scales[r],
           x, exponents));
-    const int tile = n / inf::kBlockInputs, t = n % inf::kBlockInputs;
-    for (int block = 0; block < kBlocks; ++block) {
-      const int at = block * kTiles + tile;
-      for (int k = 0; k < 128; ++k)
-        units[(at * 128 + k) * inf::kBlockInputs + t] = inputs[n].units[block * 128 + k];
-      input_scale[at * inf::kBlockInputs + t] = inputs[n].scale[2 * block];
-    }
+    inf::block_tiles_input(inputs[n], n, kTiles, kIn, units.data(), input_scale.data());
   }
   // -0 where nothing may be written: a kernel that adds its zeros there leaves +0.
   constexpr double kUntouched = -0.0;
