@@ -18,25 +18,10 @@ namespace warren::inference {
 namespace {
 
 // --- FP4 rows times a quantised input, in integers (QuantisedInput; both sets) ---------------
-// e2m1's values times 2, signed: integers, so that a product with the input's is one.
-constexpr std::int8_t kE2m1Twice[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
-
-// An e8m0 code's 2^(code - 127) as a double, by its exponent bits (every code but 255, NaN, is a
-// normal double).
-inline double e8m0_double(std::uint8_t code) {
-  return std::bit_cast<double>(static_cast<std::uint64_t>(code + 1023 - 127) << 52);
-}
-
 // 16 words (an input's halves or quotients) from `words`.
 WARREN_AVX2 inline __m256i load_words(const std::int16_t* words) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words));
 }
-
-// e2m1's integers plus 12 (kE2m1Twice + 12, in [0, 24]): never negative, so that a byte of
-// them widens to a 16-bit word in-lane, by a mask or a shift (QuantisedInput::bias takes the 12
-// off). vpmovsxbw, the signed widening, is two operations on Zen 3 on the pipes that vpshufb and
-// vextracti128 need too.
-constexpr std::int8_t kE2m1Biased[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
 
 // N inputs (up to 3) against one row, decoded once: each 64-column span's 32 bytes to their
 // integers plus 12 (the even columns' low nibbles and the odd columns' high ones, looked up by a
@@ -115,27 +100,6 @@ WARREN_AVX2 inline void fp4_quantised_avx2(const std::uint8_t* w, const std::uin
     out[n] = _mm_cvtsd_f64(_mm_add_sd(sum[n], _mm_unpackhi_pd(sum[n], sum[n])));
 }
 
-// A tile's inputs against one row (QuantisedTile): for each pair of columns, the row's two
-// integers k (a table's 32 bits for the pair's byte) broadcast to every lane and multiplied with
-// each input's (hi, hi) and (lo, lo) pairs by one multiply-add each; over a 32-block, lane n of
-// the sums holds input n's sum of k hi, resp. k lo, exact (at most 32 x 12 x 2^9 in magnitude),
-// and 512 hi + lo is fp4_quantised_avx2's block total (under 2^27). The totals of eight inputs are
-// then scaled and added to their sums together, block b to the sums of b mod 2:
-// fp4_quantised_avx2's order and bits, without its sums across lanes. G:
-// groups of 8 inputs (1 or 2), which share each broadcast. A tile of 2048 columns (128 KiB) is read
-// from L2 for every row; weighing the rows a few blocks of columns at a time, the tile's part in
-// L1, measured slower.
-struct E2m1Pairs {  // by a byte of an FP4 row: its two columns' integers k as 16-bit words
-  std::int32_t k[256];
-  constexpr E2m1Pairs() : k() {
-    for (int byte = 0; byte < 256; ++byte)
-      k[byte] = static_cast<std::int32_t>(
-          static_cast<std::uint32_t>(static_cast<std::uint16_t>(kE2m1Twice[byte & 15])) |
-          static_cast<std::uint32_t>(static_cast<std::uint16_t>(kE2m1Twice[byte >> 4])) << 16);
-  }
-};
-constexpr E2m1Pairs kE2m1Pairs;
-
 // A block's 8 inputs' totals (hi and lo sums, 512 hi + lo), times the row's block scale `weight`
 // and each input's `input_scale`, added to their two lanes of sums `sum` (inputs 0-3, 4-7): the
 // tile kernels' one rounding a block.
@@ -160,6 +124,16 @@ WARREN_AVX2 inline void tile_values(const __m256d (&sum)[2][G][2], int count, do
   for (int n = 0; n < count; ++n) out[n] = sums[0][n] + sums[1][n];
 }
 
+// A tile's inputs against one row (QuantisedTile): for each pair of columns, the row's two
+// integers k (a table's 32 bits for the pair's byte) broadcast to every lane and multiplied with
+// each input's (hi, hi) and (lo, lo) pairs by one multiply-add each; over a 32-block, lane n of
+// the sums holds input n's sum of k hi, resp. k lo, exact (at most 32 x 12 x 2^9 in magnitude),
+// and 512 hi + lo is fp4_quantised_avx2's block total (under 2^27). The totals of eight inputs are
+// then scaled and added to their sums together, block b to the sums of b mod 2:
+// fp4_quantised_avx2's order and bits, without its sums across lanes. G:
+// groups of 8 inputs (1 or 2), which share each broadcast. A tile of 2048 columns (128 KiB) is read
+// from L2 for every row; weighing the rows a few blocks of columns at a time, the tile's part in
+// L1, measured slower.
 template <int G>
 WARREN_AVX2 inline void fp4_tile_avx2(const std::uint8_t* w, const std::uint8_t* scales,
                                       const QuantisedTile& x, double* out) {

@@ -1,4 +1,4 @@
-// What the two kernel files (kernels.cpp, integer_kernels.cpp) share: the instruction sets they
+// What the kernel files (kernels.cpp, integer_kernels.cpp, ...) share: the instruction sets they
 // are compiled for, one function at a time (the rest of the engine is built for plain x86-64;
 // kernels.cpp picks a set at run time), and the AVX2 e4m3 decoder. A declaration carries its
 // definition's target: GCC takes two differing targets for two versions of one function.
@@ -10,6 +10,9 @@
 #include <cstdint>
 
 #define WARREN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+// The AVX-512 set's integer kernels where the CPU also has VNNI (kernels.cpp checks it).
+#define WARREN_AVX512_VNNI \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma")))
 #define WARREN_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 namespace warren::inference {
@@ -19,6 +22,35 @@ namespace warren::inference {
 // FP4 kernel a sixth of its time).
 inline float e8m0(std::uint8_t code) {
   return code == 0 ? 0x1p-127f : std::bit_cast<float>(static_cast<std::uint32_t>(code) << 23);
+}
+
+// --- e2m1 for the integer kernels (integer_kernels.cpp, integer_kernels_avx512.cpp) -----------
+// e2m1's values times 2, signed: integers, so that a product with the input's is one.
+constexpr std::int8_t kE2m1Twice[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+// e2m1's integers plus 12 (kE2m1Twice + 12, in [0, 24]): never negative, so that a byte of
+// them widens to a 16-bit word in-lane, by a mask or a shift (QuantisedInput::bias takes the 12
+// off). vpmovsxbw, the signed widening, is two operations on Zen 3 on the pipes that vpshufb and
+// vextracti128 need too.
+constexpr std::int8_t kE2m1Biased[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
+
+// By a byte of an FP4 row: its two columns' integers k (kE2m1Twice) as 16-bit words, the even
+// column's low.
+struct E2m1Pairs {
+  std::int32_t k[256];
+  constexpr E2m1Pairs() : k() {
+    for (int byte = 0; byte < 256; ++byte)
+      k[byte] = static_cast<std::int32_t>(
+          static_cast<std::uint32_t>(static_cast<std::uint16_t>(kE2m1Twice[byte & 15])) |
+          static_cast<std::uint32_t>(static_cast<std::uint16_t>(kE2m1Twice[byte >> 4])) << 16);
+  }
+};
+inline constexpr E2m1Pairs kE2m1Pairs;
+
+// An e8m0 code's 2^(code - 127) as a double, by its exponent bits (every code but 255, NaN, is a
+// normal double).
+inline double e8m0_double(std::uint8_t code) {
+  return std::bit_cast<double>(static_cast<std::uint64_t>(code + 1023 - 127) << 52);
 }
 
 }  // namespace warren::inference

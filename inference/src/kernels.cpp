@@ -443,6 +443,10 @@ bool supported(Kernels set) {
   return false;
 }
 
+bool has_vnni() {
+  return __builtin_cpu_supports("avx512vnni");
+}
+
 Kernels best_kernels() {
   if (supported(Kernels::Avx512)) return Kernels::Avx512;
   if (supported(Kernels::Avx2)) return Kernels::Avx2;
@@ -467,8 +471,8 @@ const RowKernels* row_kernels(Kernels set) {
                                .key_dots = key_dots_avx2,
                                .key_sums = key_sums_avx2,
                                .bf16_float = bf16_float_row_avx2};
-  // The AVX-512 set: its own kernels where they keep lanes, the AVX2 ones where an exact sum or
-  // an order of their own leaves none to keep.
+  // The AVX-512 set: its own kernels where they keep lanes, and the FP4 tile kernels with VNNI
+  // (the same bits); the AVX2 ones where an exact sum or an order of their own leaves none to keep.
   static const RowKernels avx512 = [] {
     RowKernels set = avx2;
     set.bf16 = bf16_row_avx512;
@@ -476,6 +480,10 @@ const RowKernels* row_kernels(Kernels set) {
     set.fp4 = fp4_row_avx512;
     set.bf16_rows = bf16_rows_avx512;
     set.fp8_rows = fp8_rows_avx512;
+    if (has_vnni()) {
+      set.fp4_quantised_tile = fp4_quantised_tile_avx512;
+      set.fp4_quantised_tile_pair = fp4_quantised_tile_pair_avx512;
+    }
     return set;
   }();
   switch (set) {

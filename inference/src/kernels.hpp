@@ -84,7 +84,8 @@ void quantised_input(std::span<const double> x, std::span<const int> exponents, 
 // block's sum is exact however it is taken: in 16-bit multiply-adds, or (FP8, several inputs at
 // once, the row decoded once for them all) in double, where every partial sum of 128 products of
 // two e4m3 values, under 2^44 of their units, is exact too. With no lanes to keep, the AVX-512
-// set runs these AVX2 kernels.
+// set runs these AVX2 kernels, except a prompt's FP4 tile kernels where the CPU has VNNI
+// (integer_kernels_avx512.cpp).
 using RowDotQuantised = double (*)(const void* row, const std::uint8_t* scales,
                                    const QuantisedInput& x, std::int64_t in);
 

@@ -1,0 +1,95 @@
+// A prompt's FP4 tile kernels again for CPUs with AVX-512 and VNNI (integer_kernels.hpp): the same
+// exact block sums as the AVX2 ones (integer_kernels.cpp), taken 16 lanes at a time and with
+// vpdpwssd, which multiplies 16-bit pairs, adds each pair and accumulates in one instruction where
+// AVX2 takes a vpmaddwd and a vpaddd. A block's sum is exact however it is taken, and the blocks
+// are scaled and added to the row's sums in the AVX2 kernels' order, so both give the same bits.
+// A decoded token's one-input kernel written the same way (a span's 64 columns decoded in one
+// vector, two vpdpwssd a narrow span) was no faster than AVX2's: on Zen 4 a 512-bit operation
+// takes a 256-bit pipe twice, and that kernel's time goes to each 128 columns' four block sums,
+// scaled and added in double, not to its multiply-adds (docs/benchmarks.md, ninth session).
+#include "integer_kernels.hpp"
+
+// GCC 12's avx512fintrin.h warns that its own _mm512_undefined values may be used uninitialised.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+namespace warren::inference {
+
+namespace {
+
+WARREN_AVX512_VNNI inline __m512i load_words(const std::int16_t* words) {
+  return _mm512_loadu_si512(words);
+}
+
+// --- Rows against a tile (fp4_tile_avx2's and fp4_tile_pair_avx2's sums) -----------------------
+// QuantisedTile's 32 words a pair of columns and a group of 8 inputs, (hi, hi) pairs then (lo,
+// lo) pairs, are one vector: one dpwssd with the pair's two integers in every lane adds the 8
+// inputs' hi products to lanes 0-7 and their lo products to lanes 8-15, where AVX2 took two
+// vpmaddwd and two vpaddd. A block's 8 totals are 512 hi + lo, scaled and added to the sums of
+// block b mod 2 as AVX2's add_block does, 8 doubles at once.
+WARREN_AVX512_VNNI inline void add_block(__m512i sums, __m512d weight, const double* input_scale,
+                                         __m512d& sum) {
+  const __m256i totals = _mm256_add_epi32(_mm256_slli_epi32(_mm512_castsi512_si256(sums), 9),
+                                          _mm512_extracti64x4_epi64(sums, 1));
+  sum = _mm512_add_pd(sum, _mm512_mul_pd(_mm512_mul_pd(_mm512_cvtepi32_pd(totals), weight),
+                                         _mm512_loadu_pd(input_scale)));
+}
+
+// R consecutive rows (1 or 2) against a tile of G groups (1 or 2): out[kTileInputs r + n]. Four
+// rows a pass, which read the tile from L2 half as often as two, measured 0-6% faster than two on
+// one core of this Zen 4 (inference_bench, BM_RowKernelTile), and were not kept.
+template <int R, int G>
+WARREN_AVX512_VNNI inline void fp4_tile_rows_avx512(const std::uint8_t* w,
+                                                    const std::uint8_t* scales,
+                                                    const QuantisedTile& x, double* out) {
+  const std::int64_t pairs = x.in / 2, row_scales = x.in / 32;  // pairs: a row's bytes too
+  __m512d sum[R][2][G];                                         // per row, block b mod 2, group
+  for (auto& row : sum)
+    for (auto& lane : row)
+      for (__m512d& group : lane) group = _mm512_setzero_pd();
+  for (std::int64_t block = 0; block < x.in / 32; ++block) {
+    __m512i acc[R][G];
+    for (auto& row : acc)
+      for (__m512i& group : row) group = _mm512_setzero_si512();
+#pragma GCC unroll 16
+    for (std::int64_t p = 16 * block; p < 16 * block + 16; ++p) {
+      __m512i k[R];
+      for (int r = 0; r < R; ++r) k[r] = _mm512_set1_epi32(kE2m1Pairs.k[w[r * pairs + p]]);
+      for (int g = 0; g < G; ++g) {
+        const __m512i v = load_words(x.parts.data() + (g * pairs + p) * 32);
+        for (int r = 0; r < R; ++r) acc[r][g] = _mm512_dpwssd_epi32(acc[r][g], k[r], v);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      const __m512d weight = _mm512_set1_pd(e8m0_double(scales[r * row_scales + block]));
+      for (int g = 0; g < G; ++g)
+        add_block(acc[r][g], weight, x.scale.data() + (g * (x.in / 128) + block / 4) * 8,
+                  sum[r][block % 2][g]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    alignas(64) double sums[2][8 * G];
+    for (int j = 0; j < 2; ++j)
+      for (int g = 0; g < G; ++g) _mm512_store_pd(sums[j] + 8 * g, sum[r][j][g]);
+    for (int n = 0; n < x.count; ++n) out[kTileInputs * r + n] = sums[0][n] + sums[1][n];
+  }
+}
+
+}  // namespace
+
+WARREN_AVX512_VNNI void fp4_quantised_tile_avx512(const void* row, const std::uint8_t* scales,
+                                                  const QuantisedTile& x, double* out) {
+  const auto* w = static_cast<const std::uint8_t*>(row);
+  if (x.count > 8) return fp4_tile_rows_avx512<1, 2>(w, scales, x, out);
+  fp4_tile_rows_avx512<1, 1>(w, scales, x, out);
+}
+
+WARREN_AVX512_VNNI void fp4_quantised_tile_pair_avx512(const void* rows, const std::uint8_t* scales,
+                                                       const QuantisedTile& x, double* out) {
+  const auto* w = static_cast<const std::uint8_t*>(rows);
+  if (x.count > 8) return fp4_tile_rows_avx512<2, 2>(w, scales, x, out);
+  fp4_tile_rows_avx512<2, 1>(w, scales, x, out);
+}
+
+}  // namespace warren::inference
