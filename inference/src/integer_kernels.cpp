@@ -73,13 +73,6 @@ WARREN_AVX2 inline void fp4_quantised_avx2(const std::uint8_t* w, const std::uin
         lanes[n][s] = _mm256_add_epi32(_mm256_slli_epi32(hi, 9), lo);
       }
     }
-    // The four blocks' e8m0 codes as doubles, by their exponent bits (e8m0_double).
-    std::uint32_t codes;
-    std::memcpy(&codes, scales + 4 * group, 4);
-    const __m256d weight = _mm256_castsi256_pd(_mm256_slli_epi64(
-        _mm256_add_epi64(_mm256_cvtepu8_epi64(_mm_cvtsi32_si128(static_cast<int>(codes))),
-                         _mm256_set1_epi64x(1023 - 127)),
-        52));
     for (int n = 0; n < N; ++n) {
       // Each block's four lanes summed (low half: blocks 0, 0, 2, 2; high half: 1, 1, 3, 3) by
       // unpacks and a vpshufd: two vphaddd, which take about two cycles each on Zen 3, made the
@@ -87,13 +80,9 @@ WARREN_AVX2 inline void fp4_quantised_avx2(const std::uint8_t* w, const std::uin
       const __m256i halves = _mm256_add_epi32(_mm256_unpacklo_epi64(lanes[n][0], lanes[n][1]),
                                               _mm256_unpackhi_epi64(lanes[n][0], lanes[n][1]));
       const __m256i sums = _mm256_add_epi32(halves, _mm256_shuffle_epi32(halves, 0xB1));
-      const __m128i totals = _mm_sub_epi32(
-          _mm_blend_epi32(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1), 0xA),
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[n]->bias.data() + 4 * group)));
-      const __m256d scaled = _mm256_mul_pd(_mm256_mul_pd(_mm256_cvtepi32_pd(totals), weight),
-                                           _mm256_loadu_pd(x[n]->block_scale.data() + 4 * group));
-      sum[n] = _mm_add_pd(_mm_add_pd(sum[n], _mm256_castpd256_pd128(scaled)),
-                          _mm256_extractf128_pd(scaled, 1));
+      const __m128i totals =
+          _mm_blend_epi32(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1), 0xA);
+      sum[n] = add_fp4_group(sum[n], totals, *x[n], group, scales + 4 * group);
     }
   }
   for (int n = 0; n < N; ++n)
@@ -344,11 +333,10 @@ WARREN_AVX2 inline void fp8_quantised_doubles_avx2(const std::uint8_t* w,
 WARREN_AVX2 void fp4_quantised_rows_avx2(const void* row, const std::uint8_t* scales,
                                          const QuantisedInput* const* x, int count, std::int64_t in,
                                          double* out) {
-  const auto* w = static_cast<const std::uint8_t*>(row);
-  int n = 0;
-  for (; n + 3 <= count; n += 3) fp4_quantised_avx2<3>(w, scales, x + n, in, out + n);
-  if (count - n == 2) fp4_quantised_avx2<2>(w, scales, x + n, in, out + n);
-  if (count - n == 1) fp4_quantised_avx2<1>(w, scales, x + n, in, out + n);
+  in_threes(count, [&](auto inputs, int n) WARREN_AVX2 {
+    fp4_quantised_avx2<decltype(inputs)::value>(static_cast<const std::uint8_t*>(row), scales,
+                                                x + n, in, out + n);
+  });
 }
 
 WARREN_AVX2 double fp4_quantised_avx2(const void* row, const std::uint8_t* scales,
@@ -428,8 +416,23 @@ int narrow_shift(std::span<const std::int32_t> units) {
 
 }  // namespace
 
+// Column `column`'s integer v in QuantisedInput::pieces' three bytes: p0 its low byte, signed, and
+// p1 and p2 the same of (v - p0) / 256 (a multiple of 256: the shift is exact).
+void add_pieces(std::size_t column, std::int32_t v, QuantisedInput& out) {
+  const std::size_t group = column / 128, j = column % 128;
+  std::int8_t* pieces = out.pieces.data() + 384 * group + 64 * (j % 2) + j / 2;
+  const auto p0 = static_cast<std::int8_t>(v);
+  const std::int32_t rest = (v - p0) >> 8;
+  const auto p1 = static_cast<std::int8_t>(rest);
+  const std::int32_t p2 = (rest - p1) >> 8;
+  pieces[0] = p0;
+  pieces[128] = p1;
+  pieces[256] = static_cast<std::int8_t>(p2);
+  if (p2 != 0) out.third_piece[group] = 1;
+}
+
 void quantised_input(std::span<const double> x, std::span<const int> exponents, QuantisedInput& out,
-                     QuantisedFor layout, bool find_narrow) {
+                     QuantisedFor layout, bool find_narrow, bool with_pieces) {
   const std::size_t spans = x.size() / 64;
   const bool fp4 = layout == QuantisedFor::Fp4Rows;
   // Per span (FP4) or per 128-block (FP8): its blocks of 32 (FP4) or 128 columns (FP8).
@@ -441,6 +444,9 @@ void quantised_input(std::span<const double> x, std::span<const int> exponents, 
   out.narrow.assign(find_narrow ? 64 * spans : 0, 0);
   out.block_scale.resize(x.size() / block);
   out.bias.assign(fp4 ? 2 * spans : 0, 0);
+  const bool pieces = fp4 && with_pieces;
+  out.pieces.resize(pieces ? 3 * x.size() : 0);
+  out.third_piece.assign(pieces ? x.size() / 128 : 0, 0);
   for (std::size_t first = 0; first < x.size(); first += unit) {
     const int exponent = exponents[first / 128];
     const double to_units = std::ldexp(1.0, 9 - exponent);  // a power of two: no rounding
@@ -470,7 +476,10 @@ void quantised_input(std::span<const double> x, std::span<const int> exponents, 
       out.block_scale[(first + block * b) / block] = std::ldexp(out.scale[first / 64], shift);
       for (std::size_t i = block * b; i < block * b + block; ++i) {
         const std::int32_t quotient = units[i] >> shift;
-        if (fp4) out.bias[(first + block * b) / block] += 12 * quotient;
+        if (fp4) {
+          out.bias[(first + block * b) / block] += 12 * quotient;
+          if (pieces) add_pieces(first + i, quotient, out);
+        }
         if (!narrow) continue;
         const std::size_t column = (first + i) % 64;
         out.narrow[first + i - column + span_word(layout, column).quotient()] =

@@ -8,11 +8,17 @@
 
 #include <bit>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "kernels.hpp"
 
 #define WARREN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
-// The AVX-512 set's integer kernels where the CPU also has VNNI (kernels.cpp checks it).
+// The AVX-512 set's integer kernels where the CPU also has VNNI (kernels.cpp checks it). F16C,
+// which AVX-512 does not imply in GCC, makes WARREN_AVX2's helpers a subset of it, so that they
+// inline.
 #define WARREN_AVX512_VNNI \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma")))
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
 #define WARREN_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 namespace warren::inference {
@@ -53,6 +59,16 @@ inline double e8m0_double(std::uint8_t code) {
   return std::bit_cast<double>(static_cast<std::uint64_t>(code + 1023 - 127) << 52);
 }
 
+// The kernels for several inputs take up to three a pass: `pass(std::integral_constant<int, N>,
+// first)` for N inputs from `first`, over `count` inputs.
+template <class Pass>
+inline void in_threes(int count, Pass pass) {
+  int n = 0;
+  for (; n + 3 <= count; n += 3) pass(std::integral_constant<int, 3>{}, n);
+  if (count - n == 2) pass(std::integral_constant<int, 2>{}, n);
+  if (count - n == 1) pass(std::integral_constant<int, 1>{}, n);
+}
+
 }  // namespace warren::inference
 
 // e4m3_16_half_avx512's decoding, 8 codes at a time: each code shifted to the top of its 16-bit
@@ -73,6 +89,27 @@ WARREN_AVX2 inline __m256 e4m3_scaled_avx2(__m256 halves, std::uint8_t code) {
   using warren::inference::e8m0;
   if (code <= 246) return _mm256_mul_ps(halves, _mm256_set1_ps(e8m0(code + 8)));
   return _mm256_mul_ps(_mm256_mul_ps(halves, _mm256_set1_ps(0x1p8f)), _mm256_set1_ps(e8m0(code)));
+}
+
+// The FP4 one-input kernels' tail for a 128-column group (QuantisedInput, Fp4Rows): its four
+// 32-blocks' integer totals (the bias not yet taken off), times their e8m0 codes `codes` as
+// doubles (by their exponent bits: e8m0_double) and the input's block scales, added to the sums
+// `sum`, block b to lane b mod 2, blocks 0 and 1 first: kernels.hpp's order, one rounding each.
+WARREN_AVX2 inline __m128d add_fp4_group(__m128d sum, __m128i totals,
+                                         const warren::inference::QuantisedInput& x,
+                                         std::int64_t group, const std::uint8_t* codes) {
+  std::uint32_t four;
+  std::memcpy(&four, codes, 4);
+  const __m256d weight = _mm256_castsi256_pd(_mm256_slli_epi64(
+      _mm256_add_epi64(_mm256_cvtepu8_epi64(_mm_cvtsi32_si128(static_cast<int>(four))),
+                       _mm256_set1_epi64x(1023 - 127)),
+      52));
+  totals = _mm_sub_epi32(
+      totals, _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bias.data() + 4 * group)));
+  const __m256d scaled = _mm256_mul_pd(_mm256_mul_pd(_mm256_cvtepi32_pd(totals), weight),
+                                       _mm256_loadu_pd(x.block_scale.data() + 4 * group));
+  return _mm_add_pd(_mm_add_pd(sum, _mm256_castpd256_pd128(scaled)),
+                    _mm256_extractf128_pd(scaled, 1));
 }
 
 // v[0] + v[1] + v[2] + v[3] as (v0 + v2) + (v1 + v3): the last two rounds of the kernels' trees,

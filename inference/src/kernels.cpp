@@ -471,7 +471,7 @@ const RowKernels* row_kernels(Kernels set) {
                                .key_dots = key_dots_avx2,
                                .key_sums = key_sums_avx2,
                                .bf16_float = bf16_float_row_avx2};
-  // The AVX-512 set: its own kernels where they keep lanes, and the FP4 tile kernels with VNNI
+  // The AVX-512 set: its own kernels where they keep lanes, and the FP4 integer kernels with VNNI
   // (the same bits); the AVX2 ones where an exact sum or an order of their own leaves none to keep.
   static const RowKernels avx512 = [] {
     RowKernels set = avx2;
@@ -481,6 +481,8 @@ const RowKernels* row_kernels(Kernels set) {
     set.bf16_rows = bf16_rows_avx512;
     set.fp8_rows = fp8_rows_avx512;
     if (has_vnni()) {
+      set.fp4_quantised = fp4_quantised_avx512;
+      set.fp4_quantised_rows = fp4_quantised_rows_avx512;
       set.fp4_quantised_tile = fp4_quantised_tile_avx512;
       set.fp4_quantised_tile_pair = fp4_quantised_tile_pair_avx512;
     }

@@ -67,13 +67,22 @@ struct QuantisedInput {
   // e2m1's integers plus 12, which are never negative and so widen in-lane from bytes, and takes
   // this off (exact: under 2^27 in magnitude).
   std::vector<std::int32_t> bias;
+  // Fp4Rows, per 128 columns: the integers the FP4 kernels weigh (each block's over 2^s, as `bias`
+  // sums them) in three signed bytes each, v = p0 + 256 p1 + 65536 p2 (p0 and p1 in [-128, 127],
+  // p2 in [-4, 4]): p0 of the 64 even columns, p0 of the 64 odd ones, then p1's, then p2's (384
+  // bytes), for the AVX-512 kernel's byte multiply-adds (vpdpbusd). `third_piece`: whether any of
+  // the 128 columns' p2 is not zero (none, where every block's quotients fit in 16 bits).
+  std::vector<std::int8_t> pieces;
+  std::vector<std::uint8_t> third_piece;
 };
 
 // `x` (`in` values, a multiple of 128, quantised by formats::round_trip_e4m3 in blocks of 128 with
 // `exponents`) laid out for the integer kernels of `layout`; with its narrow units found (else none
-// is narrow) where `find_narrow`: for the one-input kernels, which alone read them.
+// is narrow) where `find_narrow`, and its `pieces` where `with_pieces`: for the one-input kernels,
+// which alone read them (the tile kernels for a prompt's FP4 layers do not: 4% of its time went to
+// laying out pieces that no kernel read).
 void quantised_input(std::span<const double> x, std::span<const int> exponents, QuantisedInput& out,
-                     QuantisedFor layout, bool find_narrow = true);
+                     QuantisedFor layout, bool find_narrow = true, bool with_pieces = true);
 
 // A row times a quantised input, `in` a multiple of 128: each block's products summed exactly
 // (FP4: 32-blocks, an integer under 2^27; FP8: 128-blocks, under 2^44), times the block's two
@@ -84,7 +93,7 @@ void quantised_input(std::span<const double> x, std::span<const int> exponents, 
 // block's sum is exact however it is taken: in 16-bit multiply-adds, or (FP8, several inputs at
 // once, the row decoded once for them all) in double, where every partial sum of 128 products of
 // two e4m3 values, under 2^44 of their units, is exact too. With no lanes to keep, the AVX-512
-// set runs these AVX2 kernels, except a prompt's FP4 tile kernels where the CPU has VNNI
+// set runs these AVX2 kernels, except the FP4 ones where the CPU has VNNI
 // (integer_kernels_avx512.cpp).
 using RowDotQuantised = double (*)(const void* row, const std::uint8_t* scales,
                                    const QuantisedInput& x, std::int64_t in);

@@ -138,15 +138,16 @@ void Linear::apply_rows(std::span<const double> x, std::span<double> y, std::int
     std::vector<QuantisedInput> quantised(T);
     std::vector<const QuantisedInput*> inputs;
     for (std::size_t t = 0; t < T; ++t) inputs.push_back(&quantised[t]);
-    // Narrow inputs only for the one-input kernels that read them (kernels.hpp, QuantisedInput):
-    // FP4 rows below a tile, FP8 alone (several go through doubles).
+    // Narrow inputs (and FP4's pieces) only for the one-input kernels that read them (kernels.hpp,
+    // QuantisedInput): FP4 rows below a tile, FP8 alone (several go through doubles).
     const bool fp4 = format_ == WeightFormat::FP4;
     const bool find_narrow = fp4 ? tokens < kFewestForTile : tokens == 1;
     each_index(tokens > 1 ? pool_ : nullptr, T, [&](std::size_t t) {
       std::vector<int> exponents;
       formats::round_trip_e4m3(token(t), 128, exponents);
       quantised_input(token(t), exponents, quantised[t],
-                      fp4 ? QuantisedFor::Fp4Rows : QuantisedFor::Fp8Rows, find_narrow);
+                      fp4 ? QuantisedFor::Fp4Rows : QuantisedFor::Fp8Rows, find_narrow,
+                      find_narrow);
     });
     if (fp4 && tokens >= kFewestForTile) return apply_tiles(inputs, y, begin, end);
     if (!fp4 && tokens >= kBlockInputs) return apply_blocks(inputs, y, begin, end);
