@@ -5,7 +5,8 @@
 // kernels' order, so both give the same bits. Zen 4 takes a 512-bit operation on a 256-bit pipe
 // twice: what these gain is fewer instructions, not wider ones. A first one-input kernel that
 // decoded a span's 64 columns in one vector and took two vpdpwssd a narrow span was no faster than
-// AVX2's (8.3-9.6 GB/s against 8.2-10.6, one core); the one below, which multiplies bytes, is.
+// AVX2's (8.3-9.4 GB/s against 6.5-9.9, one core, in L2); the one below, which multiplies bytes,
+// is (docs/benchmarks.md, ninth session).
 #include "integer_kernels.hpp"
 
 // GCC 12's avx512fintrin.h warns that its own _mm512_undefined values may be used uninitialised.
@@ -32,7 +33,7 @@ WARREN_AVX512_VNNI inline __m512i load_words(const std::int16_t* words) {
 // integers' products, exact; the four lanes of each block are summed, the bias taken off, and
 // the four totals scaled and added to the sums of b mod 2 as fp4_quantised_avx2 adds them. Where
 // AVX2 widens each byte of weights to 16 bits and takes a vpmaddwd and a vpaddd for each 16
-// columns, this takes two vpdpbusd for 64 (four for the wide spans' third byte).
+// columns, this takes four vpdpbusd for 128 (six where some integer of the group needs p2).
 template <int N>
 WARREN_AVX512_VNNI inline void fp4_quantised_avx512(const std::uint8_t* w,
                                                     const std::uint8_t* scales,
