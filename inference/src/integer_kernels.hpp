@@ -21,7 +21,7 @@ WARREN_AVX2 void fp8_quantised_rows_avx2(const void* row, const std::uint8_t* sc
                                          const QuantisedInput* const* x, int count, std::int64_t in,
                                          double* out);
 // The FP4 kernels again with AVX-512 and VNNI (integer_kernels_avx512.cpp): the same bits. The
-// AVX-512 set takes them where the CPU has VNNI (has_vnni).
+// AVX-512 set takes them where the CPU has VNNI (kernels.cpp).
 WARREN_AVX512_VNNI void fp4_quantised_rows_avx512(const void* row, const std::uint8_t* scales,
                                                   const QuantisedInput* const* x, int count,
                                                   std::int64_t in, double* out);
@@ -31,7 +31,6 @@ WARREN_AVX512_VNNI void fp4_quantised_tile_avx512(const void* row, const std::ui
                                                   const QuantisedTile& x, double* out);
 WARREN_AVX512_VNNI void fp4_quantised_tile_pair_avx512(const void* rows, const std::uint8_t* scales,
                                                        const QuantisedTile& x, double* out);
-bool has_vnni();
 
 WARREN_AVX2 double fp8_quantised_avx2(const void* row, const std::uint8_t* scales,
                                       const QuantisedInput& x, std::int64_t in);

@@ -443,10 +443,6 @@ bool supported(Kernels set) {
   return false;
 }
 
-bool has_vnni() {
-  return __builtin_cpu_supports("avx512vnni");
-}
-
 Kernels best_kernels() {
   if (supported(Kernels::Avx512)) return Kernels::Avx512;
   if (supported(Kernels::Avx2)) return Kernels::Avx2;
@@ -480,7 +476,7 @@ const RowKernels* row_kernels(Kernels set) {
     set.fp4 = fp4_row_avx512;
     set.bf16_rows = bf16_rows_avx512;
     set.fp8_rows = fp8_rows_avx512;
-    if (has_vnni()) {
+    if (__builtin_cpu_supports("avx512vnni")) {
       set.fp4_quantised = fp4_quantised_avx512;
       set.fp4_quantised_rows = fp4_quantised_rows_avx512;
       set.fp4_quantised_tile = fp4_quantised_tile_avx512;
